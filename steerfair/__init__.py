@@ -1,0 +1,34 @@
+"""steerfair: optimal distribution steering to exactly fair ("ideal") distributions.
+
+The package is layered: ``families`` (normal, log-normal) -> ``conditional`` (group/label-conditional
+models) -> ``ideal`` (conditions, nearest-ideal solvers, exactness certificate) -> ``maps`` (affine
+maps, Gaussian OT) -> ``steering`` (maps onto the ideal) -> appliers for tables (``tabular``) and
+transformers (``llm``) -> ``metrics`` -> ``recipes/``.
+"""
+
+from .conditional import GroupConditionalModel
+from .divergences import kl
+from .families import Gaussian, LogNormal
+from .ideal import IdealSolution, ideality_violations, is_ideal, nearest_ideal, solve_nearest_ideal
+from .maps import AffineMap, bures_barycenter, gaussian_ot_map, mean_shift_map
+from .steering import SteeringTransform, fit_steering
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AffineMap",
+    "Gaussian",
+    "GroupConditionalModel",
+    "IdealSolution",
+    "LogNormal",
+    "SteeringTransform",
+    "bures_barycenter",
+    "fit_steering",
+    "gaussian_ot_map",
+    "ideality_violations",
+    "is_ideal",
+    "kl",
+    "mean_shift_map",
+    "nearest_ideal",
+    "solve_nearest_ideal",
+]

@@ -1,0 +1,60 @@
+"""Small, careful linear-algebra helpers (float64, ``eigh`` on symmetrised matrices, no inverses)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg as sla
+
+__all__ = ["psd_sqrt", "psd_sqrt_and_rsqrt", "cholesky", "logdet_spd", "spd_solve", "spd_inv"]
+
+
+def _sym(S: np.ndarray) -> np.ndarray:
+    return 0.5 * (S + S.T)
+
+
+def psd_sqrt_and_rsqrt(S: np.ndarray, *, rtol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return the symmetric square root of ``S`` and its (pseudo-)inverse from one ``eigh``.
+
+    Eigenvalues below ``rtol * max_eigenvalue`` (and all negative ones) are treated as zero.
+    """
+    evals, evecs = np.linalg.eigh(_sym(S))
+    floor = rtol * max(float(evals[-1]), 0.0)
+    keep = evals > floor
+    root = np.sqrt(np.where(keep, evals, 0.0))
+    rroot = np.where(keep, 1.0 / np.where(keep, root, 1.0), 0.0)
+    sqrt = (evecs * root) @ evecs.T
+    rsqrt = (evecs * rroot) @ evecs.T
+    return _sym(sqrt), _sym(rsqrt)
+
+
+def psd_sqrt(S: np.ndarray) -> np.ndarray:
+    """Symmetric PSD square root via ``eigh`` (negative eigenvalues clamped to zero)."""
+    evals, evecs = np.linalg.eigh(_sym(S))
+    return _sym((evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T)
+
+
+def cholesky(S: np.ndarray, name: str = "covariance") -> np.ndarray:
+    """Lower Cholesky factor; a clear ValueError if ``S`` is not positive definite."""
+    try:
+        return np.linalg.cholesky(_sym(S))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} is not positive definite; regularise it (shrinkage= or reg=) before use") from None
+
+
+def logdet_spd(S: np.ndarray, L: np.ndarray | None = None) -> float:
+    """log det of an SPD matrix from its Cholesky factor."""
+    L = cholesky(S) if L is None else L
+    return float(2.0 * np.sum(np.log(np.diag(L))))
+
+
+def spd_solve(S: np.ndarray, B: np.ndarray, L: np.ndarray | None = None) -> np.ndarray:
+    """Solve ``S X = B`` for SPD ``S`` with a Cholesky factorisation."""
+    L = cholesky(S) if L is None else L
+    return sla.cho_solve((L, True), B, check_finite=False)
+
+
+def spd_inv(S: np.ndarray, L: np.ndarray | None = None) -> np.ndarray:
+    """Precision matrix of an SPD matrix via Cholesky solves (used only where a dense precision is
+    genuinely needed, e.g. sums of precisions)."""
+    L = cholesky(S) if L is None else L
+    return _sym(sla.cho_solve((L, True), np.eye(S.shape[0]), check_finite=False))

@@ -1,0 +1,235 @@
+"""Multivariate normal family: fitting (MLE / shrinkage / weights), density, sampling, KL, push-forward."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from .._linalg import cholesky, logdet_spd
+from .._validation import as_matrix, as_vector, check_cov, symmetrize
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..maps.affine import AffineMap
+
+__all__ = ["Gaussian", "Shrinkage", "AUTO_REG_RCOND", "AUTO_REG_SCALE", "weighted_moments", "shrink_cov"]
+
+Shrinkage = Literal["ledoit_wolf", "oas"] | float | None
+
+#: A fitted covariance whose eigenvalue ratio min/max falls below this is "near-singular".
+AUTO_REG_RCOND = 1e-10
+#: ``reg="auto"`` then adds ``AUTO_REG_SCALE * trace(S) / d`` to the diagonal.
+AUTO_REG_SCALE = 1e-8
+
+
+def _normalised_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = as_vector(weights, "weights")
+    if w.shape[0] != n:
+        raise ValueError(f"weights has {w.shape[0]} entries but X has {n} rows")
+    if np.any(w < 0):
+        raise ValueError("weights must be non-negative")
+    total = float(w.sum())
+    if total <= 0:
+        raise ValueError("weights sum to zero")
+    return w / total
+
+
+def weighted_moments(X: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and (maximum-likelihood) covariance with normalised weights ``p``."""
+    mean = p @ X
+    Xc = X - mean
+    cov = symmetrize((Xc * p[:, None]).T @ Xc)
+    return mean, cov
+
+
+def shrink_cov(
+    S: np.ndarray, Xc: np.ndarray | None, p: np.ndarray | None, shrinkage: Shrinkage, n_eff: float
+) -> np.ndarray:
+    """Linear shrinkage of ``S`` toward ``(tr S / d) I``.
+
+    ``"ledoit_wolf"`` uses the Ledoit-Wolf (2004) estimate of the optimal intensity (with sample
+    weights ``p`` entering as ``sum p_k^2 ||x_k x_k^T - S||_F^2``), ``"oas"`` the oracle-approximating
+    shrinkage of Chen et al. (2010) with the effective sample size, and a float in ``[0, 1]`` a fixed
+    intensity.
+    """
+    d = S.shape[0]
+    mu = float(np.trace(S)) / d
+    if shrinkage is None:
+        return S
+    if isinstance(shrinkage, str):
+        if shrinkage == "ledoit_wolf":
+            if Xc is None or p is None:
+                raise ValueError("ledoit_wolf shrinkage needs the samples")
+            sq = np.einsum("ij,ij->i", Xc, Xc)
+            quad = np.einsum("ij,jk,ik->i", Xc, S, Xc)
+            fro2 = float(np.sum(S * S))
+            b2 = float(np.sum(p**2 * (sq**2 - 2.0 * quad + fro2)))
+            d2 = float(np.sum((S - mu * np.eye(d)) ** 2))
+            alpha = 0.0 if d2 <= 0 else min(max(b2, 0.0), d2) / d2
+        elif shrinkage == "oas":
+            a2 = float(np.mean(S**2))
+            num = a2 + mu**2
+            den = (n_eff + 1.0) * (a2 - mu**2 / d)
+            alpha = 1.0 if den <= 0 else min(num / den, 1.0)
+        else:
+            raise ValueError(f"unknown shrinkage {shrinkage!r}; use 'ledoit_wolf', 'oas', a float or None")
+    else:
+        alpha = float(shrinkage)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"shrinkage intensity must lie in [0, 1]; got {alpha}")
+    out = (1.0 - alpha) * S
+    out[np.diag_indices(d)] += alpha * mu
+    return out
+
+
+def _regularise(S: np.ndarray, reg: float | Literal["auto"] | None) -> np.ndarray:
+    d = S.shape[0]
+    if reg is None:
+        return S
+    if reg == "auto":
+        evals = np.linalg.eigvalsh(S)
+        if evals[-1] <= 0:
+            raise ValueError("the fitted covariance is zero (all samples identical)")
+        if evals[0] > AUTO_REG_RCOND * evals[-1]:
+            return S
+        eps = AUTO_REG_SCALE * float(np.trace(S)) / d
+        warnings.warn(
+            f"fitted covariance is near-singular (eigenvalue ratio {evals[0] / evals[-1]:.2e}); "
+            f"adding {eps:.3g} to the diagonal. Pass shrinkage='oas' or reg=<float> to control this.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        reg = eps
+    reg = float(reg)
+    if reg < 0:
+        raise ValueError(f"reg must be non-negative; got {reg}")
+    out = S.copy()
+    out[np.diag_indices(d)] += reg
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Gaussian:
+    """A multivariate normal distribution ``N(mean, cov)`` (float64 parameters).
+
+    Parameters are validated on construction: ``cov`` must be symmetric positive definite.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    _chol: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        mean = as_vector(self.mean, "mean")
+        cov = check_cov(self.cov, "cov", dim=mean.shape[0])
+        mean.setflags(write=False)
+        cov.setflags(write=False)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "cov", cov)
+        object.__setattr__(self, "_chol", cholesky(cov))
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def dim(self) -> int:
+        """Dimension ``d``."""
+        return int(self.mean.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Gaussian(dim={self.dim})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Gaussian)
+            and type(other) is type(self)
+            and np.array_equal(self.mean, other.mean)
+            and np.array_equal(self.cov, other.cov)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def fit(
+        cls,
+        X: np.ndarray,
+        weights: np.ndarray | None = None,
+        shrinkage: Shrinkage = None,
+        reg: float | Literal["auto"] | None = "auto",
+    ) -> Gaussian:
+        """Fit by maximum likelihood (optionally weighted, optionally shrunk).
+
+        Args:
+            X: samples, shape ``(n, d)``; at least two rows.
+            weights: optional non-negative per-sample weights.
+            shrinkage: ``None`` (MLE), ``"ledoit_wolf"``, ``"oas"`` or an intensity in ``[0, 1]``.
+            reg: diagonal regularisation. ``"auto"`` (default) adds
+                ``AUTO_REG_SCALE * tr(S) / d`` only when the covariance is near-singular
+                (eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always added;
+                ``None`` never regularises (a singular covariance then raises).
+        """
+        X = as_matrix(X, "X", min_rows=2)
+        p = _normalised_weights(weights, X.shape[0])
+        n_eff = 1.0 / float(np.sum(p**2))
+        if n_eff < 2.0 - 1e-9:
+            raise ValueError(f"need at least 2 (effective) samples to fit a covariance; got {n_eff:.3g}")
+        mean, cov = weighted_moments(X, p)
+        cov = shrink_cov(cov, X - mean, p, shrinkage, n_eff)
+        cov = _regularise(cov, reg)
+        return cls(mean, cov)
+
+    # ------------------------------------------------------------- densities
+    def logpdf(self, X: np.ndarray) -> np.ndarray:
+        """Log-density at the rows of ``X``."""
+        X = as_matrix(X, "X", dim=self.dim)
+        Z = np.linalg.solve(self._chol, (X - self.mean).T) if self.dim > 0 else X.T
+        maha = np.sum(Z * Z, axis=0)
+        return -0.5 * (maha + self.dim * math.log(2 * math.pi) + logdet_spd(self.cov, self._chol))
+
+    def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
+        """Draw ``n`` samples (rows)."""
+        if int(n) < 0:
+            raise ValueError(f"n must be non-negative; got {n}")
+        rng = np.random.default_rng(seed)
+        Z = rng.standard_normal((int(n), self.dim))
+        return self.mean + Z @ self._chol.T
+
+    # -------------------------------------------------------------------- KL
+    def kl(self, other: Gaussian) -> float:
+        """``KL(self || other)`` in closed form (Cholesky solves, no inverses)."""
+        if not isinstance(other, Gaussian) or type(other) is not type(self):
+            raise TypeError(f"kl needs two {type(self).__name__}s; got {type(other).__name__}")
+        if other.dim != self.dim:
+            raise ValueError(f"dimension mismatch: {self.dim} vs {other.dim}")
+        return gaussian_kl(self.mean, self.cov, other.mean, other.cov, self._chol, other._chol)
+
+    # ------------------------------------------------------------ transforms
+    def pushforward(self, amap: AffineMap) -> Gaussian:
+        """Distribution of ``A x + b`` for ``x ~ self``."""
+        A = amap.A
+        if A.shape[1] != self.dim:
+            raise ValueError(f"map acts on dimension {A.shape[1]}; distribution has {self.dim}")
+        return Gaussian(A @ self.mean + amap.b, symmetrize(A @ self.cov @ A.T))
+
+
+def gaussian_kl(
+    m0: np.ndarray,
+    S0: np.ndarray,
+    m1: np.ndarray,
+    S1: np.ndarray,
+    L0: np.ndarray | None = None,
+    L1: np.ndarray | None = None,
+) -> float:
+    """``KL(N(m0, S0) || N(m1, S1))`` = 1/2 [tr(S1^-1 S0) + dm' S1^-1 dm - d + ln|S1|/|S0|]."""
+    d = m0.shape[0]
+    L0 = cholesky(S0) if L0 is None else L0
+    L1 = cholesky(S1) if L1 is None else L1
+    M = np.linalg.solve(L1, L0)  # L1^-1 L0
+    tr = float(np.sum(M * M))
+    z = np.linalg.solve(L1, m1 - m0)
+    maha = float(z @ z)
+    logdet = 2.0 * float(np.sum(np.log(np.diag(L1))) - np.sum(np.log(np.diag(L0))))
+    return max(0.5 * (tr + maha - d + logdet), 0.0)

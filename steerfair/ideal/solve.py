@@ -1,0 +1,193 @@
+"""``nearest_ideal``: the KL-nearest ideal distribution to a fitted group-conditional model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..conditional import GroupConditionalModel
+from ..families.gaussian import Gaussian
+from .closed_form import (
+    CellStats,
+    ScaleFamilyParams,
+    affirmative_closed_form,
+    all_inner_closed_form,
+    objective,
+    search_gammas,
+)
+from .priors import cell_weights, ideal_class_priors, prior_kl
+
+__all__ = ["IdealSolution", "nearest_ideal", "solve_nearest_ideal", "choose_reference", "CRITERIA"]
+
+Criterion = Literal["equal_opportunity", "demographic_parity", "equalized_odds"]
+Intervention = Literal["all", "affirmative"]
+CRITERIA = ("equal_opportunity", "demographic_parity", "equalized_odds")
+
+
+@dataclass(frozen=True)
+class IdealSolution:
+    """Everything the nearest-ideal solver found.
+
+    Attributes:
+        ideal: the ideal model (same groups, classes, family and group marginal as ``original``).
+        original: the model that was projected.
+        gammas, offsets: per-group scale and offset; ``template_means`` / ``template_covs`` the shared
+            class templates, so that cell ``(a, i)`` is ``N(gammas[a] nu_i + offsets[a], gammas[a]^2 Omega_i)``.
+        class_priors: the common class prior ``q`` of the ideal.
+        prior_kl, feature_kl, kl: the two parts of ``KL(ideal || original)`` and their sum.
+        reference: index of the group whose structure is kept (affirmative) or the gauge group (all).
+        solver, status: which solver ran and its status; ``info`` holds solver statistics.
+    """
+
+    ideal: GroupConditionalModel
+    original: GroupConditionalModel
+    criterion: str
+    intervention: str
+    solver: str
+    status: str
+    reference: int
+    gammas: np.ndarray
+    offsets: np.ndarray
+    template_means: np.ndarray
+    template_covs: np.ndarray
+    class_priors: np.ndarray
+    prior_kl: float
+    feature_kl: float
+    info: dict[str, float]
+
+    @property
+    def kl(self) -> float:
+        """``KL(ideal || original)`` of the joint distributions."""
+        return self.prior_kl + self.feature_kl
+
+    def sample_weights(self, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Per-sample weights ``q_i / q_ia`` realising the ideal class priors on data ``(y, groups)``."""
+        a = self.original.group_index(groups)
+        i = self.original.class_index(y)
+        return cell_weights(self.original, self.class_priors)[a, i]
+
+
+def choose_reference(model: GroupConditionalModel) -> int:
+    """Default advantaged group: the one whose classes are most separable.
+
+    Separability is the prior-weighted sum over class pairs of the Jeffreys divergence
+    ``KL(p_i || p_j) + KL(p_j || p_i)`` of the class-conditionals (for equal covariances this is the
+    squared Mahalanobis distance, a monotone function of the Bayes accuracy).
+    """
+    scores = []
+    for a in range(model.n_groups):
+        comps = model.components[a]
+        q = model.class_priors[a]
+        s = 0.0
+        for i in range(model.n_classes):
+            for j in range(i + 1, model.n_classes):
+                s += q[i] * q[j] * (comps[i].kl(comps[j]) + comps[j].kl(comps[i]))
+        scores.append(s)
+    return int(np.argmax(scores))
+
+
+def _resolve_reference(model: GroupConditionalModel, reference: object) -> int:
+    if reference is None:
+        return choose_reference(model)
+    return int(model.group_index(np.asarray([reference]), "reference")[0])
+
+
+def solve_nearest_ideal(
+    model: GroupConditionalModel,
+    criterion: Criterion = "equal_opportunity",
+    intervention: Intervention = "all",
+    solver: Literal["auto", "cvxpy"] = "auto",
+    *,
+    reference: object = None,
+) -> IdealSolution:
+    """Minimise ``KL(ideal || model)`` over ideal distributions (details in docs/theory.md).
+
+    Args:
+        model: a fitted :class:`GroupConditionalModel` (normal or log-normal; ``k >= 2`` groups,
+            ``m >= 2`` classes).
+        criterion: ``"equal_opportunity"``, ``"demographic_parity"`` or ``"equalized_odds"``. The
+            Proposition 3.2 ideal gives all three at once, so the projection is the same; the
+            criterion is recorded and used by :func:`bayes_gap` reports.
+        intervention: ``"affirmative"`` keeps the reference (advantaged) group fixed and moves the
+            others (convex, closed form); ``"all"`` moves every (group, class) cell (line search over
+            the scale, Proposition 4.3).
+        solver: ``"auto"`` (closed forms / 1-D search) or ``"cvxpy"`` (reference convex programs).
+        reference: label of the advantaged group (default: :func:`choose_reference`); for ``"all"``
+            it only fixes the gauge and does not change the solution.
+    """
+    if not isinstance(model, GroupConditionalModel):
+        raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
+    if intervention not in ("all", "affirmative"):
+        raise ValueError(f"unknown intervention {intervention!r}; use 'all' or 'affirmative'")
+    if solver not in ("auto", "cvxpy"):
+        raise ValueError(f"unknown solver {solver!r}; use 'auto' or 'cvxpy'")
+    ref = _resolve_reference(model, reference)
+    q = ideal_class_priors(model, intervention, ref)
+    weights = model.group_priors[:, None] * q[None, :]
+    stats = CellStats.from_components(model.components, weights)
+    status = "optimal"
+    info: dict[str, float] = {}
+    if intervention == "affirmative":
+        if solver == "cvxpy":
+            from .cvxpy_reference import affirmative_cvxpy
+
+            params, status = affirmative_cvxpy(stats, ref)
+        else:
+            params = affirmative_closed_form(stats, ref)
+    else:
+        start = affirmative_closed_form(stats, ref).gammas
+        start = start / start[ref]
+        if solver == "cvxpy":
+            from .cvxpy_reference import all_inner_cvxpy
+
+            inner = all_inner_cvxpy
+        else:
+            inner = all_inner_closed_form
+        params, info = search_gammas(stats, inner, start, gauge=ref)
+    feature_kl = objective(stats, params)
+    ideal = _build(model, params, q)
+    return IdealSolution(
+        ideal=ideal,
+        original=model,
+        criterion=criterion,
+        intervention=intervention,
+        solver=solver,
+        status=status,
+        reference=ref,
+        gammas=params.gammas,
+        offsets=params.offsets,
+        template_means=params.template_means,
+        template_covs=params.template_covs,
+        class_priors=q,
+        prior_kl=prior_kl(model, q),
+        feature_kl=feature_kl,
+        info=info,
+    )
+
+
+def _build(model: GroupConditionalModel, params: ScaleFamilyParams, q: np.ndarray) -> GroupConditionalModel:
+    comps = []
+    for a in range(model.n_groups):
+        row = []
+        for i in range(model.n_classes):
+            mu, S = params.cell(a, i)
+            row.append(Gaussian(mu, 0.5 * (S + S.T)))
+        comps.append(tuple(row))
+    cp = np.tile(q, (model.n_groups, 1))
+    return model.with_components(comps, class_priors=cp)
+
+
+def nearest_ideal(
+    model: GroupConditionalModel,
+    criterion: Criterion = "equal_opportunity",
+    intervention: Intervention = "all",
+    solver: Literal["auto", "cvxpy"] = "auto",
+    *,
+    reference: object = None,
+) -> GroupConditionalModel:
+    """The KL-nearest ideal model; see :func:`solve_nearest_ideal` for the arguments and details."""
+    return solve_nearest_ideal(model, criterion, intervention, solver, reference=reference).ideal

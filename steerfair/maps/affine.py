@@ -1,0 +1,295 @@
+"""Affine maps ``x -> A x + b`` acting on the rows of numpy arrays and torch tensors.
+
+The linear part is stored either dense or as *identity plus a low-rank update*
+``A = I + U V^T`` (``U, V`` of shape ``(d, r)``), which costs ``O(d r)`` memory and time and is
+never expanded unless :attr:`AffineMap.A` is read. Maps persist to ``safetensors`` with JSON
+metadata (no pickle): what a user saves is only numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_vector, check_finite
+
+__all__ = ["AffineMap"]
+
+_FORMAT = "steerfair.AffineMap"
+_VERSION = "1"
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class AffineMap:
+    """An affine map ``x -> A x + b`` on ``R^d`` (rows are samples: ``y = x @ A.T + b``).
+
+    Args:
+        A: dense ``(d_out, d_in)`` linear part.
+        b: offset of length ``d_out`` (defaults to zero).
+
+    Use :meth:`low_rank` for the ``I + U V^T`` form, :meth:`identity`, :meth:`translation` for
+    mean shifts. Instances are immutable; parameters are float64. Application casts back to the
+    input dtype (half-precision torch inputs are computed in float32).
+    """
+
+    __slots__ = ("_A", "_U", "_V", "_b", "_cache", "meta")
+
+    def __init__(self, A: Any, b: Any = None, *, meta: dict[str, Any] | None = None) -> None:
+        A = np.asarray(A.detach().cpu() if hasattr(A, "detach") else A, dtype=np.float64)
+        if A.ndim != 2:
+            raise ValueError(f"A must be a 2-D matrix; got shape {A.shape}")
+        check_finite(A, "A")
+        d_out = A.shape[0]
+        b = np.zeros(d_out) if b is None else as_vector(b.detach().cpu() if hasattr(b, "detach") else b, "b")
+        if b.shape[0] != d_out:
+            raise ValueError(f"b has length {b.shape[0]} but A maps to dimension {d_out}")
+        self._A: np.ndarray | None = _ro(A)
+        self._U: np.ndarray | None = None
+        self._V: np.ndarray | None = None
+        self._b = _ro(b)
+        self._cache: dict[Any, Any] = {}
+        self.meta = dict(meta or {})
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def low_rank(cls, U: Any, V: Any, b: Any = None, *, meta: dict[str, Any] | None = None) -> AffineMap:
+        """``x -> x + U V^T x + b`` (``A = I + U V^T``) stored in ``O(d r)``."""
+        U = np.asarray(U, dtype=np.float64)
+        V = np.asarray(V, dtype=np.float64)
+        if U.ndim == 1:
+            U = U[:, None]
+        if V.ndim == 1:
+            V = V[:, None]
+        if U.ndim != 2 or U.shape != V.shape:
+            raise ValueError(f"U and V must both be (d, r); got {U.shape} and {V.shape}")
+        check_finite(U, "U")
+        check_finite(V, "V")
+        d = U.shape[0]
+        b = np.zeros(d) if b is None else as_vector(b, "b", dim=d)
+        self = cls.__new__(cls)
+        self._A = None
+        self._U, self._V, self._b = _ro(U), _ro(V), _ro(b)
+        self._cache = {}
+        self.meta = dict(meta or {})
+        return self
+
+    @classmethod
+    def identity(cls, d: int) -> AffineMap:
+        """The identity on ``R^d`` (rank-0 low-rank form)."""
+        return cls.low_rank(np.zeros((d, 0)), np.zeros((d, 0)))
+
+    @classmethod
+    def translation(cls, b: Any) -> AffineMap:
+        """``x -> x + b`` (a mean shift)."""
+        b = as_vector(b, "b")
+        return cls.low_rank(np.zeros((b.shape[0], 0)), np.zeros((b.shape[0], 0)), b)
+
+    # -------------------------------------------------------------- accessors
+    @property
+    def is_low_rank(self) -> bool:
+        """True when stored as ``I + U V^T``."""
+        return self._A is None
+
+    @property
+    def rank(self) -> int | None:
+        """Rank of the update ``U V^T`` for low-rank maps; ``None`` for dense maps."""
+        return None if self._U is None else int(self._U.shape[1])
+
+    @property
+    def d_in(self) -> int:
+        """Input dimension."""
+        return int(self._A.shape[1]) if self._A is not None else int(self._U.shape[0])
+
+    @property
+    def d_out(self) -> int:
+        """Output dimension."""
+        return int(self._b.shape[0])
+
+    @property
+    def A(self) -> np.ndarray:
+        """Dense linear part (formed on demand for low-rank maps)."""
+        if self._A is not None:
+            return self._A
+        if "A" not in self._cache:
+            A = np.eye(self.d_in) + self._U @ self._V.T
+            A.setflags(write=False)
+            self._cache["A"] = A
+        return self._cache["A"]
+
+    @property
+    def b(self) -> np.ndarray:
+        """Offset."""
+        return self._b
+
+    @property
+    def U(self) -> np.ndarray | None:
+        """Left factor of the low-rank update (``None`` for dense maps)."""
+        return self._U
+
+    @property
+    def V(self) -> np.ndarray | None:
+        """Right factor of the low-rank update (``None`` for dense maps)."""
+        return self._V
+
+    def __repr__(self) -> str:
+        kind = f"low_rank(rank={self.rank})" if self.is_low_rank else "dense"
+        return f"AffineMap(d_in={self.d_in}, d_out={self.d_out}, {kind})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AffineMap) or self.is_low_rank != other.is_low_rank:
+            return False
+        if self.is_low_rank:
+            return (
+                np.array_equal(self._U, other._U)
+                and np.array_equal(self._V, other._V)
+                and np.array_equal(self._b, other._b)
+            )
+        return np.array_equal(self._A, other._A) and np.array_equal(self._b, other._b)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # ------------------------------------------------------------ application
+    def __call__(self, x: Any) -> Any:
+        """Apply to the rows of ``x`` (numpy array or torch tensor, any leading batch dims)."""
+        if hasattr(x, "detach") and hasattr(x, "device"):
+            return self._apply_torch(x)
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"cannot apply an AffineMap to an array of dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.shape[-1] != self.d_in:
+            raise ValueError(f"input has last dimension {arr.shape[-1] if arr.ndim else 0}; map expects {self.d_in}")
+        out_dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
+        x64 = arr.astype(np.float64, copy=False)
+        if self._A is not None:
+            y = x64 @ self._A.T + self._b
+        else:
+            y = x64 + (x64 @ self._V) @ self._U.T + self._b
+        return y.astype(out_dtype, copy=False)
+
+    def torch_params(self, device: Any, dtype: Any) -> tuple[Any, ...]:
+        """Parameters as torch tensors on ``device`` in ``dtype`` (cached per device/dtype)."""
+        import torch
+
+        key = ("torch", str(device), dtype)
+        if key not in self._cache:
+            conv = lambda a: torch.tensor(np.array(a), dtype=dtype, device=device)  # noqa: E731
+            if self._A is not None:
+                self._cache[key] = (conv(self._A.T.copy()), conv(self._b))
+            else:
+                self._cache[key] = (conv(self._U.T.copy()), conv(self._V), conv(self._b))
+        return self._cache[key]
+
+    def _apply_torch(self, x: Any) -> Any:
+        import torch
+
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"input has last dimension {x.shape[-1]}; map expects {self.d_in}")
+        if not torch.is_floating_point(x):
+            raise TypeError(f"cannot apply an AffineMap to a tensor of dtype {x.dtype}")
+        compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        xc = x.to(compute)
+        params = self.torch_params(x.device, compute)
+        if self._A is not None:
+            AT, b = params
+            y = torch.addmm(b, xc.reshape(-1, self.d_in), AT).reshape(*x.shape[:-1], self.d_out)
+        else:
+            UT, V, b = params
+            y = xc + (xc @ V) @ UT + b
+        return y.to(x.dtype)
+
+    # ------------------------------------------------------------ algebra
+    def compose(self, other: AffineMap) -> AffineMap:
+        """``self ∘ other``: ``x -> self(other(x))``. Low-rank ∘ low-rank stays low-rank."""
+        if not isinstance(other, AffineMap):
+            raise TypeError("compose expects an AffineMap")
+        if other.d_out != self.d_in:
+            raise ValueError(f"cannot compose: inner map outputs {other.d_out}, outer expects {self.d_in}")
+        if self.is_low_rank and other.is_low_rank:
+            # (I + U1 V1^T)(I + U2 V2^T) = I + [U1, U2 + U1 V1^T U2] [V1, V2]^T
+            U = np.hstack([self._U, other._U + self._U @ (self._V.T @ other._U)])
+            V = np.hstack([self._V, other._V])
+            b = self(other._b[None])[0]
+            return AffineMap.low_rank(U, V, b)
+        return AffineMap(self.A @ other.A, self.A @ other.b + self.b)
+
+    def inverse(self) -> AffineMap:
+        """The inverse map (Woodbury identity for low-rank maps; LU solve for dense ones)."""
+        if self.d_in != self.d_out:
+            raise ValueError("only square maps are invertible")
+        if self.is_low_rank:
+            r = self.rank or 0
+            K = np.eye(r) + self._V.T @ self._U
+            try:
+                KinvVt = np.linalg.solve(K, self._V.T)
+            except np.linalg.LinAlgError:
+                raise ValueError("the map is singular and has no inverse") from None
+            # (I + U V^T)^-1 = I - U (I + V^T U)^-1 V^T
+            U2, V2 = -self._U, KinvVt.T
+            b2 = -(self._b + U2 @ (V2.T @ self._b))
+            return AffineMap.low_rank(U2, V2, b2)
+        A = self._A
+        cond = np.linalg.cond(A)
+        if not np.isfinite(cond) or cond > 1e14:
+            raise ValueError(f"the map is singular (condition number {cond:.3g}) and has no inverse")
+        Ainv = np.linalg.solve(A, np.eye(A.shape[0]))
+        return AffineMap(Ainv, -Ainv @ self._b)
+
+    def to_low_rank(self, rank: int | None = None, *, rtol: float = 1e-12) -> AffineMap:
+        """Compress ``A - I`` by a truncated SVD (exact when ``A - I`` has rank <= ``rank``)."""
+        if self.is_low_rank:
+            return self
+        if self.d_in != self.d_out:
+            raise ValueError("only square maps have an identity-plus-low-rank form")
+        u, s, vt = np.linalg.svd(self._A - np.eye(self.d_in))
+        keep = int(np.sum(s > rtol * max(s[0] if s.size else 0.0, 1e-300))) if rank is None else int(rank)
+        return AffineMap.low_rank(u[:, :keep] * s[:keep], vt[:keep].T, self._b)
+
+    def to_dense(self) -> AffineMap:
+        """The same map with a dense linear part."""
+        return self if not self.is_low_rank else AffineMap(self.A, self.b, meta=self.meta)
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Named float64 arrays describing the map (for safetensors)."""
+        if self.is_low_rank:
+            return {f"{prefix}U": self._U, f"{prefix}V": self._V, f"{prefix}b": self._b}
+        return {f"{prefix}A": self._A, f"{prefix}b": self._b}
+
+    @classmethod
+    def from_state_dict(cls, tensors: dict[str, np.ndarray], prefix: str = "") -> AffineMap:
+        """Inverse of :meth:`state_dict`."""
+        if f"{prefix}A" in tensors:
+            return cls(tensors[f"{prefix}A"], tensors[f"{prefix}b"])
+        if f"{prefix}U" in tensors:
+            return cls.low_rank(tensors[f"{prefix}U"], tensors[f"{prefix}V"], tensors[f"{prefix}b"])
+        raise ValueError(f"no affine map stored under prefix {prefix!r}")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write to ``path`` in safetensors format (float64, bit-exact) with JSON metadata."""
+        from safetensors.numpy import save_file
+
+        meta = {"format": _FORMAT, "version": _VERSION, "kind": "low_rank" if self.is_low_rank else "dense"}
+        meta["meta"] = json.dumps(self.meta, sort_keys=True, default=str)
+        save_file({k: np.ascontiguousarray(v) for k, v in self.state_dict().items()}, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> AffineMap:
+        """Read a map written by :meth:`save` (no code is executed)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"{path} is not a steerfair AffineMap file (format={meta.get('format')!r})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        out = cls.from_state_dict(tensors)
+        out.meta = json.loads(meta.get("meta", "{}"))
+        return out

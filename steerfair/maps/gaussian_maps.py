@@ -1,0 +1,80 @@
+"""Affine maps between Gaussians: mean shift, optimal transport (Bures) map, W2 barycenter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._linalg import psd_sqrt, psd_sqrt_and_rsqrt
+from .._validation import check_cov, symmetrize
+from ..families import Gaussian, LogNormal
+from .affine import AffineMap
+
+__all__ = ["mean_shift_map", "gaussian_ot_map", "ot_map_matrix", "bures_barycenter"]
+
+
+def _normal(p: Gaussian | LogNormal, name: str) -> Gaussian:
+    if isinstance(p, LogNormal):
+        return p.normal
+    if isinstance(p, Gaussian):
+        return p
+    raise TypeError(f"{name} must be a Gaussian or LogNormal; got {type(p).__name__}")
+
+
+def mean_shift_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -> AffineMap:
+    """``x -> x + (m_target - m_source)`` (for log-normals: in log-space)."""
+    s, t = _normal(source, "source"), _normal(target, "target")
+    if s.dim != t.dim:
+        raise ValueError(f"dimension mismatch: {s.dim} vs {t.dim}")
+    return AffineMap.translation(t.mean - s.mean)
+
+
+def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
+    """The symmetric PSD matrix ``A = S1^-1/2 (S1^1/2 S2 S1^1/2)^1/2 S1^-1/2`` with ``A S1 A = S2``."""
+    r, rinv = psd_sqrt_and_rsqrt(S1)
+    mid = psd_sqrt(r @ S2 @ r)
+    return symmetrize(rinv @ mid @ rinv)
+
+
+def gaussian_ot_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -> AffineMap:
+    """The 2-Wasserstein optimal transport map pushing ``source`` exactly onto ``target``.
+
+    ``x -> m_t + A (x - m_s)`` with ``A`` symmetric positive definite and ``A S_s A = S_t``.
+    For log-normals the map acts on ``log x`` (use it as ``exp(map(log x))``).
+    """
+    s, t = _normal(source, "source"), _normal(target, "target")
+    if s.dim != t.dim:
+        raise ValueError(f"dimension mismatch: {s.dim} vs {t.dim}")
+    A = ot_map_matrix(s.cov, t.cov)
+    return AffineMap(A, t.mean - A @ s.mean)
+
+
+def bures_barycenter(
+    covs: Sequence[np.ndarray],
+    weights: Sequence[float] | None = None,
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 500,
+) -> np.ndarray:
+    """Covariance of the 2-Wasserstein barycenter of centred Gaussians.
+
+    Fixed-point iteration of Alvarez-Esteban et al. (2016):
+    ``S <- S^-1/2 (sum_k w_k (S^1/2 C_k S^1/2)^1/2)^2 S^-1/2``, started at the weighted mean.
+    """
+    Cs = [check_cov(C, f"covs[{i}]") for i, C in enumerate(covs)]
+    if not Cs:
+        raise ValueError("need at least one covariance")
+    w = np.full(len(Cs), 1.0 / len(Cs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(Cs),) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("weights must be non-negative, one per covariance, and not all zero")
+    w = w / w.sum()
+    S = sum(wk * C for wk, C in zip(w, Cs, strict=True))
+    for _ in range(max_iter):
+        r, rinv = psd_sqrt_and_rsqrt(S)
+        T = sum(wk * psd_sqrt(r @ C @ r) for wk, C in zip(w, Cs, strict=True))
+        S_new = symmetrize(rinv @ T @ T @ rinv)
+        if np.linalg.norm(S_new - S) <= tol * np.linalg.norm(S):
+            return S_new
+        S = S_new
+    return S

@@ -1,0 +1,144 @@
+"""Group-conditional models and the steering maps onto the ideal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _random_models import random_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steerfair import GroupConditionalModel, fit_steering, is_ideal, kl
+
+seeds = st.integers(0, 10_000)
+
+
+@given(seed=seeds, d=st.integers(1, 4), k=st.integers(2, 3), m=st.integers(2, 3))
+@settings(max_examples=25, deadline=None)
+def test_label_maps_push_the_empirical_model_exactly_onto_the_ideal(seed: int, d: int, k: int, m: int) -> None:
+    """Steering fitted data with the label maps gives data whose refitted model *is* the ideal."""
+    truth = random_model(seed, d, k, m)
+    X, y, g = truth.sample(60 * k * m, seed=seed)
+    model = GroupConditionalModel.fit(X, y, g, reg=None, min_samples=d + 2)
+    steer = fit_steering(model)
+    Xs = steer.transform(X, g, y)
+    refit = GroupConditionalModel.fit(Xs, y, g, weights=steer.sample_weights(y, g), reg=None, min_samples=d + 2)
+    for a in range(k):
+        for i in range(m):
+            np.testing.assert_allclose(refit.components[a][i].mean, steer.ideal.components[a][i].mean, atol=1e-9)
+            np.testing.assert_allclose(refit.components[a][i].cov, steer.ideal.components[a][i].cov, atol=1e-9)
+    np.testing.assert_allclose(refit.class_priors, steer.ideal.class_priors, atol=1e-12)
+    assert is_ideal(refit, tol=1e-7)
+
+
+@given(seed=seeds)
+@settings(max_examples=10, deadline=None)
+def test_lognormal_steering_stays_positive_and_reaches_the_ideal(seed: int) -> None:
+    base = random_model(seed, 2)
+    truth = GroupConditionalModel(
+        base.groups, base.classes, base.group_priors, base.class_priors, base.components, "lognormal"
+    )
+    X, y, g = truth.sample(400, seed=seed)
+    assert np.all(X > 0)
+    model = GroupConditionalModel.fit(X, y, g, family="lognormal", reg=None)
+    steer = fit_steering(model)
+    Xs = steer.transform(X, g, y)
+    assert np.all(Xs > 0)
+    refit = GroupConditionalModel.fit(Xs, y, g, family="lognormal", weights=steer.sample_weights(y, g), reg=None)
+    assert is_ideal(refit, tol=1e-7)
+
+
+def test_soft_groups_one_hot_equals_hard_and_mixture_is_linear() -> None:
+    model = random_model(1, 3)
+    X, y, g = model.sample(200, seed=1)
+    steer = fit_steering(GroupConditionalModel.fit(X, y, g))
+    onehot = np.eye(2)[g]
+    for mode in ("label", "posterior", "group"):
+        yy = y if mode == "label" else None
+        hard = steer.transform(X, g, yy, mode=mode)
+        soft = steer.transform(X, None, yy, mode=mode, group_proba=onehot)
+        np.testing.assert_array_equal(hard, soft)
+    P = np.full((len(X), 2), 0.5)
+    half = steer.transform(X, None, mode="group", group_proba=P)
+    both = 0.5 * steer.transform(X, np.zeros(len(X), int), mode="group") + 0.5 * steer.transform(
+        X, np.ones(len(X), int), mode="group"
+    )
+    np.testing.assert_allclose(half, both, atol=1e-12)
+
+
+def test_group_maps_match_first_two_moments() -> None:
+    model = random_model(2, 2)
+    steer = fit_steering(model)
+    from steerfair.steering import mixture_moments
+
+    for a in range(2):
+        src = mixture_moments(model.components[a], model.class_priors[a])
+        dst = mixture_moments(steer.ideal.components[a], steer.ideal.class_priors[a])
+        pushed = src.pushforward(steer.group_maps[a])
+        np.testing.assert_allclose(pushed.mean, dst.mean, atol=1e-10)
+        np.testing.assert_allclose(pushed.cov, dst.cov, atol=1e-10)
+
+
+def test_affirmative_leaves_reference_group_untouched() -> None:
+    model = random_model(4, 3)
+    X, y, g = model.sample(300, seed=0)
+    steer = fit_steering(GroupConditionalModel.fit(X, y, g), intervention="affirmative", reference=1)
+    sel = g == 1
+    for mode in ("label", "posterior", "group"):
+        out = steer.transform(X, g, y if mode == "label" else None, mode=mode)
+        np.testing.assert_array_equal(out[sel], X[sel])
+
+
+def test_model_fit_sample_and_kl() -> None:
+    model = random_model(5, 2, k=3, m=3)
+    X, y, g = model.sample(30_000, seed=0)
+    refit = GroupConditionalModel.fit(X, y, g)
+    assert kl(refit, model) < 0.01
+    assert kl(model, model) == 0.0
+    np.testing.assert_allclose(refit.joint, model.joint, atol=0.02)
+    post = refit.posterior(X[:50], g[:50])
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+
+
+def test_from_moments_equals_fit() -> None:
+    model = random_model(6, 2)
+    X, y, g = model.sample(500, seed=0)
+    fit = GroupConditionalModel.fit(X, y, g, reg=None)
+    means = np.array([[c.mean for c in row] for row in fit.components])
+    covs = np.array([[c.cov for c in row] for row in fit.components])
+    mom = GroupConditionalModel.from_moments(fit.groups, fit.classes, fit.counts, means, covs, reg=None)
+    assert kl(mom, fit) == pytest.approx(0.0, abs=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"y": np.zeros(9)}, "y has 9 entries"),
+        ({"groups": np.r_[np.zeros(9), 1]}, "too few samples"),
+        ({"X": np.full((10, 2), np.nan)}, "NaN"),
+        ({"groups": np.zeros(10)}, "single value"),
+        ({"y": np.zeros(10)}, "single class"),
+        ({"family": "gamma"}, "unknown family"),
+    ],
+)
+def test_fit_rejects_bad_input(kwargs: dict, match: str) -> None:
+    rng = np.random.default_rng(0)
+    args = {"X": rng.normal(size=(10, 2)), "y": np.tile([0, 1], 5), "groups": np.repeat([0, 1], 5), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        GroupConditionalModel.fit(**args)
+
+
+def test_transform_rejects_bad_input() -> None:
+    model = random_model(0, 2)
+    steer = fit_steering(model)
+    X = np.ones((3, 2))
+    with pytest.raises(ValueError, match="not seen at fit time"):
+        steer.transform(X, ["x", "y", "z"])
+    with pytest.raises(ValueError, match="expected 2"):
+        steer.transform(np.ones((3, 3)), [0, 0, 1])
+    with pytest.raises(ValueError, match="needs y"):
+        steer.transform(X, [0, 0, 1], mode="label")
+    with pytest.raises(ValueError, match="group_proba"):
+        steer.transform(X, group_proba=np.ones((3, 2)))
+    with pytest.raises(ValueError, match="unknown mode"):
+        steer.transform(X, [0, 0, 1], mode="magic")  # type: ignore[arg-type]

@@ -1,0 +1,166 @@
+"""Invariants of affine maps and Gaussian transport maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _random_models import random_spd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steerfair import AffineMap, Gaussian, LogNormal, bures_barycenter, gaussian_ot_map, mean_shift_map
+from steerfair.maps import ot_map_matrix
+
+seeds = st.integers(0, 10_000)
+dims = st.integers(1, 8)
+
+
+def _rand_map(rng: np.random.Generator, d: int, low_rank: bool) -> AffineMap:
+    if low_rank:
+        r = int(rng.integers(0, d + 1))
+        return AffineMap.low_rank(0.3 * rng.normal(size=(d, r)), 0.3 * rng.normal(size=(d, r)), rng.normal(size=d))
+    return AffineMap(rng.normal(size=(d, d)) + 2 * np.eye(d), rng.normal(size=d))
+
+
+@given(seed=seeds, d=dims)
+@settings(max_examples=40, deadline=None)
+def test_ot_map_pushes_source_exactly_onto_target(seed: int, d: int) -> None:
+    rng = np.random.default_rng(seed)
+    s = Gaussian(rng.normal(size=d), random_spd(rng, d, cond=50))
+    t = Gaussian(rng.normal(size=d), random_spd(rng, d, cond=50))
+    f = gaussian_ot_map(s, t)
+    A = f.A
+    np.testing.assert_allclose(A, A.T, atol=1e-12)
+    assert np.linalg.eigvalsh(A).min() > 0
+    pushed = s.pushforward(f)
+    np.testing.assert_allclose(pushed.mean, t.mean, atol=1e-9)
+    np.testing.assert_allclose(pushed.cov, t.cov, rtol=1e-8, atol=1e-9 * np.abs(t.cov).max())
+
+
+@given(seed=seeds, d=dims)
+@settings(max_examples=25, deadline=None)
+def test_ot_map_matches_pot_and_concept_erasure(seed: int, d: int) -> None:
+    ot = pytest.importorskip("ot")
+    ce = pytest.importorskip("concept_erasure")
+    rng = np.random.default_rng(seed)
+    S1, S2 = random_spd(rng, d), random_spd(rng, d)
+    m1, m2 = rng.normal(size=d), rng.normal(size=d)
+    A = ot_map_matrix(S1, S2)
+    # POT's closed form for Gaussian OT between N(m1, S1) and N(m2, S2)
+    A_pot, b_pot = ot.gaussian.bures_wasserstein_mapping(m1[None], m2[None], S1, S2)
+    np.testing.assert_allclose(A, np.asarray(A_pot), rtol=1e-7, atol=1e-9)
+    f = gaussian_ot_map(Gaussian(m1, S1), Gaussian(m2, S2))
+    np.testing.assert_allclose(f.b, np.asarray(b_pot).ravel(), rtol=1e-7, atol=1e-8)
+    A_ce = ce.optimal_transport.ot_map(torch.tensor(S1), torch.tensor(S2)).numpy()
+    np.testing.assert_allclose(A, A_ce, rtol=1e-6, atol=1e-8)
+
+
+@given(seed=seeds, d=dims, lr1=st.booleans(), lr2=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_compose_and_inverse_identities(seed: int, d: int, lr1: bool, lr2: bool) -> None:
+    rng = np.random.default_rng(seed)
+    f, g = _rand_map(rng, d, lr1), _rand_map(rng, d, lr2)
+    x = rng.normal(size=(5, d))
+    np.testing.assert_allclose(f.compose(g)(x), f(g(x)), atol=1e-9)
+    if lr1 and lr2:
+        assert f.compose(g).is_low_rank
+    cond = np.linalg.cond(f.A)
+    if cond < 1e6:
+        finv = f.inverse()
+        np.testing.assert_allclose(finv(f(x)), x, atol=1e-8 * cond)
+        np.testing.assert_allclose(f.compose(finv).A, np.eye(d), atol=1e-8 * cond)
+        assert finv.is_low_rank == f.is_low_rank
+
+
+@given(seed=seeds, d=dims, lr=st.booleans())
+@settings(max_examples=30, deadline=None)
+def test_low_rank_equals_dense(seed: int, d: int, lr: bool) -> None:
+    rng = np.random.default_rng(seed)
+    f = _rand_map(rng, d, True)
+    dense = f.to_dense()
+    x = rng.normal(size=(4, d))
+    np.testing.assert_allclose(f(x), dense(x), atol=1e-12)
+    np.testing.assert_allclose(dense.to_low_rank()(x), dense(x), atol=1e-10)
+    assert dense.to_low_rank().rank <= (f.rank or 0)
+
+
+@given(seed=seeds, d=dims, lr=st.booleans())
+@settings(max_examples=20, deadline=None)
+def test_save_load_round_trip_is_bit_identical(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, d: int, lr: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    f = _rand_map(rng, d, lr)
+    f.meta["note"] = "unit"
+    path = tmp_path_factory.mktemp("maps") / "map.safetensors"
+    f.save(path)
+    g = AffineMap.load(path)
+    assert g == f and g.meta == {"note": "unit"}
+    assert np.array_equal(g.A, f.A) and np.array_equal(g.b, f.b)
+
+
+def test_load_rejects_foreign_file(tmp_path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"A": np.eye(2)}, str(tmp_path / "x.safetensors"))
+    with pytest.raises(ValueError, match="not a steerfair AffineMap"):
+        AffineMap.load(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("lr", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_torch_application_matches_numpy(lr: bool, dtype: torch.dtype) -> None:
+    rng = np.random.default_rng(0)
+    f = _rand_map(rng, 6, lr)
+    x = torch.tensor(rng.normal(size=(2, 3, 6)), dtype=dtype)
+    y = f(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    ref = f(x.double().numpy().reshape(-1, 6)).reshape(2, 3, 6)
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 0.1}[dtype]
+    np.testing.assert_allclose(y.double().numpy(), ref, atol=tol)
+
+
+def test_numpy_dtype_is_kept() -> None:
+    f = AffineMap(2 * np.eye(3), np.ones(3))
+    assert f(np.ones((2, 3), dtype=np.float32)).dtype == np.float32
+
+
+def test_mean_shift_and_lognormal_maps() -> None:
+    rng = np.random.default_rng(0)
+    s, t = Gaussian(rng.normal(size=3), random_spd(rng, 3)), Gaussian(rng.normal(size=3), random_spd(rng, 3))
+    f = mean_shift_map(s, t)
+    np.testing.assert_allclose(s.pushforward(f).mean, t.mean)
+    np.testing.assert_allclose(s.pushforward(f).cov, s.cov)
+    ls, lt = LogNormal(s.mean, s.cov), LogNormal(t.mean, t.cov)
+    g = gaussian_ot_map(ls, lt)
+    np.testing.assert_allclose(ls.pushforward(g).cov, lt.cov, atol=1e-10)
+
+
+@given(seed=seeds, d=st.integers(1, 5), k=st.integers(2, 4))
+@settings(max_examples=20, deadline=None)
+def test_barycenter_fixed_point(seed: int, d: int, k: int) -> None:
+    rng = np.random.default_rng(seed)
+    Cs = [random_spd(rng, d) for _ in range(k)]
+    w = rng.dirichlet(np.ones(k))
+    S = bures_barycenter(Cs, w)
+    # first-order optimality: the weighted mean of the OT maps from S to the C_k is the identity
+    T = sum(wk * ot_map_matrix(S, C) for wk, C in zip(w, Cs, strict=True))
+    np.testing.assert_allclose(T, np.eye(d), atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: AffineMap(np.eye(3), np.zeros(2)), "length 2"),
+        (lambda: AffineMap(np.eye(3))(np.zeros((2, 4))), "last dimension 4"),
+        (lambda: AffineMap(np.array([[np.nan]])), "NaN"),
+        (lambda: AffineMap(np.zeros((2, 2))).inverse(), "singular"),
+        (lambda: AffineMap(np.eye(2)).compose(AffineMap(np.eye(3))), "compose"),
+        (lambda: AffineMap.low_rank(np.zeros((3, 1)), np.zeros((2, 1))), r"\(d, r\)"),
+        (lambda: gaussian_ot_map(Gaussian(np.zeros(2), np.eye(2)), Gaussian(np.zeros(3), np.eye(3))), "dimension"),
+    ],
+)
+def test_bad_input_raises(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
