@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steerfair import GroupConditionalModel, ideality_violations, is_ideal, solve_nearest_ideal
-from steerfair.ideal.closed_form import CellStats, ScaleFamilyParams, all_inner_closed_form, objective
+from steerfair.ideal.closed_form import (
+    CellStats,
+    ScaleFamilyParams,
+    TwoGroupProfile,
+    all_inner_closed_form,
+    gamma_gradient,
+    objective,
+    search_gammas,
+)
 from steerfair.ideal.cvxpy_reference import all_inner_cvxpy
 
 seeds = st.integers(0, 10_000)
@@ -167,3 +175,32 @@ def test_reference_choice_and_errors() -> None:
     a = solve_nearest_ideal(model, reference=0)
     b = solve_nearest_ideal(model, reference=1)
     assert a.kl == pytest.approx(b.kl, rel=1e-9)
+
+
+@given(seed=seeds, d=st.integers(1, 6), m=st.integers(2, 4), s=st.floats(-1.5, 1.5), gauge=st.integers(0, 1))
+@settings(max_examples=40, deadline=None)
+def test_two_group_profile_equals_generic_inner(seed: int, d: int, m: int, s: float, gauge: int) -> None:
+    """The generalized-eigenbasis profile reproduces the closed-form inner solution exactly."""
+    model = random_model(seed, d, 2, m)
+    stats = CellStats.from_components(model.components, model.joint)
+    prof = TwoGroupProfile(stats, gauge)
+    g = np.ones(2)
+    g[1 - gauge] = np.exp(s)
+    ref = all_inner_closed_form(stats, g, gauge)
+    fast = prof.params(s)
+    assert prof.value(s) == pytest.approx(objective(stats, ref), rel=1e-9, abs=1e-10)
+    assert prof.derivative(s) == pytest.approx(gamma_gradient(stats, ref)[1 - gauge], rel=1e-7, abs=1e-8)
+    np.testing.assert_allclose(fast.template_covs, ref.template_covs, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(fast.template_means, ref.template_means, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(fast.offsets, ref.offsets, rtol=1e-8, atol=1e-9)
+
+
+@given(seed=seeds, d=st.integers(1, 4))
+@settings(max_examples=15, deadline=None)
+def test_fast_and_generic_searches_agree(seed: int, d: int) -> None:
+    model = random_model(seed, d)
+    stats = CellStats.from_components(model.components, model.joint)
+    a, _ = search_gammas(stats, None, np.ones(2))
+    b, _ = search_gammas(stats, all_inner_closed_form, np.ones(2))
+    assert objective(stats, a) == pytest.approx(objective(stats, b), rel=1e-10, abs=1e-12)
+    np.testing.assert_allclose(a.gammas, b.gammas, rtol=1e-7)

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from .._linalg import cholesky, logdet_spd
-from .._validation import as_matrix, as_vector, check_cov, symmetrize
+from .._validation import as_matrix, as_vector, check_cov_chol, symmetrize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..maps.affine import AffineMap
@@ -126,12 +127,12 @@ class Gaussian:
 
     def __post_init__(self) -> None:
         mean = as_vector(self.mean, "mean")
-        cov = check_cov(self.cov, "cov", dim=mean.shape[0])
+        cov, chol = check_cov_chol(self.cov, "cov", dim=mean.shape[0])
         mean.setflags(write=False)
         cov.setflags(write=False)
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "cov", cov)
-        object.__setattr__(self, "_chol", cholesky(cov))
+        object.__setattr__(self, "_chol", chol)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -185,7 +186,7 @@ class Gaussian:
     def logpdf(self, X: np.ndarray) -> np.ndarray:
         """Log-density at the rows of ``X``."""
         X = as_matrix(X, "X", dim=self.dim)
-        Z = np.linalg.solve(self._chol, (X - self.mean).T) if self.dim > 0 else X.T
+        Z = solve_triangular(self._chol, (X - self.mean).T, lower=True, check_finite=False)
         maha = np.sum(Z * Z, axis=0)
         return -0.5 * (maha + self.dim * math.log(2 * math.pi) + logdet_spd(self.cov, self._chol))
 
@@ -227,9 +228,9 @@ def gaussian_kl(
     d = m0.shape[0]
     L0 = cholesky(S0) if L0 is None else L0
     L1 = cholesky(S1) if L1 is None else L1
-    M = np.linalg.solve(L1, L0)  # L1^-1 L0
+    M = solve_triangular(L1, L0, lower=True, check_finite=False)  # L1^-1 L0
     tr = float(np.sum(M * M))
-    z = np.linalg.solve(L1, m1 - m0)
+    z = solve_triangular(L1, m1 - m0, lower=True, check_finite=False)
     maha = float(z @ z)
     logdet = 2.0 * float(np.sum(np.log(np.diag(L1))) - np.sum(np.log(np.diag(L0))))
     return max(0.5 * (tr + maha - d + logdet), 0.0)

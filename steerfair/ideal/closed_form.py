@@ -40,13 +40,18 @@ class CellStats:
     weights: np.ndarray  # (k, m) cell weights of the objective
 
     @classmethod
-    def from_components(cls, comps: tuple[tuple[Gaussian, ...], ...], weights: np.ndarray) -> CellStats:
+    def from_components(
+        cls, comps: tuple[tuple[Gaussian, ...], ...], weights: np.ndarray, precisions_for: list[int] | None = None
+    ) -> CellStats:
+        """Collect cell parameters; precision matrices are formed (by Cholesky solves) only for the
+        groups in ``precisions_for`` (default: all), the others are left as zeros."""
         means = np.array([[c.mean for c in row] for row in comps])
         covs = np.array([[c.cov for c in row] for row in comps])
-        chols = np.array([[cholesky(S) for S in row] for row in covs])
-        precs = np.array(
-            [[spd_inv(S, L) for S, L in zip(rs, rl, strict=True)] for rs, rl in zip(covs, chols, strict=True)]
-        )
+        chols = np.array([[c._chol for c in row] for row in comps])
+        precs = np.zeros_like(covs)
+        for a in range(len(comps)) if precisions_for is None else precisions_for:
+            for i in range(len(comps[a])):
+                precs[a, i] = spd_inv(covs[a, i], chols[a, i])
         return cls(means, covs, chols, precs, np.asarray(weights, dtype=np.float64))
 
     @property
@@ -69,11 +74,13 @@ class ScaleFamilyParams:
         return g * self.template_means[i] + self.offsets[a], g * g * self.template_covs[i]
 
 
-def objective(stats: CellStats, params: ScaleFamilyParams) -> float:
-    """``sum_ia w_ia KL(N~_ia || N_ia)``."""
+def objective(stats: CellStats, params: ScaleFamilyParams, skip: tuple[int, ...] = ()) -> float:
+    """``sum_ia w_ia KL(N~_ia || N_ia)`` (groups in ``skip`` are known to be unchanged: KL 0)."""
     k, m, _ = stats.shape
     total = 0.0
     for a in range(k):
+        if a in skip:
+            continue
         for i in range(m):
             if stats.weights[a, i] == 0:
                 continue
@@ -183,9 +190,151 @@ def gamma_gradient(stats: CellStats, params: ScaleFamilyParams) -> np.ndarray:
 InnerSolver = Callable[[CellStats, np.ndarray, int], ScaleFamilyParams]
 
 
+class TwoGroupProfile:
+    """The all-subgroup profile ``J(log gamma)`` for two groups in ``O(d^2)`` memory passes per point.
+
+    Per class ``i`` a generalized eigendecomposition (one Cholesky, two triangular solves and one
+    ``eigh``, computed once) gives ``B_i`` with ``B_i^T P_{0i} B_i = I`` and
+    ``B_i^T P_{1i} B_i = diag(lam_i)``. In that basis every template precision
+    ``H_i = w_0i P_0i + w_1i g^2 P_1i`` is diagonal, so the templates, the KL terms and the envelope
+    derivative are elementwise; only the offset normal equations
+    ``sum_i G_i^T diag(E_i) G_i c = rhs`` (``G_i = B_i^{-1}``) need one symmetric rank-``d`` update and
+    one Cholesky per evaluation. Group ``gauge`` has ``gamma = 1`` and offset 0.
+    """
+
+    def __init__(self, stats: CellStats, gauge: int = 0) -> None:
+        from scipy.linalg import solve_triangular
+
+        k, m, d = stats.shape
+        if k != 2:
+            raise ValueError("TwoGroupProfile needs exactly two groups")
+        self.stats, self.g0, self.g1 = stats, gauge, 1 - gauge
+        self.d, self.m = d, m
+        self.w0, self.w1 = stats.weights[self.g0], stats.weights[self.g1]
+        self.lam, self.G, self.B, self.mu0h, self.mu1h, self.logdet_ratio = [], [], [], [], [], []
+        for i in range(m):
+            L = stats.chols[self.g0, i]
+            S1 = stats.covs[self.g1, i]
+            Linv_S1 = solve_triangular(L, S1, lower=True, check_finite=False)
+            C = solve_triangular(L, Linv_S1.T, lower=True, check_finite=False)
+            kappa, V = np.linalg.eigh(0.5 * (C + C.T))
+            if kappa[0] <= 0:
+                raise ValueError("covariance is not positive definite in the generalized eigenbasis")
+            G = solve_triangular(L, np.eye(d), lower=True, check_finite=False)  # L^-1
+            G = V.T @ G
+            self.lam.append(1.0 / kappa)
+            self.G.append(G)
+            self.B.append(L @ V)
+            self.mu0h.append(G @ stats.means[self.g0, i])
+            self.mu1h.append(G @ stats.means[self.g1, i])
+            self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
+        self._cache: dict[float, tuple[float, float, np.ndarray, list[np.ndarray]]] = {}
+
+    def _solve(self, s: float) -> tuple[float, float, np.ndarray, list[np.ndarray]]:
+        if s in self._cache:
+            return self._cache[s]
+        from scipy.linalg import blas
+
+        g = float(np.exp(s))
+        d = self.d
+        M = np.zeros((d, d), order="F")
+        rhs = np.zeros(d)
+        Ds, Es = [], []
+        for i in range(self.m):
+            w0, w1, lam = self.w0[i], self.w1[i], self.lam[i]
+            D = w0 + w1 * g * g * lam
+            E = w0 * w1 * lam / D
+            Ds.append(D)
+            Es.append(E)
+            SG = np.sqrt(E)[:, None] * self.G[i]
+            M = blas.dsyrk(1.0, SG, beta=1.0, c=M, trans=1, lower=1, overwrite_c=1)
+            rhs += self.G[i].T @ (E * (self.mu1h[i] - g * self.mu0h[i]))
+        M = np.tril(M) + np.tril(M, -1).T
+        c = spd_solve(M, rhs, cholesky(M, "offset normal equations"))
+        value, deriv = 0.0, 0.0
+        nuh = []
+        for i in range(self.m):
+            w0, w1, lam, D = self.w0[i], self.w1[i], self.lam[i], Ds[i]
+            W = w0 + w1
+            ch = self.G[i] @ c
+            nh = (w0 * self.mu0h[i] + w1 * g * lam * (self.mu1h[i] - ch)) / D
+            nuh.append(nh)
+            logterm = float(np.sum(np.log(D))) - d * np.log(W)  # logdet S_0i - logdet Omega_i
+            r0 = nh - self.mu0h[i]
+            kl0 = 0.5 * (W * float(np.sum(1.0 / D)) + float(r0 @ r0) - d + logterm)
+            r1 = g * nh + ch - self.mu1h[i]
+            tr1 = g * g * W * float(np.sum(lam / D))
+            kl1 = 0.5 * (tr1 + float(np.sum(lam * r1 * r1)) - d + self.logdet_ratio[i] - 2 * d * s + logterm)
+            value += w0 * kl0 + w1 * kl1
+            deriv += w1 * (tr1 + g * float(np.sum(lam * r1 * nh)) - d)
+        out = (value, deriv, c, nuh)
+        self._cache[s] = out
+        return out
+
+    def value(self, s: float) -> float:
+        """Profile objective at ``log gamma = s``."""
+        return self._solve(s)[0]
+
+    def derivative(self, s: float) -> float:
+        """``dJ / dlog gamma`` (envelope theorem)."""
+        return self._solve(s)[1]
+
+    def params(self, s: float) -> ScaleFamilyParams:
+        """The full minimiser at ``log gamma = s``."""
+        _, _, c, nuh = self._solve(s)
+        g = float(np.exp(s))
+        gam = np.ones(2)
+        gam[self.g1] = g
+        offsets = np.zeros((2, self.d))
+        offsets[self.g1] = c
+        nu = np.array([self.B[i] @ nuh[i] for i in range(self.m)])
+        omegas = []
+        for i in range(self.m):
+            W = self.w0[i] + self.w1[i]
+            D = self.w0[i] + self.w1[i] * g * g * self.lam[i]
+            Om = (self.B[i] * (W / D)) @ self.B[i].T
+            omegas.append(0.5 * (Om + Om.T))
+        return ScaleFamilyParams(gam, offsets, nu, np.array(omegas))
+
+
+def _search_1d(
+    value: Callable[[float], float],
+    derivative: Callable[[float], float],
+    s0: float,
+    half_width: float,
+    n_grid: int,
+    xtol: float,
+) -> tuple[float, int]:
+    """Grid (extended while the minimum sits on an edge) + Brent root of the derivative in the
+    bracket around the best grid point; falls back to bounded minimisation if the derivative does
+    not change sign there. Returns ``(s*, grid size)``."""
+    grid = list(s0 + np.linspace(-half_width, half_width, n_grid))
+    vals = [value(s) for s in grid]
+    step = grid[1] - grid[0]
+    for _ in range(20):
+        j = int(np.argmin(vals))
+        if 0 < j < len(grid) - 1:
+            break
+        s_new = grid[0] - step if j == 0 else grid[-1] + step
+        if j == 0:
+            grid.insert(0, s_new)
+            vals.insert(0, value(s_new))
+        else:
+            grid.append(s_new)
+            vals.append(value(s_new))
+    j = int(np.argmin(vals))
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+    if derivative(lo) < 0 < derivative(hi):
+        s_star = optimize.brentq(derivative, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=200)
+    else:
+        res = optimize.minimize_scalar(value, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
+        s_star = float(res.x)
+    return float(s_star), len(grid)
+
+
 def search_gammas(
     stats: CellStats,
-    inner: InnerSolver,
+    inner: InnerSolver | None,
     start: np.ndarray,
     *,
     gauge: int = 0,
@@ -198,53 +347,33 @@ def search_gammas(
     Two groups (Proposition 4.3): evaluate the profile on a grid of ``n_grid`` points of
     ``log gamma`` centred at ``start`` (extending the grid while the minimum sits on its edge),
     then solve ``dJ/dlog gamma = 0`` with Brent's method inside the bracket around the best grid
-    point. More groups: L-BFGS-B on ``log gamma`` with the envelope gradient (a local method).
+    point. With ``inner=None`` (the fast path) the two-group profile uses :class:`TwoGroupProfile`.
+    More groups: L-BFGS-B on ``log gamma`` with the envelope gradient (a local method).
     """
     k = stats.shape[0]
     free = [a for a in range(k) if a != gauge]
-    evals = 0
+    s0 = np.log(np.asarray(start, dtype=np.float64)[free])
+    if len(free) == 1 and inner is None:
+        prof = TwoGroupProfile(stats, gauge)
+        s_star, n = _search_1d(prof.value, prof.derivative, float(s0[0]), half_width, n_grid, xtol)
+        return prof.params(s_star), {"evaluations": float(len(prof._cache)), "grid_points": float(n)}
+    inner = all_inner_closed_form if inner is None else inner
+    cache: dict[tuple[float, ...], ScaleFamilyParams] = {}
 
     def params_at(s: np.ndarray) -> ScaleFamilyParams:
-        nonlocal evals
-        evals += 1
-        g = np.ones(k)
-        g[free] = np.exp(s)
-        return inner(stats, g, gauge)
+        key = tuple(np.atleast_1d(s).tolist())
+        if key not in cache:
+            g = np.ones(k)
+            g[free] = np.exp(s)
+            cache[key] = inner(stats, g, gauge)
+        return cache[key]
 
-    s0 = np.log(np.asarray(start, dtype=np.float64)[free])
     if len(free) == 1:
-        grid = list(s0[0] + np.linspace(-half_width, half_width, n_grid))
-        vals = [objective(stats, params_at(np.array([s]))) for s in grid]
-        step = grid[1] - grid[0]
-        for _ in range(20):
-            j = int(np.argmin(vals))
-            if 0 < j < len(grid) - 1:
-                break
-            s_new = grid[0] - step if j == 0 else grid[-1] + step
-            v_new = objective(stats, params_at(np.array([s_new])))
-            if j == 0:
-                grid.insert(0, s_new)
-                vals.insert(0, v_new)
-            else:
-                grid.append(s_new)
-                vals.append(v_new)
-        j = int(np.argmin(vals))
-        lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+        value = lambda s: objective(stats, params_at(np.array([s])))  # noqa: E731
         deriv = lambda s: gamma_gradient(stats, params_at(np.array([s])))[free[0]]  # noqa: E731
-        dlo, dhi = deriv(lo), deriv(hi)
-        if dlo < 0 < dhi:
-            s_star = optimize.brentq(deriv, lo, hi, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=200)
-        else:  # flat or one-sided: bounded scalar minimisation of the profile
-            res = optimize.minimize_scalar(
-                lambda s: objective(stats, params_at(np.array([s]))),
-                bounds=(lo, hi),
-                method="bounded",
-                options={"xatol": 1e-10},
-            )
-            s_star = float(res.x)
-        best = params_at(np.array([s_star]))
-        return best, {"evaluations": float(evals), "grid_points": float(len(grid))}
+        s_star, n = _search_1d(value, deriv, float(s0[0]), half_width, n_grid, xtol)
+        return params_at(np.array([s_star])), {"evaluations": float(len(cache)), "grid_points": float(n)}
     fun = lambda s: objective(stats, params_at(s))  # noqa: E731
     jac = lambda s: gamma_gradient(stats, params_at(s))[free]  # noqa: E731
     res = optimize.minimize(fun, s0, jac=jac, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 500})
-    return params_at(res.x), {"evaluations": float(evals), "lbfgs_iterations": float(res.nit)}
+    return params_at(res.x), {"evaluations": float(len(cache)), "lbfgs_iterations": float(res.nit)}

@@ -128,7 +128,10 @@ def solve_nearest_ideal(
     ref = _resolve_reference(model, reference)
     q = ideal_class_priors(model, intervention, ref)
     weights = model.group_priors[:, None] * q[None, :]
-    stats = CellStats.from_components(model.components, weights)
+    others = [a for a in range(model.n_groups) if a != ref]
+    stats = CellStats.from_components(
+        model.components, weights, precisions_for=others if intervention == "affirmative" else None
+    )
     status = "optimal"
     info: dict[str, float] = {}
     if intervention == "affirmative":
@@ -146,9 +149,9 @@ def solve_nearest_ideal(
 
             inner = all_inner_cvxpy
         else:
-            inner = all_inner_closed_form
+            inner = None  # fast path: the two-group profile in the generalized eigenbasis (or closed-form inner)
         params, info = search_gammas(stats, inner, start, gauge=ref)
-    feature_kl = objective(stats, params)
+    feature_kl = objective(stats, params, skip=(ref,) if intervention == "affirmative" else ())
     ideal = _build(model, params, q)
     return IdealSolution(
         ideal=ideal,

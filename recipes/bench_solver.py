@@ -1,0 +1,156 @@
+"""Benchmark: nearest-ideal fit time (fast path vs cvxpy reference) and Gaussian OT map time
+(steerfair vs concept-erasure), in one run.
+
+    python recipes/bench_solver.py --out results/bench_solver.json
+
+For each dimension ``d`` a random two-group, two-class model (random SPD covariances) is solved
+with the fast path (``intervention="affirmative"`` and ``"all"``) and with the cvxpy reference
+(each cvxpy run in a subprocess killed after ``--cvxpy-timeout`` seconds). Writes JSON and prints a
+markdown table with the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from steerfair import Gaussian, GroupConditionalModel, solve_nearest_ideal
+from steerfair.maps import ot_map_matrix
+
+
+def random_model(d: int, seed: int = 0) -> GroupConditionalModel:
+    """Two groups x two classes, covariances ``G G^T / d + 0.5 I``."""
+    rng = np.random.default_rng(seed)
+
+    def spd() -> np.ndarray:
+        G = rng.standard_normal((d, d))
+        return G @ G.T / d + 0.5 * np.eye(d)
+
+    comps = tuple(tuple(Gaussian(rng.normal(size=d), spd()) for _ in range(2)) for _ in range(2))
+    return GroupConditionalModel(
+        np.arange(2), np.arange(2), np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.6, 0.4]]), comps
+    )
+
+
+def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue) -> None:
+    # warm up BLAS threads and solver imports on a tiny problem, then take the best of a few runs
+    solve_nearest_ideal(random_model(4, seed=1), intervention=intervention, solver=solver)  # type: ignore[arg-type]
+    model = random_model(d)
+    best = float("inf")
+    for _ in range(3 if d <= 256 else 1):
+        t = time.perf_counter()
+        sol = solve_nearest_ideal(model, intervention=intervention, solver=solver)  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - t)
+    q.put((best, sol.kl))
+
+
+def run_with_timeout(d: int, intervention: str, solver: str, timeout: float) -> tuple[float | None, float | None]:
+    """(seconds, kl) of one solve in a fresh process, or (None, None) past ``timeout``."""
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    p = ctx.Process(target=_timed_solve, args=(d, intervention, solver, q))
+    p.start()
+    p.join(timeout)
+    if p.is_alive():
+        p.terminate()
+        p.join()
+        return None, None
+    return q.get() if not q.empty() else (None, None)
+
+
+def time_ot(d: int, repeats: int) -> tuple[float, float | None, float]:
+    """Best-of-``repeats`` seconds for steerfair's and concept-erasure's OT map, and their max abs diff."""
+    rng = np.random.default_rng(1)
+    G1, G2 = rng.standard_normal((d, d)), rng.standard_normal((d, d))
+    S1, S2 = G1 @ G1.T / d + 0.5 * np.eye(d), G2 @ G2.T / d + 0.5 * np.eye(d)
+    best_sf = min(_clock(lambda: ot_map_matrix(S1, S2)) for _ in range(repeats))
+    try:
+        import torch
+        from concept_erasure.optimal_transport import ot_map
+
+        T1, T2 = torch.tensor(S1), torch.tensor(S2)
+        best_ce = min(_clock(lambda: ot_map(T1, T2)) for _ in range(repeats))
+        diff = float(np.abs(ot_map(T1, T2).numpy() - ot_map_matrix(S1, S2)).max())
+    except ImportError:
+        best_ce, diff = None, float("nan")
+    return best_sf, best_ce, diff
+
+
+def _clock(fn) -> float:  # type: ignore[no-untyped-def]
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 32, 128, 256, 768, 2048, 4096])
+    ap.add_argument("--cvxpy-timeout", type=float, default=60.0)
+    ap.add_argument("--cvxpy-all-max-d", type=int, default=8, help="largest d for the (SDP) all-subgroup reference")
+    ap.add_argument("--fast-timeout", type=float, default=900.0)
+    ap.add_argument("--skip-ot", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("results/bench_solver.json"))
+    args = ap.parse_args()
+    rows = []
+    for d in args.dims:
+        row: dict[str, object] = {"d": d}
+        for iv in ("affirmative", "all"):
+            t_fast, kl_fast = run_with_timeout(d, iv, "auto", args.fast_timeout)
+            row[f"{iv}_fast_s"], row[f"{iv}_fast_kl"] = t_fast, kl_fast
+            limit = args.cvxpy_timeout if (iv == "affirmative" or d <= args.cvxpy_all_max_d) else 0
+            t_ref, kl_ref = run_with_timeout(d, iv, "cvxpy", limit) if limit else (None, None)
+            row[f"{iv}_cvxpy_s"], row[f"{iv}_cvxpy_kl"] = t_ref, kl_ref
+            row[f"{iv}_speedup"] = (t_ref / t_fast) if (t_ref and t_fast) else None
+            row[f"{iv}_kl_diff"] = abs(kl_ref - kl_fast) if (kl_ref is not None and kl_fast is not None) else None
+        sf, ce, diff = (None, None, float("nan")) if args.skip_ot else time_ot(d, repeats=5 if d <= 768 else 2)
+        row.update(
+            {
+                "ot_steerfair_s": sf,
+                "ot_concept_erasure_s": ce,
+                "ot_ratio": (sf / ce) if ce else None,
+                "ot_max_abs_diff": diff,
+            }
+        )
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    env = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "rows": rows}, indent=2))
+    print(markdown(rows))
+
+
+def _fmt(x: object, spec: str = ".3g") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results as a markdown table."""
+    head = (
+        "| d | affirmative fast (s) | affirmative cvxpy (s) | speed-up | all fast (s) | all cvxpy (s) | speed-up "
+        "| OT steerfair (s) | OT concept-erasure (s) | ratio |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lines.append(
+            f"| {r['d']} | {_fmt(r['affirmative_fast_s'])} | {_fmt(r['affirmative_cvxpy_s'])} | "
+            f"{_fmt(r['affirmative_speedup'], '.0f')}x | {_fmt(r['all_fast_s'])} | {_fmt(r['all_cvxpy_s'])} | "
+            f"{_fmt(r['all_speedup'], '.0f')}x | {_fmt(r['ot_steerfair_s'])} | {_fmt(r['ot_concept_erasure_s'])} | "
+            f"{_fmt(r['ot_ratio'], '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
