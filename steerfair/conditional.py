@@ -135,36 +135,41 @@ class GroupConditionalModel:
         shrinkage: Shrinkage = None,
         reg: float | Literal["auto"] | None = "auto",
         min_samples: int = 2,
+        group_labels: Sequence[Any] | None = None,
     ) -> GroupConditionalModel:
         """Fit priors and class-conditionals from arrays.
 
         Args:
             X: features ``(n, d)`` (strictly positive for ``family="lognormal"``).
             y: class labels ``(n,)`` (binary or multi-class).
-            groups: group labels ``(n,)`` (``k >= 2`` groups).
+            groups: group labels ``(n,)`` (``k >= 2`` groups), or soft membership: an ``(n, k)`` array of
+                group probabilities (rows sum to 1; then ``group_labels`` names the columns, default
+                ``0..k-1``). Each row then contributes to every group's statistics with weight
+                ``P(A = a | row)``; one-hot rows reproduce hard labels exactly.
             family: ``"normal"`` or ``"lognormal"``.
             weights: optional per-sample weights (priors and moments are weighted).
             shrinkage, reg: see :meth:`Gaussian.fit`.
-            min_samples: the fewest samples allowed in a (group, class) cell.
+            min_samples: the fewest samples (expected count for soft groups) allowed in a cell.
+            group_labels: column labels for soft ``groups``.
         """
         _check_family(family)
         X = as_matrix(X, "X", min_rows=2)
         n = X.shape[0]
         Z = np.log(_positive(X)) if family == "lognormal" else X
         y = as_labels(y, "y", n)
-        g = as_labels(groups, "groups", n)
+        glabels, G = _membership(groups, n, group_labels)
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
             raise ValueError("weights must be finite, non-negative and one per row of X")
-        glabels, gi = np.unique(g, return_inverse=True)
         clabels, ci = np.unique(y, return_inverse=True)
         k, m = len(glabels), len(clabels)
-        if k < 2:
-            raise ValueError(f"groups has a single value ({glabels[0]!r}); need at least 2 groups")
         if m < 2:
             raise ValueError(f"y has a single class ({clabels[0]!r}); need at least 2 classes")
-        counts = np.zeros((k, m), dtype=np.int64)
-        np.add.at(counts, (gi, ci), 1)
+        counts = np.zeros((k, m))
+        for i in range(m):
+            counts[:, i] = G[ci == i].sum(axis=0)
+        if np.all((G == 0) | (G == 1)):
+            counts = counts.astype(np.int64)
         small = [
             (glabels[a], clabels[i], counts[a, i]) for a in range(k) for i in range(m) if counts[a, i] < min_samples
         ]
@@ -172,7 +177,8 @@ class GroupConditionalModel:
             desc = ", ".join(f"(group={a!r}, y={i!r}): {c}" for a, i, c in small[:5])
             raise ValueError(f"too few samples in (group, class) cell(s) (need >= {min_samples}): {desc}")
         mass = np.zeros((k, m))
-        np.add.at(mass, (gi, ci), w)
+        for i in range(m):
+            mass[:, i] = w[ci == i] @ G[ci == i]
         if np.any(mass <= 0):
             raise ValueError("a (group, class) cell has zero total weight")
         gp = mass.sum(axis=1) / mass.sum()
@@ -181,8 +187,8 @@ class GroupConditionalModel:
         for a in range(k):
             row = []
             for i in range(m):
-                sel = (gi == a) & (ci == i)
-                row.append(Gaussian.fit(Z[sel], weights=w[sel], shrinkage=shrinkage, reg=reg))
+                sel = (ci == i) & (G[:, a] > 0)
+                row.append(Gaussian.fit(Z[sel], weights=w[sel] * G[sel, a], shrinkage=shrinkage, reg=reg))
             comps.append(tuple(row))
         return cls(glabels, clabels, gp, cp, tuple(comps), family, counts)
 
@@ -306,6 +312,30 @@ class GroupConditionalModel:
             self.family,
             self.counts,
         )
+
+
+def _membership(groups: Any, n: int, labels: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Group labels and an ``(n, k)`` membership matrix from hard labels or probabilities."""
+    arr = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
+    if arr.ndim == 2 and arr.dtype.kind in "fiu":
+        P = arr.astype(np.float64)
+        if P.shape[0] != n:
+            raise ValueError(f"groups has {P.shape[0]} rows but X has {n} rows")
+        if not np.all(np.isfinite(P)) or np.any(P < 0) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
+            raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
+        glabels = np.arange(P.shape[1]) if labels is None else np.asarray(labels)
+        if len(glabels) != P.shape[1]:
+            raise ValueError(f"group_labels has {len(glabels)} entries for {P.shape[1]} probability columns")
+        if P.shape[1] < 2:
+            raise ValueError("need at least 2 groups")
+        return glabels, P
+    g = as_labels(arr, "groups", n)
+    glabels, gi = np.unique(g, return_inverse=True)
+    if len(glabels) < 2:
+        raise ValueError(f"groups has a single value ({glabels[0]!r}); need at least 2 groups")
+    P = np.zeros((n, len(glabels)))
+    P[np.arange(n), gi] = 1.0
+    return glabels, P
 
 
 def check_compatible(p: GroupConditionalModel, q: GroupConditionalModel) -> None:

@@ -142,3 +142,31 @@ def test_transform_rejects_bad_input() -> None:
         steer.transform(X, group_proba=np.ones((3, 2)))
     with pytest.raises(ValueError, match="unknown mode"):
         steer.transform(X, [0, 0, 1], mode="magic")  # type: ignore[arg-type]
+
+
+@given(seed=seeds, k=st.integers(2, 3))
+@settings(max_examples=10, deadline=None)
+def test_one_hot_group_probabilities_equal_hard_labels(seed: int, k: int) -> None:
+    model = random_model(seed, 2, k=k)
+    X, y, g = model.sample(300, seed=seed)
+    hard = GroupConditionalModel.fit(X, y, g)
+    soft = GroupConditionalModel.fit(X, y, np.eye(k)[g], group_labels=hard.groups)
+    for a in range(k):
+        for i in range(2):
+            assert hard.components[a][i] == soft.components[a][i]
+    np.testing.assert_array_equal(hard.class_priors, soft.class_priors)
+    np.testing.assert_array_equal(hard.counts, soft.counts)
+
+
+def test_soft_membership_is_a_weighted_fit() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = rng.integers(0, 2, 400)
+    P = rng.dirichlet([1.0, 1.0], size=400)
+    m = GroupConditionalModel.fit(X, y, P)
+    sel = y == 1
+    w = P[sel, 0] / P[sel, 0].sum()
+    np.testing.assert_allclose(m.components[0][1].mean, w @ X[sel])
+    np.testing.assert_allclose(m.group_priors, P.mean(axis=0))
+    with pytest.raises(ValueError, match="sum to 1"):
+        GroupConditionalModel.fit(X, y, P * 2)

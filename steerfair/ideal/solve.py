@@ -13,7 +13,6 @@ from .closed_form import (
     CellStats,
     ScaleFamilyParams,
     affirmative_closed_form,
-    all_inner_closed_form,
     objective,
     search_gammas,
 )
