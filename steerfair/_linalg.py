@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg as sla
 
-__all__ = ["psd_sqrt", "psd_sqrt_and_rsqrt", "cholesky", "logdet_spd", "spd_solve", "spd_inv"]
+__all__ = ["eigh_sym", "psd_sqrt", "psd_sqrt_and_rsqrt", "cholesky", "logdet_spd", "spd_solve", "spd_inv"]
 
 
 def _sym(S: np.ndarray) -> np.ndarray:
     return 0.5 * (S + S.T)
+
+
+def eigh_sym(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of the symmetrised ``S`` (LAPACK divide and conquer, ``syevd``)."""
+    return sla.eigh(_sym(S), driver="evd", check_finite=False)
 
 
 def psd_sqrt_and_rsqrt(S: np.ndarray, *, rtol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -17,7 +22,7 @@ def psd_sqrt_and_rsqrt(S: np.ndarray, *, rtol: float = 0.0) -> tuple[np.ndarray,
 
     Eigenvalues below ``rtol * max_eigenvalue`` (and all negative ones) are treated as zero.
     """
-    evals, evecs = np.linalg.eigh(_sym(S))
+    evals, evecs = eigh_sym(S)
     floor = rtol * max(float(evals[-1]), 0.0)
     keep = evals > floor
     root = np.sqrt(np.where(keep, evals, 0.0))
@@ -29,7 +34,7 @@ def psd_sqrt_and_rsqrt(S: np.ndarray, *, rtol: float = 0.0) -> tuple[np.ndarray,
 
 def psd_sqrt(S: np.ndarray) -> np.ndarray:
     """Symmetric PSD square root via ``eigh`` (negative eigenvalues clamped to zero)."""
-    evals, evecs = np.linalg.eigh(_sym(S))
+    evals, evecs = eigh_sym(S)
     return _sym((evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T)
 
 

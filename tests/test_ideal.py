@@ -204,3 +204,18 @@ def test_fast_and_generic_searches_agree(seed: int, d: int) -> None:
     b, _ = search_gammas(stats, all_inner_closed_form, np.ones(2))
     assert objective(stats, a) == pytest.approx(objective(stats, b), rel=1e-10, abs=1e-12)
     np.testing.assert_allclose(a.gammas, b.gammas, rtol=1e-7)
+
+
+@given(seed=seeds, d=st.integers(1, 6))
+@settings(max_examples=30, deadline=None)
+def test_two_class_affirmative_without_precisions_equals_general_form(seed: int, d: int) -> None:
+    from steerfair.ideal.closed_form import affirmative_group, affirmative_group_two_classes
+
+    model = random_model(seed, d)
+    stats = CellStats.from_components(model.components, model.joint)
+    a = affirmative_group(stats.means[0], stats.precs[0], stats.weights[0], stats.means[1], stats.covs[1])
+    b = affirmative_group_two_classes(
+        stats.means[0], stats.covs[0], stats.chols[0], stats.weights[0], stats.means[1], stats.chols[1]
+    )
+    assert a[0] == pytest.approx(b[0], rel=1e-10)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-8, atol=1e-9)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from .._linalg import cholesky, spd_inv, spd_solve
+from .._linalg import cholesky, eigh_sym, spd_inv, spd_solve
 from ..families.gaussian import Gaussian, gaussian_kl
 
 __all__ = ["CellStats", "ScaleFamilyParams", "affirmative_closed_form", "all_inner_closed_form", "search_gammas"]
@@ -116,6 +116,41 @@ def affirmative_group(
     return float(gamma), c0 - gamma * c1
 
 
+def affirmative_group_two_classes(
+    means: np.ndarray, covs: np.ndarray, chols: np.ndarray, w: np.ndarray, nu: np.ndarray, omega_chols: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """:func:`affirmative_group` for two classes without forming any precision matrix.
+
+    Uses ``(w_0 S_0^-1 + w_1 S_1^-1)^-1 = S_1 (w_0 S_1 + w_1 S_0)^-1 S_0`` (one Cholesky) and
+    ``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` (one triangular solve per class).
+    """
+    from scipy.linalg import cho_solve, solve_triangular
+
+    d = means.shape[1]
+    W = float(w.sum())
+    K = w[0] * covs[1] + w[1] * covs[0]
+    LK = cholesky(K, "weighted covariance sum")
+
+    def Hinv(x: np.ndarray) -> np.ndarray:
+        return covs[1] @ cho_solve((LK, True), covs[0] @ x, check_finite=False)
+
+    def P(i: int, x: np.ndarray) -> np.ndarray:
+        return cho_solve((chols[i], True), x, check_finite=False)
+
+    c0 = Hinv(w[0] * P(0, means[0]) + w[1] * P(1, means[1]))
+    c1 = Hinv(w[0] * P(0, nu[0]) + w[1] * P(1, nu[1]))
+    u = nu - c1
+    v = means - c0
+    alpha = beta = 0.0
+    for i in range(2):
+        M = solve_triangular(chols[i], omega_chols[i], lower=True, check_finite=False)
+        Pu = P(i, u[i])
+        alpha += w[i] * (float(np.sum(M * M)) + float(u[i] @ Pu))
+        beta += w[i] * float(Pu @ v[i])
+    gamma = (beta + np.sqrt(beta * beta + 4.0 * alpha * d * W)) / (2.0 * alpha)
+    return float(gamma), c0 - gamma * c1
+
+
 def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyParams:
     """Affirmative action: the reference group is kept, every other group is fitted in closed form."""
     k, m, d = stats.shape
@@ -125,7 +160,12 @@ def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyPara
     for a in range(k):
         if a == reference:
             continue
-        gammas[a], offsets[a] = affirmative_group(stats.means[a], stats.precs[a], stats.weights[a], nu, omega)
+        if m == 2:
+            gammas[a], offsets[a] = affirmative_group_two_classes(
+                stats.means[a], stats.covs[a], stats.chols[a], stats.weights[a], nu, stats.chols[reference]
+            )
+        else:
+            gammas[a], offsets[a] = affirmative_group(stats.means[a], stats.precs[a], stats.weights[a], nu, omega)
     return ScaleFamilyParams(gammas, offsets, nu.copy(), omega.copy())
 
 
@@ -217,7 +257,7 @@ class TwoGroupProfile:
             S1 = stats.covs[self.g1, i]
             Linv_S1 = solve_triangular(L, S1, lower=True, check_finite=False)
             C = solve_triangular(L, Linv_S1.T, lower=True, check_finite=False)
-            kappa, V = np.linalg.eigh(0.5 * (C + C.T))
+            kappa, V = eigh_sym(C)
             if kappa[0] <= 0:
                 raise ValueError("covariance is not positive definite in the generalized eigenbasis")
             G = solve_triangular(L, np.eye(d), lower=True, check_finite=False)  # L^-1

@@ -128,9 +128,12 @@ def solve_nearest_ideal(
     q = ideal_class_priors(model, intervention, ref)
     weights = model.group_priors[:, None] * q[None, :]
     others = [a for a in range(model.n_groups) if a != ref]
-    stats = CellStats.from_components(
-        model.components, weights, precisions_for=others if intervention == "affirmative" else None
-    )
+    if intervention == "affirmative":
+        # the two-class closed form needs no precision matrices; cvxpy and m > 2 need them
+        need = others if (solver == "cvxpy" or model.n_classes > 2) else []
+    else:
+        need = None
+    stats = CellStats.from_components(model.components, weights, precisions_for=need)
     status = "optimal"
     info: dict[str, float] = {}
     if intervention == "affirmative":
