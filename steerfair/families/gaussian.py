@@ -134,6 +134,16 @@ class Gaussian:
         object.__setattr__(self, "cov", cov)
         object.__setattr__(self, "_chol", chol)
 
+    @classmethod
+    def _trusted(cls, mean: np.ndarray, cov: np.ndarray, chol: np.ndarray) -> Gaussian:
+        """Internal constructor for parameters whose Cholesky factor is already known (no checks)."""
+        self = object.__new__(cls)
+        for name, val in (("mean", mean), ("cov", cov), ("_chol", chol)):
+            val = np.array(val, dtype=np.float64, copy=True)
+            val.setflags(write=False)
+            object.__setattr__(self, name, val)
+        return self
+
     # ------------------------------------------------------------------ basics
     @property
     def dim(self) -> int:

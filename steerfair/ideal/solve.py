@@ -13,7 +13,6 @@ from .closed_form import (
     CellStats,
     ScaleFamilyParams,
     affirmative_closed_form,
-    objective,
     search_gammas,
 )
 from .priors import cell_weights, ideal_class_priors, prior_kl
@@ -153,8 +152,16 @@ def solve_nearest_ideal(
         else:
             inner = None  # fast path: the two-group profile in the generalized eigenbasis (or closed-form inner)
         params, info = search_gammas(stats, inner, start, gauge=ref)
-    feature_kl = objective(stats, params, skip=(ref,) if intervention == "affirmative" else ())
-    ideal = _build(model, params, q)
+    keep = ref if intervention == "affirmative" else None
+    ideal = _build(model, params, q, keep)
+    feature_kl = float(
+        sum(
+            weights[a, i] * ideal.components[a][i].kl(model.components[a][i])
+            for a in range(model.n_groups)
+            if a != keep
+            for i in range(model.n_classes)
+        )
+    )
     return IdealSolution(
         ideal=ideal,
         original=model,
@@ -174,13 +181,22 @@ def solve_nearest_ideal(
     )
 
 
-def _build(model: GroupConditionalModel, params: ScaleFamilyParams, q: np.ndarray) -> GroupConditionalModel:
+def _build(
+    model: GroupConditionalModel, params: ScaleFamilyParams, q: np.ndarray, keep: int | None
+) -> GroupConditionalModel:
+    """The ideal model; one validated Cholesky factor per class template, scaled per group
+    (``chol(g^2 Omega) = g chol(Omega)``); group ``keep`` reuses the original components."""
+    templates = [Gaussian(params.template_means[i], params.template_covs[i]) for i in range(model.n_classes)]
     comps = []
     for a in range(model.n_groups):
+        if a == keep:
+            comps.append(model.components[a])
+            continue
+        g = float(params.gammas[a])
         row = []
-        for i in range(model.n_classes):
-            mu, S = params.cell(a, i)
-            row.append(Gaussian(mu, 0.5 * (S + S.T)))
+        for i, t in enumerate(templates):
+            mu, _ = params.cell(a, i)
+            row.append(Gaussian._trusted(mu, (g * g) * t.cov, g * t._chol))
         comps.append(tuple(row))
     cp = np.tile(q, (model.n_groups, 1))
     return model.with_components(comps, class_priors=cp)
