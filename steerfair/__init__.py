@@ -9,7 +9,18 @@ transformers (``llm``) -> ``metrics`` -> ``recipes/``.
 from .conditional import GroupConditionalModel
 from .divergences import kl
 from .families import Gaussian, LogNormal
-from .ideal import IdealSolution, ideality_violations, is_ideal, nearest_ideal, solve_nearest_ideal
+from .ideal import (
+    Certificate,
+    IdealSolution,
+    bayes_certificate,
+    bayes_error,
+    bayes_gap,
+    ideality_violations,
+    is_ideal,
+    nearest_ideal,
+    solve_nearest_ideal,
+    transfer_bounds,
+)
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map, mean_shift_map
 from .steering import SteeringTransform, fit_steering
 
@@ -17,11 +28,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AffineMap",
+    "Certificate",
     "Gaussian",
     "GroupConditionalModel",
     "IdealSolution",
     "LogNormal",
     "SteeringTransform",
+    "bayes_certificate",
+    "bayes_error",
+    "bayes_gap",
     "bures_barycenter",
     "fit_steering",
     "gaussian_ot_map",
@@ -31,4 +46,5 @@ __all__ = [
     "mean_shift_map",
     "nearest_ideal",
     "solve_nearest_ideal",
+    "transfer_bounds",
 ]

@@ -1,0 +1,40 @@
+"""The Gaussian case study: its analytic 1-D rates agree with the certificate, and the ideals are exact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from steerfair import bayes_certificate
+from steerfair.cli import main as cli_main
+from steerfair.experiments import gaussian_case_study as cs
+
+
+def test_one_dimensional_rates_equal_the_certificate() -> None:
+    for setting in cs.SETTINGS[:4]:
+        model = cs.build(setting)
+        own = cs.rates_1d(model, model)
+        cert = bayes_certificate(model, "demographic_parity", costs=np.array([0.5]))
+        np.testing.assert_allclose(own["tpr"], cert.tpr[:, 0], atol=1e-12)
+        np.testing.assert_allclose(own["pr"], cert.positive_rate[:, 0], atol=1e-12)
+
+
+def test_ideals_are_exact_and_bounds_hold(tmp_path) -> None:  # noqa: ANN001
+    results = cs.run(tmp_path, settings=[cs.SETTINGS[0]])
+    rows = results[0]["results"]
+    for name in ("affirmative", "all"):
+        row = rows[name]
+        assert row["worst_eo_gap_all_costs"] <= 1e-9 and row["worst_dp_gap_all_costs"] <= 1e-9
+        assert row["error_shift"] <= row["bound_error_shift"]
+        assert row["eo_gap_on_original"] <= row["bound_eo_gap"]
+        assert row["kl"] > 0
+    assert rows["all"]["kl"] <= rows["affirmative"]["kl"] + 1e-12  # nearest over a larger set
+    assert rows["original"]["worst_eo_gap_all_costs"] > 0.1
+    assert json.loads((tmp_path / "synthetic_gaussian.json").read_text())[0]["setting"] == cs.SETTINGS[0].name
+
+
+def test_cli_rejects_unknown_commands() -> None:
+    with pytest.raises(SystemExit):
+        cli_main(["no-such-command"])
