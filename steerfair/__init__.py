@@ -26,9 +26,20 @@ from .steering import SteeringTransform, fit_steering
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # scikit-learn-dependent parts load on first use, so ``import steerfair`` needs only the core deps
+    if name == "FairSteerer":
+        from .tabular import FairSteerer
+
+        return FairSteerer
+    raise AttributeError(f"module 'steerfair' has no attribute {name!r}")
+
+
 __all__ = [
     "AffineMap",
     "Certificate",
+    "FairSteerer",
     "Gaussian",
     "GroupConditionalModel",
     "IdealSolution",

@@ -17,6 +17,7 @@ objective is ``sum_ia w_ia KL(N~_ia || N_ia)``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -258,8 +259,15 @@ class TwoGroupProfile:
             Linv_S1 = solve_triangular(L, S1, lower=True, check_finite=False)
             C = solve_triangular(L, Linv_S1.T, lower=True, check_finite=False)
             kappa, V = eigh_sym(C)
-            if kappa[0] <= 0:
-                raise ValueError("covariance is not positive definite in the generalized eigenbasis")
+            floor = 64 * np.finfo(float).eps * max(float(kappa[-1]), 1e-300)
+            if kappa[0] <= floor:  # rounding in a numerically singular pair of cell covariances
+                warnings.warn(
+                    f"class {i}: the cell covariances are numerically singular relative to each other "
+                    f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                kappa = np.maximum(kappa, floor)
             G = solve_triangular(L, np.eye(d), lower=True, check_finite=False)  # L^-1
             G = V.T @ G
             self.lam.append(1.0 / kappa)

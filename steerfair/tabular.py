@@ -1,0 +1,436 @@
+"""``FairSteerer``: a scikit-learn transformer that steers table columns onto the nearest ideal distribution.
+
+The steered columns (continuous features) are modelled per (group, class) cell as a multivariate normal,
+or as a log-normal for the columns listed in ``lognormal_columns`` (those columns are modelled through
+their logarithm, which is exactly the log-normal family). Other columns (one-hot / categorical) pass
+through unchanged.
+
+**Training rows** (``fit_transform``, labels known) are moved by the per-cell Gaussian OT maps: their
+distribution becomes exactly the KL-nearest ideal one (first two moments), and
+:meth:`FairSteerer.sample_weight` realises the ideal class priors. **Test rows** (label unknown) are moved
+by ``test_mode``:
+
+* ``"posterior"`` (default): the posterior-weighted mixture ``sum_i P(Y=i | x, a) T_ai(x)`` of the cell maps,
+  with the original model's group-aware posterior;
+* ``"group"``: one affine OT map per group (label-free; invertible, so ``inverse_transform`` works);
+* ``"identity"``: test rows are not moved (steer the training data only; the downstream model is what
+  carries the fairness).
+
+When ``groups`` is not passed at transform time, a group probe (a logistic regression fitted on the
+training features) gives ``P(A | x)`` and the per-group results are mixed with those probabilities.
+Which combination is best for a downstream model is an empirical question: ``recipes/tabular_benchmark.py``
+measures them, and docs/tabular.md reports the result.
+
+Metadata routing: ``fit`` and ``transform`` take ``groups`` as keyword metadata, so with
+``sklearn.set_config(enable_metadata_routing=True)`` and
+``FairSteerer().set_fit_request(groups=True).set_transform_request(groups=True)`` a ``Pipeline`` or
+``GridSearchCV`` routes ``groups=`` to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .conditional import GroupConditionalModel
+from .ideal.solve import CRITERIA, solve_nearest_ideal
+from .steering import SteeringTransform
+
+__all__ = ["FairSteerer"]
+
+TestMode = Literal["posterior", "group", "identity"]
+_TEST_MODES = ("posterior", "group", "identity")
+
+
+def _is_frame(X: Any) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "iloc")
+
+
+class FairSteerer(TransformerMixin, BaseEstimator):
+    """Steer continuous columns onto the KL-nearest ideal (exactly fair) distribution.
+
+    Parameters
+    ----------
+    criterion : {"equal_opportunity", "demographic_parity"}
+        Fairness notion of the ideal (both lead to the same ideality conditions; kept for the record).
+    intervention : {"all", "affirmative"}
+        Move every (group, class) cell (KL-nearest) or only the disadvantaged group(s).
+    columns : sequence of column names / indices, or None
+        Columns to steer. ``None``: every numeric column with more than two distinct values in the
+        training data (binary and one-hot columns pass through).
+    lognormal_columns : sequence, or "auto"
+        Steered columns modelled as log-normal (strictly positive). ``"auto"``: every steered column whose
+        training values are all positive and whose log is less skewed than the raw values.
+    shrinkage : None, "ledoit_wolf", "oas" or float
+        Covariance estimator per cell.
+    reg : float, "auto" or None
+        Diagonal regularisation of each cell covariance (see :meth:`steerfair.Gaussian.fit`).
+    test_mode : {"posterior", "group", "identity"}
+        How rows are moved when the label is unknown (see the module docstring).
+    group_probe : {"logistic", None}
+        Model of ``P(A | x)`` used when ``transform`` gets no ``groups``; ``None`` makes ``groups`` required.
+    reference : group label or None
+        The advantaged group for ``intervention="affirmative"`` (default: the most separable group).
+    solver : {"auto", "cvxpy"}
+        Fast closed form / line search, or the cvxpy reference.
+    min_samples : int
+        The fewest training rows allowed in a (group, class) cell.
+
+    Attributes
+    ----------
+    model_ : GroupConditionalModel
+        The fitted model of the steered columns (working space: logs for log-normal columns).
+    steering_ : SteeringTransform
+        The solved projection and its maps.
+    steer_columns_ : ndarray of int
+        Indices of the steered columns; ``log_columns_`` the log-normal ones among them (positions in
+        ``steer_columns_``).
+    groups_, classes_ : ndarray
+        Group and class labels seen in ``fit``.
+    """
+
+    def __init__(
+        self,
+        criterion: str = "equal_opportunity",
+        intervention: str = "all",
+        *,
+        columns: Sequence[Any] | None = None,
+        lognormal_columns: Sequence[Any] | str = (),
+        shrinkage: str | float | None = None,
+        reg: float | str | None = "auto",
+        test_mode: TestMode = "posterior",
+        group_probe: str | None = "logistic",
+        reference: Any = None,
+        solver: str = "auto",
+        min_samples: int = 5,
+    ) -> None:
+        self.criterion = criterion
+        self.intervention = intervention
+        self.columns = columns
+        self.lognormal_columns = lognormal_columns
+        self.shrinkage = shrinkage
+        self.reg = reg
+        self.test_mode = test_mode
+        self.group_probe = group_probe
+        self.reference = reference
+        self.solver = solver
+        self.min_samples = min_samples
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+    # ------------------------------------------------------------------ input handling
+    def _as_array(self, X: Any, *, fitting: bool) -> np.ndarray:  # noqa: C901
+        """All columns as float64; non-numeric DataFrame columns become NaN (they can only pass through)."""
+        if _is_frame(X):
+            if X.shape[1] == 0:
+                raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required")
+            names = np.asarray([str(c) for c in X.columns], dtype=object)
+            if fitting:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_") and not np.array_equal(names, self.feature_names_in_):
+                raise ValueError("X has different columns (names or order) from the data FairSteerer was fitted on")
+            arr = np.full((len(X), X.shape[1]), np.nan)
+            nonnum = set()
+            for j, c in enumerate(X.columns):
+                try:
+                    arr[:, j] = np.asarray(X[c], dtype=np.float64)
+                except (TypeError, ValueError):
+                    nonnum.add(j)
+            self._nonnumeric = nonnum
+            numeric = [j for j in range(arr.shape[1]) if j not in nonnum]
+            check_array(arr[:, numeric], ensure_min_samples=2 if fitting else 1, ensure_min_features=0, input_name="X")
+            return arr
+        if fitting and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self._nonnumeric = set()
+        if sp.issparse(X):
+            raise TypeError("FairSteerer does not support sparse input; pass a dense array or DataFrame")
+        return check_array(X, dtype=np.float64, ensure_min_samples=2 if fitting else 1, input_name="X")
+
+    def _resolve_columns(self, X: Any, arr: np.ndarray) -> np.ndarray:
+        n_features = arr.shape[1]
+        names = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
+        if self.columns is None:
+            idx = []
+            for j in range(n_features):
+                col = arr[:, j]
+                if j in self._nonnumeric or (_is_frame(X) and not _numeric_dtype(X.iloc[:, j])):
+                    continue
+                if np.all(np.isfinite(col)) and np.unique(col).size > 2:
+                    idx.append(j)
+            if not idx:
+                raise ValueError("no continuous column to steer; pass columns= explicitly")
+            return np.asarray(idx, dtype=int)
+        idx = [_column_index(c, names, n_features) for c in self.columns]
+        bad = [self._name(j) for j in idx if j in self._nonnumeric]
+        if bad:
+            raise ValueError(f"columns {bad} are not numeric and cannot be steered")
+        if len(set(idx)) != len(idx) or not idx:
+            raise ValueError("columns must be a non-empty list without repeats")
+        return np.asarray(idx, dtype=int)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None) -> FairSteerer:
+        """Fit the group/class-conditional model of the steered columns and solve for its nearest ideal.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame, shape (n_samples, n_features)
+        y : array-like, shape (n_samples,)
+            Class labels (binary or multi-class).
+        groups : array-like, shape (n_samples,)
+            Sensitive group of each row (k >= 2 groups). Required.
+        sample_weight : array-like, shape (n_samples,), optional
+            Weights of the rows in the fitted moments and priors.
+        """
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"unknown criterion {self.criterion!r}; use one of {CRITERIA}")
+        if self.test_mode not in _TEST_MODES:
+            raise ValueError(f"unknown test_mode {self.test_mode!r}; use one of {_TEST_MODES}")
+        if self.group_probe not in ("logistic", None):
+            raise ValueError(f"unknown group_probe {self.group_probe!r}; use 'logistic' or None")
+        if y is None:
+            raise ValueError(
+                "FairSteerer requires y to be passed, but the target y is None "
+                "(class labels define the ideal per (group, class))"
+            )
+        arr = self._as_array(X, fitting=True)
+        if groups is None:
+            raise ValueError("FairSteerer.fit needs groups= (the sensitive attribute of each row)")
+        n = arr.shape[0]
+        y_arr, g_arr = np.asarray(y), np.asarray(groups)
+        if y_arr.ndim != 1 or len(y_arr) != n:
+            raise ValueError(f"y must be 1-D with one label per row of X ({n}); got shape {y_arr.shape}")
+        if g_arr.ndim != 1 or len(g_arr) != n:
+            raise ValueError(f"groups must be 1-D with one label per row of X ({n}); got shape {g_arr.shape}")
+        self.n_features_in_ = arr.shape[1]
+        cols = self._resolve_columns(X, arr)
+        Z = arr[:, cols]
+        if not np.all(np.isfinite(Z)):
+            bad = [self._name(cols[j]) for j in np.nonzero(~np.all(np.isfinite(Z), axis=0))[0]]
+            raise ValueError(f"steered columns contain NaN or inf: {bad}")
+        log_pos = self._resolve_lognormal(Z, cols)
+        if log_pos.size:
+            if np.any(Z[:, log_pos] <= 0):
+                bad = [self._name(cols[j]) for j in log_pos if np.any(Z[:, j] <= 0)]
+                raise ValueError(f"log-normal columns must be strictly positive; non-positive values in {bad}")
+            Z = Z.copy()
+            Z[:, log_pos] = np.log(Z[:, log_pos])
+        self.steer_columns_ = cols
+        self.log_columns_ = log_pos
+        self.model_ = GroupConditionalModel.fit(
+            Z, y_arr, g_arr, weights=sample_weight, shrinkage=self.shrinkage, reg=self.reg,
+            min_samples=self.min_samples,
+        )  # fmt: skip
+        sol = solve_nearest_ideal(
+            self.model_,
+            self.criterion,
+            self.intervention,
+            self.solver,
+            reference=self.reference,  # type: ignore[arg-type]
+        )
+        self.steering_ = SteeringTransform.from_solution(sol)
+        self.groups_ = np.asarray(self.model_.groups)
+        self.classes_ = np.asarray(self.model_.classes)
+        self.probe_ = None
+        if self.group_probe == "logistic":
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            finite = np.where(np.isfinite(arr), arr, 0.0)
+            self.probe_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(finite, g_arr)
+        return self
+
+    def _resolve_lognormal(self, Z: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        spec = self.lognormal_columns
+        if isinstance(spec, str):
+            if spec != "auto":
+                raise ValueError(f"lognormal_columns must be a sequence of columns or 'auto'; got {spec!r}")
+            pos = []
+            for j in range(Z.shape[1]):
+                col = Z[:, j]
+                if np.all(col > 0) and abs(_skew(np.log(col))) < abs(_skew(col)):
+                    pos.append(j)
+            return np.asarray(pos, dtype=int)
+        names = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
+        idx = [_column_index(c, names, self.n_features_in_) for c in spec]
+        where = {int(c): j for j, c in enumerate(cols)}
+        missing = [c for c, i in zip(spec, idx, strict=True) if i not in where]
+        if missing:
+            raise ValueError(f"lognormal_columns {missing} are not among the steered columns")
+        return np.asarray(sorted(where[i] for i in idx), dtype=int)
+
+    def _name(self, j: int) -> str:
+        return str(self.feature_names_in_[j]) if hasattr(self, "feature_names_in_") else str(j)
+
+    # ------------------------------------------------------------------ transform
+    def _working(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        check_is_fitted(self, "steering_")
+        arr = self._as_array(X, fitting=False)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        bad = [self._name(j) for j in self.steer_columns_ if j in self._nonnumeric]
+        if bad:
+            raise ValueError(f"columns {bad} are not numeric and cannot be steered")
+        Z = arr[:, self.steer_columns_]
+        if not np.all(np.isfinite(Z)):
+            raise ValueError("steered columns contain NaN or inf")
+        if self.log_columns_.size:
+            if np.any(Z[:, self.log_columns_] <= 0):
+                raise ValueError("log-normal columns must be strictly positive")
+            Z = Z.copy()
+            Z[:, self.log_columns_] = np.log(Z[:, self.log_columns_])
+        return arr, Z
+
+    def _group_proba(self, arr: np.ndarray, groups: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if groups is not None:
+            g = np.asarray(groups)
+            if g.ndim != 1 or len(g) != arr.shape[0]:
+                raise ValueError(f"groups must be 1-D with one label per row of X ({arr.shape[0]})")
+            unseen = sorted({str(v) for v in np.unique(g)} - {str(v) for v in self.groups_})
+            if unseen:
+                raise ValueError(f"groups {unseen} were not seen in fit (known: {list(self.groups_)})")
+            return g, None
+        if self.probe_ is None:
+            raise ValueError("transform needs groups= (group_probe=None was set)")
+        proba = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
+        order = [list(self.probe_.classes_).index(g) for g in self.groups_]
+        return None, proba[:, order]
+
+    def _steer(self, Z: np.ndarray, g: Any, P: Any, y: Any, mode: str) -> np.ndarray:
+        if mode == "identity":
+            return Z
+        if mode == "label":
+            out = self.steering_.transform(Z, g, y, mode="label", group_proba=P)
+        else:
+            out = self.steering_.transform(Z, g, mode=mode, group_proba=P)  # type: ignore[arg-type]
+        return out
+
+    def _assemble(self, X: Any, arr: np.ndarray, Zs: np.ndarray) -> Any:
+        if self.log_columns_.size:
+            Zs = Zs.copy()
+            Zs[:, self.log_columns_] = np.exp(Zs[:, self.log_columns_])
+        if _is_frame(X):
+            out = X.copy()
+            for j, c in enumerate(self.steer_columns_):
+                out[out.columns[c]] = Zs[:, j]
+            return out
+        out = arr.copy()
+        out[:, self.steer_columns_] = Zs
+        return out
+
+    def transform(self, X: Any, *, groups: Any = None) -> Any:
+        """Steer test rows (label unknown) with ``test_mode``; the group probe stands in for missing groups."""
+        arr, Z = self._working(X)
+        g, P = self._group_proba(arr, groups)
+        return self._assemble(X, arr, self._steer(Z, g, P, None, self.test_mode))
+
+    def fit_transform(  # type: ignore[override]
+        self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None
+    ) -> Any:
+        """Fit, then move the training rows with their own (group, class) maps: the exact push-forward
+        onto the ideal. (This differs from ``fit(X, y).transform(X)``, which does not use ``y``.)"""
+        self.fit(X, y, groups=groups, sample_weight=sample_weight)
+        arr, Z = self._working(X)
+        return self._assemble(X, arr, self._steer(Z, np.asarray(groups), None, np.asarray(y), "label"))
+
+    def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
+        """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""
+        arr, Z = self._working(X)
+        g, _ = self._group_proba(arr, groups)
+        return self._assemble(X, arr, self._steer(Z, g, None, np.asarray(y), "label"))
+
+    def inverse_transform(self, X: Any, *, groups: Any = None) -> Any:
+        """Undo ``transform`` for ``test_mode`` ``"group"`` or ``"identity"`` (affine per group, invertible).
+
+        The posterior mixture of cell maps has no closed-form inverse; it raises ``NotImplementedError``.
+        """
+        if self.test_mode == "identity":
+            check_is_fitted(self, "steering_")
+            return X.copy() if hasattr(X, "copy") else np.array(X, dtype=np.float64)
+        if self.test_mode != "group":
+            raise NotImplementedError(
+                "inverse_transform needs test_mode='group' (the posterior mixture of maps is not affine)"
+            )
+        if groups is None:
+            raise ValueError("inverse_transform needs groups= (hard group labels)")
+        arr, Z = self._working(X)
+        g, _ = self._group_proba(arr, groups)
+        ga = self.model_.group_index(g)
+        out = Z.copy()
+        for a in range(len(self.groups_)):
+            sel = ga == a
+            if np.any(sel):
+                out[sel] = self.steering_.group_maps[a].inverse()(Z[sel])
+        return self._assemble(X, arr, out)
+
+    def sample_weight(self, y: Any, *, groups: Any) -> np.ndarray:
+        """Per-row weights ``q_i / q_ia`` that realise the ideal class priors (the prior part of the ideal).
+
+        Pass them to the downstream model's ``fit(..., sample_weight=...)``. They are needed whenever
+        ``P(Y | A)`` differs between groups (always, for demographic parity with unequal base rates); with
+        equal base rates they are all 1 and the feature part alone is the ideal.
+        """
+        check_is_fitted(self, "steering_")
+        return self.steering_.sample_weights(np.asarray(y), np.asarray(groups))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output columns are the input columns (steering changes values, not columns)."""
+        check_is_fitted(self, "n_features_in_")
+        if input_features is not None:
+            names = np.asarray(input_features, dtype=object)
+            if len(names) != self.n_features_in_:
+                raise ValueError(f"input_features has {len(names)} names; expected {self.n_features_in_}")
+            return names
+        if hasattr(self, "feature_names_in_"):
+            return np.asarray(self.feature_names_in_, dtype=object)
+        return np.asarray([f"x{j}" for j in range(self.n_features_in_)], dtype=object)
+
+    # ------------------------------------------------------------------ results
+    @property
+    def ideal_(self) -> GroupConditionalModel:
+        """The ideal model of the steered columns."""
+        check_is_fitted(self, "steering_")
+        return self.steering_.ideal
+
+    @property
+    def kl_(self) -> float:
+        """KL(ideal || fitted model) of the steered columns."""
+        check_is_fitted(self, "steering_")
+        return float(self.steering_.solution.kl)
+
+
+def _numeric_dtype(col: Any) -> bool:
+    kind = getattr(getattr(col, "dtype", None), "kind", "O")
+    return kind in "iuf"
+
+
+def _column_index(c: Any, names: list[str] | None, n_features: int) -> int:
+    if isinstance(c, (int, np.integer)) and not isinstance(c, bool):
+        if not -n_features <= int(c) < n_features:
+            raise ValueError(f"column index {c} out of range for {n_features} features")
+        return int(c) % n_features
+    if names is None:
+        raise ValueError(f"column {c!r} given by name but X has no column names (pass a DataFrame)")
+    if str(c) not in names:
+        raise ValueError(f"unknown column {c!r}; known columns: {names}")
+    return names.index(str(c))
+
+
+def _skew(v: np.ndarray) -> float:
+    s = float(np.std(v))
+    return 0.0 if s == 0 else float(np.mean((v - v.mean()) ** 3) / s**3)

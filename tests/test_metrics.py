@@ -1,0 +1,178 @@
+"""Group metrics: agree with brute-force definitions and with fairlearn, respect their invariances."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steerfair import metrics as M
+
+seeds = st.integers(0, 100_000)
+
+
+def binary_case(seed: int, n: int = 400, k: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, k, n)
+    y = (rng.random(n) < 0.3 + 0.1 * g).astype(int)
+    p = np.where(rng.random(n) < 0.8, y, 1 - y)
+    # make sure every group has both labels so every rate is defined
+    for a in range(k):
+        idx = np.flatnonzero(g == a)[:2]
+        y[idx] = [0, 1]
+    return y, p, np.array([f"g{v}" for v in g])
+
+
+def brute(y, p, g, pos=1):
+    out = {}
+    for a in np.unique(g):
+        m = g == a
+        out[a] = dict(
+            sel=np.mean(p[m] == pos),
+            tpr=np.mean(p[m & (y == pos)] == pos),
+            fpr=np.mean(p[m & (y != pos)] == pos),
+            acc=np.mean(p[m] == y[m]),
+        )
+    return out
+
+
+def spread(d, key):
+    v = [r[key] for r in d.values()]
+    return max(v) - min(v)
+
+
+@given(seed=seeds, k=st.integers(2, 4))
+@settings(max_examples=30, deadline=None)
+def test_binary_gaps_equal_their_definitions(seed: int, k: int) -> None:
+    y, p, g = binary_case(seed, k=k)
+    b = brute(y, p, g)
+    assert M.demographic_parity_gap(y, p, groups=g) == pytest.approx(spread(b, "sel"), abs=1e-15)
+    assert M.equal_opportunity_gap(y, p, groups=g) == pytest.approx(spread(b, "tpr"), abs=1e-15)
+    assert M.equalized_odds_gap(y, p, groups=g) == pytest.approx(max(spread(b, "tpr"), spread(b, "fpr")), abs=1e-15)
+    assert M.worst_group_accuracy(y, p, groups=g) == pytest.approx(min(r["acc"] for r in b.values()), abs=1e-15)
+    rep = M.fairness_report(y, p, g)
+    assert rep.accuracy == pytest.approx(np.mean(y == p))
+    assert rep.eo_gap == pytest.approx(spread(b, "tpr"))
+    # gaps are invariant to relabelling the groups and to permuting the rows
+    perm = np.random.default_rng(seed).permutation(len(y))
+    relabel = np.array([{"g0": "z", "g1": "a"}.get(v, v + "_") for v in g])
+    assert M.demographic_parity_gap(y[perm], p[perm], groups=relabel[perm]) == pytest.approx(spread(b, "sel"))
+    # a perfect classifier has no EO / equalized-odds gap
+    assert M.equalized_odds_gap(y, y, groups=g) == 0.0
+
+
+@given(seed=seeds)
+@settings(max_examples=15, deadline=None)
+def test_agrees_with_fairlearn(seed: int) -> None:
+    fl = pytest.importorskip("fairlearn.metrics")
+    y, p, g = binary_case(seed)
+    assert M.demographic_parity_gap(y, p, groups=g) == pytest.approx(
+        fl.demographic_parity_difference(y, p, sensitive_features=g), abs=1e-12
+    )
+    assert M.equalized_odds_gap(y, p, groups=g) == pytest.approx(
+        fl.equalized_odds_difference(y, p, sensitive_features=g), abs=1e-12
+    )
+    assert M.demographic_parity_gap(y, p, groups=g, method="max_ratio") == pytest.approx(
+        fl.demographic_parity_ratio(y, p, sensitive_features=g), abs=1e-12
+    )
+    # the scalar rate functions plug into MetricFrame
+    mf = fl.MetricFrame(
+        metrics={"sel": M.selection_rate, "tpr": M.true_positive_rate, "fpr": M.false_positive_rate},
+        y_true=y,
+        y_pred=p,
+        sensitive_features=g,
+    )
+    r = M.group_rates(y, p, g)
+    np.testing.assert_allclose(mf.by_group["sel"].to_numpy(), r.selection_rate)
+    np.testing.assert_allclose(mf.by_group["tpr"].to_numpy(), r.tpr)
+    np.testing.assert_allclose(mf.by_group["fpr"].to_numpy(), r.fpr)
+
+
+@given(seed=seeds, n_classes=st.integers(3, 8))
+@settings(max_examples=25, deadline=None)
+def test_multiclass_tpr_gaps(seed: int, n_classes: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 600
+    y = rng.integers(0, n_classes, n)
+    g = np.where(rng.random(n) < 0.3 + 0.4 * (y % 2), "F", "M")
+    p = np.where(rng.random(n) < 0.7, y, rng.integers(0, n_classes, n))
+    gaps = M.tpr_gaps_per_class(y, p, g, group_a="F", group_b="M")
+    for c, gap in gaps.items():
+        tf = np.mean(p[(y == c) & (g == "F")] == c)
+        tm = np.mean(p[(y == c) & (g == "M")] == c)
+        assert gap == pytest.approx(tf - tm, abs=1e-15)
+    # antisymmetric in the two groups; absolute sign is |signed|
+    swapped = M.tpr_gaps_per_class(y, p, g, group_a="M", group_b="F")
+    absolute = M.tpr_gaps_per_class(y, p, g, group_a="F", group_b="M", sign="absolute")
+    for c in gaps:
+        assert swapped[c] == pytest.approx(-gaps[c])
+        assert absolute[c] == pytest.approx(abs(gaps[c]))
+    v = np.array(list(gaps.values()))
+    assert M.rms_tpr_gap(y, p, g, group_a="F", group_b="M") == pytest.approx(np.sqrt(np.mean(v**2)))
+    # excluding a class removes exactly that class from the RMS
+    kept = np.array([gaps[c] for c in gaps if c != 0])
+    assert M.rms_tpr_gap(y, p, g, group_a="F", group_b="M", exclude=0) == pytest.approx(np.sqrt(np.mean(kept**2)))
+    share = M.group_share_per_class(y, g, "F")
+    for c in share:
+        assert share[c] == pytest.approx(np.mean(g[y == c] == "F"))
+    r = M.gap_share_correlation(gaps, share)
+    assert r == pytest.approx(np.corrcoef(v, [share[c] for c in gaps])[0, 1], abs=1e-12)
+    # correlation is invariant to affine rescaling of the gaps with a positive factor
+    scaled = {c: 3.0 * x + 1.0 for c, x in gaps.items()}
+    assert M.gap_share_correlation(scaled, share) == pytest.approx(r, abs=1e-12)
+
+
+def test_bootstrap_interval_brackets_and_is_reproducible() -> None:
+    y, p, g = binary_case(1, n=600, k=2)
+    point, lo, hi = M.bootstrap_ci(M.demographic_parity_gap, y, p, g, n_boot=200, seed=3)
+    assert lo <= hi
+    again = M.bootstrap_ci(M.demographic_parity_gap, y, p, g, n_boot=200, seed=3)
+    assert (point, lo, hi) == again
+    # a smooth statistic (overall accuracy as a group metric) is bracketed by its interval
+    acc = lambda yt, yp, groups: float(np.mean(yt == yp))  # noqa: E731
+    pt, lo2, hi2 = M.bootstrap_ci(acc, y, p, g, n_boot=300, seed=0)
+    assert lo2 <= pt <= hi2
+    # a wider nominal coverage gives a wider interval
+    _, lo3, hi3 = M.bootstrap_ci(acc, y, p, g, n_boot=300, seed=0, alpha=0.01)
+    assert lo3 <= lo2 and hi3 >= hi2
+
+
+def test_report_table_and_plot(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    y, p, g = binary_case(5)
+    rep = M.fairness_report(y, p, g)
+    text = str(rep)
+    assert "equal opportunity gap" in text and "g2" in text
+    rep.plot(tmp_path / "r.png")
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    d = rep.to_dict()
+    assert len(d["per_group"]) == 3
+
+
+def test_bad_input_is_refused() -> None:
+    y, p, g = binary_case(0)
+    with pytest.raises(ValueError, match="length|rows|same"):
+        M.demographic_parity_gap(y[:-1], p, groups=g)
+    with pytest.raises(ValueError):
+        M.demographic_parity_gap(y, p, groups=np.full(len(y), "only"))
+    with pytest.raises(ValueError, match="method"):
+        M.demographic_parity_gap(y, p, groups=g, method="nope")
+    yn = y.astype(float)
+    yn[3] = np.nan
+    with pytest.raises(ValueError):
+        M.equal_opportunity_gap(yn, p, groups=g)
+    with pytest.raises(ValueError, match="group_a"):
+        M.tpr_gaps_per_class(y, p, g, group_a="missing", group_b="g0")
+    with pytest.raises(ValueError):
+        M.bootstrap_ci(M.demographic_parity_gap, y, p, g, alpha=1.5)
+    # an undefined TPR in one group is skipped with a warning, not silently averaged
+    y2 = y.copy()
+    y2[g == "g0"] = 0
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        gap = M.equal_opportunity_gap(y2, p, groups=g)
+    assert math.isfinite(gap) and any("undefined" in str(w.message) for w in rec)
