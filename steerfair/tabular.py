@@ -6,13 +6,15 @@ their logarithm, which is exactly the log-normal family). Other columns (one-hot
 through unchanged.
 
 **Training rows** (``fit_transform``, labels known) are moved by the per-cell Gaussian OT maps: their
-distribution becomes exactly the KL-nearest ideal one (first two moments), and
+distribution becomes exactly the KL-nearest ideal one (first two moments; ``train_maps="unlabeled"`` moves
+them like test rows instead), and
 :meth:`FairSteerer.sample_weight` realises the ideal class priors. **Test rows** (label unknown) are moved
 by ``test_mode``:
 
-* ``"posterior"`` (default): the posterior-weighted mixture ``sum_i P(Y=i | x, a) T_ai(x)`` of the cell maps,
+* ``"group"`` (default): one affine OT map per group, carrying the group's (two-moment) law onto the ideal
+  group law (label-free; invertible, so ``inverse_transform`` works);
+* ``"posterior"``: the posterior-weighted mixture ``sum_i P(Y=i | x, a) T_ai(x)`` of the cell maps,
   with the original model's group-aware posterior;
-* ``"group"``: one affine OT map per group (label-free; invertible, so ``inverse_transform`` works);
 * ``"identity"``: test rows are not moved (steer the training data only; the downstream model is what
   carries the fairness).
 
@@ -29,6 +31,7 @@ Metadata routing: ``fit`` and ``transform`` take ``groups`` as keyword metadata,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -80,6 +83,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         Fast closed form / line search, or the cvxpy reference.
     min_samples : int
         The fewest training rows allowed in a (group, class) cell.
+    train_maps : {"labeled", "unlabeled"}
+        How ``fit_transform`` moves the training rows: with their own (group, class) maps (the exact
+        ideal; the paper's protocol) or with the label-free test-time transform. Use ``"unlabeled"`` for
+        flexible downstream models (trees, boosting) on columns with atoms (zeros, counts): the cell maps
+        send an atom to a different value in every class, and a tree can read the label off it (measured
+        in docs/tabular.md).
 
     Attributes
     ----------
@@ -103,11 +112,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         lognormal_columns: Sequence[Any] | str = (),
         shrinkage: str | float | None = None,
         reg: float | str | None = "auto",
-        test_mode: TestMode = "posterior",
+        test_mode: TestMode = "group",
         group_probe: str | None = "logistic",
         reference: Any = None,
         solver: str = "auto",
         min_samples: int = 5,
+        train_maps: str = "labeled",
     ) -> None:
         self.criterion = criterion
         self.intervention = intervention
@@ -118,6 +128,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.test_mode = test_mode
         self.group_probe = group_probe
         self.reference = reference
+        self.train_maps = train_maps
         self.solver = solver
         self.min_samples = min_samples
 
@@ -195,6 +206,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         """
         if self.criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {self.criterion!r}; use one of {CRITERIA}")
+        if self.train_maps not in ("labeled", "unlabeled"):
+            raise ValueError(f"unknown train_maps {self.train_maps!r}; use 'labeled' or 'unlabeled'")
         if self.test_mode not in _TEST_MODES:
             raise ValueError(f"unknown test_mode {self.test_mode!r}; use one of {_TEST_MODES}")
         if self.group_probe not in ("logistic", None):
@@ -342,11 +355,37 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def fit_transform(  # type: ignore[override]
         self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None
     ) -> Any:
-        """Fit, then move the training rows with their own (group, class) maps: the exact push-forward
-        onto the ideal. (This differs from ``fit(X, y).transform(X)``, which does not use ``y``.)"""
+        """Fit, then move the training rows as ``train_maps`` says.
+
+        ``train_maps="labeled"`` (default): every training row moves with its own (group, class) map, the
+        exact push-forward onto the ideal (this differs from ``fit(X, y).transform(X)``, which does not
+        use ``y``). ``train_maps="unlabeled"``: the same label-free transform as test rows get, so
+        ``fit_transform(X, y) == fit(X, y).transform(X)``.
+        """
         self.fit(X, y, groups=groups, sample_weight=sample_weight)
+        if self.train_maps == "unlabeled":
+            return self.transform(X, groups=groups)
         arr, Z = self._working(X)
+        self._warn_atoms(Z)
         return self._assemble(X, arr, self._steer(Z, np.asarray(groups), None, np.asarray(y), "label"))
+
+    def _warn_atoms(self, Z: np.ndarray, share: float = 0.2) -> None:
+        """Warn when a steered column has an atom (one value in >= ``share`` of the rows): the labelled cell
+        maps send it to a different value in every class, which a flexible model can read the label off."""
+        atoms = []
+        for j in range(Z.shape[1]):
+            _, counts = np.unique(Z[:, j], return_counts=True)
+            if counts.max() >= share * Z.shape[0]:
+                atoms.append(f"{self._name(self.steer_columns_[j])} ({counts.max() / Z.shape[0]:.0%})")
+        if atoms:
+            warnings.warn(
+                "train_maps='labeled': steered column(s) with a repeated value "
+                + ", ".join(atoms)
+                + " are moved to a class-specific value per (group, class) cell; tree models can read the label "
+                "off them and fail on test rows. Prefer train_maps='unlabeled' for such models.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
         """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""

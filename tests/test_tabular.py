@@ -173,7 +173,31 @@ def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="different columns"):
         fs.transform(df[list(reversed(df.columns))], groups=g)
     with pytest.raises(NotImplementedError):
-        fs.inverse_transform(df, groups=g)
+        FairSteerer(test_mode="posterior").fit(df, y, groups=g).inverse_transform(df, groups=g)
     tiny = make_table(4, n=40, k=3, m=3)
     with pytest.raises(ValueError, match="sample"):
         FairSteerer(min_samples=20).fit(*tiny[:2], groups=tiny[2])
+
+
+def test_unlabeled_train_maps_equal_fit_then_transform() -> None:
+    df, y, g = make_table(3)
+    for mode in ("group", "posterior", "identity"):
+        a = FairSteerer(test_mode=mode, train_maps="unlabeled").fit_transform(df, y, groups=g)
+        b = FairSteerer(test_mode=mode).fit(df, y, groups=g).transform(df, groups=g)
+        pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="train_maps"):
+        FairSteerer(train_maps="nope").fit(df, y, groups=g)
+
+
+def test_labeled_maps_warn_about_atoms() -> None:
+    df, y, g = make_table(5)
+    df["zeros"] = np.where(
+        np.random.default_rng(0).random(len(df)) < 0.5, 0.0, np.random.default_rng(1).random(len(df))
+    )
+    with pytest.warns(UserWarning, match="zeros"):
+        FairSteerer().fit_transform(df, y, groups=g)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        FairSteerer(train_maps="unlabeled").fit_transform(df, y, groups=g)

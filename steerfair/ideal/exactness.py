@@ -215,7 +215,10 @@ class _LawCache:
     """Distribution functions of log-odds laws, each distinct law evaluated once.
 
     Groups whose cells coincide (as on an ideal model) share their laws, so they also share the
-    arithmetic: their rates agree bit for bit.
+    arithmetic: their rates agree bit for bit. Laws are keyed by their parameters rounded to 12
+    significant digits: an ideal model's groups give laws that agree to rounding error (~1e-15), and
+    the Gil-Pelaez quadrature of two such laws can otherwise differ by its own error estimate (up to
+    ``GIL_PELAEZ_WARN_ABS``, with a warning) although the laws are the same.
     """
 
     def __init__(self, thresholds: np.ndarray) -> None:
@@ -223,7 +226,8 @@ class _LawCache:
         self._store: dict[bytes, np.ndarray] = {}
 
     def survival(self, law: GeneralizedChiSquare) -> np.ndarray:
-        key = law.lam.tobytes() + law.m.tobytes() + np.array([law.s, law.c]).tobytes()
+        params = np.concatenate([law.lam, law.m, [law.s, law.c]])
+        key = " ".join(f"{v:.11e}" for v in params + 0.0).encode()  # + 0.0: no separate key for -0.0
         if key not in self._store:
             self._store[key] = 1.0 - law.cdf(self.thresholds)
         return self._store[key]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from .._linalg import psd_sqrt, psd_sqrt_and_rsqrt
 from .._validation import check_cov, symmetrize
@@ -33,8 +34,14 @@ def mean_shift_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -
 def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
     """The symmetric PSD matrix ``A = S1^-1/2 (S1^1/2 S2 S1^1/2)^1/2 S1^-1/2`` with ``A S1 A = S2``."""
     r, rinv = psd_sqrt_and_rsqrt(S1)
-    mid = psd_sqrt(r @ S2 @ r)
-    return symmetrize(rinv @ mid @ rinv)
+    mid = psd_sqrt(_matmul3(r, S2, r))
+    return symmetrize(_matmul3(rinv, mid, rinv))
+
+
+def _matmul3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``a @ b @ c`` in float64 through torch (the same BLAS as the square roots)."""
+    t = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)) for x in (a, b, c)]
+    return (t[0] @ t[1] @ t[2]).numpy()
 
 
 def gaussian_ot_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -> AffineMap:

@@ -1,0 +1,169 @@
+"""Group-matching baselines that steerfair is compared against, behind one small interface.
+
+Every baseline is fitted on ``(X, groups)`` (and labels where it uses them) and moves rows given their
+group, like :class:`steerfair.FairSteerer` with known groups:
+
+* :class:`MeanMatching`: shift every group's mean onto the pooled mean (``x - m_a + m``).
+* :class:`GaussianOTMatching`: MiMiC-style (Singh et al. 2024) affine matching. Every group's Gaussian
+  (mean, covariance) is carried by the 2-Wasserstein optimal transport map onto a target Gaussian: a
+  reference group (MiMiC's source -> target convention; default the largest group) or the Bures
+  barycenter of all groups.
+* :class:`LeaceMatching`: LEACE (Belrose et al. 2023) through the ``concept-erasure`` package: the
+  least-squares-optimal linear erasure of the group indicator (same map for every row).
+* :func:`reweighing_weights`: Kamiran-Calders reweighing, ``w(a, y) = P(a) P(y) / P(a, y)``.
+
+All fits run in float64 with diagonal regularisation only; the maps are
+:class:`steerfair.AffineMap` objects so they can be saved and applied to numpy arrays or torch tensors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_matrix
+from .families import Gaussian
+from .maps import AffineMap, bures_barycenter, gaussian_ot_map
+
+__all__ = ["GaussianOTMatching", "LeaceMatching", "MeanMatching", "reweighing_weights"]
+
+
+def _groups_of(X: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != X.shape[0]:
+        raise ValueError(f"groups must be 1-D with one entry per row of X ({X.shape[0]}); got shape {g.shape}")
+    labels = np.unique(g)
+    if labels.shape[0] < 2:
+        raise ValueError(f"need at least two groups; got {labels.tolist()}")
+    return g, labels
+
+
+class _GroupwiseAffine:
+    """Shared ``transform`` for baselines that apply one affine map per group."""
+
+    maps_: dict[Any, AffineMap]
+
+    def transform(self, X: Any, groups: Any) -> np.ndarray:
+        """Move every row with its group's map."""
+        if not hasattr(self, "maps_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X, groups) first")
+        Xa = as_matrix(X, "X")
+        g = np.asarray(groups)
+        if g.shape != (Xa.shape[0],):
+            raise ValueError(f"groups must have one entry per row of X ({Xa.shape[0]}); got shape {g.shape}")
+        unknown = sorted(set(np.unique(g).tolist()) - set(self.maps_))
+        if unknown:
+            raise ValueError(f"groups {unknown!r} were not seen in fit (known: {sorted(self.maps_)!r})")
+        out = np.empty_like(Xa)
+        for a, T in self.maps_.items():
+            m = g == a
+            if m.any():
+                out[m] = T(Xa[m])
+        return out
+
+    def fit_transform(self, X: Any, groups: Any) -> np.ndarray:
+        return self.fit(X, groups).transform(X, groups)  # type: ignore[attr-defined]
+
+
+class MeanMatching(_GroupwiseAffine):
+    """Shift every group's mean onto the pooled mean (first-moment matching)."""
+
+    def fit(self, X: Any, groups: Any) -> MeanMatching:
+        Xa = as_matrix(X, "X")
+        g, labels = _groups_of(Xa, groups)
+        mu = Xa.mean(axis=0)
+        self.maps_ = {a: AffineMap.translation(mu - Xa[g == a].mean(axis=0)) for a in labels.tolist()}
+        return self
+
+
+class GaussianOTMatching(_GroupwiseAffine):
+    """MiMiC-style Gaussian optimal-transport matching of the group distributions.
+
+    Parameters
+    ----------
+    target : "reference" or "barycenter"
+        ``"reference"``: move every group onto the Gaussian of ``reference`` (which stays put);
+        ``"barycenter"``: move every group onto the size-weighted Bures-Wasserstein barycenter.
+    reference : group label, optional
+        The target group for ``target="reference"``; default the largest group.
+    reg : float or "auto"
+        Diagonal regularisation of each group covariance, as in :meth:`steerfair.Gaussian.fit` (one-hot
+        columns can make a group covariance singular).
+    """
+
+    def __init__(self, target: str = "reference", reference: Any = None, reg: float | str = "auto") -> None:
+        if target not in ("reference", "barycenter"):
+            raise ValueError(f"target must be 'reference' or 'barycenter'; got {target!r}")
+        self.target = target
+        self.reference = reference
+        self.reg = reg
+
+    def fit(self, X: Any, groups: Any) -> GaussianOTMatching:
+        Xa = as_matrix(X, "X")
+        g, labels = _groups_of(Xa, groups)
+        fitted = {a: Gaussian.fit(Xa[g == a], reg=self.reg) for a in labels.tolist()}
+        sizes = {a: int(np.sum(g == a)) for a in fitted}
+        if self.target == "reference":
+            ref = max(sizes, key=sizes.get) if self.reference is None else self.reference
+            if ref not in fitted:
+                raise ValueError(f"reference group {ref!r} not in groups {sorted(fitted)!r}")
+            tgt = fitted[ref]
+        else:
+            w = np.array([sizes[a] for a in fitted], dtype=np.float64)
+            cov = bures_barycenter([p.cov for p in fitted.values()], w)
+            mean = sum(wi * p.mean for wi, p in zip(w / w.sum(), fitted.values(), strict=True))
+            tgt = Gaussian(mean, cov)
+        self.maps_ = {a: gaussian_ot_map(p, tgt) for a, p in fitted.items()}
+        if self.target == "reference":  # the reference group is the target: exactly the identity
+            self.maps_[ref] = AffineMap.translation(np.zeros(Xa.shape[1]))
+        return self
+
+
+class LeaceMatching:
+    """LEACE concept erasure of the group indicator (``concept-erasure`` package; one map for all rows)."""
+
+    def fit(self, X: Any, groups: Any) -> LeaceMatching:
+        try:
+            import torch
+            from concept_erasure import LeaceEraser
+        except ImportError as exc:  # pragma: no cover - optional dependency
+            raise ImportError("LeaceMatching needs the concept-erasure package: pip install concept-erasure") from exc
+        Xa = as_matrix(X, "X")
+        g, labels = _groups_of(Xa, groups)
+        Z = (g[:, None] == labels[None, :]).astype(np.float64)
+        eraser = LeaceEraser.fit(torch.from_numpy(Xa), torch.from_numpy(Z))
+        P = eraser.proj_left @ eraser.proj_right  # x -> x - P (x - mean)
+        A = np.eye(Xa.shape[1]) - P.double().numpy()
+        b = P.double().numpy() @ eraser.bias.double().numpy()
+        self.map_ = AffineMap(A, b)
+        return self
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Erase the group from every row (``groups`` is accepted for a uniform interface and ignored)."""
+        if not hasattr(self, "map_"):
+            raise RuntimeError("LeaceMatching is not fitted; call fit(X, groups) first")
+        return self.map_(as_matrix(X, "X"))
+
+    def fit_transform(self, X: Any, groups: Any) -> np.ndarray:
+        return self.fit(X, groups).transform(X)
+
+
+def reweighing_weights(y: Any, groups: Any) -> np.ndarray:
+    """Kamiran-Calders reweighing: ``w = P(A=a) P(Y=y) / P(A=a, Y=y)`` for every row (mean weight 1).
+
+    Under these weights the label is independent of the group, i.e. the class priors are equal across
+    groups (condition 3 of the ideal distribution alone, paper Remark 3.4).
+    """
+    yy, g = np.asarray(y), np.asarray(groups)
+    if yy.shape != g.shape or yy.ndim != 1:
+        raise ValueError(f"y and groups must be 1-D of equal length; got {yy.shape} and {g.shape}")
+    n = yy.shape[0]
+    w = np.empty(n, dtype=np.float64)
+    for a in np.unique(g):
+        ma = g == a
+        for c in np.unique(yy):
+            cell = ma & (yy == c)
+            if cell.any():
+                w[cell] = ma.mean() * (yy == c).mean() / cell.mean()
+    return w
