@@ -1,0 +1,481 @@
+"""Inject affine steering maps into the hidden states of a Hugging Face model (forward and ``generate``).
+
+``steer(model, maps, layers=...)`` is a context manager; ``attach(...)`` returns a handle for long-lived
+use (``handle.remove()``). Hooks are registered on the transformer blocks (see :mod:`.layers`); the model's
+modules and parameters are never modified, and removing the hooks restores bit-identical outputs.
+
+A map per layer is either one :class:`steerfair.AffineMap` (every row moves with it) or a mapping
+``{group: AffineMap}``: each batch row then moves with its group's map, or, when the group is uncertain,
+with the probability-weighted mixture ``sum_a P(a | row) T_a(h)``. Row-group weights come from
+``groups=`` (one label per batch row), ``group_proba=`` (``batch x k``), or a ``probe`` (a
+:class:`LinearProbe`: ``P(a | h)`` per token from the hidden state itself, the "group unknown at
+inference" case). ``handle.set_groups(...)`` changes them between calls.
+
+Positions: ``"all"`` tokens; ``"last"`` (the last real token of each row in a full forward, the new
+token in a cached decoding step); ``"prompt"`` / ``"generated"`` (absolute positions before / from the
+prompt length, which is the length of the last forward that started without a KV cache, so they need
+``use_cache=True``, the default of ``generate``); or a boolean ``batch x T`` mask over absolute positions
+(positions beyond ``T`` are not steered). Maps are converted once per device and dtype and computed in
+float32 for half-precision models; low-rank maps are applied without forming the ``d x d`` matrix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..maps import AffineMap
+from .layers import resolve_layers
+
+__all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
+
+POSITIONS: tuple[str, ...] = ("all", "last", "prompt", "generated")
+LayerMaps = AffineMap | Mapping[Any, AffineMap]
+
+
+@dataclass(frozen=True, eq=False)
+class LinearProbe:
+    """Linear model of ``P(group | h)``: ``softmax(h W + c)`` over ``groups``.
+
+    Fit by linear discriminant analysis (Gaussian groups with a shared covariance, whose Bayes posterior is
+    exactly this softmax), from arrays (:meth:`fit`) or from streamed group moments (:meth:`from_moments`),
+    so no activation has to be kept.
+    """
+
+    W: np.ndarray  # (d, k)
+    c: np.ndarray  # (k,)
+    groups: tuple[Any, ...]
+
+    @classmethod
+    def from_moments(
+        cls, groups: Sequence[Any], counts: Any, means: Any, covs: Any, *, reg: float = 1e-6
+    ) -> LinearProbe:
+        """LDA from per-group counts ``(k,)``, means ``(k, d)`` and ML covariances ``(k, d, d)``.
+
+        The shared covariance is the count-weighted within-group covariance plus ``reg * tr/d`` on the
+        diagonal; ``W = S^-1 mu_a`` by a Cholesky solve (no inverse).
+        """
+        n = np.asarray(counts, dtype=np.float64)
+        mu = np.asarray(means, dtype=np.float64)
+        S = np.asarray(covs, dtype=np.float64)
+        k = len(groups)
+        if n.shape != (k,) or mu.ndim != 2 or mu.shape[0] != k or S.shape != (k, mu.shape[1], mu.shape[1]):
+            raise ValueError("counts (k,), means (k, d) and covs (k, d, d) must agree with groups")
+        if np.any(n <= 0):
+            raise ValueError("every group needs a positive count")
+        d = mu.shape[1]
+        pooled = np.tensordot(n / n.sum(), S, axes=1)
+        pooled = 0.5 * (pooled + pooled.T) + reg * np.trace(pooled) / d * np.eye(d)
+        from scipy.linalg import cho_factor, cho_solve
+
+        fac = cho_factor(pooled, lower=True)
+        W = cho_solve(fac, mu.T)  # (d, k)
+        c = -0.5 * np.sum(mu.T * W, axis=0) + np.log(n / n.sum())
+        return cls(W, c, tuple(groups))
+
+    @classmethod
+    def fit(cls, X: Any, groups: Any, *, reg: float = 1e-6) -> LinearProbe:
+        """LDA from rows ``X`` (``n x d``) and their group labels."""
+        from .._validation import as_matrix
+
+        X = as_matrix(X, "X", min_rows=2)
+        g = np.asarray(groups)
+        if g.shape != (X.shape[0],):
+            raise ValueError(f"groups must have one label per row of X ({X.shape[0]}); got shape {g.shape}")
+        labels = np.unique(g)
+        if labels.shape[0] < 2:
+            raise ValueError("a group probe needs at least two groups")
+        counts = np.array([np.sum(g == a) for a in labels], dtype=np.float64)
+        means = np.stack([X[g == a].mean(0) for a in labels])
+        covs = np.stack([np.cov(X[g == a].T, bias=True).reshape(X.shape[1], X.shape[1]) for a in labels])
+        return cls.from_moments(labels.tolist(), counts, means, covs, reg=reg)
+
+    def proba(self, h: Any) -> Any:
+        """``P(group | h)`` for rows of ``h`` (numpy or torch, any leading dims): ``... x k``."""
+        if isinstance(h, torch.Tensor):
+            W = torch.as_tensor(self.W, dtype=torch.float32, device=h.device)
+            c = torch.as_tensor(self.c, dtype=torch.float32, device=h.device)
+            return torch.softmax(h.float() @ W + c, dim=-1)
+        z = np.asarray(h, dtype=np.float64) @ self.W + self.c
+        z -= z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def predict(self, h: Any) -> np.ndarray:
+        """The most probable group of each row."""
+        p = self.proba(h)
+        p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p
+        return np.asarray(self.groups, dtype=object)[np.argmax(p, axis=-1)]
+
+
+def _hidden_size(model: nn.Module) -> int | None:
+    cfg = getattr(model, "config", None)
+    for name in ("hidden_size", "n_embd", "d_model", "dim"):
+        v = getattr(cfg, name, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def _past_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    cache_position = kwargs.get("cache_position")
+    if isinstance(cache_position, torch.Tensor) and cache_position.numel() > 0:
+        return int(cache_position.reshape(-1)[0])
+    past = kwargs.get("past_key_values")
+    if past is None:
+        return 0
+    if hasattr(past, "get_seq_length"):
+        return int(past.get_seq_length())
+    try:  # legacy tuple of (key, value) per layer
+        return int(past[0][0].shape[-2])
+    except (TypeError, IndexError, AttributeError):
+        return 0
+
+
+class SteeringHandle:
+    """Hooks that steer a model's hidden states; remove them with :meth:`remove` (or use as a context)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        maps: dict[int, LayerMaps],
+        blocks: dict[int, nn.Module],
+        positions: str | torch.Tensor,
+        probe: LinearProbe | Mapping[int, LinearProbe] | None,
+    ) -> None:
+        self.model = model
+        self.maps = maps
+        self.layers = sorted(maps)
+        self.positions = positions
+        self._probe = probe
+        self._handles: list[Any] = []
+        self._proba: torch.Tensor | None = None
+        self._ctx: dict[str, Any] = {}
+        self._kernel_cache: dict[tuple[Any, ...], list[Callable[[torch.Tensor], torch.Tensor]]] = {}
+        self.prompt_length: int | None = None
+        self._group_labels: dict[int, list[Any]] = {
+            layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
+        }
+        try:
+            self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._handles.append(model.register_forward_hook(self._post))
+            for layer, block in blocks.items():
+                self._handles.append(block.register_forward_hook(self._make_hook(layer)))
+        except Exception:
+            self.remove()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def active(self) -> bool:
+        """Whether the hooks are still registered."""
+        return bool(self._handles)
+
+    def remove(self) -> None:
+        """Remove every hook (idempotent); the model then computes exactly what it did before."""
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __enter__(self) -> SteeringHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    # ------------------------------------------------------------------ groups
+    def set_groups(self, groups: Sequence[Any] | None = None, group_proba: Any = None) -> None:
+        """Row-group weights for the following forward calls (one row per batch element).
+
+        ``groups``: labels (hard); ``group_proba``: ``batch x k`` probabilities in the order of the maps'
+        groups; neither: use the probe (or, without a probe, group maps raise at the next forward).
+        """
+        if groups is not None and group_proba is not None:
+            raise ValueError("pass groups= or group_proba=, not both")
+        if not self._group_labels:
+            if groups is not None or group_proba is not None:
+                raise ValueError("these maps are not per group; groups= / group_proba= do not apply")
+            return
+        labels = next(iter(self._group_labels.values()))
+        if any(v != labels for v in self._group_labels.values()):
+            raise ValueError("every steered layer must have maps for the same groups, in the same order")
+        if groups is not None:
+            idx = {g: j for j, g in enumerate(labels)}
+            unknown = sorted({repr(g) for g in groups if g not in idx})
+            if unknown:
+                raise ValueError(f"group(s) {', '.join(unknown)} have no steering map (known: {labels!r})")
+            P = torch.zeros(len(groups), len(labels))
+            P[torch.arange(len(groups)), torch.tensor([idx[g] for g in groups])] = 1.0
+            self._proba = P
+        elif group_proba is not None:
+            P = torch.as_tensor(np.asarray(group_proba, dtype=np.float32))
+            if P.ndim != 2 or P.shape[1] != len(labels):
+                raise ValueError(f"group_proba must be batch x {len(labels)}; got shape {tuple(P.shape)}")
+            if not torch.isfinite(P).all() or (P < 0).any():
+                raise ValueError("group_proba must be finite and non-negative")
+            self._proba = P / P.sum(dim=1, keepdim=True)
+        else:
+            self._proba = None
+
+    # ------------------------------------------------------------------ hooks
+    def _pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        past = _past_length(args, kwargs)
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        embeds = kwargs.get("inputs_embeds")
+        ref = ids if isinstance(ids, torch.Tensor) else embeds
+        t = int(ref.shape[1]) if isinstance(ref, torch.Tensor) and ref.ndim >= 2 else None
+        if past == 0 and t is not None:
+            self.prompt_length = t
+        self._ctx = {"past": past, "mask": kwargs.get("attention_mask")}
+
+    def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        self._ctx = {}
+
+    def _selection(self, h: torch.Tensor) -> torch.Tensor | None:
+        """Boolean ``batch x t`` mask of the positions to steer (``None``: all)."""
+        pos = self.positions
+        if isinstance(pos, str) and pos == "all":
+            return None
+        b, t = h.shape[0], h.shape[1]
+        past = int(self._ctx.get("past", 0))
+        absolute = torch.arange(past, past + t, device=h.device)
+        if isinstance(pos, torch.Tensor):
+            sel = torch.zeros(b, t, dtype=torch.bool, device=h.device)
+            width = pos.shape[1]
+            inside = absolute < width
+            if inside.any():
+                cols = absolute[inside]
+                sel[:, inside] = pos.to(h.device)[:, cols]
+            return sel
+        if pos == "last":
+            sel = torch.zeros(b, t, dtype=torch.bool, device=h.device)
+            mask = self._ctx.get("mask")
+            if t > 1 and isinstance(mask, torch.Tensor) and mask.shape[-1] >= past + t:
+                m = mask[:, past : past + t].to(h.device).bool()
+                last = t - 1 - torch.flip(m, dims=[1]).int().argmax(dim=1)
+                sel[torch.arange(b, device=h.device), last] = True
+            else:
+                sel[:, -1] = True
+            return sel
+        plen = self.prompt_length if self.prompt_length is not None else past + t
+        in_prompt = (absolute < plen)[None, :].expand(b, t)
+        return in_prompt if pos == "prompt" else ~in_prompt
+
+    def _weights(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """Row (or token) group weights: ``batch x 1 x k`` or ``batch x t x k``."""
+        if self._proba is not None:
+            if self._proba.shape[0] != h.shape[0]:
+                raise ValueError(
+                    f"groups were given for {self._proba.shape[0]} rows but the batch has {h.shape[0]} "
+                    "(with num_return_sequences / beams, repeat the groups to the expanded batch)"
+                )
+            return self._proba.to(h.device)[:, None, :]
+        probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
+        if probe is None:
+            raise ValueError("per-group maps need groups=, group_proba= or a probe to know each row's group")
+        return probe.proba(h)
+
+    def _kernels(self, layer: int, h: torch.Tensor) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Per-map closures over parameters already on ``h``'s device and compute dtype (built once)."""
+        key = (layer, h.device, h.dtype)
+        found = self._kernel_cache.get(key)
+        if found is None:
+            spec = self.maps[layer]
+            maps = [spec] if isinstance(spec, AffineMap) else list(spec.values())
+            found = [_kernel(T, h.device, h.dtype) for T in maps]
+            self._kernel_cache[key] = found
+        return found
+
+    def _apply(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        kernels = self._kernels(layer, h)
+        if isinstance(self.maps[layer], AffineMap):
+            return kernels[0](h)
+        P = self._weights(layer, h).to(torch.float32)
+        out = None
+        for j, f in enumerate(kernels):
+            term = f(h).to(torch.float32) * P[..., j : j + 1]
+            out = term if out is None else out + term
+        return out.to(h.dtype)
+
+    def _make_hook(self, layer: int) -> Callable[..., Any]:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+            h = output if isinstance(output, torch.Tensor) else output[0]
+            if not isinstance(h, torch.Tensor) or h.ndim != 3:
+                raise TypeError(f"layer {layer} returned {type(h).__name__}; expected a (batch, seq, d) tensor")
+            sel = self._selection(h)
+            if sel is None:
+                new = self._apply(layer, h)
+            else:
+                new = h.clone()
+                if sel.any():
+                    rows = self._apply(layer, h)  # the map is per row; a masked copy keeps shapes simple
+                    new[sel] = rows[sel]
+            if isinstance(output, torch.Tensor):
+                return new
+            return (new, *output[1:]) if isinstance(output, tuple) else type(output)([new, *output[1:]])
+
+        return hook
+
+
+def _kernel(T: AffineMap, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``h -> T(h)`` as a closure over tensors on ``device`` (computed in float32 for half precision)."""
+    compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    params = T.torch_params(device, compute)
+    d = T.d_in
+    if not T.is_low_rank:
+        AT, b = params
+
+        def dense(h: torch.Tensor) -> torch.Tensor:
+            x = h.reshape(-1, d).to(compute)
+            return torch.addmm(b, x, AT).view(h.shape).to(dtype)
+
+        return dense
+    UT, V, b = params
+    if UT.shape[0] == 0:  # identity or translation: h + b (exactly h for the identity)
+
+        def shift(h: torch.Tensor) -> torch.Tensor:
+            return (h.to(compute) + b).to(dtype)
+
+        return shift
+
+    def low_rank(h: torch.Tensor) -> torch.Tensor:  # h + (h V) U^T + b, never forming the d x d matrix
+        x = h.reshape(-1, d).to(compute)
+        return torch.addmm(x + b, x @ V, UT).view(h.shape).to(dtype)
+
+    return low_rank
+
+
+def interpolate(T: AffineMap, strength: float) -> AffineMap:
+    """``x -> x + strength * (T(x) - x)``: the identity at 0, ``T`` at 1 (low-rank maps stay low-rank)."""
+    if strength == 1.0:
+        return T
+    if T.is_low_rank:
+        return AffineMap.low_rank(strength * T.U, T.V, strength * T.b)
+    d = T.d_in
+    return AffineMap(np.eye(d) + strength * (T.A - np.eye(d)), strength * T.b)
+
+
+def _normalise_maps(maps: Any, keys: list[Any], ids: list[int], dim: int | None) -> dict[int, LayerMaps]:
+    """``{block index: AffineMap or {group: AffineMap}}`` from any accepted ``maps`` form.
+
+    A mapping counts as per-layer when one of the requested layer keys (or their normalised indices)
+    is among its keys; otherwise it is a per-group mapping used at every requested layer (wrap per-group
+    maps with integer group labels as ``{layer: {group: map}}`` to avoid the ambiguity).
+    """
+    if isinstance(maps, AffineMap):
+        out: dict[int, Any] = dict.fromkeys(ids, maps)
+    elif isinstance(maps, Mapping) and maps:
+        if any(k in maps for k in keys) or any(i in maps for i in ids):
+            out = {}
+            for key, idx in zip(keys, ids, strict=True):
+                if key in maps:
+                    out[idx] = maps[key]
+                elif idx in maps:
+                    out[idx] = maps[idx]
+                else:
+                    raise ValueError(f"no map for layer {key!r} (maps are given for {list(maps)!r})")
+        else:
+            out = dict.fromkeys(ids, maps)
+    else:
+        raise TypeError("maps must be an AffineMap, {group: AffineMap}, {layer: maps} or a SteeringBundle")
+    for idx, spec in out.items():
+        values = [spec] if isinstance(spec, AffineMap) else list(spec.values()) if isinstance(spec, Mapping) else [spec]
+        if not values:
+            raise ValueError(f"layer {idx}: empty group map")
+        for T in values:
+            if not isinstance(T, AffineMap):
+                raise TypeError(f"layer {idx}: expected AffineMap values; got {type(T).__name__}")
+            if dim is not None and (T.d_in != dim or T.d_out != dim):
+                raise ValueError(f"layer {idx}: map is {T.d_out}x{T.d_in} but the model's hidden size is {dim}")
+    return out
+
+
+def attach(
+    model: nn.Module,
+    maps: Any,
+    *,
+    layers: int | str | Sequence[int | str] | None = None,
+    positions: str | torch.Tensor = "all",
+    layer_path: str | None = None,
+    groups: Sequence[Any] | None = None,
+    group_proba: Any = None,
+    probe: LinearProbe | Mapping[int, LinearProbe] | None = None,
+    strength: float = 1.0,
+) -> SteeringHandle:
+    """Register steering hooks and return the handle (call ``handle.remove()`` when done).
+
+    Args:
+        model: a ``transformers`` model (decoder or encoder).
+        maps: an ``AffineMap`` (used at every listed layer), ``{group: AffineMap}`` (per-group, every
+            listed layer), ``{layer: AffineMap or {group: AffineMap}}``, or a ``SteeringBundle``.
+        layers: indices (negative count from the end), module names, or ``"all"``; default: the keys of
+            a per-layer ``maps`` dict.
+        positions: ``"all"``, ``"last"``, ``"prompt"``, ``"generated"``, or a boolean ``batch x T`` mask.
+        layer_path: dotted path of the block list, overriding automatic discovery.
+        groups, group_proba, probe: how each row's group is known (see :meth:`SteeringHandle.set_groups`).
+        strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map).
+
+    Raises:
+        ValueError: unknown layers, maps of the wrong dimension, a map missing for a layer, unknown
+            positions, or groups without a map. The model is left unmodified when attaching fails.
+    """
+    if isinstance(positions, str) and positions not in POSITIONS:
+        raise ValueError(f"unknown positions {positions!r}; use one of {POSITIONS} or a boolean mask")
+    if isinstance(positions, torch.Tensor) and (positions.ndim != 2 or positions.dtype != torch.bool):
+        raise ValueError("a positions mask must be a boolean batch x T tensor")
+    is_bundle = hasattr(maps, "layer_maps") and callable(maps.layer_maps)
+    if is_bundle:
+        if layers is None:
+            layers = list(maps.layers)
+        layer_path = layer_path if layer_path is not None else getattr(maps, "layer_path", None)
+        probe = probe if probe is not None else (getattr(maps, "probes", None) or None)
+        maps = maps.layer_maps()
+    if layers is None:
+        if isinstance(maps, Mapping) and maps and all(isinstance(k, int) and not isinstance(k, bool) for k in maps):
+            layers = list(maps.keys())
+        else:
+            raise ValueError("layers= is required unless maps is a {layer: map} dict or a bundle")
+    blocks = resolve_layers(model, layers, layer_path)
+    ids = list(blocks.keys())
+    if isinstance(layers, str) and layers == "all":
+        keys: list[Any] = ids
+    elif isinstance(layers, (int, str)):
+        keys = [layers]
+    else:
+        keys = list(layers)
+    spec = _normalise_maps(maps, keys, ids, _hidden_size(model))
+    if not (isinstance(strength, (int, float)) and np.isfinite(strength)):
+        raise ValueError(f"strength must be a finite number; got {strength!r}")
+    if strength != 1.0:
+        spec = {
+            i: interpolate(m, float(strength))
+            if isinstance(m, AffineMap)
+            else {g: interpolate(T, float(strength)) for g, T in m.items()}
+            for i, m in spec.items()
+        }
+    handle = SteeringHandle(model, spec, blocks, positions, probe)
+    try:
+        handle.set_groups(groups, group_proba)
+    except Exception:
+        handle.remove()
+        raise
+    return handle
+
+
+@contextlib.contextmanager
+def steer(model: nn.Module, maps: Any, **kwargs: Any) -> Iterator[SteeringHandle]:
+    """Context manager form of :func:`attach`: the hooks are removed on exit, also on exceptions.
+
+    >>> with steer(model, {6: T}, positions="all") as h:          # doctest: +SKIP
+    ...     out = model.generate(**inputs)
+    """
+    handle = attach(model, maps, **kwargs)
+    try:
+        yield handle
+    finally:
+        handle.remove()

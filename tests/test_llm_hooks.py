@@ -1,0 +1,314 @@
+"""Steering hooks on tiny random transformers: exact application, bit-identical removal, generation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+transformers = pytest.importorskip("transformers")
+
+from steerfair import AffineMap  # noqa: E402
+from steerfair.llm.bundle import SteeringBundle  # noqa: E402
+from steerfair.llm.hooks import LinearProbe, attach, steer  # noqa: E402
+from steerfair.llm.layers import find_layer_list, resolve_layers  # noqa: E402
+
+D, V = 32, 50
+
+
+def tiny(kind: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        cfg = transformers.GPT2Config(n_layer=3, n_embd=D, n_head=2, vocab_size=V, n_positions=64)
+        model = transformers.GPT2LMHeadModel(cfg)
+    elif kind == "llama":
+        cfg = transformers.LlamaConfig(
+            hidden_size=D,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+            vocab_size=V,
+            max_position_embeddings=64,
+        )
+        model = transformers.LlamaForCausalLM(cfg)
+    elif kind == "neox":
+        cfg = transformers.GPTNeoXConfig(
+            hidden_size=D,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            vocab_size=V,
+            max_position_embeddings=64,
+        )
+        model = transformers.GPTNeoXForCausalLM(cfg)
+    elif kind == "bert":
+        cfg = transformers.BertConfig(
+            hidden_size=D,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            vocab_size=V,
+            max_position_embeddings=64,
+        )
+        model = transformers.BertModel(cfg)
+    else:
+        raise ValueError(kind)
+    return model.eval()
+
+
+def random_map(seed: int, low_rank: int | None = None) -> AffineMap:
+    rng = np.random.default_rng(seed)
+    if low_rank is not None:
+        return AffineMap.low_rank(
+            rng.normal(size=(D, low_rank)) * 0.3, rng.normal(size=(D, low_rank)) * 0.3, rng.normal(size=D)
+        )
+    return AffineMap(np.eye(D) + 0.3 * rng.normal(size=(D, D)), rng.normal(size=D))
+
+
+def ids(seed: int, b: int = 2, t: int = 7) -> torch.Tensor:
+    return torch.randint(0, V, (b, t), generator=torch.Generator().manual_seed(seed))
+
+
+def logits(model: torch.nn.Module, x: torch.Tensor, **kw) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(input_ids=x, **kw)
+    return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+
+def capture(model: torch.nn.Module, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """The output hidden state of block ``layer`` (hook registered last, so it sees steered outputs)."""
+    _, blocks = find_layer_list(model)
+    box = {}
+
+    def hook(m, a, out):
+        box["h"] = (out if isinstance(out, torch.Tensor) else out[0]).detach().clone()
+
+    h = blocks[layer].register_forward_hook(hook)
+    try:
+        logits(model, x)
+    finally:
+        h.remove()
+    return box["h"]
+
+
+def n_hooks(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama", "neox", "bert"])
+def test_layer_discovery_and_exact_application(kind: str) -> None:
+    model = tiny(kind)
+    path, blocks = find_layer_list(model)
+    assert len(blocks) == 3, path
+    x = ids(0)
+    before = capture(model, 1, x)
+    T = random_map(1)
+    with steer(model, {1: T}):
+        after = capture(model, 1, x)
+    torch.testing.assert_close(after, T(before), rtol=1e-5, atol=1e-5)
+    # negative index and module-name forms select the same block
+    assert resolve_layers(model, -2).keys() == resolve_layers(model, f"{path}.1").keys() == {1}
+
+
+@given(seed=st.integers(0, 1000), kind=st.sampled_from(["gpt2", "llama"]), low=st.sampled_from([None, 2]))
+@settings(max_examples=8, deadline=None)
+def test_removal_restores_bit_identical_outputs(seed: int, kind: str, low: int | None) -> None:
+    model = tiny(kind, seed % 3)
+    x = ids(seed)
+    ref = logits(model, x)
+    handle = attach(model, random_map(seed, low), layers=[0, -1])
+    assert not torch.equal(logits(model, x), ref)
+    handle.remove()
+    assert torch.equal(logits(model, x), ref)
+    assert n_hooks(model) == 0
+    # the identity map changes nothing, bit for bit
+    with steer(model, AffineMap.identity(D), layers="all"):
+        assert torch.equal(logits(model, x), ref)
+
+
+def test_hooks_are_removed_on_exceptions_and_failed_attach() -> None:
+    model = tiny("llama")
+    with pytest.raises(RuntimeError, match="boom"):
+        with steer(model, random_map(0), layers=1):
+            raise RuntimeError("boom")
+    assert n_hooks(model) == 0
+    with pytest.raises(ValueError, match="out of range"):
+        attach(model, random_map(0), layers=7)
+    with pytest.raises(ValueError, match="hidden size"):
+        attach(model, AffineMap(np.eye(D + 1)), layers=0)
+    with pytest.raises(ValueError, match="no steering map"):
+        attach(model, {"a": random_map(0), "b": random_map(1)}, layers=0, groups=["a", "zzz"])
+    with pytest.raises(ValueError, match="unknown positions"):
+        attach(model, random_map(0), layers=0, positions="middle")
+    with pytest.raises(ValueError, match="unknown layer name"):
+        attach(model, random_map(0), layers="model.layers.9")
+    with pytest.raises(ValueError, match="not an nn.ModuleList"):
+        attach(model, random_map(0), layers=0, layer_path="model.embed_tokens")
+    assert n_hooks(model) == 0
+
+
+def test_last_position_under_left_and_right_padding() -> None:
+    model = tiny("gpt2")
+    T = random_map(3)
+    x = ids(4, b=1, t=5)
+    pad = torch.zeros(1, 2, dtype=torch.long)
+    for side in ("left", "right"):
+        xx = torch.cat([pad, x], 1) if side == "left" else torch.cat([x, pad], 1)
+        mask = (
+            torch.cat([torch.zeros(1, 2), torch.ones(1, 5)], 1)
+            if side == "left"
+            else torch.cat([torch.ones(1, 5), torch.zeros(1, 2)], 1)
+        )
+        mask = mask.long()
+        _, blocks = find_layer_list(model)
+        box = {}
+        hk = blocks[0].register_forward_hook(
+            lambda m, a, o, box=box: box.__setitem__("h", o[0] if isinstance(o, tuple) else o)
+        )
+        with torch.no_grad():
+            model(input_ids=xx, attention_mask=mask)
+            plain = box["h"].clone()
+            hk.remove()
+            with steer(model, {0: T}, positions="last"):
+                hk = blocks[0].register_forward_hook(
+                    lambda m, a, o, box=box: box.__setitem__("h", o[0] if isinstance(o, tuple) else o)
+                )
+                model(input_ids=xx, attention_mask=mask)
+                hk.remove()
+        steered = box["h"]
+        last = 6 if side == "left" else 4
+        changed = (steered != plain).any(-1)[0]
+        assert changed.tolist() == [j == last for j in range(7)], side
+        torch.testing.assert_close(steered[0, last], T(plain[0, last]), rtol=1e-5, atol=1e-5)
+
+
+def _generate(model, x, mask=None, **kw):
+    with torch.no_grad():
+        return model.generate(
+            input_ids=x,
+            attention_mask=mask if mask is not None else torch.ones_like(x),
+            max_new_tokens=6,
+            do_sample=False,
+            pad_token_id=0,
+            **kw,
+        )
+
+
+@pytest.mark.parametrize("positions", ["all", "prompt", "generated", "last"])
+def test_generation_batched_equals_unbatched_and_cache_is_respected(positions: str) -> None:
+    model = tiny("llama", 1)
+    T = random_map(5, low_rank=3)
+    a, b = ids(10, b=1, t=6), ids(11, b=1, t=4)
+    with steer(model, {1: T}, positions=positions):
+        solo_a = _generate(model, a)[0, 6:]
+        solo_b = _generate(model, b)[0, 4:]
+        batch = torch.cat([a, torch.cat([torch.zeros(1, 2, dtype=torch.long), b], 1)], 0)
+        mask = torch.ones_like(batch)
+        mask[1, :2] = 0
+        out = _generate(model, batch, mask)
+    assert torch.equal(out[0, 6:], solo_a) and torch.equal(out[1, 6:], solo_b)
+    plain = _generate(model, a)[0, 6:]
+    if positions == "all":
+        with steer(model, {1: T}, positions=positions):
+            nocache = _generate(model, a, use_cache=False)[0, 6:]
+        assert torch.equal(nocache, solo_a)
+    assert n_hooks(model) == 0 and plain.shape == solo_a.shape
+
+
+def test_generated_positions_leave_the_prompt_alone() -> None:
+    model = tiny("gpt2")
+    x = ids(2, b=1, t=5)
+    ref = logits(model, x)
+    with steer(model, {0: random_map(0)}, positions="generated"):
+        assert torch.equal(logits(model, x), ref)  # a fresh forward is all prompt
+    with steer(model, {0: random_map(0)}, positions="prompt"):
+        assert not torch.equal(logits(model, x), ref)
+
+
+@given(seed=st.integers(0, 1000))
+@settings(max_examples=5, deadline=None)
+def test_group_maps_hard_soft_and_probe(seed: int) -> None:
+    model = tiny("gpt2")
+    maps = {"f": random_map(seed), "m": random_map(seed + 1)}
+    x = ids(seed, b=3)
+    plain = capture(model, 2, x)
+    with steer(model, {2: maps}, groups=["f", "m", "f"]) as h:
+        hard = capture(model, 2, x)
+        h.set_groups(group_proba=[[1, 0], [0, 1], [1, 0]])
+        onehot = capture(model, 2, x)
+        h.set_groups(group_proba=[[0.25, 0.75]] * 3)
+        soft = capture(model, 2, x)
+    for r, g in enumerate(["f", "m", "f"]):
+        torch.testing.assert_close(hard[r], maps[g](plain[r]), rtol=1e-5, atol=1e-5)
+    assert torch.equal(hard, onehot)
+    torch.testing.assert_close(soft, 0.25 * maps["f"](plain) + 0.75 * maps["m"](plain), rtol=1e-5, atol=1e-5)
+    # a probe gives per-token weights: a probe certain of "m" reproduces the "m" map
+    W = np.zeros((D, 2))
+    probe = LinearProbe(W, np.array([-50.0, 50.0]), ("f", "m"))
+    with steer(model, {2: maps}, probe=probe):
+        torch.testing.assert_close(capture(model, 2, x), maps["m"](plain), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="groups=, group_proba= or a probe"):
+        with steer(model, {2: maps}):
+            logits(model, x)
+    with pytest.raises(ValueError, match="rows but the batch"):
+        with steer(model, {2: maps}, groups=["f"]):
+            logits(model, x)
+
+
+def test_half_precision_model() -> None:
+    model = tiny("llama").to(torch.bfloat16)
+    x = ids(0)
+    ref = logits(model, x)
+    with steer(model, random_map(0, low_rank=2), layers=[0, 2]):
+        out = logits(model, x)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all() and not torch.equal(out, ref)
+    assert torch.equal(logits(model, x), ref)
+
+
+def test_probe_lda_and_bundle_round_trip(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(300, D)) + 1.5, rng.normal(size=(300, D)) - 1.5])
+    g = np.array(["a"] * 300 + ["b"] * 300)
+    probe = LinearProbe.fit(X, g)
+    assert np.mean(probe.predict(X) == g) > 0.99
+    np.testing.assert_allclose(probe.proba(X).sum(1), 1.0)
+    bundle = SteeringBundle(
+        {0: {"a": random_map(1), "b": random_map(2, low_rank=2)}, 2: {"a": random_map(3), "b": random_map(4)}},
+        ("a", "b"),
+        {0: probe},
+        None,
+        {"model": "tiny", "criterion": "equal_opportunity"},
+    )
+    bundle.save(tmp_path / "b.safetensors")
+    back = SteeringBundle.load(tmp_path / "b.safetensors")
+    assert back.layers == [0, 2] and back.groups == ("a", "b") and back.metadata["model"] == "tiny"
+    for layer in bundle.maps:
+        for grp in ("a", "b"):
+            assert back.maps[layer][grp] == bundle.maps[layer][grp]
+    np.testing.assert_array_equal(back.probes[0].W, probe.W)
+    model = tiny("gpt2")
+    x = ids(0, b=2)
+    with steer(model, back, groups=["a", "b"]):
+        one = logits(model, x)
+    with steer(model, bundle, groups=["a", "b"]):
+        two = logits(model, x)
+    assert torch.equal(one, two)
+
+
+@given(seed=st.integers(0, 100), strength=st.floats(0.0, 2.0), low=st.sampled_from([None, 3]))
+@settings(max_examples=10, deadline=None)
+def test_strength_interpolates_between_identity_and_the_map(seed: int, strength: float, low: int | None) -> None:
+    from steerfair.llm.hooks import interpolate
+
+    T = random_map(seed, low)
+    x = np.random.default_rng(seed).normal(size=(5, D))
+    np.testing.assert_allclose(interpolate(T, strength)(x), x + strength * (T(x) - x), atol=1e-10)
+    assert interpolate(T, strength).is_low_rank == T.is_low_rank
+    model = tiny("gpt2")
+    xx = ids(seed)
+    ref = logits(model, xx)
+    with steer(model, {0: T}, strength=0.0):
+        torch.testing.assert_close(logits(model, xx), ref, rtol=1e-5, atol=1e-5)
