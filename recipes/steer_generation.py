@@ -84,7 +84,11 @@ def main() -> None:
         {"oas": "oas", "none": None}.get(args.shrinkage) if args.shrinkage in ("oas", "none") else float(args.shrinkage)
     )
     bundle = fit_bundle(
-        stats, shrinkage=shrink, rank=args.rank, metadata={"model": args.model, "pooling": "all", "texts": len(texts)}
+        stats,
+        intervention=args.intervention,
+        shrinkage=shrink,
+        rank=args.rank,
+        metadata={"model": args.model, "pooling": "all", "texts": len(texts)},
     )
 
     occ_ids = occupation_token_ids(tok)

@@ -312,3 +312,20 @@ def test_strength_interpolates_between_identity_and_the_map(seed: int, strength:
     ref = logits(model, xx)
     with steer(model, {0: T}, strength=0.0):
         torch.testing.assert_close(logits(model, xx), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_hard_probe_applies_the_most_probable_groups_map() -> None:
+    model = tiny("gpt2")
+    maps = {"f": random_map(7), "m": random_map(8)}
+    x = ids(3, b=2)
+    plain = capture(model, 1, x)
+    rng = np.random.default_rng(0)
+    probe = LinearProbe(rng.normal(size=(D, 2)), np.zeros(2), ("f", "m"))
+    winner = probe.proba(plain).argmax(-1)  # per token
+    with steer(model, {1: maps}, probe=probe, probe_mode="hard"):
+        hard = capture(model, 1, x)
+    want = torch.where((winner == 0)[..., None], maps["f"](plain), maps["m"](plain))
+    torch.testing.assert_close(hard, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="probe_mode"):
+        attach(model, {1: maps}, probe=probe, probe_mode="median")
+    assert n_hooks(model) == 0

@@ -148,7 +148,11 @@ class SteeringHandle:
         blocks: dict[int, nn.Module],
         positions: str | torch.Tensor,
         probe: LinearProbe | Mapping[int, LinearProbe] | None,
+        probe_mode: str = "soft",
     ) -> None:
+        if probe_mode not in ("soft", "hard"):
+            raise ValueError(f"probe_mode must be 'soft' or 'hard'; got {probe_mode!r}")
+        self.probe_mode = probe_mode
         self.model = model
         self.maps = maps
         self.layers = sorted(maps)
@@ -278,7 +282,10 @@ class SteeringHandle:
         probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
         if probe is None:
             raise ValueError("per-group maps need groups=, group_proba= or a probe to know each row's group")
-        return probe.proba(h)
+        P = probe.proba(h)
+        if self.probe_mode == "hard":  # the most probable group takes its whole map
+            P = torch.nn.functional.one_hot(P.argmax(dim=-1), P.shape[-1]).to(P.dtype)
+        return P
 
     def _kernels(self, layer: int, h: torch.Tensor) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Per-map closures over parameters already on ``h``'s device and compute dtype (built once)."""
@@ -406,6 +413,7 @@ def attach(
     group_proba: Any = None,
     probe: LinearProbe | Mapping[int, LinearProbe] | None = None,
     strength: float = 1.0,
+    probe_mode: str = "soft",
 ) -> SteeringHandle:
     """Register steering hooks and return the handle (call ``handle.remove()`` when done).
 
@@ -419,6 +427,8 @@ def attach(
         layer_path: dotted path of the block list, overriding automatic discovery.
         groups, group_proba, probe: how each row's group is known (see :meth:`SteeringHandle.set_groups`).
         strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map).
+        probe_mode: with a probe, ``"soft"`` mixes the group maps with ``P(a | h)``; ``"hard"`` applies the
+            most probable group's map.
 
     Raises:
         ValueError: unknown layers, maps of the wrong dimension, a map missing for a layer, unknown
@@ -458,7 +468,7 @@ def attach(
             else {g: interpolate(T, float(strength)) for g, T in m.items()}
             for i, m in spec.items()
         }
-    handle = SteeringHandle(model, spec, blocks, positions, probe)
+    handle = SteeringHandle(model, spec, blocks, positions, probe, probe_mode)
     try:
         handle.set_groups(groups, group_proba)
     except Exception:
