@@ -6,6 +6,7 @@ maps, Gaussian OT) -> ``steering`` (maps onto the ideal) -> appliers for tables 
 transformers (``llm``) -> ``metrics`` -> ``recipes/``.
 """
 
+from . import privacy  # randomised / soft sensitive attributes (core deps only)
 from .conditional import GroupConditionalModel
 from .divergences import kl
 from .families import Gaussian, LogNormal
@@ -56,6 +57,7 @@ __all__ = [
     "kl",
     "mean_shift_map",
     "nearest_ideal",
+    "privacy",
     "solve_nearest_ideal",
     "transfer_bounds",
 ]

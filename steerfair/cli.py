@@ -2,6 +2,7 @@
 
 steerfair demo                 # Adult (sex), logistic regression: steerfair vs baselines, 5 seeds (~1-2 min)
 steerfair demo --synthetic     # the paper's Gaussian case study (analytic, ~40 s)
+steerfair bios --model minilm --data bug --out results/bios   # the Bios occupation protocol (offline stand-in)
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bios(args: argparse.Namespace) -> int:
+    from .bios.run import main as bios_main
+
+    return bios_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="steerfair", description="Optimal distribution steering to exact fairness.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seeds", type=int, default=5, help="number of random splits (default: 5)")
     demo.add_argument("--synthetic", action="store_true", help="run the paper's Gaussian case study instead")
     demo.set_defaults(func=_demo)
+    bios = sub.add_parser("bios", help="Bios occupation prediction: steer encodings, per-profession TPR gaps")
+    from .bios.run import add_arguments as bios_arguments
+
+    bios_arguments(bios)
+    bios.set_defaults(func=_bios)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -92,8 +92,22 @@ class SteeringTransform:
         return self.cell_maps[a][i]
 
     def sample_weights(self, y: Any, groups: Any) -> np.ndarray:
-        """Weights that realise the ideal class priors (the prior part of the ideal)."""
-        return self.solution.sample_weights(np.asarray(y), np.asarray(groups))
+        """Weights that realise the ideal class priors (the prior part of the ideal).
+
+        ``groups`` may be ``(n, k)`` membership probabilities (columns in ``original.groups`` order): the
+        weight of a row is then its expected cell weight ``sum_a P(a | row) q_i / q_ia`` (one-hot rows give
+        the hard-label weights exactly).
+        """
+        P = _soft_groups(groups)
+        if P is None:
+            return self.solution.sample_weights(np.asarray(y), np.asarray(groups))
+        from .ideal.priors import cell_weights
+
+        orig = self.original
+        yi = orig.class_index(np.asarray(y))
+        _check_proba(P, len(yi), orig.n_groups, "groups")
+        W = cell_weights(orig, self.solution.class_priors)  # (k, m)
+        return np.sum(P * W[:, yi].T, axis=1)
 
     # ----------------------------------------------------------- application
     def transform(
@@ -109,7 +123,8 @@ class SteeringTransform:
 
         Args:
             X: features ``(n, d)`` in the original space.
-            groups: group labels per row; or pass ``group_proba``.
+            groups: group labels per row, or ``(n, k)`` membership probabilities (the same as passing
+                them as ``group_proba``).
             y: class labels per row (required by ``mode="label"``).
             mode: ``"auto"`` (``"label"`` when ``y`` is given, else ``"posterior"``), ``"label"``,
                 ``"posterior"`` or ``"group"``.
@@ -131,6 +146,8 @@ class SteeringTransform:
             yi = orig.class_index(np.asarray(y))
             if len(yi) != n:
                 raise ValueError(f"y has {len(yi)} entries but X has {n} rows")
+        if group_proba is None and _soft_groups(groups) is not None:
+            group_proba, groups = groups, None
         if group_proba is None:
             if groups is None:
                 raise ValueError("pass groups (labels) or group_proba (probabilities)")
@@ -140,11 +157,7 @@ class SteeringTransform:
             P = np.zeros((n, orig.n_groups))
             P[np.arange(n), ga] = 1.0
         else:
-            P = np.asarray(group_proba, dtype=np.float64)
-            if P.shape != (n, orig.n_groups) or not np.all(np.isfinite(P)) or np.any(P < 0):
-                raise ValueError(f"group_proba must be finite, non-negative, of shape ({n}, {orig.n_groups})")
-            if np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
-                raise ValueError("each row of group_proba must sum to 1")
+            P = _check_proba(np.asarray(group_proba, dtype=np.float64), n, orig.n_groups, "group_proba")
         out = np.zeros_like(Z)
         for a in range(orig.n_groups):
             rows = np.nonzero(P[:, a] > 0)[0]
@@ -174,6 +187,24 @@ class SteeringTransform:
         post = np.exp(lj)
         post /= post.sum(axis=1, keepdims=True)
         return sum(post[:, i, None] * self.cell_maps[a][i](Z) for i in range(orig.n_classes))
+
+
+def _soft_groups(groups: Any) -> np.ndarray | None:
+    """``groups`` as a float ``(n, k)`` probability matrix when it is a 2-D numeric array, else ``None``."""
+    if groups is None or isinstance(groups, (str, bytes)):
+        return None
+    arr = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
+    if arr.ndim == 2 and arr.dtype.kind in "fiub":
+        return arr.astype(np.float64)
+    return None
+
+
+def _check_proba(P: np.ndarray, n: int, k: int, name: str) -> np.ndarray:
+    if P.shape != (n, k) or not np.all(np.isfinite(P)) or np.any(P < 0):
+        raise ValueError(f"{name} must be finite, non-negative, of shape ({n}, {k})")
+    if np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
+        raise ValueError(f"each row of {name} must sum to 1")
+    return P
 
 
 def fit_steering(

@@ -20,6 +20,15 @@ by ``test_mode``:
 
 When ``groups`` is not passed at transform time, a group probe (a logistic regression fitted on the
 training features) gives ``P(A | x)`` and the per-group results are mixed with those probabilities.
+
+**Uncertain or private groups.** Everywhere ``groups=`` is accepted it may also be an ``(n, k)`` matrix of
+group-membership probabilities (columns named by ``fit(..., group_labels=...)``, default ``0..k-1``): the
+model is fitted with weighted sufficient statistics and rows are moved by the probability-weighted mixture
+of the per-group maps; one-hot rows give exactly the hard-label results. With ``group_epsilon=eps`` the
+1-D ``groups`` passed to every method are reports privatised with k-ary randomized response at that
+epsilon (:func:`steerfair.privacy.randomized_response`): the model is fitted by channel inversion
+(:func:`steerfair.privacy.fit_private_model`), the probe is trained on the reports with a forward-corrected
+loss, and each row is moved by the mixture weighted with its posterior ``P(A | x, report)`` (docs/privacy.md).
 Which combination is best for a downstream model is an empirical question: ``recipes/tabular_benchmark.py``
 measures them, and docs/tabular.md reports the result.
 
@@ -31,6 +40,7 @@ Metadata routing: ``fit`` and ``transform`` take ``groups`` as keyword metadata,
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -42,7 +52,10 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from .conditional import GroupConditionalModel
 from .ideal.solve import CRITERIA, solve_nearest_ideal
-from .steering import SteeringTransform
+from .privacy.estimators import fit_private_model
+from .privacy.mechanisms import check_epsilon
+from .privacy.posterior import PrivateGroupProbe, posterior_group_proba
+from .steering import SteeringTransform, _soft_groups
 
 __all__ = ["FairSteerer"]
 
@@ -83,6 +96,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         Fast closed form / line search, or the cvxpy reference.
     min_samples : int
         The fewest training rows allowed in a (group, class) cell.
+    group_epsilon : float or None
+        ``None``: ``groups`` are the raw sensitive attribute. A number ``eps > 0``: ``groups`` are reports
+        privatised with k-ary randomized response at ``eps`` (``math.inf`` is the raw attribute, exactly as
+        ``None``).
     train_maps : {"labeled", "unlabeled"}
         How ``fit_transform`` moves the training rows: with their own (group, class) maps (the exact
         ideal; the paper's protocol) or with the label-free test-time transform. Use ``"unlabeled"`` for
@@ -118,6 +135,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         solver: str = "auto",
         min_samples: int = 5,
         train_maps: str = "labeled",
+        group_epsilon: float | None = None,
     ) -> None:
         self.criterion = criterion
         self.intervention = intervention
@@ -131,6 +149,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.train_maps = train_maps
         self.solver = solver
         self.min_samples = min_samples
+        self.group_epsilon = group_epsilon
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):  # noqa: ANN204
@@ -191,7 +210,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         return np.asarray(idx, dtype=int)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None) -> FairSteerer:
+    def fit(
+        self, X: Any, y: Any, *, groups: Any = None, sample_weight: Any = None, group_labels: Any = None
+    ) -> FairSteerer:
         """Fit the group/class-conditional model of the steered columns and solve for its nearest ideal.
 
         Parameters
@@ -199,10 +220,14 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         X : array-like or DataFrame, shape (n_samples, n_features)
         y : array-like, shape (n_samples,)
             Class labels (binary or multi-class).
-        groups : array-like, shape (n_samples,)
-            Sensitive group of each row (k >= 2 groups). Required.
+        groups : array-like, shape (n_samples,) or (n_samples, k)
+            Sensitive group of each row (k >= 2 groups), or group-membership probabilities (rows sum to 1).
+            With ``group_epsilon`` set: the privatised reports (1-D). Required.
         sample_weight : array-like, shape (n_samples,), optional
             Weights of the rows in the fitted moments and priors.
+        group_labels : sequence, optional
+            Names of the probability columns of a 2-D ``groups`` (default ``0..k-1``); with
+            ``group_epsilon``, the full domain of the reports (default: the sorted reported values).
         """
         if self.criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {self.criterion!r}; use one of {CRITERIA}")
@@ -217,15 +242,28 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 "FairSteerer requires y to be passed, but the target y is None "
                 "(class labels define the ideal per (group, class))"
             )
+        eps = None if self.group_epsilon is None else check_epsilon(self.group_epsilon, "group_epsilon")
         arr = self._as_array(X, fitting=True)
         if groups is None:
             raise ValueError("FairSteerer.fit needs groups= (the sensitive attribute of each row)")
         n = arr.shape[0]
-        y_arr, g_arr = np.asarray(y), np.asarray(groups)
+        y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != n:
             raise ValueError(f"y must be 1-D with one label per row of X ({n}); got shape {y_arr.shape}")
-        if g_arr.ndim != 1 or len(g_arr) != n:
-            raise ValueError(f"groups must be 1-D with one label per row of X ({n}); got shape {g_arr.shape}")
+        soft = _soft_groups(groups)
+        if soft is not None:
+            if eps is not None:
+                raise ValueError(
+                    "with group_epsilon set, groups are the privatised reports (1-D labels), not probabilities"
+                )
+            if soft.shape[0] != n:
+                raise ValueError(f"groups has {soft.shape[0]} rows but X has {n} rows")
+            g_arr: Any = soft
+        else:
+            g_arr = np.asarray(groups)
+            if g_arr.ndim != 1 or len(g_arr) != n:
+                raise ValueError(f"groups must be 1-D with one label per row of X ({n}); got shape {g_arr.shape}")
+        private = eps is not None and not math.isinf(eps)
         self.n_features_in_ = arr.shape[1]
         cols = self._resolve_columns(X, arr)
         Z = arr[:, cols]
@@ -241,10 +279,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             Z[:, log_pos] = np.log(Z[:, log_pos])
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
-        self.model_ = GroupConditionalModel.fit(
-            Z, y_arr, g_arr, weights=sample_weight, shrinkage=self.shrinkage, reg=self.reg,
-            min_samples=self.min_samples,
-        )  # fmt: skip
+        if private:
+            self.model_ = fit_private_model(
+                Z, y_arr, g_arr, eps, categories=group_labels, weights=sample_weight, shrinkage=self.shrinkage,
+                reg=self.reg, min_samples=self.min_samples,
+            )  # fmt: skip
+        else:
+            self.model_ = GroupConditionalModel.fit(
+                Z, y_arr, g_arr, weights=sample_weight, shrinkage=self.shrinkage, reg=self.reg,
+                min_samples=self.min_samples, group_labels=group_labels if soft is not None else None,
+            )  # fmt: skip
+        self.group_epsilon_ = eps if private else None
         sol = solve_nearest_ideal(
             self.model_,
             self.criterion,
@@ -262,7 +307,19 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             from sklearn.preprocessing import StandardScaler
 
             finite = np.where(np.isfinite(arr), arr, 0.0)
-            self.probe_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(finite, g_arr)
+            if private:
+                self.probe_ = PrivateGroupProbe(eps, categories=self.groups_).fit(finite, g_arr)
+            elif soft is not None and not np.all((soft == 0) | (soft == 1)):
+                # soft labels: one weighted copy of every row per group (the expected log-loss)
+                k = soft.shape[1]
+                rows = np.nonzero(soft.T.ravel() > 0)[0]
+                Xr = np.tile(finite, (k, 1))[rows]
+                gr = np.repeat(self.groups_, n)[rows]
+                probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+                self.probe_ = probe.fit(Xr, gr, logisticregression__sample_weight=soft.T.ravel()[rows])
+            else:
+                labels = g_arr if soft is None else self.groups_[np.argmax(soft, axis=1)]
+                self.probe_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(finite, labels)
         return self
 
     def _resolve_lognormal(self, Z: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -310,6 +367,21 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         return arr, Z
 
     def _group_proba(self, arr: np.ndarray, groups: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+        soft = _soft_groups(groups)
+        if soft is not None:
+            k = len(self.groups_)
+            if soft.shape != (arr.shape[0], k):
+                raise ValueError(f"group probabilities must have shape ({arr.shape[0]}, {k}); got {soft.shape}")
+            if not np.all(np.isfinite(soft)) or np.any(soft < 0) or np.any(np.abs(soft.sum(axis=1) - 1) > 1e-6):
+                raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
+            return None, soft
+        if groups is not None and getattr(self, "group_epsilon_", None) is not None:
+            reports = np.asarray(groups)
+            if reports.ndim != 1 or len(reports) != arr.shape[0]:
+                raise ValueError(f"groups must be 1-D with one report per row of X ({arr.shape[0]})")
+            prior = self._probe_proba(arr) if self.probe_ is not None else self.model_.group_priors
+            post = posterior_group_proba(reports, self.group_epsilon_, prior, categories=self.groups_)
+            return None, post
         if groups is not None:
             g = np.asarray(groups)
             if g.ndim != 1 or len(g) != arr.shape[0]:
@@ -320,9 +392,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             return g, None
         if self.probe_ is None:
             raise ValueError("transform needs groups= (group_probe=None was set)")
+        return None, self._probe_proba(arr)
+
+    def _probe_proba(self, arr: np.ndarray) -> np.ndarray:
         proba = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
         order = [list(self.probe_.classes_).index(g) for g in self.groups_]
-        return None, proba[:, order]
+        return proba[:, order]
 
     def _steer(self, Z: np.ndarray, g: Any, P: Any, y: Any, mode: str) -> np.ndarray:
         if mode == "identity":
@@ -353,7 +428,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         return self._assemble(X, arr, self._steer(Z, g, P, None, self.test_mode))
 
     def fit_transform(  # type: ignore[override]
-        self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None
+        self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None, group_labels: Any = None
     ) -> Any:
         """Fit, then move the training rows as ``train_maps`` says.
 
@@ -361,13 +436,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         exact push-forward onto the ideal (this differs from ``fit(X, y).transform(X)``, which does not
         use ``y``). ``train_maps="unlabeled"``: the same label-free transform as test rows get, so
         ``fit_transform(X, y) == fit(X, y).transform(X)``.
+
+        With soft or privatised ``groups`` each row moves by the mixture of its (group, class) maps weighted
+        with its group probabilities (the posterior given the report, for ``group_epsilon``).
         """
-        self.fit(X, y, groups=groups, sample_weight=sample_weight)
+        self.fit(X, y, groups=groups, sample_weight=sample_weight, group_labels=group_labels)
         if self.train_maps == "unlabeled":
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
         self._warn_atoms(Z)
-        return self._assemble(X, arr, self._steer(Z, np.asarray(groups), None, np.asarray(y), "label"))
+        g, P = self._group_proba(arr, groups)
+        return self._assemble(X, arr, self._steer(Z, g, P, np.asarray(y), "label"))
 
     def _warn_atoms(self, Z: np.ndarray, share: float = 0.2) -> None:
         """Warn when a steered column has an atom (one value in >= ``share`` of the rows): the labelled cell
@@ -390,8 +469,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
         """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""
         arr, Z = self._working(X)
-        g, _ = self._group_proba(arr, groups)
-        return self._assemble(X, arr, self._steer(Z, g, None, np.asarray(y), "label"))
+        g, P = self._group_proba(arr, groups)
+        return self._assemble(X, arr, self._steer(Z, g, P, np.asarray(y), "label"))
 
     def inverse_transform(self, X: Any, *, groups: Any = None) -> Any:
         """Undo ``transform`` for ``test_mode`` ``"group"`` or ``"identity"`` (affine per group, invertible).
@@ -409,6 +488,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             raise ValueError("inverse_transform needs groups= (hard group labels)")
         arr, Z = self._working(X)
         g, _ = self._group_proba(arr, groups)
+        if g is None:
+            raise ValueError("inverse_transform needs hard group labels (not probabilities or private reports)")
         ga = self.model_.group_index(g)
         out = Z.copy()
         for a in range(len(self.groups_)):
@@ -423,9 +504,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         Pass them to the downstream model's ``fit(..., sample_weight=...)``. They are needed whenever
         ``P(Y | A)`` differs between groups (always, for demographic parity with unequal base rates); with
         equal base rates they are all 1 and the feature part alone is the ideal.
+
+        ``groups`` may be probabilities (the expected weight is returned) or, with ``group_epsilon``,
+        privatised reports (expected weight under ``P(A | report, y)``).
         """
         check_is_fitted(self, "steering_")
-        return self.steering_.sample_weights(np.asarray(y), np.asarray(groups))
+        P = _soft_groups(groups)
+        if P is None and getattr(self, "group_epsilon_", None) is not None:
+            # expected weight under P(A | report, y) ∝ P(A, y) C[A, report]
+            prior = self.model_.joint[:, self.model_.class_index(np.asarray(y))].T
+            P = posterior_group_proba(groups, self.group_epsilon_, prior, categories=self.groups_)
+        return self.steering_.sample_weights(np.asarray(y), np.asarray(groups) if P is None else P)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output columns are the input columns (steering changes values, not columns)."""

@@ -219,3 +219,77 @@ def test_two_class_affirmative_without_precisions_equals_general_form(seed: int,
     )
     assert a[0] == pytest.approx(b[0], rel=1e-10)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-8, atol=1e-9)
+
+
+@given(seed=seeds, d=st.integers(1, 7), s=st.floats(-1.5, 1.5), gauge=st.integers(0, 1))
+@settings(max_examples=40, deadline=None)
+def test_two_by_two_profile_equals_eigenbasis_profile(seed: int, d: int, s: float, gauge: int) -> None:
+    """The O(d)-per-point two-class profile (eigenvalues + tridiagonal pencil) reproduces the
+    generalized-eigenbasis profile: value, envelope derivative and the minimiser at any gamma."""
+    from steerfair.ideal.closed_form import TwoByTwoProfile
+
+    model = random_model(seed, d, 2, 2)
+    stats = CellStats.from_components(model.components, model.joint)
+    old, new = TwoGroupProfile(stats, gauge), TwoByTwoProfile(stats, gauge)
+    assert new.value(s) == pytest.approx(old.value(s), rel=1e-11, abs=1e-12)
+    assert new.derivative(s) == pytest.approx(old.derivative(s), rel=1e-9, abs=1e-10)
+    a, b = new.params(s), old.params(s)
+    assert a.objective == pytest.approx(objective(stats, b), rel=1e-11, abs=1e-12)
+    for x, y in ((a.gammas, b.gammas), (a.offsets, b.offsets), (a.template_means, b.template_means)):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(a.template_covs, b.template_covs, rtol=1e-9, atol=1e-11)
+    # the start it computes from its own factors is the affirmative closed form
+    aff = affirmative_closed_form_gamma(stats, gauge)
+    assert new.affirmative_start() == pytest.approx(aff, rel=1e-11)
+
+
+def affirmative_closed_form_gamma(stats: CellStats, gauge: int) -> float:
+    from steerfair.ideal.closed_form import affirmative_closed_form
+
+    return float(affirmative_closed_form(stats, gauge).gammas[1 - gauge])
+
+
+@given(seed=seeds, d=st.integers(1, 6), intervention=st.sampled_from(["all", "affirmative"]))
+@settings(max_examples=30, deadline=None)
+def test_fast_path_objective_equals_generic_kl(seed: int, d: int, intervention: str) -> None:
+    """The KL that the fast paths report from their closed forms equals the generic per-cell KL sum,
+    and the two-class search agrees with the general two-group search."""
+    model = random_model(seed, d, 2, 2)
+    sol = solve_nearest_ideal(model, intervention=intervention)
+    keep = sol.reference if intervention == "affirmative" else None
+    generic = sum(
+        model.group_priors[a] * sol.class_priors[i] * sol.ideal.components[a][i].kl(model.components[a][i])
+        for a in range(2)
+        if a != keep
+        for i in range(2)
+    )
+    assert sol.feature_kl == pytest.approx(generic, rel=1e-10, abs=1e-12)
+    if intervention == "all":
+        stats = CellStats.from_components(model.components, model.group_priors[:, None] * sol.class_priors[None, :])
+        a, _ = search_gammas(stats, None, None, gauge=sol.reference)
+        b, _ = search_gammas(stats, None, None, gauge=sol.reference, two_by_two=False)
+        np.testing.assert_allclose(a.gammas, b.gammas, rtol=1e-9)
+        np.testing.assert_allclose(a.template_covs, b.template_covs, rtol=1e-8, atol=1e-10)
+
+
+@given(seed=seeds, d=st.integers(1, 40))
+@settings(max_examples=30, deadline=None)
+def test_linalg_helpers(seed: int, d: int) -> None:
+    from steerfair._linalg import Tridiagonal, gram_lower_t, sym_from_lower, tril_solve_tril, whiten_lower
+
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((d, d))
+    S1, S2 = A @ A.T + 0.5 * np.eye(d), np.cov(rng.standard_normal((d, 2 * d + 2))) + 0.1 * np.eye(d)
+    L1, L2 = np.linalg.cholesky(S1), np.linalg.cholesky(S2)
+    G = tril_solve_tril(L1, L2, block=4)
+    np.testing.assert_allclose(L1 @ G, L2, atol=1e-10 * np.abs(L2).max())
+    np.testing.assert_allclose(sym_from_lower(gram_lower_t(G)), G.T @ G, rtol=1e-10, atol=1e-12)
+    K = sym_from_lower(whiten_lower(S2, L1))
+    np.testing.assert_allclose(L1 @ K @ L1.T, S2, rtol=1e-9, atol=1e-10)
+    tri = Tridiagonal(K)
+    T = np.diag(tri.diag) + np.diag(tri.off, 1) + np.diag(tri.off, -1)
+    Q = tri.q(np.eye(d))
+    np.testing.assert_allclose(Q @ T @ Q.T, K, atol=1e-10 * np.abs(K).max())
+    np.testing.assert_allclose(tri.qt(Q), np.eye(d), atol=1e-12)
+    b = rng.standard_normal(d)
+    np.testing.assert_allclose((np.eye(d) + 0.3 * T) @ tri.solve_shifted(0.3, b), b, atol=1e-10)

@@ -23,8 +23,21 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
+from scipy.linalg import blas, solve_triangular
 
-from .._linalg import cholesky, eigh_sym, spd_inv, spd_solve
+from .._linalg import (
+    Tridiagonal,
+    cholesky,
+    cholesky_lower_stored,
+    eigh_sym,
+    eigvalsh_sym,
+    gram_lower_t,
+    spd_inv,
+    spd_solve,
+    sym_from_lower,
+    tril_solve_tril,
+    whiten_lower,
+)
 from ..families.gaussian import Gaussian, gaussian_kl
 
 __all__ = ["CellStats", "ScaleFamilyParams", "affirmative_closed_form", "all_inner_closed_form", "search_gammas"]
@@ -49,8 +62,10 @@ class CellStats:
         means = np.array([[c.mean for c in row] for row in comps])
         covs = np.array([[c.cov for c in row] for row in comps])
         chols = np.array([[c._chol for c in row] for row in comps])
-        precs = np.zeros_like(covs)
-        for a in range(len(comps)) if precisions_for is None else precisions_for:
+        groups = range(len(comps)) if precisions_for is None else precisions_for
+        # no precision needed: a read-only broadcast of zeros (no d^2 k m allocation)
+        precs = np.zeros_like(covs) if len(groups) else np.broadcast_to(np.zeros((), dtype=np.float64), covs.shape)
+        for a in groups:
             for i in range(len(comps[a])):
                 precs[a, i] = spd_inv(covs[a, i], chols[a, i])
         return cls(means, covs, chols, precs, np.asarray(weights, dtype=np.float64))
@@ -69,6 +84,7 @@ class ScaleFamilyParams:
     offsets: np.ndarray  # (k, d)
     template_means: np.ndarray  # (m, d)
     template_covs: np.ndarray  # (m, d, d)
+    objective: float | None = None  # sum_ia w_ia KL(N~_ia || N_ia) where the solver has it at no extra cost
 
     def cell(self, a: int, i: int) -> tuple[np.ndarray, np.ndarray]:
         g = self.gammas[a]
@@ -118,38 +134,65 @@ def affirmative_group(
 
 
 def affirmative_group_two_classes(
-    means: np.ndarray, covs: np.ndarray, chols: np.ndarray, w: np.ndarray, nu: np.ndarray, omega_chols: np.ndarray
+    means: np.ndarray,
+    covs: np.ndarray,
+    chols: np.ndarray,
+    w: np.ndarray,
+    nu: np.ndarray,
+    omega_chols: np.ndarray,
+    *,
+    traces: list[float] | None = None,
+    LK: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """:func:`affirmative_group` for two classes without forming any precision matrix.
 
     Uses ``(w_0 S_0^-1 + w_1 S_1^-1)^-1 = S_1 (w_0 S_1 + w_1 S_0)^-1 S_0`` (one Cholesky) and
-    ``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` (one triangular solve per class).
+    ``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` (one triangular solve with a triangular right-hand side
+    per class). ``traces`` (the two traces) and ``LK`` (the Cholesky factor of ``w_0 S_1 + w_1 S_0``)
+    may be passed when the caller already has them.
     """
-    from scipy.linalg import cho_solve, solve_triangular
+    g, c, _ = _affirmative_two(means, covs, chols, w, nu, omega_chols, traces=traces, LK=LK)
+    return g, c
 
+
+def _affirmative_two(
+    means: np.ndarray,
+    covs: np.ndarray,
+    chols: np.ndarray,
+    w: np.ndarray,
+    nu: np.ndarray,
+    omega_chols: np.ndarray,
+    *,
+    traces: list[float] | None = None,
+    LK: np.ndarray | None = None,
+) -> tuple[float, np.ndarray, list[float]]:
     d = means.shape[1]
     W = float(w.sum())
-    K = w[0] * covs[1] + w[1] * covs[0]
-    LK = cholesky(K, "weighted covariance sum")
+    if LK is None:
+        LK = cholesky(w[0] * covs[1] + w[1] * covs[0], "weighted covariance sum")
 
     def Hinv(x: np.ndarray) -> np.ndarray:
-        return covs[1] @ cho_solve((LK, True), covs[0] @ x, check_finite=False)
+        return covs[1] @ _tri(LK, _tri(LK, covs[0] @ x), trans="T")
 
     def P(i: int, x: np.ndarray) -> np.ndarray:
-        return cho_solve((chols[i], True), x, check_finite=False)
+        return _tri(chols[i], _tri(chols[i], x), trans="T")
 
+    if traces is None:
+        traces = []
+        for i in range(2):
+            M = tril_solve_tril(chols[i], omega_chols[i])  # L_i^-1 R_i
+            traces.append(float(np.sum(M * M)))
     c0 = Hinv(w[0] * P(0, means[0]) + w[1] * P(1, means[1]))
     c1 = Hinv(w[0] * P(0, nu[0]) + w[1] * P(1, nu[1]))
     u = nu - c1
     v = means - c0
     alpha = beta = 0.0
     for i in range(2):
-        M = solve_triangular(chols[i], omega_chols[i], lower=True, check_finite=False)
         Pu = P(i, u[i])
-        alpha += w[i] * (float(np.sum(M * M)) + float(u[i] @ Pu))
+        alpha += w[i] * (traces[i] + float(u[i] @ Pu))
         beta += w[i] * float(Pu @ v[i])
     gamma = (beta + np.sqrt(beta * beta + 4.0 * alpha * d * W)) / (2.0 * alpha)
-    return float(gamma), c0 - gamma * c1
+    return float(gamma), c0 - gamma * c1, traces
 
 
 def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyParams:
@@ -158,16 +201,34 @@ def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyPara
     nu, omega = stats.means[reference], stats.covs[reference]
     gammas = np.ones(k)
     offsets = np.zeros((k, d))
+    total: float | None = 0.0
     for a in range(k):
         if a == reference:
             continue
         if m == 2:
-            gammas[a], offsets[a] = affirmative_group_two_classes(
+            gammas[a], offsets[a], traces = _affirmative_two(
                 stats.means[a], stats.covs[a], stats.chols[a], stats.weights[a], nu, stats.chols[reference]
             )
+            if total is not None:
+                total += _affirmative_kl(stats, a, reference, gammas[a], offsets[a], traces)
         else:
+            total = None
             gammas[a], offsets[a] = affirmative_group(stats.means[a], stats.precs[a], stats.weights[a], nu, omega)
-    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega.copy())
+    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega.copy(), objective=total)
+
+
+def _affirmative_kl(stats: CellStats, a: int, ref: int, g: float, c: np.ndarray, traces: list[float]) -> float:
+    """``sum_i w_ai KL(N(g nu_i + c, g^2 Omega_i) || N(mu_ai, S_ai))`` from the traces
+    ``tr(S_ai^-1 Omega_i)`` the closed form already has (``O(d^2)``)."""
+    d = stats.shape[2]
+    total = 0.0
+    for i in range(stats.shape[1]):
+        L = stats.chols[a, i]
+        z = solve_triangular(L, g * stats.means[ref, i] + c - stats.means[a, i], lower=True, check_finite=False)
+        logdet = 2.0 * float(np.sum(np.log(np.diag(L))) - np.sum(np.log(g * np.diag(stats.chols[ref, i]))))
+        kl = max(0.5 * (g * g * traces[i] + float(z @ z) - d + logdet), 0.0)
+        total += stats.weights[a, i] * kl
+    return total
 
 
 # ----------------------------------------------------------------------------- all subgroups
@@ -229,6 +290,15 @@ def gamma_gradient(stats: CellStats, params: ScaleFamilyParams) -> np.ndarray:
 
 
 InnerSolver = Callable[[CellStats, np.ndarray, int], ScaleFamilyParams]
+
+
+def _default_start(stats: CellStats, gauge: int) -> np.ndarray:
+    """The affirmative closed form's ``gamma`` with ``gauge`` as the reference."""
+    return affirmative_closed_form(stats, gauge).gammas
+
+
+def _log_start(start: np.ndarray, gauge: int) -> np.ndarray:
+    return np.log(np.delete(np.asarray(start, dtype=np.float64), gauge))
 
 
 class TwoGroupProfile:
@@ -345,6 +415,162 @@ class TwoGroupProfile:
         return ScaleFamilyParams(gam, offsets, nu, np.array(omegas))
 
 
+def _tri(L: np.ndarray, b: np.ndarray, trans: str = "N") -> np.ndarray:
+    """``L^-1 b`` (or ``L^-T b``) for lower-triangular ``L`` (no copy of ``L`` in either memory order)."""
+    return solve_triangular(L, b, lower=True, trans=trans, check_finite=False)
+
+
+def _eigvals_lower(A: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric matrix whose lower triangle ``A`` holds (``A`` is overwritten)."""
+    return eigvalsh_sym(A.copy(order="F"), lower_stored=True)
+
+
+class TwoByTwoProfile:
+    """The all-subgroup profile ``J(log gamma)`` for two groups and two classes in ``O(d)`` per point.
+
+    Derivation (docs/theory.md, "Two groups, two classes"). Group ``gauge`` (index 0 below) has
+    ``gamma = 1`` and offset 0; the other group (1) has ``gamma = g`` and offset ``c``. For fixed
+    ``g`` the profile splits into
+
+    * a covariance part, class by class: the optimal template ``Omega_i = W_i H_i^-1`` with
+      ``H_i = w_0i P_0i + w_1i g^2 P_1i`` leaves
+      ``1/2 [W_i (sum_k log(w_0i + w_1i g^2 lam_ik) - d log W_i) + w_1i (logdet S_1i - logdet S_0i - 2 d log g)]``,
+      a function of the generalized eigenvalues ``lam_i`` of ``(P_1i, P_0i)`` alone (computed once,
+      without eigenvectors, from ``G_i = L_0i^-1 L_1i``: ``eig(G_i^T G_i) = 1 / lam_i``);
+    * a mean part: eliminating each template mean ``nu_i`` leaves ``sum_i |c - delta_i|^2_{X_i^-1}``
+      with ``delta_i = mu_1i - g mu_0i`` and ``X_i = S_1i / w_1i + g^2 S_0i / w_0i``; eliminating ``c``
+      leaves ``1/2 e^T (X_0 + X_1)^-1 e`` with ``e = delta_0 - delta_1``. ``X_0 + X_1 = Sigma_A + g^2
+      Sigma_C`` is a pencil: whitening by ``chol(Sigma_A)`` and one tridiagonalisation of
+      ``K = L_A^-1 Sigma_C L_A^-T`` make every evaluation a tridiagonal solve.
+
+    The set-up is three ``O(d^3)`` reductions (two eigenvalue-only decompositions, one
+    tridiagonalisation) plus triangular solves; every evaluation of the value and of the envelope
+    derivative is ``O(d)``. The minimiser (templates, offset) is formed once at the end from one
+    Cholesky factorisation per class. Agrees with :class:`TwoGroupProfile` (tests/test_ideal.py).
+    """
+
+    def __init__(self, stats: CellStats, gauge: int = 0) -> None:
+        k, m, d = stats.shape
+        if k != 2 or m != 2:
+            raise ValueError("TwoByTwoProfile needs exactly two groups and two classes")
+        self.stats, self.g0, self.g1 = stats, gauge, 1 - gauge
+        self.d = d
+        self.w0, self.w1 = stats.weights[self.g0], stats.weights[self.g1]
+        if np.any(self.w0 <= 0) or np.any(self.w1 <= 0):
+            raise ValueError("TwoByTwoProfile needs positive cell weights")
+        self.W = self.w0 + self.w1
+        L0 = [stats.chols[self.g0, i] for i in range(2)]
+        L1 = [stats.chols[self.g1, i] for i in range(2)]
+        self.GtG: list[np.ndarray] = []  # G_i^T G_i (lower triangle), G_i = L_0i^-1 L_1i
+        self.lam: list[np.ndarray] = []
+        self.logdet_ratio: list[float] = []
+        for i in range(2):
+            GtG = gram_lower_t(tril_solve_tril(L0[i], L1[i]))
+            self.GtG.append(GtG)
+            kappa = _eigvals_lower(GtG)  # eigenvalues of G G^T = L_0i^-1 S_1i L_0i^-T
+            floor = 64 * np.finfo(float).eps * max(float(kappa[-1]), 1e-300)
+            if kappa[0] <= floor:  # rounding in a numerically singular pair of cell covariances
+                warnings.warn(
+                    f"class {i}: the cell covariances are numerically singular relative to each other "
+                    f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                kappa = np.maximum(kappa, floor)
+            self.lam.append(1.0 / kappa)
+            self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
+        # mean part: the pencil (Sigma_A, Sigma_C)
+        SA = stats.covs[self.g1, 0] / self.w1[0] + stats.covs[self.g1, 1] / self.w1[1]
+        SC = stats.covs[self.g0, 0] / self.w0[0] + stats.covs[self.g0, 1] / self.w0[1]
+        self.LA = cholesky_lower_stored(SA, "weighted covariance sum")
+        self.tri = Tridiagonal(whiten_lower(SC, self.LA), lower_stored=True)
+        a1 = stats.means[self.g1, 0] - stats.means[self.g1, 1]
+        a0 = stats.means[self.g0, 0] - stats.means[self.g0, 1]
+        pq = solve_triangular(self.LA, np.stack([a1, a0], axis=1), lower=True, check_finite=False)
+        pq = self.tri.qt(pq)
+        self.p, self.q = pq[:, 0], pq[:, 1]
+        self._cache: dict[float, tuple[float, float]] = {}
+
+    def affirmative_start(self) -> float:
+        """``gamma`` of the affirmative closed form for the non-gauge group (the search's start), from
+        the set-up's factors in ``O(d^2)``: ``K = w_10 w_11 Sigma_A`` and ``tr(P_1i S_0i) = sum lam_i``."""
+        st = self.stats
+        LK = np.sqrt(self.w1[0] * self.w1[1]) * self.LA
+        traces = [float(np.sum(lam)) for lam in self.lam]
+        g, _ = affirmative_group_two_classes(
+            st.means[self.g1],
+            st.covs[self.g1],
+            st.chols[self.g1],
+            self.w1,
+            st.means[self.g0],
+            st.chols[self.g0],
+            traces=traces,
+            LK=LK,
+        )
+        return g
+
+    def _solve(self, s: float) -> tuple[float, float]:
+        if s in self._cache:
+            return self._cache[s]
+        g = float(np.exp(s))
+        d = self.d
+        value, deriv = 0.0, 0.0
+        for i in range(2):
+            w0, w1, W, lam = self.w0[i], self.w1[i], self.W[i], self.lam[i]
+            D = w0 + w1 * g * g * lam
+            value += 0.5 * (W * (float(np.sum(np.log(D))) - d * np.log(W)) + w1 * (self.logdet_ratio[i] - 2 * d * s))
+            deriv += W * w1 * g * g * float(np.sum(lam / D)) - d * w1
+        r = self.p - g * self.q
+        y = self.tri.solve_shifted(g * g, r)
+        value += 0.5 * float(r @ y)
+        # d/dg [r^T (I + g^2 T)^-1 r] = -2 q^T y - 2 g y^T T y; times g / 2 for d/dlog g
+        deriv += -g * float(self.q @ y) - g * g * float(y @ self.tri.matvec_t(y))
+        out = (value, deriv)
+        self._cache[s] = out
+        return out
+
+    def value(self, s: float) -> float:
+        """Profile objective at ``log gamma = s``."""
+        return self._solve(s)[0]
+
+    def derivative(self, s: float) -> float:
+        """``dJ / dlog gamma`` (envelope theorem)."""
+        return self._solve(s)[1]
+
+    def params(self, s: float) -> ScaleFamilyParams:
+        """The full minimiser at ``log gamma = s`` (one Cholesky of ``F_i = w_0i G_i^T G_i + w_1i g^2 I``
+        per class: ``H_i^-1 = L_1i F_i^-1 L_1i^T``)."""
+        st, g0, g1 = self.stats, self.g0, self.g1
+        g = float(np.exp(s))
+        d = self.d
+        # offset: c = delta_0 - X_0 (X_0 + X_1)^-1 e
+        r = self.p - g * self.q
+        y = self.tri.solve_shifted(g * g, r)
+        z = solve_triangular(self.LA, self.tri.q(y), lower=True, trans="T", check_finite=False)
+        delta0 = st.means[g1, 0] - g * st.means[g0, 0]
+        c = delta0 - (st.covs[g1, 0] @ z) / self.w1[0] - (g * g / self.w0[0]) * (st.covs[g0, 0] @ z)
+        nus, omegas = [], []
+        for i in range(2):
+            w0, w1, W = self.w0[i], self.w1[i], self.W[i]
+            L0, L1 = st.chols[g0, i], st.chols[g1, i]
+            F = w0 * self.GtG[i]
+            F[np.diag_indices(d)] += w1 * g * g
+            RF = cholesky_lower_stored(F, "template precision")
+            # nu_i = L1 F^-1 [w0 G^T L0^-1 mu_0i + w1 g L1^-1 (mu_1i - c)],  G^T x = L1^T L0^-T x
+            x = _tri(L0, _tri(L0, st.means[g0, i]), trans="T")
+            b = w0 * (L1.T @ x) + (w1 * g) * _tri(L1, st.means[g1, i] - c)
+            nus.append(L1 @ _tri(RF, _tri(RF, b), trans="T"))
+            # Omega_i = W L1 F^-1 L1^T = W Y^T Y, Y = RF^-1 L1^T
+            Y = solve_triangular(RF, L1.T, lower=True, check_finite=False)
+            Om = blas.dsyrk(W, Y, trans=1, lower=1)
+            omegas.append(sym_from_lower(Om))
+        gam = np.ones(2)
+        gam[g1] = g
+        offsets = np.zeros((2, d))
+        offsets[g1] = c
+        return ScaleFamilyParams(gam, offsets, np.array(nus), np.array(omegas), objective=self.value(s))
+
+
 def _search_1d(
     value: Callable[[float], float],
     derivative: Callable[[float], float],
@@ -383,28 +609,40 @@ def _search_1d(
 def search_gammas(
     stats: CellStats,
     inner: InnerSolver | None,
-    start: np.ndarray,
+    start: np.ndarray | None,
     *,
     gauge: int = 0,
     half_width: float = 3.0,
     n_grid: int = 13,
     xtol: float = 1e-12,
+    two_by_two: bool = True,
 ) -> tuple[ScaleFamilyParams, dict[str, float]]:
     """Minimise the profile objective over ``log gamma`` (``gamma_gauge = 1``).
 
     Two groups (Proposition 4.3): evaluate the profile on a grid of ``n_grid`` points of
     ``log gamma`` centred at ``start`` (extending the grid while the minimum sits on its edge),
     then solve ``dJ/dlog gamma = 0`` with Brent's method inside the bracket around the best grid
-    point. With ``inner=None`` (the fast path) the two-group profile uses :class:`TwoGroupProfile`.
+    point. With ``inner=None`` (the fast path) the two-group profile uses :class:`TwoByTwoProfile`
+    for two classes (``two_by_two=False`` forces the general one) and :class:`TwoGroupProfile` for more.
     More groups: L-BFGS-B on ``log gamma`` with the envelope gradient (a local method).
+
+    ``start``: the ``gamma`` per group at the centre of the search (normalised to the gauge);
+    ``None`` means the affirmative closed form (what :func:`~steerfair.ideal.solve_nearest_ideal`
+    uses), which the two-class profile computes from its own factorisations.
     """
-    k = stats.shape[0]
+    k, m, _ = stats.shape
     free = [a for a in range(k) if a != gauge]
-    s0 = np.log(np.asarray(start, dtype=np.float64)[free])
     if len(free) == 1 and inner is None:
-        prof = TwoGroupProfile(stats, gauge)
-        s_star, n = _search_1d(prof.value, prof.derivative, float(s0[0]), half_width, n_grid, xtol)
+        prof: TwoByTwoProfile | TwoGroupProfile
+        if m == 2 and two_by_two and np.all(stats.weights > 0):
+            prof = TwoByTwoProfile(stats, gauge)
+            s0 = float(np.log(prof.affirmative_start())) if start is None else _log_start(start, gauge)[0]
+        else:
+            prof = TwoGroupProfile(stats, gauge)
+            s0 = _log_start(_default_start(stats, gauge) if start is None else start, gauge)[0]
+        s_star, n = _search_1d(prof.value, prof.derivative, float(s0), half_width, n_grid, xtol)
         return prof.params(s_star), {"evaluations": float(len(prof._cache)), "grid_points": float(n)}
+    s0 = _log_start(_default_start(stats, gauge) if start is None else start, gauge)
     inner = all_inner_closed_form if inner is None else inner
     cache: dict[tuple[float, ...], ScaleFamilyParams] = {}
 

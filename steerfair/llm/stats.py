@@ -155,6 +155,15 @@ def _json_value(v: Any) -> bool:
     return back == v and type(back) is type(v)
 
 
+def _soft_matrix(groups: Any) -> np.ndarray | None:
+    """A 2-D numeric array / tensor of group probabilities as float64 numpy, else ``None``."""
+    if isinstance(groups, torch.Tensor):
+        return groups.detach().cpu().to(torch.float64).numpy() if groups.ndim == 2 else None
+    if isinstance(groups, np.ndarray) and groups.ndim == 2 and groups.dtype.kind in "fiub":
+        return groups.astype(np.float64)
+    return None
+
+
 # ---------------------------------------------------------------------------------- the statistics
 class ActivationStats:
     """Sufficient statistics of activations per (layer, group, label): counts, sums, outer products.
@@ -272,11 +281,40 @@ class ActivationStats:
         return out
 
     # ------------------------------------------------------------------ accumulation
+    def _group_probabilities(self, groups: Any, n: int) -> np.ndarray | None:
+        """``groups`` as an ``(n, k)`` float64 probability matrix if it is one (2-D numeric), else ``None``."""
+        if isinstance(groups, torch.Tensor):
+            if groups.ndim != 2:
+                return None
+            P = groups.detach().cpu().to(torch.float64).numpy()
+        elif isinstance(groups, np.ndarray) or (
+            isinstance(groups, (list, tuple)) and not any(isinstance(g, tuple) for g in self.groups)
+        ):
+            arr = np.asarray(groups)
+            if arr.ndim != 2 or arr.dtype.kind not in "fiub":
+                return None
+            P = arr.astype(np.float64)
+        else:
+            return None
+        k = len(self.groups)
+        if P.shape != (n, k):
+            raise ValueError(
+                f"group probabilities must have shape ({n}, {k}) (columns: {list(self.groups)}); got {P.shape}"
+            )
+        if not np.all(np.isfinite(P)) or np.any(P < 0) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
+            raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
+        return P
+
     def update(self, layer: int, rows: Any, groups: Any, labels: Any = None) -> ActivationStats:
         """Add rows ``(n, d)`` of one layer, with one group (and label) value per row; returns ``self``.
 
         ``rows`` may be any real tensor or array, on any device: the products are formed in float64
         on the rows' device and accumulated on the CPU.
+
+        ``groups`` may instead be an ``(n, k)`` array or tensor of group-membership probabilities (columns
+        in the declared ``groups`` order, rows summing to 1): row ``j`` then adds ``P[j, a]`` to the count,
+        ``P[j, a] x_j`` to the sum and ``P[j, a] x_j x_j^T`` to the outer products of every group ``a``
+        (soft membership; counts become expected counts). One-hot rows are hard labels (identical results).
 
         Raises:
             ValueError: for an undeclared layer, group or label, mismatched lengths, a wrong width,
@@ -293,7 +331,11 @@ class ActivationStats:
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(f"rows must have shape (n, {self.dim}); got {tuple(rows.shape)}")
         n = rows.shape[0]
-        gi = self._indices(groups, self._group_pos, "groups", n)
+        P = self._group_probabilities(groups, n)
+        if P is not None and np.all((P == 0) | (P == 1)):
+            gi, P = np.argmax(P, axis=1).astype(np.int64), None  # one-hot: hard labels
+        elif P is None:
+            gi = self._indices(groups, self._group_pos, "groups", n)
         if self.labels is None:
             if labels is not None:
                 raise ValueError("these statistics were declared without labels; pass labels=None")
@@ -308,8 +350,11 @@ class ActivationStats:
             bad = torch.nonzero(~finite).flatten().tolist()
             raise ValueError(f"rows contain NaN or infinite values (layer {self.layers[li]}, row(s) {bad[:10]})")
         m = len(self.label_slots)
-        cells = gi * m + yi
         on_cpu = x.device.type == "cpu"
+        if P is not None:
+            self._update_soft(li, x, P, yi, on_cpu)
+            return self
+        cells = gi * m + yi
         for c in np.unique(cells).tolist():
             a, i = divmod(c, m)
             sel = np.flatnonzero(cells == c)
@@ -322,6 +367,23 @@ class ActivationStats:
                 self.sums[li, a, i] += xs.sum(dim=0).cpu()
                 self.outer[li, a, i] += (xs.T @ xs).cpu()
         return self
+
+    def _update_soft(self, li: int, x: torch.Tensor, P: np.ndarray, yi: np.ndarray, on_cpu: bool) -> None:
+        for i in np.unique(yi).tolist():
+            for a in range(P.shape[1]):
+                sel = np.flatnonzero((yi == i) & (P[:, a] > 0))
+                if sel.size == 0:
+                    continue
+                xs = x[torch.as_tensor(sel, device=x.device)]
+                w = torch.as_tensor(P[sel, a], dtype=torch.float64, device=x.device)
+                xw = xs * w[:, None]
+                self.counts[li, a, i] += float(P[sel, a].sum())
+                if on_cpu:
+                    self.sums[li, a, i] += xw.sum(dim=0)
+                    self.outer[li, a, i].addmm_(xw.T, xs)
+                else:
+                    self.sums[li, a, i] += xw.sum(dim=0).cpu()
+                    self.outer[li, a, i] += (xw.T @ xs).cpu()
 
     def merge(self, other: ActivationStats) -> ActivationStats:
         """New statistics holding ``self`` plus ``other`` (same layers, groups, labels and dim)."""
@@ -375,10 +437,11 @@ class ActivationStats:
         return self
 
     # ------------------------------------------------------------------ moments
-    def count(self, layer: int, group: Any, label: Any = None) -> int:
-        """Number of rows in a cell."""
+    def count(self, layer: int, group: Any, label: Any = None) -> int | float:
+        """Number of rows in a cell (an expected count, possibly fractional, after soft updates)."""
         a, i = self._cell(group, label)
-        return int(self.counts[self._layer_index(layer), a, i].item())
+        v = float(self.counts[self._layer_index(layer), a, i].item())
+        return int(v) if v.is_integer() else v
 
     def mean(self, layer: int, group: Any, label: Any = None) -> torch.Tensor:
         """Mean ``(d,)`` (float64) of a cell; ``label`` is ``None`` for unlabelled statistics."""
@@ -519,7 +582,7 @@ def collect(
     model: nn.Module,
     tokenizer: Any,
     texts: Sequence[str],
-    groups: Sequence[Any],
+    groups: Sequence[Any] | Any,
     labels: Sequence[Any] | None = None,
     *,
     layers: int | str | Sequence[int | str],
@@ -529,6 +592,7 @@ def collect(
     layer_path: str | None = None,
     progress: bool = True,
     stats: ActivationStats | None = None,
+    group_labels: Sequence[Any] | None = None,
 ) -> ActivationStats:
     """Stream ``texts`` through ``model`` and accumulate pooled block outputs per (layer, group, label).
 
@@ -543,7 +607,10 @@ def collect(
 
     Args:
         model, tokenizer: a ``transformers`` model and its tokenizer.
-        texts: the input texts; ``groups`` (and ``labels``) give one value per text.
+        texts: the input texts; ``groups`` (and ``labels``) give one value per text. ``groups`` may be an
+            ``(n_texts, k)`` array of group probabilities instead (soft membership, see
+            :meth:`ActivationStats.update`); its columns are ``stats.groups`` when ``stats`` is given, else
+            ``group_labels`` (default ``0..k-1``).
         layers: block indices, ``"all"`` or block names.
         pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token.
         batch_size, max_length: batching and truncation.
@@ -553,6 +620,7 @@ def collect(
             labels must cover the inputs and its layers the requested blocks. Without it the groups
             and labels are the sorted unique input values. For sharded or distributed collection,
             declare the full values here so that every shard's statistics can be merged.
+        group_labels: names of the probability columns of a 2-D ``groups`` (without ``stats``).
 
     Returns:
         The statistics (``stats`` itself when given). If an error interrupts the run, ``stats``
@@ -574,7 +642,20 @@ def collect(
     for j, t in enumerate(texts):
         if not isinstance(t, str):
             raise ValueError(f"texts[{j}] is a {type(t).__name__}, not a string")
-    group_values = _as_values(groups, "groups")
+    soft = _soft_matrix(groups)
+    if soft is not None:
+        declared = (
+            stats.groups
+            if stats is not None
+            else (tuple(range(soft.shape[1])) if group_labels is None else _declare(group_labels, "group_labels"))
+        )
+        if soft.shape[1] != len(declared):
+            raise ValueError(
+                f"groups has {soft.shape[1]} probability columns for {len(declared)} groups {list(declared)}"
+            )
+        group_values: Any = soft
+    else:
+        group_values = _as_values(groups, "groups")
     label_values = None if labels is None else _as_values(labels, "labels")
     lengths = {"texts": n, "groups": len(group_values)}
     if label_values is not None:
@@ -592,14 +673,17 @@ def collect(
         if missing:
             raise ValueError(f"layers {missing} are not among the declared layers {list(stats.layers)} of stats")
         # fail before any forward pass rather than half-way through
-        stats._indices(group_values, stats._group_pos, "groups", n)
+        if soft is None:
+            stats._indices(group_values, stats._group_pos, "groups", n)
+        else:
+            stats._group_probabilities(soft, n)
         if stats.labels is None and label_values is not None:
             raise ValueError("stats were declared without labels; pass labels=None")
         if stats.labels is not None:
             if label_values is None:
                 raise ValueError(f"stats are labelled {list(stats.labels)}; pass labels")
             stats._indices(label_values, stats._label_pos, "labels", n)
-    declared_groups = _sorted_unique(group_values)
+    declared_groups = declared if soft is not None else _sorted_unique(group_values)
     declared_labels = None if label_values is None else _sorted_unique(label_values)
 
     device = _input_device(model)
@@ -662,7 +746,10 @@ def collect(
                 for i in order:
                     rows, seq = captured[i]
                     seq_list = seq.tolist()
-                    g = [group_values[start + s] for s in seq_list]
+                    if soft is not None:
+                        g: Any = soft[start + np.asarray(seq_list, dtype=np.int64)]
+                    else:
+                        g = [group_values[start + s] for s in seq_list]
                     y = None if label_values is None else [label_values[start + s] for s in seq_list]
                     stats.update(i, rows, g, y)
                 captured.clear()

@@ -1,0 +1,17 @@
+"""Bios occupation-prediction protocol (same as ``steerfair bios``).
+
+    python recipes/bios.py --model minilm --data bug --out results/bios/minilm
+    python recipes/bios.py --model smollm2 --data bug --max-per-class 500 --out results/bios/smollm2
+
+Writes OUT/results.json, OUT/results.md (table) and OUT/gaps.png (per-occupation gap vs share of women).
+"""
+
+import argparse
+import sys
+
+from steerfair.bios.run import add_arguments, main
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

@@ -1,0 +1,222 @@
+"""Sentence encodings from a ``transformers`` model, pooled per block, with an on-disk safetensors cache.
+
+:func:`encode` runs texts through a model (sorted by length so that batches carry little padding; the
+forward pass stops after the deepest requested block) and returns one ``(n, d)`` float32 matrix per block.
+:func:`encode_cached` keys the result by model, block, pooling, truncation and a hash of the texts, and
+stores it as safetensors (no pickle) so that re-runs skip the encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..llm.layers import resolve_layers
+from ..llm.stats import _accepts, _check_pooling, _hidden_of, _input_device, _StopForward, pool_hidden
+
+__all__ = ["encode", "encode_cached", "encoding_cache_key"]
+
+
+def encode(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    layers: int | Sequence[int] = -1,
+    pooling: str = "mean",
+    batch_size: int = 32,
+    max_length: int = 128,
+    layer_path: str | None = None,
+    progress: bool = True,
+) -> dict[int, np.ndarray]:
+    """Pooled outputs of the chosen blocks for every text: ``{block index: (n, d) float32}``.
+
+    Args:
+        model, tokenizer: a ``transformers`` model (encoder or decoder) and its tokenizer.
+        texts: the input strings (non-empty).
+        layers: block indices (negative count from the end) or block names.
+        pooling: ``"mean"``, ``"last"``, ``"first"`` / ``"cls"`` (see :func:`steerfair.llm.pool_hidden`).
+        batch_size, max_length: batching and truncation (tokens).
+        layer_path: dotted path of the block list, when it cannot be discovered.
+        progress: show a tqdm progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    if _check_pooling(pooling) == "all":
+        raise ValueError("pooling='all' gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    bad = [j for j, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        raise ValueError(f"texts must be non-empty strings; texts[{bad[0]}] is {texts[bad[0]]!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    blocks = resolve_layers(model, layers if isinstance(layers, (list, tuple)) else [layers], layer_path)
+    order = sorted(blocks)
+    deepest = order[-1]
+    device = _input_device(model)
+    extra: dict[str, Any] = {"use_cache": False} if _accepts(model.forward, "use_cache") else {}
+    takes_positions = _accepts(model.forward, "position_ids")
+    restore_pad = False
+    if getattr(tokenizer, "pad_token", None) is None:
+        if getattr(tokenizer, "eos_token", None) is None:
+            raise ValueError("the tokenizer has neither a pad token nor an eos token; set tokenizer.pad_token")
+        tokenizer.pad_token = tokenizer.eos_token
+        restore_pad = True
+    # length-sorted batches: far less padding than file order (results are put back in input order)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+    perm = np.argsort(lengths, kind="stable")
+    out: dict[int, np.ndarray | None] = dict.fromkeys(order)
+    current: dict[str, Any] = {"mask": None}
+    captured: dict[int, torch.Tensor] = {}
+
+    def make_hook(idx: int) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            captured[idx] = pool_hidden(_hidden_of(output, idx).detach(), current["mask"], pooling)[0]
+            if idx == deepest:
+                raise _StopForward
+
+        return hook
+
+    was_training = [m for m in model.modules() if m.training]
+    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in order]
+    try:
+        model.eval()
+        with torch.no_grad(), tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
+            for start in range(0, len(texts), batch_size):
+                rows = perm[start : start + batch_size]
+                enc = tokenizer(
+                    [texts[j] for j in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+                )
+                inputs = {k: v.to(device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
+                mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"]))
+                if takes_positions and bool((mask[:, 0] == 0).any()):
+                    inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+                current["mask"] = mask
+                captured.clear()
+                try:
+                    model(**inputs, **extra)
+                except _StopForward:
+                    pass
+                for i in order:
+                    if i not in captured:
+                        raise RuntimeError(f"the forward hook of block {i} did not run; check layers/layer_path")
+                    h = captured[i].float().cpu().numpy()
+                    if not np.all(np.isfinite(h)):
+                        raise ValueError(f"block {i} produced NaN or infinite activations")
+                    if out[i] is None:
+                        out[i] = np.empty((len(texts), h.shape[1]), dtype=np.float32)
+                    out[i][rows] = h  # type: ignore[index]
+                bar.update(len(rows))
+    finally:
+        for h in handles:
+            h.remove()
+        current["mask"] = None
+        for m in was_training:
+            m.training = True
+        if restore_pad:
+            tokenizer.pad_token = None
+    return {i: v for i, v in out.items() if v is not None}
+
+
+def encoding_cache_key(model_name: str, layer: int, pooling: str, max_length: int, fingerprint: str) -> str:
+    """The cache file stem for one (model, block, pooling, truncation, data) combination."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name.strip("/"))[-60:]
+    digest = hashlib.sha256(f"{model_name}|{layer}|{pooling}|{max_length}|{fingerprint}".encode()).hexdigest()[:16]
+    return f"{slug}-L{layer}-{pooling}-{digest}"
+
+
+def encode_cached(
+    model_name: str,
+    texts: Sequence[str],
+    *,
+    fingerprint: str | None = None,
+    layers: int | Sequence[int] = -1,
+    pooling: str = "mean",
+    max_length: int = 128,
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
+    model: Any = None,
+    progress: bool = True,
+) -> dict[int, np.ndarray]:
+    """:func:`encode` with a safetensors cache under ``cache_dir`` (default ``$STEERFAIR_CACHE/encodings``).
+
+    Args:
+        model_name: ``"minilm"``, ``"smollm2"``, a hub id or a local path (loaded with
+            :func:`steerfair.llm.load_model` only when some block is not cached yet).
+        texts: the texts; ``fingerprint`` (default: SHA-256 of the texts) keys the cache.
+        layers: block indices; negative indices are resolved against the model (keys use the resolved index).
+        model: an already loaded ``(model, tokenizer)`` pair to use instead of loading ``model_name``.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    from ..llm.models import cache_dir as default_cache
+
+    texts = list(texts)
+    if fingerprint is None:
+        fingerprint = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()
+    root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
+    wanted = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    loaded = model
+    n_layers = None
+    if any(int(w) < 0 for w in wanted):  # resolve negative indices: needs the depth (from the config)
+        n_layers = _depth(model_name, loaded)
+    resolved = [int(w) % n_layers if int(w) < 0 and n_layers else int(w) for w in wanted]
+    result: dict[int, np.ndarray] = {}
+    todo = []
+    for layer in resolved:
+        file = root / f"{encoding_cache_key(model_name, layer, pooling, max_length, fingerprint)}.safetensors"
+        if file.exists():
+            arr = load_file(str(file))["encodings"]
+            if arr.shape[0] == len(texts):
+                result[layer] = arr
+                continue
+        todo.append(layer)
+    if todo:
+        if loaded is None:
+            from ..llm.models import load_model
+
+            loaded = load_model(model_name)
+        mdl, tok = loaded
+        fresh = encode(mdl, tok, texts, layers=todo, pooling=pooling, max_length=max_length,
+                       batch_size=batch_size, progress=progress)  # fmt: skip
+        root.mkdir(parents=True, exist_ok=True)
+        for layer, arr in fresh.items():
+            meta = {"model": model_name, "layer": str(layer), "pooling": pooling, "max_length": str(max_length),
+                    "fingerprint": fingerprint, "n": str(arr.shape[0])}  # fmt: skip
+            file = root / f"{encoding_cache_key(model_name, layer, pooling, max_length, fingerprint)}.safetensors"
+            tmp = file.with_suffix(".tmp")
+            save_file({"encodings": np.ascontiguousarray(arr)}, str(tmp), metadata=meta)
+            tmp.replace(file)
+            result[layer] = arr
+    return {layer: result[layer] for layer in resolved}
+
+
+def _depth(model_name: str, loaded: Any) -> int:
+    if loaded is not None:
+        from ..llm.layers import find_layer_list
+
+        return len(find_layer_list(loaded[0])[1])
+    known = {"minilm": 6, "smollm2": 30}
+    if model_name in known:
+        return known[model_name]
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(model_name)
+    for attr in ("num_hidden_layers", "n_layer", "num_layers"):
+        if hasattr(cfg, attr):
+            return int(getattr(cfg, attr))
+    raise ValueError(f"cannot tell the depth of {model_name!r}; pass non-negative layer indices")
+
+
+def _describe(meta: dict[str, Any]) -> str:  # pragma: no cover - debugging aid
+    return json.dumps(meta, sort_keys=True)

@@ -1,0 +1,249 @@
+"""Representation-steering methods compared by the Bios protocol, all with ``fit(X, y, groups)`` /
+``transform(X, groups, y=None)``.
+
+* :class:`IdealTemplateSteering` (steerfair): fit a Gaussian per (gender, occupation) cell, solve the KL-nearest
+  ideal distribution (:func:`steerfair.solve_nearest_ideal`) and carry every cell by Gaussian OT onto its class
+  *template* ``N(nu_i, Omega_i)``. The ideal is ``N(gamma_a nu_i + c_a, gamma_a^2 Omega_i)``; mapping cell
+  ``(a, i)`` to the template rather than to ``N(gamma_a nu_i + c_a, ...)`` composes the ideal with the per-group
+  affine bijection ``x -> (x - c_a) / gamma_a``, which changes nothing for a group-aware classifier (docs/theory.md
+  section 2) but makes the steered class-conditionals *identical* across groups, so that a classifier that never
+  sees gender (the Bios protocol's) is fair too. ``frame="ideal"`` keeps the ideal's own coordinates.
+* :class:`~steerfair.baselines.MeanMatching`, :class:`~steerfair.baselines.GaussianOTMatching` (MiMiC: every
+  group onto the largest group's Gaussian), :class:`~steerfair.baselines.LeaceMatching` (LEACE), and
+  :class:`INLP` (iterative nullspace projection, Ravfogel et al. 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from .._linalg import eigh_sym
+from ..conditional import GroupConditionalModel
+from ..families import Gaussian
+from ..ideal.solve import solve_nearest_ideal
+from ..maps import AffineMap, gaussian_ot_map
+from ..steering import mixture_moments
+
+__all__ = ["IdealTemplateSteering", "INLP", "make_method", "METHODS"]
+
+METHODS = ("none", "steerfair", "mean_matching", "mimic", "leace", "inlp")
+
+
+class IdealTemplateSteering:
+    """Per-(group, class) Gaussian OT maps onto the KL-nearest ideal distribution's class templates.
+
+    Parameters
+    ----------
+    criterion, intervention : as in :func:`steerfair.solve_nearest_ideal`.
+    shrinkage : covariance shrinkage of every cell (``"oas"`` default: cells hold tens to hundreds of rows in
+        hundreds of dimensions, so maximum-likelihood covariances are singular).
+    rank : steer only inside the top-``rank`` principal subspace of the training rows (``None``: all of it);
+        the orthogonal complement is left unchanged.
+    test_mode : how rows with unknown class are moved: ``"posterior"`` (mixture of the class maps weighted
+        by the original model's group-aware posterior ``P(Y = i | x, a)``) or ``"group"`` (one OT map from the
+        group's two-moment law to the template mixture).
+    frame : ``"template"`` (shared class templates, default) or ``"ideal"`` (the ideal's own per-group frame).
+    reference : the group kept fixed by the affirmative intervention (and the gauge of ``"all"``): a group
+        label, ``"largest"`` (default: the group with most training rows, as MiMiC moves women onto men) or
+        ``None`` (the solver's own choice by class separability, which costs ``O(k m^2)`` divergences).
+    """
+
+    def __init__(
+        self,
+        criterion: str = "equal_opportunity",
+        intervention: str = "all",
+        shrinkage: Any = "oas",
+        rank: int | None = None,
+        test_mode: Literal["posterior", "group"] = "posterior",
+        frame: Literal["template", "ideal"] = "template",
+        reg: Any = "auto",
+        reference: Any = "largest",
+    ) -> None:
+        if test_mode not in ("posterior", "group"):
+            raise ValueError(f"test_mode must be 'posterior' or 'group'; got {test_mode!r}")
+        if frame not in ("template", "ideal"):
+            raise ValueError(f"frame must be 'template' or 'ideal'; got {frame!r}")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+            raise ValueError(f"rank must be None or a positive integer; got {rank!r}")
+        self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
+        self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
+        self.reference = reference
+
+    # ------------------------------------------------------------------ fitting
+    def _coords(self, X: np.ndarray) -> np.ndarray:
+        return X if self.basis_ is None else (X - self.center_) @ self.basis_
+
+    def fit(self, X: Any, y: Any, groups: Any) -> IdealTemplateSteering:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or not np.all(np.isfinite(X)):
+            raise ValueError("X must be a finite 2-D array")
+        self.center_ = X.mean(axis=0)
+        self.basis_ = None
+        if self.rank is not None and self.rank < X.shape[1]:
+            _, vecs = eigh_sym(np.cov(X, rowvar=False))
+            self.basis_ = np.ascontiguousarray(vecs[:, ::-1][:, : self.rank])
+        Z = self._coords(X)
+        model = GroupConditionalModel.fit(Z, y, groups, shrinkage=self.shrinkage, reg=self.reg)
+        ref = self.reference
+        if isinstance(ref, str) and ref == "largest":
+            labels, counts = np.unique(np.asarray(groups), return_counts=True)
+            ref = labels[np.argmax(counts)].item()
+        sol = solve_nearest_ideal(model, self.criterion, self.intervention, reference=ref)  # type: ignore[arg-type]
+        self.model_, self.solution_ = model, sol
+        k, m = model.n_groups, model.n_classes
+        maps, group_maps = [], []
+        self.fixed_ = sol.reference if self.intervention == "affirmative" and self.frame == "template" else None
+        for a in range(k):
+            if a == self.fixed_:  # affirmative: the reference group's cells are the templates (not moved, bit-exact)
+                maps.append([AffineMap.identity(model.dim) for _ in range(m)])
+                group_maps.append(AffineMap.identity(model.dim))
+                continue
+            targets = [
+                Gaussian(sol.template_means[i], sol.template_covs[i])
+                if self.frame == "template"
+                else sol.ideal.components[a][i]
+                for i in range(m)
+            ]
+            maps.append([gaussian_ot_map(model.components[a][i], targets[i]) for i in range(m)])
+            src = mixture_moments(model.components[a], model.class_priors[a])
+            dst = mixture_moments(tuple(targets), sol.class_priors)
+            group_maps.append(gaussian_ot_map(src, dst))
+        self.cell_maps_, self.group_maps_ = maps, group_maps
+        return self
+
+    def sample_weight(self, y: Any, groups: Any) -> np.ndarray:
+        """Weights realising the ideal's class priors (condition 3 of the ideal: ``P(Y | A)`` equal across groups)."""
+        return self.solution_.sample_weights(np.asarray(y), np.asarray(groups))
+
+    # ------------------------------------------------------------- application
+    def transform(self, X: Any, groups: Any, y: Any = None) -> np.ndarray:
+        """Steer rows: with ``y`` by their cell map, else by ``test_mode``; ``groups`` are labels or ``(n, k)``
+        probabilities (soft: the per-group results are mixed)."""
+        X = np.asarray(X, dtype=np.float64)
+        Z = self._coords(X)
+        model = self.model_
+        n, k = Z.shape[0], model.n_groups
+        g = np.asarray(groups)
+        if g.ndim == 2:
+            if g.shape != (n, k):
+                raise ValueError(f"group probabilities must have shape ({n}, {k})")
+            P = g.astype(np.float64)
+        else:
+            P = np.zeros((n, k))
+            P[np.arange(n), model.group_index(g)] = 1.0
+        yi = None if y is None else model.class_index(np.asarray(y))
+        out = np.zeros_like(Z)
+        for a in range(k):
+            rows = np.nonzero(P[:, a] > 0)[0]
+            if rows.size:
+                out[rows] += P[rows, a, None] * self._apply(Z[rows], a, None if yi is None else yi[rows])
+        if self.basis_ is None:
+            return out
+        return X + (out - Z) @ self.basis_.T
+
+    def _apply(self, Z: np.ndarray, a: int, yi: np.ndarray | None) -> np.ndarray:
+        model, maps = self.model_, self.cell_maps_[a]
+        if a == self.fixed_:
+            return Z
+        if yi is not None:
+            out = np.empty_like(Z)
+            for i in range(model.n_classes):
+                sel = yi == i
+                if sel.any():
+                    out[sel] = maps[i](Z[sel])
+            return out
+        if self.test_mode == "group":
+            return self.group_maps_[a](Z)
+        lj = np.column_stack(
+            [np.log(model.class_priors[a, i]) + model.components[a][i].logpdf(Z) for i in range(model.n_classes)]
+        )
+        lj -= lj.max(axis=1, keepdims=True)
+        post = np.exp(lj)
+        post /= post.sum(axis=1, keepdims=True)
+        out = np.zeros_like(Z)
+        for i in range(model.n_classes):
+            out += post[:, i, None] * maps[i](Z)
+        return out
+
+
+class INLP:
+    """Iterative nullspace projection (Ravfogel et al. 2020): repeatedly fit a linear gender classifier and
+    project its direction out; ``P = I - P_rowspace`` of all the classifier directions. Stops after
+    ``n_iterations`` or once the classifier's training accuracy is within ``min_gain`` of the majority rate
+    (binary groups: one direction per iteration)."""
+
+    def __init__(self, n_iterations: int = 20, C: float = 0.01, min_gain: float = 0.005, seed: int = 0) -> None:
+        self.n_iterations, self.C, self.min_gain, self.seed = n_iterations, C, min_gain, seed
+
+    def fit(self, X: Any, y: Any, groups: Any) -> INLP:
+        from sklearn.svm import LinearSVC
+
+        X = np.asarray(X, dtype=np.float64)
+        g = np.asarray(groups)
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        W = np.zeros((0, X.shape[1]))
+        P = np.eye(X.shape[1])
+        majority = max(np.mean(g == v) for v in np.unique(g))
+        self.n_iterations_ = 0
+        for _ in range(min(self.n_iterations, X.shape[1] - 1)):
+            clf = LinearSVC(C=self.C, random_state=self.seed).fit(Xc @ P, g)
+            if clf.score(Xc @ P, g) < majority + self.min_gain:  # the group is no longer linearly decodable
+                break
+            self.n_iterations_ += 1
+            W = np.vstack([W, clf.coef_])
+            Q, _ = np.linalg.qr(W.T)  # orthonormal basis of the rowspace of all directions so far
+            P = np.eye(X.shape[1]) - Q @ Q.T
+        self.map_ = AffineMap(P, self.mean_ - P @ self.mean_)
+        return self
+
+    def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
+        return self.map_(np.asarray(X, dtype=np.float64))
+
+
+class _GroupOnly:
+    """Adapter: baselines fitted from (X, groups) only."""
+
+    def __init__(self, inner: Any, needs_groups: bool = True) -> None:
+        self.inner, self.needs_groups = inner, needs_groups
+
+    def fit(self, X: Any, y: Any, groups: Any) -> _GroupOnly:
+        self.inner.fit(np.asarray(X, dtype=np.float64), np.asarray(groups))
+        return self
+
+    def transform(self, X: Any, groups: Any, y: Any = None) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        g = np.asarray(groups) if groups is not None else None
+        if g is not None and g.ndim == 2:  # soft groups: mix the per-group results
+            labels = sorted(self.inner.maps_)
+            return sum(g[:, j, None] * self.inner.maps_[a](X) for j, a in enumerate(labels))
+        return self.inner.transform(X, g)
+
+
+class _Identity:
+    def fit(self, X: Any, y: Any, groups: Any) -> _Identity:
+        return self
+
+    def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)
+
+
+def make_method(name: str, **options: Any) -> Any:
+    """A fresh, unfitted method by name (see :data:`METHODS`); ``options`` go to :class:`IdealTemplateSteering`."""
+    from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching
+
+    if name == "none":
+        return _Identity()
+    if name == "steerfair":
+        return IdealTemplateSteering(**options)
+    if name == "mean_matching":
+        return _GroupOnly(MeanMatching())
+    if name == "mimic":
+        return _GroupOnly(GaussianOTMatching(target="reference"))
+    if name == "leace":
+        return _GroupOnly(LeaceMatching(), needs_groups=False)
+    if name == "inlp":
+        return INLP()
+    raise ValueError(f"unknown method {name!r}; use one of {METHODS}")

@@ -1,0 +1,75 @@
+"""Tables and plots of Bios protocol results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown", "plot_gaps"]
+
+_LABELS = {
+    "none": "none (no steering)",
+    "steerfair": "steerfair (ideal templates)",
+    "mean_matching": "mean matching",
+    "mimic": "Gaussian OT (MiMiC)",
+    "leace": "LEACE",
+    "inlp": "INLP",
+}
+
+
+def _pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
+    return f"{s[key]:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """A markdown table: test accuracy, RMS TPR gap (gold and predicted gender), noise floor, correlation of the
+    gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds)."""
+    gold, pred = results["methods"], results["methods_predicted_gender"]
+    base = gold.get("none")
+    lines = [
+        "| method | accuracy | RMS TPR gap | vs none | noise floor | corr(gap, % women) | gender probe | "
+        "accuracy (pred. gender) | RMS (pred. gender) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in gold.items():
+        ratio = f"{s['rms_tpr_gap'] / base['rms_tpr_gap']:.2f}x" if base else "-"
+        p = pred[name]
+        lines.append(
+            f"| {_LABELS.get(name, name)} | {_pm(s, 'accuracy', 4)} | {_pm(s, 'rms_tpr_gap')} | {ratio} | "
+            f"{s['noise_floor_rms']:.3f} | {_pm(s, 'gap_share_corr', 2)} | {s['gender_probe_accuracy']:.3f} | "
+            f"{_pm(p, 'accuracy', 4)} | {_pm(p, 'rms_tpr_gap')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_gaps(
+    results: dict[str, Any], path: str | Path, methods: tuple[str, ...] = ("none", "steerfair", "mimic")
+) -> Path:
+    """Scatter of the per-occupation TPR gap (test, gold gender, mean over seeds) against the share of women,
+    one panel per method, with the occupations named."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    chosen = [m for m in methods if m in results["methods"]]
+    share = results["share"]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 4.6), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], chosen, strict=True):
+        s = results["methods"][name]
+        gaps = s["tpr_gaps"]
+        xs = [share[c] for c in gaps]
+        ys = [gaps[c] for c in gaps]
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.scatter(xs, ys, s=18, color="C3" if name == "none" else "C0")
+        for c, x, y in zip(gaps, xs, ys, strict=True):
+            ax.annotate(c, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points", color="0.3")
+        ax.set_title(f"{_LABELS.get(name, name)}\nRMS {s['rms_tpr_gap']:.3f}, acc {s['accuracy']:.3f}", fontsize=9)
+        ax.set_xlabel("share of women in the occupation (train)")
+    axes[0][0].set_ylabel("TPR gap (female - male), test")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out

@@ -1,0 +1,168 @@
+"""End-to-end Bios run: load the data, encode (cached), run the protocol, write JSON / markdown / plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .data import TextDataset, load_text_data
+from .encode import encode_cached
+from .methods import METHODS
+from .protocol import ProtocolConfig, run_protocol
+from .report import markdown, plot_gaps
+
+__all__ = ["DEFAULT_LAYERS", "add_arguments", "encoded_features", "run_bios", "main"]
+
+#: the block each alias is read at by default: MiniLM's last layer, SmolLM2's middle
+DEFAULT_LAYERS = {"minilm": -1, "smollm2": 15}
+
+
+def encoded_features(
+    model: str = "minilm",
+    data: str = "bug",
+    *,
+    layer: int | None = None,
+    pooling: str = "mean",
+    max_per_class: int | None = 1000,
+    max_length: int = 128,
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[Any, Any, Any]:
+    """``(X, occupations, genders)``: the dataset's texts encoded by ``model`` (cached; see :func:`run_bios`)."""
+    dataset = _load(data, max_per_class)
+    X, _ = _encode(model, dataset, layer, pooling, max_length, batch_size, cache_dir, progress)
+    return X, dataset.labels, dataset.groups
+
+
+def _load(data: str, max_per_class: int | None) -> TextDataset:
+    return load_text_data(data, max_per_class=max_per_class) if data == "bug" else load_text_data(data)
+
+
+def _encode(
+    model: str,
+    dataset: TextDataset,
+    layer: int | None,
+    pooling: str,
+    max_length: int,
+    batch_size: int,
+    cache_dir: str | Path | None,
+    progress: bool,
+) -> tuple[Any, int]:
+    layer = DEFAULT_LAYERS.get(model, -1) if layer is None else layer
+    enc = encode_cached(
+        model, dataset.texts, fingerprint=dataset.fingerprint(), layers=[layer], pooling=pooling,
+        max_length=max_length, batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+    )  # fmt: skip
+    ((resolved, X),) = enc.items()
+    return X, int(resolved)
+
+
+def run_bios(
+    model: str = "minilm",
+    data: str = "bug",
+    *,
+    layer: int | None = None,
+    pooling: str = "mean",
+    max_per_class: int | None = 1000,
+    max_length: int = 128,
+    batch_size: int = 32,
+    out: str | Path = "results/bios",
+    config: ProtocolConfig | None = None,
+    cache_dir: str | Path | None = None,
+    dataset: TextDataset | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the protocol for one encoder and dataset and write ``out/results.json``, ``out/results.md`` and
+    ``out/gaps.png``. ``dataset`` overrides ``data`` (e.g. a :class:`TextDataset` built by the caller)."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    if dataset is None:
+        dataset = _load(data, max_per_class)
+    X, resolved = _encode(model, dataset, layer, pooling, max_length, batch_size, cache_dir, progress)
+    t_enc = time.perf_counter() - t0
+    results = run_protocol(
+        X, dataset.labels, dataset.groups, config, progress=progress, log=print if progress else None
+    )
+    results.update(
+        model=model,
+        data=dataset.name,
+        data_meta=dataset.meta,
+        layer=int(resolved),
+        pooling=pooling,
+        max_length=max_length,
+        encode_seconds=t_enc,
+        dataset_statistics=dataset.statistics(),
+        seconds_total=time.perf_counter() - t0,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    table = markdown(results)
+    header = (
+        f"Bios protocol: model {model} (block {resolved}, {pooling} pooling), data {dataset.name} "
+        f"({len(dataset)} texts, {len(dataset.classes)} occupations), {results['config']['seeds']} seeds; "
+        "test split, mean ± std over seeds.\n\n"
+    )
+    (out / "results.md").write_text(header + table + "\n")
+    plot_gaps(results, out / "gaps.png")
+    return results
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options shared by ``steerfair bios`` and ``recipes/bios.py``."""
+    p.add_argument("--model", default="minilm", help="minilm | smollm2 | hub id | local path (default: minilm)")
+    p.add_argument("--data", default="bug", help="bug (offline stand-in) | bios (hub) | local Bios file/dir")
+    p.add_argument("--layer", type=int, default=None, help="block to read (default: minilm -1, smollm2 15)")
+    p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "cls"])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--max-per-class", type=int, default=1000, help="BUG: cap per occupation (0: no cap)")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--methods", nargs="+", default=list(ProtocolConfig().methods), choices=list(METHODS))
+    p.add_argument("--intervention", default="all", choices=["all", "affirmative"])
+    p.add_argument("--criterion", default="equal_opportunity", choices=["equal_opportunity", "demographic_parity"])
+    p.add_argument(
+        "--rank", type=int, default=128, help="steer inside the top-RANK principal subspace only (0: all; default 128)"
+    )
+    p.add_argument("--test-mode", default="posterior", choices=["posterior", "group"])
+    p.add_argument("--no-priors", action="store_true", help="do not reweight the classifier to the ideal priors")
+    p.add_argument("--exclude", nargs="*", default=[], help="occupations left out of the gap statistics")
+    p.add_argument("--share-split", default="train", choices=["train", "all"])
+    p.add_argument("--sign", default="signed", choices=["signed", "absolute"])
+    p.add_argument("--cache-dir", default=None, help="encoding cache (default: $STEERFAIR_CACHE/encodings)")
+    p.add_argument("--out", default="results/bios")
+
+
+def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
+    return ProtocolConfig(
+        seeds=args.seeds,
+        methods=tuple(args.methods),
+        criterion=args.criterion,
+        intervention=args.intervention,
+        rank=args.rank or None,
+        test_mode=args.test_mode,
+        priors=not args.no_priors,
+        exclude=tuple(args.exclude),
+        share_split=args.share_split,
+        sign=args.sign,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    results = run_bios(
+        args.model,
+        args.data,
+        layer=args.layer,
+        pooling=args.pooling,
+        max_per_class=args.max_per_class or None,
+        max_length=args.max_length,
+        out=args.out,
+        config=config_from_args(args),
+        cache_dir=args.cache_dir,
+    )
+    print()
+    print(markdown(results))
+    print(f"\nwrote {args.out}/results.json, results.md, gaps.png ({results['seconds_total']:.0f} s)")
+    return 0

@@ -1,0 +1,389 @@
+"""Bios protocol: data loaders on small fixtures the tests write, the stratified split, cached encodings, the
+steering methods' invariants, and the protocol end to end on synthetic representations."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from steerfair import Gaussian
+from steerfair.bios import (
+    INLP,
+    IdealTemplateSteering,
+    ProtocolConfig,
+    TextDataset,
+    encode,
+    encode_cached,
+    load_bios,
+    load_bug,
+    noise_floor_rms,
+    run_protocol,
+    stratified_split,
+)
+
+transformers.logging.set_verbosity_error()
+
+
+# --------------------------------------------------------------------------------------------- data
+def _bug_fixture(path: Path, seed: int = 0) -> Path:
+    """A small file in BUG's format: 3 occupations, one non-occupation, one rare occupation."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    plan = {
+        "nurse": (40, 12),
+        "Nurse": (5, 0),
+        "engineer": (10, 50),
+        "teacher": (30, 30),
+        "friend": (30, 30),
+        "pilot": (3, 40),
+    }
+    for prof, (n_f, n_m) in plan.items():
+        for gender, n in (("female", n_f), ("male", n_m)):
+            for j in range(n):
+                pron = "her" if gender == "female" else "his"
+                word = prof if j % 3 else prof + "s"
+                toks = ["The", word, "finished", pron, "shift", str(int(rng.integers(100))), "."]
+                rows.append(
+                    {
+                        "Unnamed: 0": len(rows),
+                        "sentence_text": " ".join(toks),
+                        "tokens": str(toks),
+                        "profession": prof,
+                        "g": pron,
+                        "profession_first_index": 1,
+                        "g_first_index": 3,
+                        "predicted gender": gender,
+                        "stereotype": 0,
+                        "distance": 2,
+                        "num_of_pronouns": 1,
+                        "corpus": "wikipedia",
+                        "data_index": len(rows),
+                    }
+                )
+    file = path / "full_BUG.csv"
+    pd.DataFrame(rows).to_csv(file, index=False)
+    return file
+
+
+def test_bug_construction_masks_filters_and_caps(tmp_path: Path) -> None:
+    file = _bug_fixture(tmp_path)
+    ds = load_bug(path=file, min_per_group=10, max_per_class=None)
+    # "Nurse" folds into "nurse"; "friend" is not an occupation; "pilot" has too few women
+    assert list(ds.classes) == ["engineer", "nurse", "teacher"]
+    stats = {r["class"]: r for r in ds.statistics()}
+    assert stats["nurse"]["n"] == 57 and stats["nurse"]["n_female"] == 45
+    for text, label in zip(ds.texts, ds.labels, strict=True):
+        assert not re.search(rf"\b{label}", text, flags=re.IGNORECASE), text
+        assert "person" in text
+    capped = load_bug(path=file, min_per_group=10, max_per_class=24)
+    cstats = {r["class"]: r for r in capped.statistics()}
+    for c, r in cstats.items():
+        assert r["n"] == min(24, stats[c]["n"])
+        assert min(r["n_female"], r["n"] - r["n_female"]) >= 10  # the floor per gender
+    # the share of women moves towards 1/2 only where the floor binds
+    assert cstats["teacher"]["pct_female"] == pytest.approx(0.5)
+
+
+def test_bug_rejects_bad_options(tmp_path: Path) -> None:
+    file = _bug_fixture(tmp_path)
+    with pytest.raises(ValueError, match="min_per_group"):
+        load_bug(path=file, min_per_group=0)
+    with pytest.raises(ValueError, match="max_per_class"):
+        load_bug(path=file, min_per_group=10, max_per_class=15)
+    with pytest.raises(ValueError, match="fewer than 2 occupations"):
+        load_bug(path=file, min_per_group=45)
+    with pytest.raises(FileNotFoundError):
+        load_bug(path=tmp_path / "missing.csv")
+
+
+def _bios_records(n: int = 12) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "hard_text": [f"bio number {i}" for i in range(n)],
+            "profession": [i % 28 for i in range(n)],
+            "gender": [i % 2 for i in range(n)],
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_bios_local_files_decode_hub_codes(tmp_path: Path, fmt: str) -> None:
+    df = _bios_records()
+    file = tmp_path / f"dev.{fmt}"
+    {"parquet": lambda: df.to_parquet(file), "jsonl": lambda: df.to_json(file, orient="records", lines=True),
+     "csv": lambda: df.to_csv(file, index=False)}[fmt]()  # fmt: skip
+    ds = load_bios("dev", path=tmp_path)
+    assert len(ds) == 12 and ds.texts[3] == "bio number 3"
+    assert ds.labels[0] == "accountant" and ds.labels[6] == "dentist"  # alphabetical index order
+    assert list(ds.groups[:2]) == ["male", "female"]  # 0 = male, 1 = female
+
+
+def test_bios_refuses_pickles_and_bad_fields(tmp_path: Path) -> None:
+    (tmp_path / "train.pickle").write_bytes(b"not read")
+    with pytest.raises(ValueError, match="pickle"):
+        load_bios("train", path=tmp_path)
+    pd.DataFrame({"text": ["a"], "p": [1]}).to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(ValueError, match="lacks the fields"):
+        load_bios("test", path=tmp_path)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_bios("validation", path=tmp_path)
+    bad = _bios_records().assign(gender=[5] * 12)
+    bad.to_csv(tmp_path / "dev.csv", index=False)
+    with pytest.raises(ValueError, match="gender codes"):
+        load_bios("dev", path=tmp_path)
+
+
+def test_bios_hub_offline_gives_a_clear_error() -> None:
+    with pytest.raises(ConnectionError, match="BUG stand-in"):
+        load_bios("dev")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**16), st.integers(2, 5), st.integers(20, 120))
+def test_stratified_split_partitions_every_cell(seed: int, m: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, m, n).astype(str)
+    g = np.where(rng.random(n) < 0.4, "female", "male")
+    parts = stratified_split(y, g, (0.65, 0.1, 0.25), seed=seed)
+    allrows = np.concatenate(parts)
+    assert np.array_equal(np.sort(allrows), np.arange(n))  # disjoint and complete
+    for cell in set(zip(y, g, strict=True)):
+        size = np.sum((y == cell[0]) & (g == cell[1]))
+        got = [np.sum((y[p] == cell[0]) & (g[p] == cell[1])) for p in parts]
+        want = np.diff(np.round(np.array([0, 0.65, 0.75, 1.0]) * size))
+        assert got == list(want)
+
+
+def test_text_dataset_validation_and_fingerprint() -> None:
+    ds = TextDataset(("a b", "c"), ["x", "y"], ["female", "male"])
+    assert ds.fingerprint() == TextDataset(("a b", "c"), ["x", "y"], ["female", "male"]).fingerprint()
+    assert ds.fingerprint() != TextDataset(("a b", "c"), ["x", "y"], ["male", "male"]).fingerprint()
+    with pytest.raises(ValueError, match="one entry per text"):
+        TextDataset(("a",), ["x", "y"], ["f"])
+    with pytest.raises(ValueError, match="at least one text"):
+        TextDataset((), [], [])
+
+
+# ---------------------------------------------------------------------------------------- encoding
+WORDS = [f"w{i}" for i in range(30)]
+
+
+def _tiny(kind: str) -> tuple[torch.nn.Module, transformers.PreTrainedTokenizerFast]:
+    vocab = ["[PAD]", "[UNK]", "[EOS]", *WORDS]
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="[UNK]", eos_token="[EOS]", pad_token="[PAD]"
+    )
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        model = transformers.GPT2Model(transformers.GPT2Config(n_layer=3, n_embd=16, n_head=2, vocab_size=len(vocab)))
+    else:
+        model = transformers.BertModel(
+            transformers.BertConfig(
+                hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, vocab_size=len(vocab)
+            )
+        )
+    return model.eval(), tok
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "bert"])
+@pytest.mark.parametrize("pooling", ["mean", "last", "cls"])
+def test_encode_length_sorted_batches_equal_one_text_at_a_time(kind: str, pooling: str) -> None:
+    model, tok = _tiny(kind)
+    rng = np.random.default_rng(1)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 12)))) for _ in range(11)]
+    batched = encode(model, tok, texts, layers=[0, -1], pooling=pooling, batch_size=4, progress=False)
+    single = encode(model, tok, texts[:1], layers=[0, -1], pooling=pooling, batch_size=1, progress=False)
+    assert sorted(batched) == [0, 2]
+    for j in range(len(texts)):
+        one = encode(model, tok, [texts[j]], layers=[0, -1], pooling=pooling, batch_size=1, progress=False)
+        for layer in (0, 2):
+            np.testing.assert_allclose(batched[layer][j], one[layer][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(single[2][0], batched[2][0], rtol=1e-4, atol=1e-5)
+
+
+def test_encode_rejects_bad_input() -> None:
+    model, tok = _tiny("gpt2")
+    with pytest.raises(ValueError, match="empty"):
+        encode(model, tok, [], progress=False)
+    with pytest.raises(ValueError, match="non-empty strings"):
+        encode(model, tok, ["w1", "  "], progress=False)
+    with pytest.raises(ValueError, match="pooling='all'"):
+        encode(model, tok, ["w1"], pooling="all", progress=False)
+    with pytest.raises(ValueError, match="out of range"):
+        encode(model, tok, ["w1"], layers=[7], progress=False)
+
+
+def test_encode_cache_round_trip_skips_the_model(tmp_path: Path) -> None:
+    model, tok = _tiny("bert")
+    texts = ["w1 w2 w3", "w4", "w5 w6"]
+    first = encode_cached("tiny", texts, layers=[-1], cache_dir=tmp_path, model=(model, tok), progress=False)
+    assert list(first) == [2] and len(list(tmp_path.glob("*.safetensors"))) == 1
+
+    class Exploding(torch.nn.Module):
+        def forward(self, *a, **k):  # type: ignore[no-untyped-def]
+            raise AssertionError("the cache should have been used")
+
+    again = encode_cached("tiny", texts, layers=[2], cache_dir=tmp_path, model=(Exploding(), tok), progress=False)
+    assert np.array_equal(again[2], first[2])  # bit-identical
+    other = encode_cached("tiny", texts[:2], layers=[2], cache_dir=tmp_path, model=(model, tok), progress=False)
+    assert other[2].shape == (2, 16) and len(list(tmp_path.glob("*.safetensors"))) == 2
+
+
+# ----------------------------------------------------------------------------------------- methods
+def _biased(
+    seed: int, n: int = 1500, d: int = 6, m: int = 3, scale_f: float = 1.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian classes whose female cells are shifted (differently per class) and scaled by ``scale_f``."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, m, n)
+    share = np.linspace(0.2, 0.8, m)
+    g = np.where(rng.random(n) < share[y], "female", "male")
+    mu = rng.normal(scale=1.0, size=(m, d))
+    shift = rng.normal(size=(m, d))
+    scale = np.where(g == "female", scale_f, 1.0)[:, None]
+    X = mu[y] + scale * rng.normal(size=(n, d)) + (g == "female")[:, None] * shift[y]
+    return X, y.astype(str), g
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from(["all", "affirmative"]))
+def test_template_steering_makes_class_conditionals_identical_across_groups(seed: int, intervention: str) -> None:
+    X, y, g = _biased(seed)
+    st_ = IdealTemplateSteering(intervention=intervention, shrinkage=None, reg=None).fit(X, y, g)
+    Z = st_.transform(X, g, y=y)
+    for c in np.unique(y):
+        fits = [Gaussian.fit(Z[(y == c) & (g == a)], reg=None) for a in ("female", "male")]
+        np.testing.assert_allclose(fits[0].mean, fits[1].mean, atol=1e-8)
+        np.testing.assert_allclose(fits[0].cov, fits[1].cov, atol=1e-8)
+        i = list(st_.model_.classes).index(c)
+        np.testing.assert_allclose(fits[0].mean, st_.solution_.template_means[i], atol=1e-8)
+    if intervention == "affirmative":
+        ref = st_.model_.groups[st_.solution_.reference]
+        assert np.array_equal(Z[g == ref], X[g == ref])  # the reference group's cells are the templates
+
+
+def test_template_steering_in_a_subspace_leaves_the_complement_alone() -> None:
+    X, y, g = _biased(3, d=8)
+    st_ = IdealTemplateSteering(rank=3, shrinkage=None).fit(X, y, g)
+    Z = st_.transform(X, g)
+    B = st_.basis_
+    resid = (Z - X) - (Z - X) @ B @ B.T
+    assert np.max(np.abs(resid)) < 1e-10
+    soft = np.column_stack([(g == "female") * 1.0, (g == "male") * 1.0])
+    np.testing.assert_array_equal(st_.transform(X, soft), Z)  # one-hot probabilities = hard groups
+
+
+def test_inlp_projects_out_linear_gender_information() -> None:
+    X, y, g = _biased(5, d=10)
+    inlp = INLP(n_iterations=8).fit(X, y, g)
+    P = inlp.map_.A
+    np.testing.assert_allclose(P @ P, P, atol=1e-10)
+    np.testing.assert_allclose(P, P.T, atol=1e-12)
+    from sklearn.linear_model import LogisticRegression
+
+    Z = inlp.transform(X)
+    assert LogisticRegression().fit(X, g).score(X, g) > 0.75
+    assert LogisticRegression().fit(Z, g).score(Z, g) < 0.65
+    assert np.linalg.matrix_rank(np.eye(10) - P) == inlp.n_iterations_
+
+
+# ---------------------------------------------------------------------------------------- protocol
+def test_noise_floor_matches_its_formula() -> None:
+    y = np.array(["a"] * 10 + ["b"] * 10)
+    g = np.array(["female", "male"] * 10)
+    pred = y.copy()
+    pred[:4] = "b"  # class a: 6 of 10 right
+    cfg = ProtocolConfig()
+    want = np.sqrt(np.mean([0.6 * 0.4 * (1 / 5 + 1 / 5), 0.0]))
+    assert noise_floor_rms(y, pred, g, cfg) == pytest.approx(want)
+
+
+def test_protocol_end_to_end_on_biased_representations(tmp_path: Path) -> None:
+    X, y, g = _biased(11, n=2400, d=8, m=4, scale_f=1.0)
+    cfg = ProtocolConfig(seeds=2, methods=("none", "steerfair", "mimic", "leace"))
+    res = run_protocol(X, y, g, cfg, progress=False)
+    json.dumps(res)  # serialisable
+    for name in cfg.methods:
+        for key in ("accuracy", "rms_tpr_gap", "gap_share_corr", "gender_probe_accuracy", "noise_floor_rms"):
+            assert np.isfinite(res["methods"][name][key])
+        assert set(res["methods"][name]["tpr_gaps"]) == set(np.unique(y))
+    # class-specific shifts of the women's cells make the raw gaps large; one map per group (MiMiC) cannot undo
+    # them, mapping every cell onto shared templates (test rows: posterior mixture of the cell maps) does
+    assert res["methods"]["steerfair"]["rms_tpr_gap"] < 0.5 * res["methods"]["none"]["rms_tpr_gap"]
+    assert res["methods"]["steerfair"]["rms_tpr_gap"] < res["methods"]["mimic"]["rms_tpr_gap"]
+    assert res["methods"]["leace"]["gender_probe_accuracy"] < res["methods"]["none"]["gender_probe_accuracy"]
+
+
+def test_protocol_rejects_bad_input() -> None:
+    X, y, g = _biased(0, n=200)
+    with pytest.raises(ValueError, match="unknown methods"):
+        ProtocolConfig(methods=("none", "magic"))
+    with pytest.raises(ValueError, match="one occupation"):
+        run_protocol(X[:10], y, g, ProtocolConfig(seeds=1), progress=False)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        run_protocol(bad, y, g, ProtocolConfig(seeds=1), progress=False)
+    with pytest.raises(ValueError, match="must contain"):
+        run_protocol(X, y, np.where(g == "female", "f", "m"), ProtocolConfig(seeds=1), progress=False)
+
+
+def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``steerfair bios`` end to end on a BUG-format fixture with a tiny random encoder (no download)."""
+    from steerfair import cli
+    from steerfair.bios import run as bios_run
+
+    model, tok = _tiny("bert")
+    rng = np.random.default_rng(0)
+    texts, labels, groups = [], [], []
+    for c in range(3):
+        for _ in range(60):
+            gender = "female" if rng.random() < 0.3 + 0.2 * c else "male"
+            texts.append(
+                " ".join(rng.choice(WORDS[c * 10 : c * 10 + 10], size=5)) + (" w29" if gender == "female" else " w28")
+            )
+            labels.append(f"job{c}")
+            groups.append(gender)
+    ds = TextDataset(tuple(texts), labels, groups, "fixture")
+    monkeypatch.setattr(bios_run, "load_text_data", lambda name, **kw: ds)
+    real = bios_run.encode_cached
+    monkeypatch.setattr(bios_run, "encode_cached", lambda *a, **k: real(*a, **{**k, "model": (model, tok)}))
+    out = tmp_path / "bios"
+    rc = cli.main(["bios", "--model", "tiny", "--data", "fixture", "--layer", "-1", "--seeds", "2",
+                   "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == {"none", "steerfair", "mean_matching", "mimic", "leace"}
+    assert all(0 <= res["methods"][m]["accuracy"] <= 1 for m in res["methods"])
+    assert (out / "results.md").read_text().count("\n|") >= 6 and (out / "gaps.png").stat().st_size > 0
+
+
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from([0.05, 1.0]))
+def test_softmax_regression_matches_scikit_learn(seed: int, C: float) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from steerfair.bios.classifier import SoftmaxRegression
+
+    X, y, _ = _biased(seed, n=400, d=5, m=3, scale_f=1.0)
+    X = X * np.array([1.0, 10.0, 0.1, 1.0, 3.0]) + 2.0  # unequal scales: the standardisation matters
+    w = np.random.default_rng(seed).uniform(0.5, 2.0, len(y))
+    ours = SoftmaxRegression(C=C, max_iter=1000, tol=1e-10, dtype=torch.float64).fit(X, y, sample_weight=w)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=C, tol=1e-10, max_iter=5000))
+    ref.fit(X, y, logisticregression__sample_weight=w / w.mean())
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-4)
+    assert list(ours.classes_) == list(ref.classes_)
