@@ -158,9 +158,7 @@ class GroupConditionalModel:
         Z = np.log(_positive(X)) if family == "lognormal" else X
         y = as_labels(y, "y", n)
         glabels, G = _membership(groups, n, group_labels)
-        w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
-            raise ValueError("weights must be finite, non-negative and one per row of X")
+        w = _row_weights(weights, n)
         clabels, ci = np.unique(y, return_inverse=True)
         k, m = len(glabels), len(clabels)
         if m < 2:
@@ -179,10 +177,7 @@ class GroupConditionalModel:
         mass = np.zeros((k, m))
         for i in range(m):
             mass[:, i] = w[ci == i] @ G[ci == i]
-        if np.any(mass <= 0):
-            raise ValueError("a (group, class) cell has zero total weight")
-        gp = mass.sum(axis=1) / mass.sum()
-        cp = mass / mass.sum(axis=1, keepdims=True)
+        gp, cp = _cell_priors(mass, "a (group, class) cell has zero total weight")
         comps = []
         for a in range(k):
             row = []
@@ -348,6 +343,22 @@ def check_compatible(p: GroupConditionalModel, q: GroupConditionalModel) -> None
         raise ValueError(f"dimension mismatch: {p.dim} vs {q.dim}")
     if not (np.array_equal(p.groups, q.groups) and np.array_equal(p.classes, q.classes)):
         raise ValueError("models have different groups or classes")
+
+
+def _row_weights(weights: Any, n: int) -> np.ndarray:
+    """Per-row weights (default all ones), validated: finite, non-negative, one per row."""
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite, non-negative and one per row of X")
+    return w
+
+
+def _cell_priors(mass: np.ndarray, message: str) -> tuple[np.ndarray, np.ndarray]:
+    """Group priors ``(k,)`` and per-group class priors ``(k, m)`` from the ``(k, m)`` cell weights
+    ``mass``; ``ValueError(message)`` unless every cell weight is positive."""
+    if np.any(mass <= 0):
+        raise ValueError(message)
+    return mass.sum(axis=1) / mass.sum(), mass / mass.sum(axis=1, keepdims=True)
 
 
 def _positive(X: np.ndarray) -> np.ndarray:

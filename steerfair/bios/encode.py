@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..llm.layers import resolve_layers
-from ..llm.stats import _accepts, _check_pooling, _hidden_of, _input_device, _StopForward, pool_hidden
+from ..llm.stats import _accepts, _check_pooling, _hidden_of, _StopForward, pool_hidden, run_batch
 
 __all__ = ["encode", "encode_cached", "encoding_cache_key"]
 
@@ -63,7 +63,6 @@ def encode(
     blocks = resolve_layers(model, layers if isinstance(layers, (list, tuple)) else [layers], layer_path)
     order = sorted(blocks)
     deepest = order[-1]
-    device = _input_device(model)
     extra: dict[str, Any] = {"use_cache": False} if _accepts(model.forward, "use_cache") else {}
     takes_positions = _accepts(model.forward, "position_ids")
     restore_pad = False
@@ -94,19 +93,8 @@ def encode(
         with torch.no_grad(), tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
             for start in range(0, len(texts), batch_size):
                 rows = perm[start : start + batch_size]
-                enc = tokenizer(
-                    [texts[j] for j in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-                )
-                inputs = {k: v.to(device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
-                mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"]))
-                if takes_positions and bool((mask[:, 0] == 0).any()):
-                    inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
-                current["mask"] = mask
                 captured.clear()
-                try:
-                    model(**inputs, **extra)
-                except _StopForward:
-                    pass
+                run_batch(model, tokenizer, [texts[j] for j in rows], max_length, current, takes_positions, extra)
                 for i in order:
                     if i not in captured:
                         raise RuntimeError(f"the forward hook of block {i} did not run; check layers/layer_path")

@@ -26,7 +26,6 @@ groups). At ``epsilon = inf`` ``private`` is the non-private fit exactly.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 import warnings
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ._output import write_results
 
 __all__ = ["EPSILONS", "METHODS", "FeatureData", "load_features", "markdown", "plot", "run"]
 
@@ -290,11 +291,7 @@ def run(
         "seconds": time.perf_counter() - t0,
     }
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "privacy_tradeoff.json").write_text(json.dumps(results, indent=2))
-        (out / "privacy_tradeoff.md").write_text(markdown(results) + "\n")
-        plot(results, out / "privacy_tradeoff.png")
+        write_results(out, "privacy_tradeoff", results, markdown, plot)
     return results
 
 

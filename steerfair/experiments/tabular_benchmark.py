@@ -31,7 +31,6 @@ notions), so one steerfair fit serves both columns of the table.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ import numpy as np
 from .. import metrics as M
 from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching, reweighing_weights
 from ..datasets import TabularDataset, load_dataset
+from ._output import write_results
 
 __all__ = ["METHODS", "MODELS", "TASKS", "Task", "markdown", "plot", "run", "run_task"]
 
@@ -226,11 +226,7 @@ def run(
             results["tasks"][task.name] = run_task(task, seeds=seeds, models=models, methods=methods, progress=bar)
     results["seconds"] = time.perf_counter() - t0
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "tabular_benchmark.json").write_text(json.dumps(results, indent=2))
-        (out / "tabular_benchmark.md").write_text(markdown(results) + "\n")
-        plot(results, out / "tabular_benchmark.png")
+        write_results(out, "tabular_benchmark", results, markdown, plot)
     return results
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -151,21 +152,6 @@ def affirmative_group_two_classes(
     per class). ``traces`` (the two traces) and ``LK`` (the Cholesky factor of ``w_0 S_1 + w_1 S_0``)
     may be passed when the caller already has them.
     """
-    g, c, _ = _affirmative_two(means, covs, chols, w, nu, omega_chols, traces=traces, LK=LK)
-    return g, c
-
-
-def _affirmative_two(
-    means: np.ndarray,
-    covs: np.ndarray,
-    chols: np.ndarray,
-    w: np.ndarray,
-    nu: np.ndarray,
-    omega_chols: np.ndarray,
-    *,
-    traces: list[float] | None = None,
-    LK: np.ndarray | None = None,
-) -> tuple[float, np.ndarray, list[float]]:
     d = means.shape[1]
     W = float(w.sum())
     if LK is None:
@@ -178,10 +164,7 @@ def _affirmative_two(
         return _tri(chols[i], _tri(chols[i], x), trans="T")
 
     if traces is None:
-        traces = []
-        for i in range(2):
-            M = tril_solve_tril(chols[i], omega_chols[i])  # L_i^-1 R_i
-            traces.append(float(np.sum(M * M)))
+        traces = _omega_traces(chols, omega_chols)
     c0 = Hinv(w[0] * P(0, means[0]) + w[1] * P(1, means[1]))
     c1 = Hinv(w[0] * P(0, nu[0]) + w[1] * P(1, nu[1]))
     u = nu - c1
@@ -192,7 +175,16 @@ def _affirmative_two(
         alpha += w[i] * (traces[i] + float(u[i] @ Pu))
         beta += w[i] * float(Pu @ v[i])
     gamma = (beta + np.sqrt(beta * beta + 4.0 * alpha * d * W)) / (2.0 * alpha)
-    return float(gamma), c0 - gamma * c1, traces
+    return float(gamma), c0 - gamma * c1
+
+
+def _omega_traces(chols: np.ndarray, omega_chols: np.ndarray) -> list[float]:
+    """``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` for the two classes, from the Cholesky factors."""
+    traces = []
+    for i in range(2):
+        M = tril_solve_tril(chols[i], omega_chols[i])  # L_i^-1 R_i
+        traces.append(float(np.sum(M * M)))
+    return traces
 
 
 def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyParams:
@@ -206,9 +198,11 @@ def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyPara
         if a == reference:
             continue
         if m == 2:
-            gammas[a], offsets[a], traces = _affirmative_two(
-                stats.means[a], stats.covs[a], stats.chols[a], stats.weights[a], nu, stats.chols[reference]
-            )
+            traces = _omega_traces(stats.chols[a], stats.chols[reference])
+            gammas[a], offsets[a] = affirmative_group_two_classes(
+                stats.means[a], stats.covs[a], stats.chols[a], stats.weights[a], nu, stats.chols[reference],
+                traces=traces,
+            )  # fmt: skip
             if total is not None:
                 total += _affirmative_kl(stats, a, reference, gammas[a], offsets[a], traces)
         else:
@@ -301,7 +295,45 @@ def _log_start(start: np.ndarray, gauge: int) -> np.ndarray:
     return np.log(np.delete(np.asarray(start, dtype=np.float64), gauge))
 
 
-class TwoGroupProfile:
+def _clip_relative_eigenvalues(kappa: np.ndarray, i: int) -> np.ndarray:
+    """Clip the ascending generalized eigenvalues ``kappa`` of class ``i``'s pair of cell covariances at a
+    rounding floor, with a warning when the pair is numerically singular."""
+    floor = 64 * np.finfo(float).eps * max(float(kappa[-1]), 1e-300)
+    if kappa[0] <= floor:  # rounding in a numerically singular pair of cell covariances
+        warnings.warn(
+            f"class {i}: the cell covariances are numerically singular relative to each other "
+            f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        kappa = np.maximum(kappa, floor)
+    return kappa
+
+
+class _CachedProfile:
+    """Memoised evaluation of a two-group profile: subclasses set ``self._cache = {}`` and implement
+    ``_evaluate(s) -> (value, derivative, ...)`` at ``log gamma = s``."""
+
+    _cache: dict[float, Any]
+
+    def _evaluate(self, s: float) -> Any:
+        raise NotImplementedError
+
+    def _solve(self, s: float) -> Any:
+        if s not in self._cache:
+            self._cache[s] = self._evaluate(s)
+        return self._cache[s]
+
+    def value(self, s: float) -> float:
+        """Profile objective at ``log gamma = s``."""
+        return self._solve(s)[0]
+
+    def derivative(self, s: float) -> float:
+        """``dJ / dlog gamma`` (envelope theorem)."""
+        return self._solve(s)[1]
+
+
+class TwoGroupProfile(_CachedProfile):
     """The all-subgroup profile ``J(log gamma)`` for two groups in ``O(d^2)`` memory passes per point.
 
     Per class ``i`` a generalized eigendecomposition (one Cholesky, two triangular solves and one
@@ -329,15 +361,7 @@ class TwoGroupProfile:
             Linv_S1 = solve_triangular(L, S1, lower=True, check_finite=False)
             C = solve_triangular(L, Linv_S1.T, lower=True, check_finite=False)
             kappa, V = eigh_sym(C)
-            floor = 64 * np.finfo(float).eps * max(float(kappa[-1]), 1e-300)
-            if kappa[0] <= floor:  # rounding in a numerically singular pair of cell covariances
-                warnings.warn(
-                    f"class {i}: the cell covariances are numerically singular relative to each other "
-                    f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                kappa = np.maximum(kappa, floor)
+            kappa = _clip_relative_eigenvalues(kappa, i)
             G = solve_triangular(L, np.eye(d), lower=True, check_finite=False)  # L^-1
             G = V.T @ G
             self.lam.append(1.0 / kappa)
@@ -346,11 +370,9 @@ class TwoGroupProfile:
             self.mu0h.append(G @ stats.means[self.g0, i])
             self.mu1h.append(G @ stats.means[self.g1, i])
             self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
-        self._cache: dict[float, tuple[float, float, np.ndarray, list[np.ndarray]]] = {}
+        self._cache = {}
 
-    def _solve(self, s: float) -> tuple[float, float, np.ndarray, list[np.ndarray]]:
-        if s in self._cache:
-            return self._cache[s]
+    def _evaluate(self, s: float) -> tuple[float, float, np.ndarray, list[np.ndarray]]:
         from scipy.linalg import blas
 
         g = float(np.exp(s))
@@ -385,17 +407,7 @@ class TwoGroupProfile:
             kl1 = 0.5 * (tr1 + float(np.sum(lam * r1 * r1)) - d + self.logdet_ratio[i] - 2 * d * s + logterm)
             value += w0 * kl0 + w1 * kl1
             deriv += w1 * (tr1 + g * float(np.sum(lam * r1 * nh)) - d)
-        out = (value, deriv, c, nuh)
-        self._cache[s] = out
-        return out
-
-    def value(self, s: float) -> float:
-        """Profile objective at ``log gamma = s``."""
-        return self._solve(s)[0]
-
-    def derivative(self, s: float) -> float:
-        """``dJ / dlog gamma`` (envelope theorem)."""
-        return self._solve(s)[1]
+        return value, deriv, c, nuh
 
     def params(self, s: float) -> ScaleFamilyParams:
         """The full minimiser at ``log gamma = s``."""
@@ -425,7 +437,7 @@ def _eigvals_lower(A: np.ndarray) -> np.ndarray:
     return eigvalsh_sym(A.copy(order="F"), lower_stored=True)
 
 
-class TwoByTwoProfile:
+class TwoByTwoProfile(_CachedProfile):
     """The all-subgroup profile ``J(log gamma)`` for two groups and two classes in ``O(d)`` per point.
 
     Derivation (docs/theory.md, "Two groups, two classes"). Group ``gauge`` (index 0 below) has
@@ -468,15 +480,7 @@ class TwoByTwoProfile:
             GtG = gram_lower_t(tril_solve_tril(L0[i], L1[i]))
             self.GtG.append(GtG)
             kappa = _eigvals_lower(GtG)  # eigenvalues of G G^T = L_0i^-1 S_1i L_0i^-T
-            floor = 64 * np.finfo(float).eps * max(float(kappa[-1]), 1e-300)
-            if kappa[0] <= floor:  # rounding in a numerically singular pair of cell covariances
-                warnings.warn(
-                    f"class {i}: the cell covariances are numerically singular relative to each other "
-                    f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                kappa = np.maximum(kappa, floor)
+            kappa = _clip_relative_eigenvalues(kappa, i)
             self.lam.append(1.0 / kappa)
             self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
         # mean part: the pencil (Sigma_A, Sigma_C)
@@ -489,7 +493,7 @@ class TwoByTwoProfile:
         pq = solve_triangular(self.LA, np.stack([a1, a0], axis=1), lower=True, check_finite=False)
         pq = self.tri.qt(pq)
         self.p, self.q = pq[:, 0], pq[:, 1]
-        self._cache: dict[float, tuple[float, float]] = {}
+        self._cache = {}
 
     def affirmative_start(self) -> float:
         """``gamma`` of the affirmative closed form for the non-gauge group (the search's start), from
@@ -509,9 +513,7 @@ class TwoByTwoProfile:
         )
         return g
 
-    def _solve(self, s: float) -> tuple[float, float]:
-        if s in self._cache:
-            return self._cache[s]
+    def _evaluate(self, s: float) -> tuple[float, float]:
         g = float(np.exp(s))
         d = self.d
         value, deriv = 0.0, 0.0
@@ -525,17 +527,7 @@ class TwoByTwoProfile:
         value += 0.5 * float(r @ y)
         # d/dg [r^T (I + g^2 T)^-1 r] = -2 q^T y - 2 g y^T T y; times g / 2 for d/dlog g
         deriv += -g * float(self.q @ y) - g * g * float(y @ self.tri.matvec_t(y))
-        out = (value, deriv)
-        self._cache[s] = out
-        return out
-
-    def value(self, s: float) -> float:
-        """Profile objective at ``log gamma = s``."""
-        return self._solve(s)[0]
-
-    def derivative(self, s: float) -> float:
-        """``dJ / dlog gamma`` (envelope theorem)."""
-        return self._solve(s)[1]
+        return value, deriv
 
     def params(self, s: float) -> ScaleFamilyParams:
         """The full minimiser at ``log gamma = s`` (one Cholesky of ``F_i = w_0i G_i^T G_i + w_1i g^2 I``

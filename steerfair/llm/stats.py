@@ -359,13 +359,7 @@ class ActivationStats:
             a, i = divmod(c, m)
             sel = np.flatnonzero(cells == c)
             xs = x[torch.as_tensor(sel, device=x.device)]
-            self.counts[li, a, i] += len(sel)
-            if on_cpu:
-                self.sums[li, a, i] += xs.sum(dim=0)
-                self.outer[li, a, i].addmm_(xs.T, xs)
-            else:
-                self.sums[li, a, i] += xs.sum(dim=0).cpu()
-                self.outer[li, a, i] += (xs.T @ xs).cpu()
+            self._accumulate(li, a, i, len(sel), xs, xs, on_cpu)
         return self
 
     def _update_soft(self, li: int, x: torch.Tensor, P: np.ndarray, yi: np.ndarray, on_cpu: bool) -> None:
@@ -376,14 +370,20 @@ class ActivationStats:
                     continue
                 xs = x[torch.as_tensor(sel, device=x.device)]
                 w = torch.as_tensor(P[sel, a], dtype=torch.float64, device=x.device)
-                xw = xs * w[:, None]
-                self.counts[li, a, i] += float(P[sel, a].sum())
-                if on_cpu:
-                    self.sums[li, a, i] += xw.sum(dim=0)
-                    self.outer[li, a, i].addmm_(xw.T, xs)
-                else:
-                    self.sums[li, a, i] += xw.sum(dim=0).cpu()
-                    self.outer[li, a, i] += (xw.T @ xs).cpu()
+                self._accumulate(li, a, i, float(P[sel, a].sum()), xs * w[:, None], xs, on_cpu)
+
+    def _accumulate(
+        self, li: int, a: int, i: int, count: float, xw: torch.Tensor, xs: torch.Tensor, on_cpu: bool
+    ) -> None:
+        """Add one cell's rows ``xs`` (weighted: ``xw``) to layer ``li``, cell ``(a, i)``: ``count``, ``sum xw``
+        and ``xw^T xs``."""
+        self.counts[li, a, i] += count
+        if on_cpu:
+            self.sums[li, a, i] += xw.sum(dim=0)
+            self.outer[li, a, i].addmm_(xw.T, xs)
+        else:
+            self.sums[li, a, i] += xw.sum(dim=0).cpu()
+            self.outer[li, a, i] += (xw.T @ xs).cpu()
 
     def merge(self, other: ActivationStats) -> ActivationStats:
         """New statistics holding ``self`` plus ``other`` (same layers, groups, labels and dim)."""
@@ -565,6 +565,45 @@ def _input_device(model: nn.Module) -> torch.device:
         return param.device if param is not None else torch.device("cpu")
 
 
+class _EmptyText(ValueError):
+    """A text of the batch tokenizes to nothing (``index`` within the batch)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"text {index} of the batch tokenizes to no tokens")
+        self.index = index
+
+
+def run_batch(
+    model: nn.Module,
+    tokenizer: Any,
+    batch: Sequence[str],
+    max_length: int,
+    current: dict[str, Any],
+    takes_positions: bool,
+    extra: dict[str, Any],
+) -> torch.Tensor:
+    """Tokenize ``batch`` (padded, truncated), run the model (a hook may stop it early with ``_StopForward``) and
+    return the attention mask, also left in ``current["mask"]`` for the hooks. With left padding, position ids
+    come from the mask (as ``generate`` does) when the model accepts them."""
+    enc = tokenizer(list(batch), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    device = _input_device(model)
+    inputs = {k: v.to(device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        mask = torch.ones_like(inputs["input_ids"])
+    n_tokens = mask.sum(dim=1)
+    if bool((n_tokens == 0).any()):
+        raise _EmptyText(int(torch.nonzero(n_tokens == 0)[0].item()))
+    if takes_positions and "position_ids" not in inputs and bool((mask[:, 0] == 0).any()):
+        inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+    current["mask"] = mask
+    try:
+        model(**inputs, **extra)
+    except _StopForward:
+        pass
+    return mask
+
+
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
     try:
         return name in inspect.signature(fn).parameters
@@ -686,7 +725,6 @@ def collect(
     declared_groups = declared if soft is not None else _sorted_unique(group_values)
     declared_labels = None if label_values is None else _sorted_unique(label_values)
 
-    device = _input_device(model)
     extra: dict[str, Any] = {"use_cache": False} if _accepts(model.forward, "use_cache") else {}
     takes_positions = _accepts(model.forward, "position_ids")
     current: dict[str, Any] = {"mask": None}
@@ -715,25 +753,12 @@ def collect(
         with torch.no_grad(), tqdm(total=n, desc="collecting activations", unit="text", disable=not progress) as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                enc = tokenizer(
-                    texts[start:stop], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-                )
-                inputs = {k: v.to(device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
-                mask = inputs.get("attention_mask")
-                if mask is None:
-                    mask = torch.ones_like(inputs["input_ids"])
-                n_tokens = mask.sum(dim=1)
-                if bool((n_tokens == 0).any()):
-                    j = start + int(torch.nonzero(n_tokens == 0)[0].item())
-                    raise ValueError(f"texts[{j}] ({texts[j][:40]!r}) tokenizes to no tokens")
-                if takes_positions and "position_ids" not in inputs and bool((mask[:, 0] == 0).any()):
-                    inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
-                current["mask"] = mask
                 captured.clear()
                 try:
-                    model(**inputs, **extra)
-                except _StopForward:
-                    pass
+                    run_batch(model, tokenizer, texts[start:stop], max_length, current, takes_positions, extra)
+                except _EmptyText as exc:
+                    j = start + exc.index
+                    raise ValueError(f"texts[{j}] ({texts[j][:40]!r}) tokenizes to no tokens") from None
                 not_run = [i for i in order if i not in captured]
                 if not_run:
                     raise RuntimeError(f"the forward hooks of blocks {not_run} did not run; check layers/layer_path")

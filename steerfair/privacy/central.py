@@ -30,10 +30,9 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtr
 
-from .._validation import as_matrix
 from ..conditional import Family, GroupConditionalModel, _membership
 from ..families.gaussian import Shrinkage
-from .estimators import PSD_FLOOR, CellStatistics, _label_membership, cell_statistics
+from .estimators import PSD_FLOOR, CellStatistics, _label_membership, _working_space, cell_statistics
 from .mechanisms import check_delta, check_epsilon
 
 __all__ = ["DPStatistics", "dp_fit_model", "dp_fit_steering", "dp_statistics", "gaussian_delta", "gaussian_sigma"]
@@ -128,6 +127,11 @@ def _check_neighbouring(neighbouring: str) -> float:
     return SENSITIVITY[neighbouring]
 
 
+def _check_clip_norm(clip_norm: Any) -> None:
+    if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not (0 < clip_norm < math.inf):
+        raise ValueError(f"clip_norm must be a positive finite number; got {clip_norm!r}")
+
+
 def dp_statistics(
     X: Any,
     y: Any,
@@ -157,15 +161,8 @@ def dp_statistics(
     eps = check_epsilon(epsilon)
     dlt = check_delta(delta)
     sens = _check_neighbouring(neighbouring)
-    if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not (0 < clip_norm < math.inf):
-        raise ValueError(f"clip_norm must be a positive finite number; got {clip_norm!r}")
-    if family not in ("normal", "lognormal"):
-        raise ValueError(f"unknown family {family!r}; use 'normal' or 'lognormal'")
-    X = as_matrix(X, "X", min_rows=1)
-    if family == "lognormal":
-        if np.any(X <= 0):
-            raise ValueError("family='lognormal' needs X > 0")
-        X = np.log(X)
+    _check_clip_norm(clip_norm)
+    X = _working_space(X, family, min_rows=1)
     n, d = X.shape
     c = np.zeros(d) if center is None else np.asarray(center, dtype=np.float64)
     if c.shape != (d,) or not np.all(np.isfinite(c)):
@@ -219,8 +216,7 @@ def dp_fit_model(
     check_delta(delta)
     _check_neighbouring(neighbouring)
     if math.isinf(eps):
-        if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not (0 < clip_norm < math.inf):
-            raise ValueError(f"clip_norm must be a positive finite number; got {clip_norm!r}")
+        _check_clip_norm(clip_norm)
         return GroupConditionalModel.fit(
             X, y, groups, family, shrinkage=shrinkage, reg=reg, min_samples=int(math.ceil(min_samples)),
             group_labels=group_labels,

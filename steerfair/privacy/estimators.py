@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import as_labels, as_matrix, symmetrize
-from ..conditional import Family, GroupConditionalModel
+from ..conditional import Family, GroupConditionalModel, _cell_priors, _row_weights
 from ..families import Gaussian
 from ..families.gaussian import Shrinkage, _regularise, shrink_cov
 from .mechanisms import check_epsilon, encode_categories, rr_probabilities
@@ -223,11 +223,16 @@ class CellStatistics:
         )
 
 
-def _weights(weights: Any, n: int) -> np.ndarray:
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite, non-negative and one per row of X")
-    return w
+def _working_space(X: Any, family: str, min_rows: int) -> np.ndarray:
+    """``X`` as a validated matrix in the model's working space (``log X`` for ``family="lognormal"``)."""
+    if family not in ("normal", "lognormal"):
+        raise ValueError(f"unknown family {family!r}; use 'normal' or 'lognormal'")
+    X = as_matrix(X, "X", min_rows=min_rows)
+    if family == "lognormal":
+        if np.any(X <= 0):
+            raise ValueError("family='lognormal' needs X > 0")
+        return np.log(X)
+    return X
 
 
 def cell_statistics(
@@ -257,7 +262,7 @@ def cell_statistics(
         raise ValueError(f"membership must be ({n}, {k}) and label_membership ({n}, {m}); got {G.shape}, {H.shape}")
     if not (np.all(np.isfinite(G)) and np.all(np.isfinite(H))):
         raise ValueError("membership matrices contain NaN or infinite values")
-    w = _weights(weights, n)
+    w = _row_weights(weights, n)
     d = X.shape[1]
     counts = np.zeros((k, m))
     sums = np.zeros((k, m, d))
@@ -425,23 +430,13 @@ def fit_private_model(
         ValueError: for invalid privacy levels, or a cell whose estimated count is below ``min_samples``
             (too few rows for this epsilon).
     """
-    if family not in ("normal", "lognormal"):
-        raise ValueError(f"unknown family {family!r}; use 'normal' or 'lognormal'")
-    X = as_matrix(X, "X", min_rows=2)
-    n = X.shape[0]
-    if family == "lognormal":
-        if np.any(X <= 0):
-            raise ValueError("family='lognormal' needs X > 0")
-        Z = np.log(X)
-    else:
-        Z = X
+    Z = _working_space(X, family, min_rows=2)
+    n = Z.shape[0]
     G, glabels = debiased_membership(reports, epsilon, n_categories, categories=categories)
     if G.shape[0] != n:
         raise ValueError(f"reports has {G.shape[0]} entries but X has {n} rows")
     H, clabels = _label_membership(y, n, label_epsilon, label_categories)
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite, non-negative and one per row of X")
+    w = _row_weights(weights, n)
     k, m = len(glabels), len(clabels)
     if m < 2:
         raise ValueError(f"y has a single class ({clabels[0]!r}); need at least 2 classes")
@@ -460,10 +455,9 @@ def fit_private_model(
             f"the estimated count of cell (group={glabels[a]!r}, y={clabels[i]!r}) is {counts[a, i]:.3g} < "
             f"{min_samples}: too few rows for this epsilon (see docs/privacy.md for the sample size it needs)"
         )
-    if np.any(mass <= 0):
-        raise ValueError("a (group, class) cell has non-positive estimated weight: too few rows for this epsilon")
-    gp = mass.sum(axis=1) / mass.sum()
-    cp = mass / mass.sum(axis=1, keepdims=True)
+    gp, cp = _cell_priors(
+        mass, "a (group, class) cell has non-positive estimated weight: too few rows for this epsilon"
+    )
     comps = []
     for a in range(k):
         row = []
