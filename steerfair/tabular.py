@@ -290,8 +290,13 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 min_samples=self.min_samples, group_labels=group_labels if soft is not None else None,
             )  # fmt: skip
         self.group_epsilon_ = eps if private else None
+        # Solve and build the maps in standardised coordinates (columns divided by their pooled standard
+        # deviation) and map back: the nearest-ideal problem is equivariant under a common diagonal scaling,
+        # so nothing changes in exact arithmetic, but columns on very different scales (Adult's fnlwgt ~1e5)
+        # make the covariances so ill-conditioned that the OT maps would amplify round-off.
+        self.scale_ = _pooled_scale(self.model_)
         sol = solve_nearest_ideal(
-            self.model_,
+            _scaled_model(self.model_, 1.0 / self.scale_),
             self.criterion,
             self.intervention,
             self.solver,
@@ -402,11 +407,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def _steer(self, Z: np.ndarray, g: Any, P: Any, y: Any, mode: str) -> np.ndarray:
         if mode == "identity":
             return Z
+        Zs = Z / self.scale_
         if mode == "label":
-            out = self.steering_.transform(Z, g, y, mode="label", group_proba=P)
+            out = self.steering_.transform(Zs, g, y, mode="label", group_proba=P)
         else:
-            out = self.steering_.transform(Z, g, mode=mode, group_proba=P)  # type: ignore[arg-type]
-        return out
+            out = self.steering_.transform(Zs, g, mode=mode, group_proba=P)  # type: ignore[arg-type]
+        return out * self.scale_
 
     def _assemble(self, X: Any, arr: np.ndarray, Zs: np.ndarray) -> Any:
         if self.log_columns_.size:
@@ -495,7 +501,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         for a in range(len(self.groups_)):
             sel = ga == a
             if np.any(sel):
-                out[sel] = self.steering_.group_maps[a].inverse()(Z[sel])
+                out[sel] = self.steering_.group_maps[a].inverse()(Z[sel] / self.scale_) * self.scale_
         return self._assemble(X, arr, out)
 
     def sample_weight(self, y: Any, *, groups: Any) -> np.ndarray:
@@ -533,13 +539,35 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def ideal_(self) -> GroupConditionalModel:
         """The ideal model of the steered columns."""
         check_is_fitted(self, "steering_")
-        return self.steering_.ideal
+        return _scaled_model(self.steering_.ideal, self.scale_)
 
     @property
     def kl_(self) -> float:
         """KL(ideal || fitted model) of the steered columns."""
         check_is_fitted(self, "steering_")
         return float(self.steering_.solution.kl)
+
+
+def _pooled_scale(model: GroupConditionalModel) -> np.ndarray:
+    """Per-column standard deviation of the model's mixture (1 where it is not positive)."""
+    joint = model.joint
+    mean = sum(joint[a, i] * model.components[a][i].mean for a in range(model.n_groups) for i in range(model.n_classes))
+    second = sum(
+        joint[a, i] * (np.diag(model.components[a][i].cov) + model.components[a][i].mean ** 2)
+        for a in range(model.n_groups)
+        for i in range(model.n_classes)
+    )
+    var = np.asarray(second - mean**2, dtype=np.float64)
+    scale = np.sqrt(np.where(var > 0, var, 1.0))
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def _scaled_model(model: GroupConditionalModel, factor: np.ndarray) -> GroupConditionalModel:
+    """The model of ``diag(factor) x`` (exact moments: ``factor * mean``, ``factor factor^T * cov``)."""
+    from .families import Gaussian
+
+    comps = [[Gaussian(factor * c.mean, c.cov * np.outer(factor, factor)) for c in row] for row in model.components]
+    return model.with_components(comps)
 
 
 def _numeric_dtype(col: Any) -> bool:
