@@ -27,6 +27,7 @@ class SoftmaxRegression:
         self.C, self.max_iter, self.tol, self.dtype = C, max_iter, tol, dtype
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxRegression:
+        """Fit on ``X`` ``(n, d)`` and labels ``y`` (any hashable values), optionally with per-row weights."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[0] != y.shape[0]:
@@ -65,16 +66,20 @@ class SoftmaxRegression:
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (logits) ``(n, m)``, columns in the order of ``classes_``."""
         return np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, m)`` (softmax of the scores)."""
         z = self.decision_function(X)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of every row."""
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
 
     def score(self, X: Any, y: Any) -> float:
+        """Accuracy on ``(X, y)``."""
         return float(np.mean(self.predict(X) == np.asarray(y)))

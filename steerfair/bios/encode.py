@@ -9,7 +9,6 @@ stores it as safetensors (no pickle) so that re-runs skip the encoder.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -204,7 +203,3 @@ def _depth(model_name: str, loaded: Any) -> int:
         if hasattr(cfg, attr):
             return int(getattr(cfg, attr))
     raise ValueError(f"cannot tell the depth of {model_name!r}; pass non-negative layer indices")
-
-
-def _describe(meta: dict[str, Any]) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(meta, sort_keys=True)

@@ -76,6 +76,8 @@ class IdealTemplateSteering:
         return X if self.basis_ is None else (X - self.center_) @ self.basis_
 
     def fit(self, X: Any, y: Any, groups: Any) -> IdealTemplateSteering:
+        """Fit the cell Gaussians on ``X`` (occupations ``y``, genders ``groups``), solve the nearest ideal and
+        build one OT map per (group, class) cell onto its template (and one label-free map per group)."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or not np.all(np.isfinite(X)):
             raise ValueError("X must be a finite 2-D array")
@@ -178,6 +180,7 @@ class INLP:
         self.n_iterations, self.C, self.min_gain, self.seed = n_iterations, C, min_gain, seed
 
     def fit(self, X: Any, y: Any, groups: Any) -> INLP:
+        """Learn the projection from ``X`` and the group labels (``y`` is unused)."""
         from sklearn.svm import LinearSVC
 
         X = np.asarray(X, dtype=np.float64)
@@ -200,14 +203,15 @@ class INLP:
         return self
 
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
+        """Project every row (``groups`` and ``y`` are accepted for a uniform interface and ignored)."""
         return self.map_(np.asarray(X, dtype=np.float64))
 
 
 class _GroupOnly:
     """Adapter: baselines fitted from (X, groups) only."""
 
-    def __init__(self, inner: Any, needs_groups: bool = True) -> None:
-        self.inner, self.needs_groups = inner, needs_groups
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
     def fit(self, X: Any, y: Any, groups: Any) -> _GroupOnly:
         self.inner.fit(np.asarray(X, dtype=np.float64), np.asarray(groups))
@@ -243,7 +247,7 @@ def make_method(name: str, **options: Any) -> Any:
     if name == "mimic":
         return _GroupOnly(GaussianOTMatching(target="reference"))
     if name == "leace":
-        return _GroupOnly(LeaceMatching(), needs_groups=False)
+        return _GroupOnly(LeaceMatching())
     if name == "inlp":
         return INLP()
     raise ValueError(f"unknown method {name!r}; use one of {METHODS}")
