@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _random_models import random_model
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 from scipy.special import logit, ndtr
@@ -106,6 +106,7 @@ def test_ideal_models_have_zero_gap(seed: int, d: int, k: int, m: int, intervent
 
 
 @given(seed=seeds, d=st.integers(1, 3))
+@example(seed=477, d=3)  # a long oscillatory tail that a plain adaptive rule got wrong by 0.035
 @settings(max_examples=5, deadline=None)
 def test_rates_agree_with_monte_carlo(seed: int, d: int) -> None:
     model = random_model(seed, d)
