@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,9 @@ from ..conditional import GroupConditionalModel
 from ..families import Gaussian
 from ..ideal.solve import solve_nearest_ideal
 from ..maps import AffineMap, gaussian_ot_map
+from ..privacy.estimators import fit_private_model
+from ..privacy.mechanisms import check_epsilon
+from ..privacy.posterior import model_group_proba, posterior_group_proba
 from ..steering import mixture_moments
 
 __all__ = ["IdealTemplateSteering", "INLP", "make_method", "METHODS"]
@@ -48,6 +52,11 @@ class IdealTemplateSteering:
     reference : the group kept fixed by the affirmative intervention (and the gauge of ``"all"``): a group
         label, ``"largest"`` (default: the group with most training rows, as MiMiC moves women onto men) or
         ``None`` (the solver's own choice by class separability, which costs ``O(k m^2)`` divergences).
+    group_epsilon : ``None`` (``groups`` are the true genders) or ``eps > 0``: ``groups`` are reports privatised
+        by k-ary randomized response at ``eps`` (:func:`steerfair.privacy.randomized_response`). The cell
+        Gaussians are then de-biased channel-inversion estimates (:func:`steerfair.privacy.fit_private_model`),
+        and :meth:`transform` mixes the group maps with the posterior ``P(A | x, report)`` (``P(A | x, y,
+        report)`` when ``y`` is given). ``math.inf`` is the raw attribute, exactly as ``None``.
     """
 
     def __init__(
@@ -60,6 +69,7 @@ class IdealTemplateSteering:
         frame: Literal["template", "ideal"] = "template",
         reg: Any = "auto",
         reference: Any = "largest",
+        group_epsilon: float | None = None,
     ) -> None:
         if test_mode not in ("posterior", "group"):
             raise ValueError(f"test_mode must be 'posterior' or 'group'; got {test_mode!r}")
@@ -70,6 +80,7 @@ class IdealTemplateSteering:
         self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
         self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
         self.reference = reference
+        self.group_epsilon = None if group_epsilon is None else check_epsilon(group_epsilon, "group_epsilon")
 
     # ------------------------------------------------------------------ fitting
     def _coords(self, X: np.ndarray) -> np.ndarray:
@@ -87,11 +98,13 @@ class IdealTemplateSteering:
             _, vecs = eigh_sym(np.cov(X, rowvar=False))
             self.basis_ = np.ascontiguousarray(vecs[:, ::-1][:, : self.rank])
         Z = self._coords(X)
-        model = GroupConditionalModel.fit(Z, y, groups, shrinkage=self.shrinkage, reg=self.reg)
+        if self.group_epsilon is None:
+            model = GroupConditionalModel.fit(Z, y, groups, shrinkage=self.shrinkage, reg=self.reg)
+        else:
+            model = fit_private_model(Z, y, groups, self.group_epsilon, shrinkage=self.shrinkage, reg=self.reg)
         ref = self.reference
-        if isinstance(ref, str) and ref == "largest":
-            labels, counts = np.unique(np.asarray(groups), return_counts=True)
-            ref = labels[np.argmax(counts)].item()
+        if isinstance(ref, str) and ref == "largest":  # estimated sizes when the groups are private
+            ref = model.groups[int(np.argmax(model.group_priors))].item()
         sol = solve_nearest_ideal(model, self.criterion, self.intervention, reference=ref)  # type: ignore[arg-type]
         self.model_, self.solution_ = model, sol
         k, m = model.n_groups, model.n_classes
@@ -120,15 +133,23 @@ class IdealTemplateSteering:
         return self.solution_.sample_weights(np.asarray(y), np.asarray(groups))
 
     # ------------------------------------------------------------- application
-    def transform(self, X: Any, groups: Any, y: Any = None) -> np.ndarray:
-        """Steer rows: with ``y`` by their cell map, else by ``test_mode``; ``groups`` are labels or ``(n, k)``
-        probabilities (soft: the per-group results are mixed)."""
+    def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
+        """Steer rows: with ``y`` by their cell map, else by ``test_mode``; ``groups`` are labels, ``(n, k)``
+        probabilities (soft: the per-group results are mixed), privatised reports (with ``group_epsilon``), or
+        ``None`` (the fitted model's posterior ``P(A | x)``)."""
         X = np.asarray(X, dtype=np.float64)
         Z = self._coords(X)
         model = self.model_
         n, k = Z.shape[0], model.n_groups
-        g = np.asarray(groups)
-        if g.ndim == 2:
+        g = None if groups is None else np.asarray(groups)
+        private = self.group_epsilon is not None and math.isfinite(self.group_epsilon)
+        if g is None or (g.ndim == 1 and private):
+            P = model_group_proba(model, Z, y)
+            if g is not None:
+                if g.shape != (n,):
+                    raise ValueError(f"groups must hold one report per row of X ({n}); got shape {g.shape}")
+                P = posterior_group_proba(g, self.group_epsilon, P, categories=model.groups)  # type: ignore[arg-type]
+        elif g.ndim == 2:
             if g.shape != (n, k):
                 raise ValueError(f"group probabilities must have shape ({n}, {k})")
             P = g.astype(np.float64)

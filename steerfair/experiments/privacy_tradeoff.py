@@ -21,6 +21,11 @@ Methods per epsilon:
 
 References (no privacy): ``raw`` (unsteered features) and ``non-private`` (``FairSteerer()`` on the true
 groups). At ``epsilon = inf`` ``private`` is the non-private fit exactly.
+
+On the BUG stand-in (``--data bug``: 33 occupations, MiniLM encodings) the steering method is the Bios
+protocol's (:class:`TemplateSteerer`: ``IdealTemplateSteering(group_epsilon=eps)``, posterior group
+probabilities from the fitted model and the report; "probe only" uses the model's ``P(A | x)``) and the
+classifier is the protocol's multinomial logistic regression; the gaps are RMS over occupations.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 METHODS: tuple[str, ...] = ("private", "private (probe only)", "naive")
 REFERENCES: tuple[str, ...] = ("raw", "non-private")
 METRICS: tuple[str, ...] = ("accuracy", "dp_gap", "eo_gap")
+MULTICLASS_C = 0.01  # as steerfair.bios.ProtocolConfig.C
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,16 @@ class FeatureData:
     groups: np.ndarray
     columns: list[Any] | None = None
     shrinkage: str | None = None
+    method: str = "fair_steerer"  # or "template": the Bios protocol's IdealTemplateSteering
+    rank: int | None = None  # method="template": steer inside the top-``rank`` principal subspace
+
+    def steerer(self, group_epsilon: float | None = None) -> Any:
+        """A fresh steering estimator with ``fit_transform(X, y, groups=...)`` and ``transform(X, groups=None)``."""
+        if self.method == "template":
+            return TemplateSteerer(rank=self.rank, group_epsilon=group_epsilon)
+        from ..tabular import FairSteerer
+
+        return FairSteerer(columns=self.columns, shrinkage=self.shrinkage, group_epsilon=group_epsilon)
 
     def split(self, seed: int, test_size: float = 0.3) -> tuple[tuple[Any, np.ndarray, np.ndarray], ...]:
         """Split stratified jointly by group and label."""
@@ -105,13 +121,36 @@ def load_features(path: str | Path) -> FeatureData:
     return FeatureData(path.stem, X, y, g, list(range(X.shape[1])), "oas")
 
 
-def _bug_features(cache: str | Path | None) -> FeatureData:  # pragma: no cover - needs the encoder cache
-    """The BUG stand-in encoded by MiniLM (``steerfair.bios.encoded_features``; cached on disk)."""
+def _bug_features(cache: str | Path | None, rank: int = 128) -> FeatureData:  # pragma: no cover - needs the cache
+    """The BUG stand-in encoded by MiniLM (``steerfair.bios.encoded_features``; cached on disk), steered as the
+    Bios protocol does (:class:`TemplateSteerer`, inside the top-``rank`` principal subspace)."""
     from .. import bios
 
     X, y, g = bios.encoded_features("minilm", "bug", cache_dir=cache)
     X = np.asarray(X, dtype=np.float64)
-    return FeatureData("bug", X, np.asarray(y), np.asarray(g), list(range(X.shape[1])), "oas")
+    return FeatureData("bug", X, np.asarray(y), np.asarray(g), None, "oas", method="template", rank=rank)
+
+
+class TemplateSteerer:
+    """:class:`steerfair.bios.IdealTemplateSteering` behind ``FairSteerer``'s interface.
+
+    ``fit_transform`` moves the training rows with the label-free transform (the Bios protocol's default
+    ``train_mode="test"``: the classifier never sees gender, and train and test rows move alike).
+    """
+
+    def __init__(self, rank: int | None = 128, group_epsilon: float | None = None) -> None:
+        from ..bios.methods import IdealTemplateSteering
+
+        self.method = IdealTemplateSteering(rank=rank, group_epsilon=group_epsilon)
+
+    def fit_transform(self, X: Any, y: Any, groups: Any, group_labels: Any = None) -> np.ndarray:
+        """Fit on ``(X, y, groups)`` (reports when private) and steer ``X`` without its labels."""
+        self.method.fit(X, y, groups)
+        return self.method.transform(X, groups)
+
+    def transform(self, X: Any, groups: Any = None) -> np.ndarray:
+        """Steer rows; ``groups=None`` uses the fitted model's ``P(A | x)``."""
+        return self.method.transform(X, groups)
 
 
 # --------------------------------------------------------------------------------------------- scoring
@@ -138,7 +177,12 @@ def _scores(y: np.ndarray, pred: np.ndarray, g: np.ndarray) -> dict[str, float]:
     }
 
 
-def _classifier(seed: int) -> Any:
+def _classifier(n_classes: int) -> Any:
+    """Logistic regression: scikit-learn for two classes; for more, the Bios protocol's multinomial model."""
+    if n_classes > 2:
+        from ..bios.classifier import SoftmaxRegression
+
+        return SoftmaxRegression(C=MULTICLASS_C)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -147,7 +191,7 @@ def _classifier(seed: int) -> Any:
 
 
 def _evaluate(Xtr: Any, ytr: np.ndarray, Xte: Any, yte: np.ndarray, gte: np.ndarray, seed: int) -> dict[str, float]:
-    clf = _classifier(seed)
+    clf = _classifier(len(np.unique(ytr)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(np.asarray(Xtr, dtype=np.float64), ytr)
@@ -176,14 +220,12 @@ def run_seed(
     ``train_fraction < 1`` subsamples the training part (stratified; the test part is kept whole).
     """
     from ..privacy import randomized_response
-    from ..tabular import FairSteerer
 
     train, (Xte, yte, gte) = data.split(seed)
     if not 0 < train_fraction <= 1:
         raise ValueError(f"train_fraction must lie in (0, 1]; got {train_fraction}")
     Xtr, ytr, gtr = train if train_fraction == 1 else _subsample(train, train_fraction, seed)
     cats = np.unique(data.groups)
-    opts = {"columns": data.columns, "shrinkage": data.shrinkage}
 
     def tick() -> None:
         if progress is not None:
@@ -193,7 +235,7 @@ def run_seed(
     tick()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fs = FairSteerer(**opts)
+        fs = data.steerer()
         Ztr = fs.fit_transform(Xtr, ytr, groups=gtr)
         Zte = fs.transform(Xte, groups=gte)
     out["non-private"] = _evaluate(Ztr, ytr, Zte, yte, gte, seed)
@@ -207,7 +249,7 @@ def run_seed(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            priv = FairSteerer(**opts, group_epsilon=eps)
+            priv = data.steerer(eps)
             try:
                 Ptr = priv.fit_transform(Xtr, ytr, groups=rtr, group_labels=cats)
             except ValueError as exc:  # too few rows for this epsilon: an estimated cell is empty or degenerate
@@ -217,7 +259,7 @@ def run_seed(
                 res["fit_seconds"] = time.perf_counter() - t0
                 Pte = priv.transform(Xte, groups=rte)
                 Pte_probe = priv.transform(Xte)
-            naive = FairSteerer(**opts)
+            naive = data.steerer()
             Ntr = naive.fit_transform(Xtr, ytr, groups=rtr)
             Nte = naive.transform(Xte, groups=rte)
         if "error" not in res:
@@ -370,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "--features", default=None, help=".npz / .safetensors with arrays X, y, groups (overrides --data)"
     )
     parser.add_argument("--cache", default=None, help="encoding cache folder for --data bug")
+    parser.add_argument("--rank", type=int, default=128, help="--data bug: principal subspace to steer")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="subsample the training part")
     parser.add_argument(
@@ -380,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.features is not None:
         data = load_features(args.features)
     elif args.data == "bug":
-        data = _bug_features(args.cache)
+        data = _bug_features(args.cache, args.rank)
     else:
         data = load_adult_sex()
     res = run(args.out, data, seeds=range(args.seeds), epsilons=eps, train_fraction=args.train_fraction)

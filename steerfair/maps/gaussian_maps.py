@@ -40,7 +40,8 @@ def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
 
 def _matmul3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``a @ b @ c`` in float64 through torch (the same BLAS as the square roots)."""
-    t = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64)) for x in (a, b, c)]
+    # read-only inputs (frozen Gaussian parameters) are copied: torch warns on non-writable arrays
+    t = [torch.from_numpy(np.require(x, np.float64, ["C", "W"])) for x in (a, b, c)]
     return (t[0] @ t[1] @ t[2]).numpy()
 
 
