@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.linalg import lapack
 
 __all__ = [
     "as_matrix",
@@ -117,14 +118,13 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
     if np.max(np.abs(arr - arr.T)) > 1e-8 * scale:
         raise ValueError(f"{name} is not symmetric")
     arr = symmetrize(arr)
-    try:
-        L = np.linalg.cholesky(arr)
+    # scipy's LAPACK (the solver's library: see steerfair._linalg.cholesky)
+    L, info = lapack.dpotrf(arr, lower=1, clean=1)
+    if info == 0:
         piv = np.diag(L)
         # a pivot below sqrt(1e-13) of the largest scale means numerically singular
         if np.all(np.isfinite(L)) and float(np.min(piv)) ** 2 > 1e-13 * float(np.max(np.diag(arr))):
             return arr, L
-    except np.linalg.LinAlgError:
-        pass
     evals = np.linalg.eigvalsh(arr)
     kind = "not positive semi-definite" if evals[0] < 0 else "singular"
     raise ValueError(

@@ -135,11 +135,13 @@ class Gaussian:
         object.__setattr__(self, "_chol", chol)
 
     @classmethod
-    def _trusted(cls, mean: np.ndarray, cov: np.ndarray, chol: np.ndarray) -> Gaussian:
-        """Internal constructor for parameters whose Cholesky factor is already known (no checks)."""
+    def _trusted(cls, mean: np.ndarray, cov: np.ndarray, chol: np.ndarray, *, copy: bool = True) -> Gaussian:
+        """Internal constructor for parameters whose Cholesky factor is already known (no checks).
+
+        ``copy=False`` takes ownership of float64 arrays the caller no longer uses (they are frozen)."""
         self = object.__new__(cls)
         for name, val in (("mean", mean), ("cov", cov), ("_chol", chol)):
-            val = np.array(val, dtype=np.float64, copy=True)
+            val = np.array(val, dtype=np.float64, copy=True) if copy else np.asarray(val, dtype=np.float64)
             val.setflags(write=False)
             object.__setattr__(self, name, val)
         return self

@@ -18,7 +18,7 @@ objective is ``sum_ia w_ia KL(N~_ia || N_ia)``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +44,37 @@ from ..families.gaussian import Gaussian, gaussian_kl
 __all__ = ["CellStats", "ScaleFamilyParams", "affirmative_closed_form", "all_inner_closed_form", "search_gammas"]
 
 
+class CellMatrices:
+    """Per-(group, class) ``d x d`` matrices held without a stacked copy (``k m d^2`` floats).
+
+    ``[a, i]`` is cell ``(a, i)``'s own (read-only) array; ``[a]`` a stacked ``(m, d, d)`` copy of group ``a``'s.
+    """
+
+    def __init__(self, rows: Sequence[Sequence[np.ndarray]]) -> None:
+        self._rows = tuple(tuple(r) for r in rows)
+        self.shape = (len(self._rows), len(self._rows[0]), *self._rows[0][0].shape)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> np.ndarray:
+        if isinstance(key, tuple):
+            a, i = key
+            return self._rows[a][i]
+        return np.stack(self._rows[key])
+
+    def row(self, a: int) -> tuple[np.ndarray, ...]:
+        """Group ``a``'s matrices, class by class (no copy)."""
+        return self._rows[a]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 @dataclass(frozen=True)
 class CellStats:
-    """Original cell parameters with precomputed factorisations (``[a][i]`` indexing)."""
+    """Original cell parameters with precomputed factorisations (``[a, i]`` indexing)."""
 
     means: np.ndarray  # (k, m, d)
-    covs: np.ndarray  # (k, m, d, d)
-    chols: np.ndarray  # (k, m, d, d)
+    covs: CellMatrices  # (k, m, d, d)
+    chols: CellMatrices  # (k, m, d, d)
     precs: np.ndarray  # (k, m, d, d)
     weights: np.ndarray  # (k, m) cell weights of the objective
 
@@ -61,11 +85,12 @@ class CellStats:
         """Collect cell parameters; precision matrices are formed (by Cholesky solves) only for the
         groups in ``precisions_for`` (default: all), the others are left as zeros."""
         means = np.array([[c.mean for c in row] for row in comps])
-        covs = np.array([[c.cov for c in row] for row in comps])
-        chols = np.array([[c._chol for c in row] for row in comps])
+        covs = CellMatrices([[c.cov for c in row] for row in comps])
+        chols = CellMatrices([[c._chol for c in row] for row in comps])
         groups = range(len(comps)) if precisions_for is None else precisions_for
         # no precision needed: a read-only broadcast of zeros (no d^2 k m allocation)
-        precs = np.zeros_like(covs) if len(groups) else np.broadcast_to(np.zeros((), dtype=np.float64), covs.shape)
+        zero = np.zeros((), dtype=np.float64)
+        precs = np.zeros(covs.shape) if len(groups) else np.broadcast_to(zero, covs.shape)
         for a in groups:
             for i in range(len(comps[a])):
                 precs[a, i] = spd_inv(covs[a, i], chols[a, i])
@@ -136,11 +161,11 @@ def affirmative_group(
 
 def affirmative_group_two_classes(
     means: np.ndarray,
-    covs: np.ndarray,
-    chols: np.ndarray,
+    covs: Sequence[np.ndarray],
+    chols: Sequence[np.ndarray],
     w: np.ndarray,
     nu: np.ndarray,
-    omega_chols: np.ndarray,
+    omega_chols: Sequence[np.ndarray],
     *,
     traces: list[float] | None = None,
     LK: np.ndarray | None = None,
@@ -178,7 +203,7 @@ def affirmative_group_two_classes(
     return float(gamma), c0 - gamma * c1
 
 
-def _omega_traces(chols: np.ndarray, omega_chols: np.ndarray) -> list[float]:
+def _omega_traces(chols: Sequence[np.ndarray], omega_chols: Sequence[np.ndarray]) -> list[float]:
     """``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` for the two classes, from the Cholesky factors."""
     traces = []
     for i in range(2):
@@ -198,9 +223,9 @@ def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyPara
         if a == reference:
             continue
         if m == 2:
-            traces = _omega_traces(stats.chols[a], stats.chols[reference])
+            traces = _omega_traces(stats.chols.row(a), stats.chols.row(reference))
             gammas[a], offsets[a] = affirmative_group_two_classes(
-                stats.means[a], stats.covs[a], stats.chols[a], stats.weights[a], nu, stats.chols[reference],
+                stats.means[a], stats.covs.row(a), stats.chols.row(a), stats.weights[a], nu, stats.chols.row(reference),
                 traces=traces,
             )  # fmt: skip
             if total is not None:
@@ -433,8 +458,8 @@ def _tri(L: np.ndarray, b: np.ndarray, trans: str = "N") -> np.ndarray:
 
 
 def _eigvals_lower(A: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the symmetric matrix whose lower triangle ``A`` holds (``A`` is overwritten)."""
-    return eigvalsh_sym(A.copy(order="F"), lower_stored=True)
+    """Eigenvalues of the symmetric matrix whose lower triangle ``A`` holds (``A`` is not modified)."""
+    return eigvalsh_sym(A, lower_stored=True)
 
 
 class TwoByTwoProfile(_CachedProfile):
@@ -503,11 +528,11 @@ class TwoByTwoProfile(_CachedProfile):
         traces = [float(np.sum(lam)) for lam in self.lam]
         g, _ = affirmative_group_two_classes(
             st.means[self.g1],
-            st.covs[self.g1],
-            st.chols[self.g1],
+            st.covs.row(self.g1),
+            st.chols.row(self.g1),
             self.w1,
             st.means[self.g0],
-            st.chols[self.g0],
+            st.chols.row(self.g0),
             traces=traces,
             LK=LK,
         )
@@ -541,7 +566,7 @@ class TwoByTwoProfile(_CachedProfile):
         z = solve_triangular(self.LA, self.tri.q(y), lower=True, trans="T", check_finite=False)
         delta0 = st.means[g1, 0] - g * st.means[g0, 0]
         c = delta0 - (st.covs[g1, 0] @ z) / self.w1[0] - (g * g / self.w0[0]) * (st.covs[g0, 0] @ z)
-        nus, omegas = [], []
+        nus, omegas = [], np.empty((2, d, d))
         for i in range(2):
             w0, w1, W = self.w0[i], self.w1[i], self.W[i]
             L0, L1 = st.chols[g0, i], st.chols[g1, i]
@@ -554,13 +579,12 @@ class TwoByTwoProfile(_CachedProfile):
             nus.append(L1 @ _tri(RF, _tri(RF, b), trans="T"))
             # Omega_i = W L1 F^-1 L1^T = W Y^T Y, Y = RF^-1 L1^T
             Y = solve_triangular(RF, L1.T, lower=True, check_finite=False)
-            Om = blas.dsyrk(W, Y, trans=1, lower=1)
-            omegas.append(sym_from_lower(Om))
+            sym_from_lower(blas.dsyrk(W, Y, trans=1, lower=1), out=omegas[i])
         gam = np.ones(2)
         gam[g1] = g
         offsets = np.zeros((2, d))
         offsets[g1] = c
-        return ScaleFamilyParams(gam, offsets, np.array(nus), np.array(omegas), objective=self.value(s))
+        return ScaleFamilyParams(gam, offsets, np.array(nus), omegas, objective=self.value(s))
 
 
 def _search_1d(

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from .._linalg import tril_solve_tril
+from .._linalg import cholesky_lower_stored, tril_solve_tril
 from ..conditional import GroupConditionalModel
 from ..families.gaussian import Gaussian
 from .closed_form import (
@@ -107,7 +107,10 @@ def _jeffreys(p: Gaussian, r: Gaussian) -> float:
     return kl_pr + kl_rp
 
 
-def _resolve_reference(model: GroupConditionalModel, reference: object) -> int:
+def _resolve_reference(model: GroupConditionalModel, reference: object, intervention: str) -> int:
+    if reference is None and intervention == "all":
+        # only a gauge: the ideal does not depend on it, so skip the O(k m^2 d^3) separability scores
+        return int(np.argmax(model.group_priors))
     if reference is None:
         return choose_reference(model)
     return int(model.group_index(np.asarray([reference]), "reference")[0])
@@ -134,7 +137,8 @@ def solve_nearest_ideal(
             the scale, Proposition 4.3).
         solver: ``"auto"`` (closed forms / 1-D search) or ``"cvxpy"`` (reference convex programs).
         reference: label of the advantaged group (default: :func:`choose_reference`); for ``"all"``
-            it only fixes the gauge and does not change the solution.
+            it only fixes the gauge (the frame of the templates) and does not change the ideal
+            (default: the largest group).
     """
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
@@ -144,7 +148,7 @@ def solve_nearest_ideal(
         raise ValueError(f"unknown intervention {intervention!r}; use 'all' or 'affirmative'")
     if solver not in ("auto", "cvxpy"):
         raise ValueError(f"unknown solver {solver!r}; use 'auto' or 'cvxpy'")
-    ref = _resolve_reference(model, reference)
+    ref = _resolve_reference(model, reference, intervention)
     q = ideal_class_priors(model, intervention, ref)
     weights = model.group_priors[:, None] * q[None, :]
     others = [a for a in range(model.n_groups) if a != ref]
@@ -221,8 +225,11 @@ def _build(
     components (already validated) are the templates."""
     if keep is not None:
         templates = list(model.components[keep])
-    else:
-        templates = [Gaussian(params.template_means[i], params.template_covs[i]) for i in range(model.n_classes)]
+    else:  # PSD by construction; one Cholesky each both validates them and gives the factor
+        templates = [
+            Gaussian._trusted(mu, S, cholesky_lower_stored(S, "template covariance"), copy=False)
+            for mu, S in zip(params.template_means, params.template_covs, strict=True)
+        ]
     comps = []
     for a in range(model.n_groups):
         if a == keep:
@@ -231,8 +238,11 @@ def _build(
         g = float(params.gammas[a])
         row = []
         for i, t in enumerate(templates):
-            mu, _ = params.cell(a, i)
-            row.append(Gaussian._trusted(mu, (g * g) * t.cov, g * t._chol))
+            mu = g * params.template_means[i] + params.offsets[a]
+            if g == 1.0:  # the gauge group: its covariances are the templates' (read-only, shared)
+                row.append(Gaussian._trusted(mu, t.cov, t._chol, copy=False))
+            else:
+                row.append(Gaussian._trusted(mu, (g * g) * t.cov, g * t._chol, copy=False))
         comps.append(tuple(row))
     cp = np.tile(q, (model.n_groups, 1))
     return model.with_components(comps, class_priors=cp)
