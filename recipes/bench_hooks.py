@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=32)
+    ap.add_argument("--hook-rounds", type=int, default=50, help="timed rounds of the isolated hook cost")
     ap.add_argument("--out", type=Path, default=Path("results/bench_hooks.json"))
     args = ap.parse_args()
 
@@ -107,6 +108,41 @@ def main() -> None:
             for name, cfg in configs.items():
                 results[kind][name].append(run(kind, cfg))
 
+    # the hooks' own cost, free of the run-to-run noise of whole forwards on a shared machine: every
+    # steering hook of a configuration applied to a block output of this batch (captured once), timed
+    # over many calls, as a fraction of the unsteered forward's best time
+    captured: list[torch.Tensor] = []
+    grab = blocks[mid].register_forward_hook(
+        lambda m, a, o: captured.append((o if isinstance(o, torch.Tensor) else o[0]).detach().clone())
+    )
+    try:
+        with torch.no_grad():
+            model(input_ids=x)
+    finally:
+        grab.remove()
+    h = captured[0]
+    hook_cost = {}
+    for name, cfg in configs.items():
+        if cfg is None:
+            continue
+        maps, layers = cfg
+        with steer(model, maps, layers=layers) as handle, torch.no_grad():
+            fns = [handle._make_hook(layer) for layer in handle.layers]
+            for f in fns:  # warm-up: kernels are built and cached on first use
+                f(None, (), h)
+            per_call = []
+            for _ in range(args.hook_rounds):
+                t0 = time.perf_counter()
+                for f in fns:
+                    f(None, (), h)
+                per_call.append(time.perf_counter() - t0)
+        cost = float(np.median(per_call))
+        hook_cost[name] = {
+            "hooks": len(fns),
+            "seconds_per_forward": cost,
+            "fraction_of_forward": cost / min(results["forward"]["none"]),
+        }
+
     # collection throughput and memory
     texts = [
         "The engineer reviewed the design while the nurse prepared the report for the morning shift." for _ in range(64)
@@ -146,6 +182,7 @@ def main() -> None:
         },
         "setup": {"batch": args.batch, "seq": args.seq, "prompt": 32, "new_tokens": args.new_tokens, "rank": args.rank},
         "results": summary,
+        "hook_cost": hook_cost,
         "collection": {
             "texts": len(texts),
             "tokens": n_tok,
@@ -166,6 +203,13 @@ def main() -> None:
         print(
             f"| {name} | {f['best_s']:.3f} | {100 * f['overhead']:+.1f}% ({100 * fi[0]:+.1f}..{100 * fi[1]:+.1f}) | "
             f"{gsum['best_s']:.3f} | {100 * gsum['overhead']:+.1f}% ({100 * gi[0]:+.1f}..{100 * gi[1]:+.1f}) |"
+        )
+    print("\n| config | hooks | hook time per forward (ms) | fraction of the unsteered forward |")
+    print("|---|---|---|---|")
+    for name, hc in hook_cost.items():
+        print(
+            f"| {name} | {hc['hooks']} | {1000 * hc['seconds_per_forward']:.2f} | "
+            f"{100 * hc['fraction_of_forward']:.2f}% |"
         )
     c = out["collection"]
     print(
