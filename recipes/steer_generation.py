@@ -56,6 +56,31 @@ def occupation_distributions(model, tok, prompts: list[str], occ_ids: list[int])
     return np.stack(rows)
 
 
+def fit_corpus(corpus: str, max_texts: int, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Texts, genders and occupation labels for the statistics.
+
+    ``"templates"``: "<subject> works as a <occupation>." style sentences (8 subjects per gender x 4
+    templates x 16 occupations). ``"bug"``: real sentences of the BUG corpus (``steerfair.bios.load_bug``,
+    the occupation word masked as in the Bios task), ``max_texts`` of them at random: far more varied
+    contexts, so the cell covariances are estimated from states that span the representation.
+    """
+    if corpus == "bug":
+        from steerfair.bios import load_bug
+
+        data = load_bug(max_per_class=200)
+        rows = np.random.default_rng(seed).permutation(len(data.texts))[:max_texts]
+        return [data.texts[i] for i in rows], [str(data.groups[i]) for i in rows], [str(data.labels[i]) for i in rows]
+    texts, groups, labels = [], [], []
+    for g, subjects in SUBJECTS.items():
+        for s in subjects:
+            for tpl in FIT_TEMPLATES:
+                for o in OCCUPATIONS:
+                    texts.append(tpl.format(s=s, o=o))
+                    groups.append(g)
+                    labels.append(o)
+    return texts, groups, labels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
@@ -66,20 +91,20 @@ def main() -> None:
     ap.add_argument(
         "--shrinkage", default="none", help="covariance shrinkage of the cell moments: 'none', 'oas' or a float"
     )
+    ap.add_argument(
+        "--corpus",
+        default="templates",
+        choices=["templates", "bug"],
+        help="statistics from templated sentences, or from real BUG sentences (gender x occupation; offline)",
+    )
+    ap.add_argument("--max-texts", type=int, default=3000, help="--corpus bug: sentences to collect (random)")
     ap.add_argument("--out", type=Path, default=Path("results/steer_generation"))
     args = ap.parse_args()
     t0 = time.perf_counter()
     model, tok = load_model(args.model)
 
-    texts, groups, labels = [], [], []
-    for g, subjects in SUBJECTS.items():
-        for s in subjects:
-            for tpl in FIT_TEMPLATES:
-                for o in OCCUPATIONS:
-                    texts.append(tpl.format(s=s, o=o))
-                    groups.append(g)
-                    labels.append(o)
-    stats = collect(model, tok, texts, groups, labels, layers=[args.layer], pooling="all", batch_size=32)
+    texts, groups, labels = fit_corpus(args.corpus, args.max_texts)
+    stats = collect(model, tok, texts, groups, labels, layers=[args.layer], pooling="all", batch_size=32, max_length=64)
     shrink = (
         {"oas": "oas", "none": None}.get(args.shrinkage) if args.shrinkage in ("oas", "none") else float(args.shrinkage)
     )
@@ -88,7 +113,7 @@ def main() -> None:
         intervention=args.intervention,
         shrinkage=shrink,
         rank=args.rank,
-        metadata={"model": args.model, "pooling": "all", "texts": len(texts)},
+        metadata={"model": args.model, "pooling": "all", "texts": len(texts), "corpus": args.corpus},
     )
 
     occ_ids = occupation_token_ids(tok)
@@ -131,7 +156,7 @@ def main() -> None:
     res = {
         "model": args.model,
         "layer": args.layer,
-        "settings": {k: getattr(args, k) for k in ("intervention", "shrinkage", "rank", "strength")},
+        "settings": {k: getattr(args, k) for k in ("intervention", "shrinkage", "rank", "strength", "corpus")},
         "fit_texts": len(texts),
         "kl_to_ideal": bundle.metadata["kl"],
         "tv_female_vs_male": {
@@ -156,7 +181,7 @@ def main() -> None:
     (args.out / "steer_generation.json").write_text(json.dumps(res, indent=2))
     lines = [
         f"Model {args.model}, layer {args.layer}, intervention {args.intervention}, shrinkage {args.shrinkage}, "
-        f"rank {args.rank}, strength {args.strength}; {len(texts)} fit sentences; held-out prompts: "
+        f"rank {args.rank}, strength {args.strength}; {len(texts)} fit sentences ({args.corpus}); held-out prompts: "
         f"{len(prompts_f)} female / {len(prompts_m)} male.",
         "",
         f"Total-variation distance between the female and male occupation distributions (mean over "
