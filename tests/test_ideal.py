@@ -238,6 +238,10 @@ def test_two_by_two_profile_equals_eigenbasis_profile(seed: int, d: int, s: floa
     for x, y in ((a.gammas, b.gammas), (a.offsets, b.offsets), (a.template_means, b.template_means)):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(a.template_covs, b.template_covs, rtol=1e-9, atol=1e-11)
+    # the templates' Cholesky factors come with them: lower triangular, positive diagonal, L L^T = Omega
+    for L, Om in zip(a.template_chols, a.template_covs, strict=True):
+        assert np.array_equal(L, np.tril(L)) and np.all(np.diag(L) > 0)
+        np.testing.assert_allclose(L @ L.T, Om, rtol=1e-12, atol=1e-12 * np.abs(Om).max())
     # the start it computes from its own factors is the affirmative closed form
     aff = affirmative_closed_form_gamma(stats, gauge)
     assert new.affirmative_start() == pytest.approx(aff, rel=1e-11)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize
-from scipy.linalg import blas, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from .._linalg import (
     Tridiagonal,
@@ -111,6 +111,7 @@ class ScaleFamilyParams:
     template_means: np.ndarray  # (m, d)
     template_covs: np.ndarray  # (m, d, d)
     objective: float | None = None  # sum_ia w_ia KL(N~_ia || N_ia) where the solver has it at no extra cost
+    template_chols: np.ndarray | None = None  # lower Cholesky factors of the templates, where known for free
 
     def cell(self, a: int, i: int) -> tuple[np.ndarray, np.ndarray]:
         g = self.gammas[a]
@@ -555,8 +556,14 @@ class TwoByTwoProfile(_CachedProfile):
         return value, deriv
 
     def params(self, s: float) -> ScaleFamilyParams:
-        """The full minimiser at ``log gamma = s`` (one Cholesky of ``F_i = w_0i G_i^T G_i + w_1i g^2 I``
-        per class: ``H_i^-1 = L_1i F_i^-1 L_1i^T``)."""
+        """The full minimiser at ``log gamma = s``.
+
+        Per class, ``F_i = w_0i G_i^T G_i + w_1i g^2 I`` (``= L_1i^T H_i L_1i``) is factorised "upper-lower",
+        ``F_i = U U^T`` with ``U`` upper triangular (a Cholesky factorisation of the index-reversed matrix).
+        Then ``H_i^-1 = L_1i F_i^-1 L_1i^T = X X^T`` with ``X = L_1i U^-T`` *lower* triangular, so the
+        template ``Omega_i = W_i X X^T`` comes with its Cholesky factor ``sqrt(W_i) X`` for free, and ``X``
+        is a triangular solve with a triangular right-hand side.
+        """
         st, g0, g1 = self.stats, self.g0, self.g1
         g = float(np.exp(s))
         d = self.d
@@ -566,25 +573,30 @@ class TwoByTwoProfile(_CachedProfile):
         z = solve_triangular(self.LA, self.tri.q(y), lower=True, trans="T", check_finite=False)
         delta0 = st.means[g1, 0] - g * st.means[g0, 0]
         c = delta0 - (st.covs[g1, 0] @ z) / self.w1[0] - (g * g / self.w0[0]) * (st.covs[g0, 0] @ z)
-        nus, omegas = [], np.empty((2, d, d))
+        nus, omegas, chols = [], np.empty((2, d, d)), np.empty((2, d, d))
         for i in range(2):
             w0, w1, W = self.w0[i], self.w1[i], self.W[i]
             L0, L1 = st.chols[g0, i], st.chols[g1, i]
-            F = w0 * self.GtG[i]
+            F = w0 * self.GtG[i]  # lower triangle valid
             F[np.diag_indices(d)] += w1 * g * g
-            RF = cholesky_lower_stored(F, "template precision")
-            # nu_i = L1 F^-1 [w0 G^T L0^-1 mu_0i + w1 g L1^-1 (mu_1i - c)],  G^T x = L1^T L0^-T x
+            # J F J = Lr Lr^T (J: index reversal; J F J's *upper* triangle holds F's lower one), U = J Lr J
+            R, info = lapack.dpotrf(F[::-1, ::-1], lower=0, clean=1)
+            if info != 0:
+                raise ValueError("template precision is not positive definite; regularise the cell covariances")
+            Lr = R.T
+            # J X^T J = Lr^-1 (J L1^T J), both factors lower triangular
+            X = tril_solve_tril(Lr, L1.T[::-1, ::-1]).T[::-1, ::-1]
+            # nu_i = L1 F^-1 [w0 G^T L0^-1 mu_0i + w1 g L1^-1 (mu_1i - c)] = X U^-1 [...],  G^T x = L1^T L0^-T x
             x = _tri(L0, _tri(L0, st.means[g0, i]), trans="T")
             b = w0 * (L1.T @ x) + (w1 * g) * _tri(L1, st.means[g1, i] - c)
-            nus.append(L1 @ _tri(RF, _tri(RF, b), trans="T"))
-            # Omega_i = W L1 F^-1 L1^T = W Y^T Y, Y = RF^-1 L1^T
-            Y = solve_triangular(RF, L1.T, lower=True, check_finite=False)
-            sym_from_lower(blas.dsyrk(W, Y, trans=1, lower=1), out=omegas[i])
+            nus.append(X @ _tri(Lr, b[::-1])[::-1])
+            sym_from_lower(blas.dsyrk(W, X, trans=0, lower=1), out=omegas[i])
+            np.multiply(np.sqrt(W), X, out=chols[i])
         gam = np.ones(2)
         gam[g1] = g
         offsets = np.zeros((2, d))
         offsets[g1] = c
-        return ScaleFamilyParams(gam, offsets, np.array(nus), omegas, objective=self.value(s))
+        return ScaleFamilyParams(gam, offsets, np.array(nus), omegas, objective=self.value(s), template_chols=chols)
 
 
 def _search_1d(

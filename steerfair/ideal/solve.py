@@ -225,10 +225,13 @@ def _build(
     components (already validated) are the templates."""
     if keep is not None:
         templates = list(model.components[keep])
-    else:  # PSD by construction; one Cholesky each both validates them and gives the factor
+    else:  # PSD by construction; the fast path returns their factors, else one Cholesky validates each
+        chols = params.template_chols
         templates = [
-            Gaussian._trusted(mu, S, cholesky_lower_stored(S, "template covariance"), copy=False)
-            for mu, S in zip(params.template_means, params.template_covs, strict=True)
+            Gaussian._trusted(
+                mu, S, cholesky_lower_stored(S, "template covariance") if chols is None else chols[i], copy=False
+            )
+            for i, (mu, S) in enumerate(zip(params.template_means, params.template_covs, strict=True))
         ]
     comps = []
     for a in range(model.n_groups):
