@@ -65,6 +65,10 @@ class FeatureData:
     method: str = "fair_steerer"  # or "template": the Bios protocol's IdealTemplateSteering
     rank: int | None = None  # method="template": steer inside the top-``rank`` principal subspace
 
+    def __post_init__(self) -> None:
+        if self.method not in ("fair_steerer", "template"):
+            raise ValueError(f"method must be 'fair_steerer' or 'template'; got {self.method!r}")
+
     def steerer(self, group_epsilon: float | None = None) -> Any:
         """A fresh steering estimator with ``fit_transform(X, y, groups=...)`` and ``transform(X, groups=None)``."""
         if self.method == "template":
@@ -144,7 +148,9 @@ class TemplateSteerer:
         self.method = IdealTemplateSteering(rank=rank, group_epsilon=group_epsilon)
 
     def fit_transform(self, X: Any, y: Any, groups: Any, group_labels: Any = None) -> np.ndarray:
-        """Fit on ``(X, y, groups)`` (reports when private) and steer ``X`` without its labels."""
+        """Fit on ``(X, y, groups)`` (reports when private) and steer ``X`` without its labels.
+
+        ``group_labels`` is accepted for ``FairSteerer`` compatibility; the group domain is the reported values."""
         self.method.fit(X, y, groups)
         return self.method.transform(X, groups)
 

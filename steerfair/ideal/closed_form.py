@@ -234,7 +234,7 @@ def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyPara
         else:
             total = None
             gammas[a], offsets[a] = affirmative_group(stats.means[a], stats.precs[a], stats.weights[a], nu, omega)
-    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega.copy(), objective=total)
+    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega, objective=total)
 
 
 def _affirmative_kl(stats: CellStats, a: int, ref: int, g: float, c: np.ndarray, traces: list[float]) -> float:

@@ -84,7 +84,7 @@ def affirmative_cvxpy(stats: CellStats, reference: int) -> tuple[ScaleFamilyPara
         obj = cp.sum(cp.hstack(terms)) - d * float(w.sum()) * cp.log(g)
         status = _solve(cp.Problem(cp.Minimize(obj)), _OPTS_CONIC)
         gammas[a], offsets[a] = float(g.value), np.asarray(c.value)
-    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega.copy()), status
+    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega), status
 
 
 def all_inner_cvxpy(stats: CellStats, gammas: np.ndarray, gauge: int = 0) -> ScaleFamilyParams:

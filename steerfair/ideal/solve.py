@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from .._linalg import cholesky_lower_stored, tril_solve_tril
+from .._linalg import tril_solve_tril
 from ..conditional import GroupConditionalModel
 from ..families.gaussian import Gaussian
 from .closed_form import (
@@ -225,14 +225,13 @@ def _build(
     components (already validated) are the templates."""
     if keep is not None:
         templates = list(model.components[keep])
-    else:  # PSD by construction; the fast path returns their factors, else one Cholesky validates each
-        chols = params.template_chols
+    elif params.template_chols is not None:  # the fast path returns the templates with their factors
         templates = [
-            Gaussian._trusted(
-                mu, S, cholesky_lower_stored(S, "template covariance") if chols is None else chols[i], copy=False
-            )
-            for i, (mu, S) in enumerate(zip(params.template_means, params.template_covs, strict=True))
+            Gaussian._trusted(mu, S, L, copy=False)
+            for mu, S, L in zip(params.template_means, params.template_covs, params.template_chols, strict=True)
         ]
+    else:  # other solvers (cvxpy, the general profile): validated like any user-given covariance
+        templates = [Gaussian(mu, S) for mu, S in zip(params.template_means, params.template_covs, strict=True)]
     comps = []
     for a in range(model.n_groups):
         if a == keep:
