@@ -3,10 +3,12 @@ steering methods' invariants, and the protocol end to end on synthetic represent
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +33,19 @@ from steerfair.bios import (
     run_protocol,
     stratified_split,
 )
+from steerfair.bios.report import plot_tradeoff
 from steerfair.privacy import randomized_response
 
 transformers.logging.set_verbosity_error()
+
+
+def _recipe(name: str) -> Any:
+    """Import ``recipes/<name>.py`` as a module (recipes are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -276,6 +288,31 @@ def test_template_steering_makes_class_conditionals_identical_across_groups(seed
         assert np.array_equal(Z[g == ref], X[g == ref])  # the reference group's cells are the templates
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from(["all", "affirmative"]))
+def test_template_steering_with_shared_class_covariances(seed: int, intervention: str) -> None:
+    """share_covariance=1: within a class every group's map has the same linear part, the steered cell means
+    are the template mean and the steered class covariance (pooled over groups) is the template covariance."""
+    X, y, g = _biased(seed)
+    st_ = IdealTemplateSteering(intervention=intervention, shrinkage=None, reg=None, share_covariance=1.0)
+    st_.fit(X, y, g)
+    Z = st_.transform(X, g, y=y)
+    model, sol = st_.model_, st_.solution_
+    for i, c in enumerate(model.classes):
+        maps = [st_.cell_maps_[a][i] for a in range(model.n_groups)]
+        if intervention == "all":
+            np.testing.assert_allclose(maps[0].A, maps[1].A, rtol=1e-9, atol=1e-9)
+        rows = y == c
+        pooled = np.zeros((X.shape[1], X.shape[1]))
+        for name in model.groups:
+            sel = rows & (g == name)
+            np.testing.assert_allclose(Z[sel].mean(axis=0), sol.template_means[i], atol=1e-8)
+            pooled += sel.sum() / rows.sum() * np.cov(Z[sel], rowvar=False, bias=True)
+        np.testing.assert_allclose(pooled, sol.template_covs[i], rtol=1e-8, atol=1e-8)
+    with pytest.raises(ValueError, match="share_covariance"):
+        IdealTemplateSteering(share_covariance=2.0)
+
+
 def test_template_steering_in_a_subspace_leaves_the_complement_alone() -> None:
     X, y, g = _biased(3, d=8)
     st_ = IdealTemplateSteering(rank=3, shrinkage=None).fit(X, y, g)
@@ -352,10 +389,22 @@ def test_protocol_end_to_end_on_biased_representations(tmp_path: Path) -> None:
     assert res["methods"]["leace"]["gender_probe_accuracy"] < res["methods"]["none"]["gender_probe_accuracy"]
 
 
+def test_protocol_oracle_labels_diagnostic() -> None:
+    """With the occupation known at train and test time, the fitted cell maps leave only sampling noise."""
+    X, y, g = _biased(5, n=3000, d=6, m=3, scale_f=1.0)
+    cfg = ProtocolConfig(seeds=1, methods=("none", "steerfair"), train_mode="label", oracle_labels=True)
+    res = run_protocol(X, y, g, cfg, progress=False)["methods"]
+    assert res["steerfair"]["rms_tpr_gap"] < 0.5 * res["none"]["rms_tpr_gap"]
+    plain = run_protocol(X, y, g, ProtocolConfig(seeds=1, methods=("none",)), progress=False)["methods"]
+    assert plain["none"] == res["none"]  # the identity ignores labels: the diagnostic changes nothing else
+
+
 def test_protocol_rejects_bad_input() -> None:
     X, y, g = _biased(0, n=200)
     with pytest.raises(ValueError, match="unknown methods"):
         ProtocolConfig(methods=("none", "magic"))
+    with pytest.raises(ValueError, match="share_covariance"):
+        ProtocolConfig(share_covariance=-0.5)
     with pytest.raises(ValueError, match="one occupation"):
         run_protocol(X[:10], y, g, ProtocolConfig(seeds=1), progress=False)
     bad = X.copy()
@@ -394,6 +443,15 @@ def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert set(res["methods"]) == {"none", "steerfair", "mean_matching", "mimic", "leace"}
     assert all(0 <= res["methods"][m]["accuracy"] <= 1 for m in res["methods"])
     assert (out / "results.md").read_text().count("\n|") >= 6 and (out / "gaps.png").stat().st_size > 0
+    # the summary recipe plots accuracy against the gap for one or more runs
+    summary = _recipe("bios_summary")
+    args = [str(out), str(out / "results.json"), "--titles", "a", "b", "--out", str(tmp_path / "t.png")]
+    assert summary.main(args) == 0
+    assert (tmp_path / "t.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        summary.main([str(tmp_path / "missing")])
+    with pytest.raises(ValueError, match="empty"):
+        plot_tradeoff({}, tmp_path / "x.png")
 
 
 @settings(max_examples=5, deadline=None)

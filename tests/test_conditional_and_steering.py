@@ -175,3 +175,46 @@ def test_soft_membership_is_a_weighted_fit() -> None:
     np.testing.assert_allclose(m.group_priors, P.mean(axis=0))
     with pytest.raises(ValueError, match="sum to 1"):
         GroupConditionalModel.fit(X, y, P * 2)
+
+
+@given(seed=seeds, d=st.integers(1, 4), k=st.integers(2, 3), m=st.integers(2, 3), w=st.floats(0.0, 1.0))
+@settings(max_examples=25, deadline=None)
+def test_shared_class_covariances_keep_the_pooled_covariance(seed: int, d: int, k: int, m: int, w: float) -> None:
+    """Leaning the cells toward the group-pooled class covariance keeps means, priors and the pooled covariance
+    itself; at weight 1 every group has the same covariance within a class."""
+    model = random_model(seed, d, k, m)
+    shared = model.share_class_covariances(w)
+    n = model.joint  # no counts on a constructed model: the joint gives the shares
+    assert np.array_equal(shared.class_priors, model.class_priors)
+    for i in range(m):
+        share = n[:, i] / n[:, i].sum()
+        before = sum(share[a] * model.components[a][i].cov for a in range(k))
+        after = sum(share[a] * shared.components[a][i].cov for a in range(k))
+        np.testing.assert_allclose(after, before, rtol=1e-12, atol=1e-12)
+        for a in range(k):
+            assert np.array_equal(shared.components[a][i].mean, model.components[a][i].mean)
+            expected = (1 - w) * model.components[a][i].cov + w * before
+            np.testing.assert_allclose(shared.components[a][i].cov, expected, rtol=1e-12, atol=1e-12)
+    assert model.share_class_covariances(0.0) is model
+    full = model.share_class_covariances(1.0)
+    for i in range(m):
+        for a in range(1, k):
+            np.testing.assert_array_equal(full.components[a][i].cov, full.components[0][i].cov)
+
+
+def test_shared_class_covariances_use_the_cell_counts_and_reject_bad_weights() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2)) * np.where(np.arange(400) < 100, 3.0, 1.0)[:, None]
+    g = np.where(np.arange(400) < 100, "a", "b")
+    y = np.tile([0, 1], 200)
+    model = GroupConditionalModel.fit(X, y, g, reg=None)
+    full = model.share_class_covariances(1.0)
+    for i in range(2):  # count-weighted: 50 rows of group a, 150 of group b in each class
+        sel = y == i
+        expect = sum(
+            (np.sum(sel & (g == a)) / sel.sum()) * np.cov(X[sel & (g == a)], rowvar=False, bias=True) for a in "ab"
+        )
+        np.testing.assert_allclose(full.components[0][i].cov, expect, rtol=1e-12)
+    for bad in (-0.1, 1.5, True, float("nan")):
+        with pytest.raises(ValueError, match="weight"):
+            model.share_class_covariances(bad)

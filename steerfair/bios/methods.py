@@ -52,6 +52,11 @@ class IdealTemplateSteering:
     reference : the group kept fixed by the affirmative intervention (and the gauge of ``"all"``): a group
         label, ``"largest"`` (default: the group with most training rows, as MiMiC moves women onto men) or
         ``None`` (the solver's own choice by class separability, which costs ``O(k m^2)`` divergences).
+    share_covariance : weight in ``[0, 1]`` of each class's covariance pooled over groups in every cell's
+        covariance (:meth:`~steerfair.GroupConditionalModel.share_class_covariances`); ``1`` keeps only the
+        groups' mean differences within a class. ``0`` (default) is the fitted cell covariances as they are.
+        With small cells in many dimensions the between-group covariance differences are mostly estimation
+        noise (docs/bios.md, where both settings are measured).
     group_epsilon : ``None`` (``groups`` are the true genders) or ``eps > 0``: ``groups`` are reports privatised
         by k-ary randomized response at ``eps`` (:func:`steerfair.privacy.randomized_response`). The cell
         Gaussians are then de-biased channel-inversion estimates (:func:`steerfair.privacy.fit_private_model`),
@@ -70,6 +75,7 @@ class IdealTemplateSteering:
         reg: Any = "auto",
         reference: Any = "largest",
         group_epsilon: float | None = None,
+        share_covariance: float = 0.0,
     ) -> None:
         if test_mode not in ("posterior", "group"):
             raise ValueError(f"test_mode must be 'posterior' or 'group'; got {test_mode!r}")
@@ -79,7 +85,9 @@ class IdealTemplateSteering:
             raise ValueError(f"rank must be None or a positive integer; got {rank!r}")
         self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
         self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
-        self.reference = reference
+        if isinstance(share_covariance, bool) or not 0.0 <= float(share_covariance) <= 1.0:
+            raise ValueError(f"share_covariance must lie in [0, 1]; got {share_covariance!r}")
+        self.reference, self.share_covariance = reference, float(share_covariance)
         self.group_epsilon = None if group_epsilon is None else check_epsilon(group_epsilon, "group_epsilon")
 
     # ------------------------------------------------------------------ fitting
@@ -102,6 +110,7 @@ class IdealTemplateSteering:
             model = GroupConditionalModel.fit(Z, y, groups, shrinkage=self.shrinkage, reg=self.reg)
         else:
             model = fit_private_model(Z, y, groups, self.group_epsilon, shrinkage=self.shrinkage, reg=self.reg)
+        model = model.share_class_covariances(self.share_covariance)
         ref = self.reference
         if isinstance(ref, str) and ref == "largest":  # estimated sizes when the groups are private
             ref = model.groups[int(np.argmax(model.group_priors))].item()

@@ -38,10 +38,14 @@ class ProtocolConfig:
         seeds: number of random splits (seed ``s`` uses split seed ``s``).
         methods: methods to compare (:data:`steerfair.bios.methods.METHODS`).
         fractions: train / dev / test fractions of each (occupation, gender) cell.
-        criterion, intervention, shrinkage, rank, test_mode, frame: options of the steerfair method.
+        criterion, intervention, shrinkage, rank, test_mode, frame, share_covariance: options of the steerfair
+            method (:class:`~steerfair.bios.methods.IdealTemplateSteering`).
         priors: train the classifier with the ideal's sample weights (the class-prior part of the ideal).
         train_mode: ``"label"`` moves training rows by their (gender, occupation) cell map (their law becomes
             the ideal exactly); ``"test"`` moves them like test rows (``test_mode``, occupation unused).
+        oracle_labels: a *diagnostic*, not a method: move dev/test rows by their gold occupation's cell map
+            (the occupation is unknown in deployment). With ``train_mode="label"`` this shows what the fitted
+            maps achieve when the test-time occupation problem is removed.
         group_a, group_b: the gap is ``TPR_a - TPR_b`` (``sign="signed"``) or its absolute value.
         exclude: occupations left out of the gap statistics (RLACE skips ``"model"``).
         share_split: which rows give the share of women per occupation (``"train"`` as in MiMiC;
@@ -59,8 +63,10 @@ class ProtocolConfig:
     rank: int | None = 128
     test_mode: str = "posterior"
     frame: str = "template"
+    share_covariance: float = 0.0
     priors: bool = True
     train_mode: str = "test"
+    oracle_labels: bool = False
     group_a: str = "female"
     group_b: str = "male"
     sign: str = "signed"
@@ -80,8 +86,13 @@ class ProtocolConfig:
             raise ValueError(f"train_mode must be 'label' or 'test'; got {self.train_mode!r}")
         if self.share_split not in ("train", "all"):
             raise ValueError(f"share_split must be 'train' or 'all'; got {self.share_split!r}")
+        if isinstance(self.share_covariance, bool) or not 0.0 <= float(self.share_covariance) <= 1.0:
+            raise ValueError(f"share_covariance must lie in [0, 1]; got {self.share_covariance!r}")
         if self.sign not in ("signed", "absolute"):
             raise ValueError(f"sign must be 'signed' or 'absolute'; got {self.sign!r}")
+
+
+_STEER_OPTIONS = ("criterion", "intervention", "shrinkage", "rank", "test_mode", "frame", "share_covariance")
 
 
 def _classifier(C: float, max_iter: int) -> Any:
@@ -158,7 +169,7 @@ def run_protocol(
         raise ValueError(f"groups must contain {cfg.group_a!r} and {cfg.group_b!r}; got {sorted(present)}")
     t0 = time.perf_counter()
     per_seed: list[dict[str, Any]] = []
-    steer_opts = {k: getattr(cfg, k) for k in ("criterion", "intervention", "shrinkage", "rank", "test_mode", "frame")}
+    steer_opts = {k: getattr(cfg, k) for k in _STEER_OPTIONS}
     bar = tqdm(total=cfg.seeds * len(cfg.methods), desc="bios protocol", unit="fit", disable=not progress)
     for seed in range(cfg.seeds):
         tr, dv, te = stratified_split(y_arr, g_arr, cfg.fractions, seed=seed)
@@ -188,7 +199,7 @@ def run_protocol(
             res: dict[str, Any] = {}
             for split, rows in (("dev", dv), ("test", te)):
                 for which, gg in (("gold", g_arr[rows]), ("predicted", pred_g[split])):
-                    Z = method.transform(X[rows].astype(np.float64), gg)
+                    Z = method.transform(X[rows].astype(np.float64), gg, y=y_arr[rows] if cfg.oracle_labels else None)
                     res[f"{split}_{which}"] = _evaluate(y_arr[rows], clf.predict(Z), g_arr[rows], share, cfg)
                     if split == "test" and which == "gold":
                         gprobe = _gender_probe(Ztr, g_arr[tr])

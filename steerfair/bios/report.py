@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown", "plot_gaps"]
+__all__ = ["markdown", "plot_gaps", "plot_tradeoff"]
 
 _LABELS = {
     "none": "none (no steering)",
@@ -68,6 +68,45 @@ def plot_gaps(
         ax.set_xlabel("share of women in the occupation (train)")
     axes[0][0].set_ylabel("TPR gap (female - male), test")
     fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
+def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
+    """Accuracy against RMS TPR gap (test, gold gender, mean ± std over seeds) of every method, one panel per run
+    (``{title: results}``), with what the numbers are judged against: the noise floor (dashed), half the
+    unsteered gap (dotted) and the band of accuracy within 1 point of the unsteered classifier (shaded)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("runs is empty")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.2), squeeze=False)
+    for ax, (title, res) in zip(axes[0], runs.items(), strict=True):
+        methods = res["methods"]
+        base = methods.get("none")
+        if base is not None:
+            acc0, rms0 = base["accuracy"], base["rms_tpr_gap"]
+            ax.axvspan(acc0 - 0.01, acc0 + 0.01, color="0.92", zorder=0, label="accuracy within 1 pt")
+            ax.axhline(0.5 * rms0, color="0.4", ls=":", lw=1, label="half the unsteered gap")
+        floor = max(s["noise_floor_rms"] for s in methods.values())
+        ax.axhline(floor, color="C3", ls="--", lw=1, label="noise floor")
+        for j, (name, s) in enumerate(methods.items()):
+            err = {"xerr": s.get("accuracy_std", 0.0), "yerr": s.get("rms_tpr_gap_std", 0.0)}
+            ax.errorbar(s["accuracy"], s["rms_tpr_gap"], **err, fmt="o", ms=5, color=f"C{j}",
+                        label=_LABELS.get(name, name), capsize=2)  # fmt: skip
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("accuracy (test)")
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_ylabel("RMS TPR gap (test)")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=130)

@@ -106,6 +106,8 @@ def run_bios(
         f"({len(dataset)} texts, {len(dataset.classes)} occupations), {results['config']['seeds']} seeds; "
         "test split, mean ± std over seeds.\n\n"
     )
+    if results["config"].get("oracle_labels"):
+        header += "**Diagnostic run: test rows were moved with their gold occupation (not a deployable method).**\n\n"
     (out / "results.md").write_text(header + table + "\n")
     plot_gaps(results, out / "gaps.png")
     return results
@@ -127,6 +129,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rank", type=int, default=128, help="steer inside the top-RANK principal subspace only (0: all; default 128)"
     )
     p.add_argument("--test-mode", default="posterior", choices=["posterior", "group"])
+    p.add_argument(
+        "--share-covariance", type=float, default=0.0,
+        help="weight of the group-pooled class covariance in every cell's covariance (default 0: cell covariances)",
+    )  # fmt: skip
+    p.add_argument(
+        "--train-mode",
+        default="test",
+        choices=["test", "label"],
+        help="move training rows like test rows (default) or by their own cell map",
+    )
+    p.add_argument(
+        "--oracle-labels",
+        action="store_true",
+        help="diagnostic: move test rows by their gold occupation's map (not a deployable method)",
+    )
     p.add_argument("--no-priors", action="store_true", help="do not reweight the classifier to the ideal priors")
     p.add_argument("--exclude", nargs="*", default=[], help="occupations left out of the gap statistics")
     p.add_argument("--share-split", default="train", choices=["train", "all"])
@@ -143,6 +160,9 @@ def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
         intervention=args.intervention,
         rank=args.rank or None,
         test_mode=args.test_mode,
+        share_covariance=args.share_covariance,
+        train_mode=args.train_mode,
+        oracle_labels=args.oracle_labels,
         priors=not args.no_priors,
         exclude=tuple(args.exclude),
         share_split=args.share_split,
