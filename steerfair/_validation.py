@@ -7,6 +7,7 @@ wrong answer.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ __all__ = [
     "as_matrix",
     "as_vector",
     "as_labels",
+    "as_unit_weight",
     "check_cov",
     "check_cov_chol",
     "check_finite",
@@ -131,3 +133,14 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
         f"{name} is {kind} (eigenvalues in [{evals[0]:.3g}, {evals[-1]:.3g}]); "
         "regularise it (e.g. fit with shrinkage= or reg=) before use"
     )
+
+
+def as_unit_weight(value: Any, name: str) -> float:
+    """A number in ``[0, 1]`` (not a bool), as float; anything else raises a ``ValueError`` naming ``name``."""
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        w = math.nan
+    if isinstance(value, bool) or not 0.0 <= w <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1]; got {value!r}")
+    return w

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_labels, as_matrix
+from ._validation import as_labels, as_matrix, as_unit_weight
 from .families import Gaussian, LogNormal
 from .families.gaussian import Shrinkage
 from .families.lognormal import to_log
@@ -302,9 +302,7 @@ class GroupConditionalModel:
         (and shrinkage bias that depends on the cell size, which differs by group), and a steering map built
         from them moves the groups' rows differently for no reason in the data. ``weight = 0`` returns ``self``.
         """
-        w = float(weight)
-        if not 0.0 <= w <= 1.0 or isinstance(weight, bool):
-            raise ValueError(f"weight must lie in [0, 1]; got {weight!r}")
+        w = as_unit_weight(weight, "weight")
         if w == 0.0:
             return self
         n = np.asarray(self.counts, dtype=np.float64) if self.counts is not None else self.joint

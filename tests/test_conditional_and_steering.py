@@ -215,6 +215,6 @@ def test_shared_class_covariances_use_the_cell_counts_and_reject_bad_weights() -
             (np.sum(sel & (g == a)) / sel.sum()) * np.cov(X[sel & (g == a)], rowvar=False, bias=True) for a in "ab"
         )
         np.testing.assert_allclose(full.components[0][i].cov, expect, rtol=1e-12)
-    for bad in (-0.1, 1.5, True, float("nan")):
+    for bad in (-0.1, 1.5, True, float("nan"), "half", None):
         with pytest.raises(ValueError, match="weight"):
             model.share_class_covariances(bad)

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._linalg import eigh_sym
+from .._validation import as_unit_weight
 from ..conditional import GroupConditionalModel
 from ..families import Gaussian
 from ..ideal.solve import solve_nearest_ideal
@@ -85,9 +86,7 @@ class IdealTemplateSteering:
             raise ValueError(f"rank must be None or a positive integer; got {rank!r}")
         self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
         self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
-        if isinstance(share_covariance, bool) or not 0.0 <= float(share_covariance) <= 1.0:
-            raise ValueError(f"share_covariance must lie in [0, 1]; got {share_covariance!r}")
-        self.reference, self.share_covariance = reference, float(share_covariance)
+        self.reference, self.share_covariance = reference, as_unit_weight(share_covariance, "share_covariance")
         self.group_epsilon = None if group_epsilon is None else check_epsilon(group_epsilon, "group_epsilon")
 
     # ------------------------------------------------------------------ fitting

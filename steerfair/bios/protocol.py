@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import as_unit_weight
 from ..metrics import gap_share_correlation, group_share_per_class, tpr_gaps_per_class
 from .classifier import SoftmaxRegression
 from .data import stratified_split
@@ -86,8 +87,7 @@ class ProtocolConfig:
             raise ValueError(f"train_mode must be 'label' or 'test'; got {self.train_mode!r}")
         if self.share_split not in ("train", "all"):
             raise ValueError(f"share_split must be 'train' or 'all'; got {self.share_split!r}")
-        if isinstance(self.share_covariance, bool) or not 0.0 <= float(self.share_covariance) <= 1.0:
-            raise ValueError(f"share_covariance must lie in [0, 1]; got {self.share_covariance!r}")
+        as_unit_weight(self.share_covariance, "share_covariance")
         if self.sign not in ("signed", "absolute"):
             raise ValueError(f"sign must be 'signed' or 'absolute'; got {self.sign!r}")
 
