@@ -1,7 +1,8 @@
 """Bios occupation-prediction protocol (same as ``steerfair bios``).
 
     python recipes/bios.py --model minilm --data bug --out results/bios/minilm
-    python recipes/bios.py --model smollm2 --data bug --max-per-class 500 --out results/bios/smollm2
+    python recipes/bios.py --model smollm2 --data bug --max-length 64 --out results/bios/smollm2
+    python recipes/bios.py --model minilm --data bug --max-per-class 0 --out results/bios_full/minilm   # all of BUG
 
 Writes OUT/results.json, OUT/results.md (table) and OUT/gaps.png (per-occupation gap vs share of women).
 """
