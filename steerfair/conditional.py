@@ -310,10 +310,15 @@ class GroupConditionalModel:
         comps: list[list[Gaussian]] = [[] for _ in range(self.n_groups)]
         for i in range(self.n_classes):
             pooled = sum(share[a, i] * self.components[a][i].cov for a in range(self.n_groups))
+            first: Gaussian | None = None
             for a in range(self.n_groups):
                 c = self.components[a][i]
+                if w == 1.0 and first is not None:  # one covariance for every group: factorise it once
+                    comps[a].append(Gaussian._trusted(c.mean, first.cov, first._chol))
+                    continue
                 cov = pooled if w == 1.0 else (1.0 - w) * c.cov + w * pooled
-                comps[a].append(Gaussian(c.mean, 0.5 * (cov + cov.T)))
+                first = Gaussian(c.mean, 0.5 * (cov + cov.T))
+                comps[a].append(first)
         return self.with_components(comps)
 
     def with_components(

@@ -8,7 +8,7 @@ from .data import TextDataset, load_bios, load_bug, load_text_data, stratified_s
 from .encode import encode, encode_cached
 from .methods import INLP, METHODS, IdealTemplateSteering, make_method
 from .protocol import ProtocolConfig, noise_floor_rms, run_protocol
-from .report import markdown, plot_gaps
+from .report import markdown, plot_gaps, plot_tradeoff
 from .run import encoded_features, run_bios
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "markdown",
     "noise_floor_rms",
     "plot_gaps",
+    "plot_tradeoff",
     "run_bios",
     "run_protocol",
     "stratified_split",
