@@ -7,8 +7,6 @@ transformers (``llm``) -> ``metrics`` -> ``recipes/``.
 """
 
 from . import privacy  # randomised / soft sensitive attributes (core deps only)
-from .conditional import GroupConditionalModel
-from .divergences import kl
 from .families import Gaussian, LogNormal
 from .ideal import (
     Certificate,
@@ -22,7 +20,9 @@ from .ideal import (
     solve_nearest_ideal,
     transfer_bounds,
 )
+from .kl_divergence import kl
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map, mean_shift_map
+from .model import GroupConditionalModel
 from .steering import SteeringTransform, fit_steering
 
 __version__ = "0.1.0"

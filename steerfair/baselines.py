@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_matrix
 from .families import Gaussian
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map
+from .validation import as_matrix
 
 __all__ = ["GaussianOTMatching", "LeaceMatching", "MeanMatching", "reweighing_weights"]
 

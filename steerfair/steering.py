@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .conditional import GroupConditionalModel
 from .families import Gaussian
 from .ideal.solve import Criterion, IdealSolution, Intervention, solve_nearest_ideal
 from .maps import AffineMap, gaussian_ot_map
+from .model import GroupConditionalModel
 
 __all__ = ["SteeringTransform", "fit_steering", "mixture_moments"]
 

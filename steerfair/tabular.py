@@ -50,8 +50,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .conditional import GroupConditionalModel
 from .ideal.solve import CRITERIA, solve_nearest_ideal
+from .model import GroupConditionalModel
 from .privacy.estimators import fit_private_model
 from .privacy.mechanisms import check_epsilon
 from .privacy.posterior import PrivateGroupProbe, posterior_group_proba

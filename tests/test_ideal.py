@@ -279,7 +279,7 @@ def test_fast_path_objective_equals_generic_kl(seed: int, d: int, intervention: 
 @given(seed=seeds, d=st.integers(1, 40))
 @settings(max_examples=30, deadline=None)
 def test_linalg_helpers(seed: int, d: int) -> None:
-    from steerfair._linalg import Tridiagonal, gram_lower_t, sym_from_lower, tril_solve_tril, whiten_lower
+    from steerfair.linalg import Tridiagonal, gram_lower_t, sym_from_lower, tril_solve_tril, whiten_lower
 
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((d, d))

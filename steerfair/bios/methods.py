@@ -20,16 +20,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._linalg import eigh_sym
-from .._validation import as_unit_weight
-from ..conditional import GroupConditionalModel
 from ..families import Gaussian
 from ..ideal.solve import solve_nearest_ideal
+from ..linalg import eigh_sym
 from ..maps import AffineMap, gaussian_ot_map
+from ..model import GroupConditionalModel
 from ..privacy.estimators import fit_private_model
 from ..privacy.mechanisms import check_epsilon
 from ..privacy.posterior import model_group_proba, posterior_group_proba
 from ..steering import mixture_moments
+from ..validation import as_unit_weight
 
 __all__ = ["IdealTemplateSteering", "INLP", "make_method", "METHODS"]
 

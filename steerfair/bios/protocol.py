@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_unit_weight
 from ..metrics import gap_share_correlation, group_share_per_class, tpr_gaps_per_class
+from ..validation import as_unit_weight
 from .classifier import SoftmaxRegression
 from .data import stratified_split
 from .methods import METHODS, make_method

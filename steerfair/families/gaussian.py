@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from scipy.linalg import solve_triangular
 
-from .._linalg import cholesky, logdet_spd
-from .._validation import as_matrix, as_vector, check_cov_chol, symmetrize
+from ..linalg import cholesky, logdet_spd
+from ..validation import as_matrix, as_vector, check_cov_chol, symmetrize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..maps.affine import AffineMap

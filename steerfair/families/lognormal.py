@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from .._validation import as_matrix
+from ..validation import as_matrix
 from .gaussian import Gaussian, Shrinkage
 
 if TYPE_CHECKING:  # pragma: no cover

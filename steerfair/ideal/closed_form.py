@@ -26,7 +26,8 @@ import numpy as np
 from scipy import optimize
 from scipy.linalg import blas, lapack, solve_triangular
 
-from .._linalg import (
+from ..families.gaussian import Gaussian, gaussian_kl
+from ..linalg import (
     Tridiagonal,
     cholesky,
     cholesky_lower_stored,
@@ -39,7 +40,6 @@ from .._linalg import (
     tril_solve_tril,
     whiten_lower,
 )
-from ..families.gaussian import Gaussian, gaussian_kl
 
 __all__ = ["CellStats", "ScaleFamilyParams", "affirmative_closed_form", "all_inner_closed_form", "search_gammas"]
 

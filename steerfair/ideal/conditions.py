@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._linalg import psd_sqrt_and_rsqrt
-from ..conditional import GroupConditionalModel
+from ..linalg import psd_sqrt_and_rsqrt
+from ..model import GroupConditionalModel
 
 __all__ = ["ideality_violations", "is_ideal"]
 

@@ -38,9 +38,9 @@ from scipy import integrate
 from scipy.linalg import solve_triangular
 from scipy.special import logit, ndtr
 
-from .._linalg import eigh_sym
-from ..conditional import GroupConditionalModel
 from ..families import Gaussian
+from ..linalg import eigh_sym
+from ..model import GroupConditionalModel
 
 __all__ = ["Certificate", "bayes_certificate", "bayes_gap", "bayes_error", "transfer_bounds", "CERTIFIED_CRITERIA"]
 

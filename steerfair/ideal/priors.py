@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conditional import GroupConditionalModel
+from ..model import GroupConditionalModel
 
 __all__ = ["ideal_class_priors", "prior_kl", "cell_weights"]
 

@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from .._linalg import tril_solve_tril
-from ..conditional import GroupConditionalModel
 from ..families.gaussian import Gaussian
+from ..linalg import tril_solve_tril
+from ..model import GroupConditionalModel
 from .closed_form import (
     CellStats,
     ScaleFamilyParams,

@@ -178,8 +178,8 @@ def fit_bundle(
 
 def _projected_model(stats: Any, layer: int, rank: int, shrinkage: Any, reg: Any) -> tuple[Any, np.ndarray]:
     """The group/label model of the layer's moments projected on the top-``rank`` principal directions."""
-    from .._linalg import eigh_sym
-    from ..conditional import GroupConditionalModel
+    from ..linalg import eigh_sym
+    from ..model import GroupConditionalModel
 
     li = list(stats.layers).index(layer)
     counts = stats.counts[li].double().numpy()  # (k, m)

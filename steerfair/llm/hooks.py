@@ -82,7 +82,7 @@ class LinearProbe:
     @classmethod
     def fit(cls, X: Any, groups: Any, *, reg: float = 1e-6) -> LinearProbe:
         """LDA from rows ``X`` (``n x d``) and their group labels."""
-        from .._validation import as_matrix
+        from ..validation import as_matrix
 
         X = as_matrix(X, "X", min_rows=2)
         g = np.asarray(groups)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..conditional import Family, GroupConditionalModel
+from ..model import Family, GroupConditionalModel
 from .layers import resolve_layers
 
 __all__ = ["POOLINGS", "ActivationStats", "collect", "pool_hidden"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_vector, check_finite
+from ..validation import as_vector, check_finite
 
 __all__ = ["AffineMap"]
 

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .._linalg import psd_sqrt, psd_sqrt_and_rsqrt
-from .._validation import check_cov, symmetrize
 from ..families import Gaussian, LogNormal
+from ..linalg import psd_sqrt, psd_sqrt_and_rsqrt
+from ..validation import check_cov, symmetrize
 from .affine import AffineMap
 
 __all__ = ["mean_shift_map", "gaussian_ot_map", "ot_map_matrix", "bures_barycenter"]

@@ -30,8 +30,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtr
 
-from ..conditional import Family, GroupConditionalModel, _membership
 from ..families.gaussian import Shrinkage
+from ..model import Family, GroupConditionalModel, _membership
 from .estimators import PSD_FLOOR, CellStatistics, _label_membership, _working_space, cell_statistics
 from .mechanisms import check_delta, check_epsilon
 

@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._validation import as_labels, as_matrix, symmetrize
-from ..conditional import Family, GroupConditionalModel, _cell_priors, _row_weights
 from ..families import Gaussian
 from ..families.gaussian import Shrinkage, _regularise, shrink_cov
+from ..model import Family, GroupConditionalModel, _cell_priors, _row_weights
+from ..validation import as_labels, as_matrix, symmetrize
 from .mechanisms import check_epsilon, encode_categories, rr_probabilities
 
 __all__ = [

@@ -17,8 +17,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from .._validation import as_labels, as_matrix
-from ..conditional import GroupConditionalModel
+from ..model import GroupConditionalModel
+from ..validation import as_labels, as_matrix
 from .estimators import debiased_membership
 from .mechanisms import check_epsilon, encode_categories, rr_channel
 

@@ -120,7 +120,7 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
     if np.max(np.abs(arr - arr.T)) > 1e-8 * scale:
         raise ValueError(f"{name} is not symmetric")
     arr = symmetrize(arr)
-    # scipy's LAPACK (the solver's library: see steerfair._linalg.cholesky)
+    # scipy's LAPACK (the solver's library: see steerfair.linalg.cholesky)
     L, info = lapack.dpotrf(arr, lower=1, clean=1)
     if info == 0:
         piv = np.diag(L)
