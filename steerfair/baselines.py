@@ -10,6 +10,7 @@ group, like :class:`steerfair.FairSteerer` with known groups:
   barycenter of all groups.
 * :class:`LeaceMatching`: LEACE (Belrose et al. 2023) through the ``concept-erasure`` package: the
   least-squares-optimal linear erasure of the group indicator (same map for every row).
+* :class:`INLP`: iterative nullspace projection (Ravfogel et al. 2020).
 * :func:`reweighing_weights`: Kamiran-Calders reweighing, ``w(a, y) = P(a) P(y) / P(a, y)``.
 
 All fits run in float64 with diagonal regularisation only; the maps are
@@ -26,7 +27,7 @@ from .families import Gaussian
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map
 from .validation import as_matrix
 
-__all__ = ["GaussianOTMatching", "LeaceMatching", "MeanMatching", "reweighing_weights"]
+__all__ = ["INLP", "GaussianOTMatching", "LeaceMatching", "MeanMatching", "reweighing_weights"]
 
 
 def _groups_of(X: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -167,3 +168,40 @@ def reweighing_weights(y: Any, groups: Any) -> np.ndarray:
             if cell.any():
                 w[cell] = ma.mean() * (yy == c).mean() / cell.mean()
     return w
+
+
+class INLP:
+    """Iterative nullspace projection (Ravfogel et al. 2020): repeatedly fit a linear gender classifier and
+    project its direction out; ``P = I - P_rowspace`` of all the classifier directions. Stops after
+    ``n_iterations`` or once the classifier's training accuracy is within ``min_gain`` of the majority rate
+    (binary groups: one direction per iteration)."""
+
+    def __init__(self, n_iterations: int = 20, C: float = 0.01, min_gain: float = 0.005, seed: int = 0) -> None:
+        self.n_iterations, self.C, self.min_gain, self.seed = n_iterations, C, min_gain, seed
+
+    def fit(self, X: Any, y: Any, groups: Any) -> INLP:
+        """Learn the projection from ``X`` and the group labels (``y`` is unused)."""
+        from sklearn.svm import LinearSVC
+
+        X = np.asarray(X, dtype=np.float64)
+        g = np.asarray(groups)
+        self.mean_ = X.mean(axis=0)
+        Xc = X - self.mean_
+        W = np.zeros((0, X.shape[1]))
+        P = np.eye(X.shape[1])
+        majority = max(np.mean(g == v) for v in np.unique(g))
+        self.n_iterations_ = 0
+        for _ in range(min(self.n_iterations, X.shape[1] - 1)):
+            clf = LinearSVC(C=self.C, random_state=self.seed).fit(Xc @ P, g)
+            if clf.score(Xc @ P, g) < majority + self.min_gain:  # the group is no longer linearly decodable
+                break
+            self.n_iterations_ += 1
+            W = np.vstack([W, clf.coef_])
+            Q, _ = np.linalg.qr(W.T)  # orthonormal basis of the rowspace of all directions so far
+            P = np.eye(X.shape[1]) - Q @ Q.T
+        self.map_ = AffineMap(P, self.mean_ - P @ self.mean_)
+        return self
+
+    def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
+        """Project every row (``groups`` and ``y`` are accepted for a uniform interface and ignored)."""
+        return self.map_(np.asarray(X, dtype=np.float64))
