@@ -14,6 +14,7 @@ must not grow with the number of texts). Writes JSON and prints a markdown table
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import time
@@ -24,6 +25,7 @@ import torch
 
 from steerfair import AffineMap
 from steerfair.llm import collect, find_layer_list, load_model, steer
+from steerfair.llm.capture import hidden_of
 
 
 def _maps(d: int, rank: int, seed: int = 0) -> tuple[AffineMap, AffineMap]:
@@ -112,9 +114,7 @@ def main() -> None:
     # steering hook of a configuration applied to a block output of this batch (captured once), timed
     # over many calls, as a fraction of the unsteered forward's best time
     captured: list[torch.Tensor] = []
-    grab = blocks[mid].register_forward_hook(
-        lambda m, a, o: captured.append((o if isinstance(o, torch.Tensor) else o[0]).detach().clone())
-    )
+    grab = blocks[mid].register_forward_hook(lambda m, a, o: captured.append(hidden_of(o, mid).detach().clone()))
     try:
         with torch.no_grad():
             model(input_ids=x)
@@ -127,14 +127,14 @@ def main() -> None:
             continue
         maps, layers = cfg
         with steer(model, maps, layers=layers) as handle, torch.no_grad():
-            fns = [handle._make_hook(layer) for layer in handle.layers]
+            fns = [functools.partial(handle.steered, layer) for layer in handle.layers]
             for f in fns:  # warm-up: kernels are built and cached on first use
-                f(None, (), h)
+                f(h)
             per_call = []
             for _ in range(args.hook_rounds):
                 t0 = time.perf_counter()
                 for f in fns:
-                    f(None, (), h)
+                    f(h)
                 per_call.append(time.perf_counter() - t0)
         cost = float(np.median(per_call))
         hook_cost[name] = {

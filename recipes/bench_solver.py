@@ -4,8 +4,10 @@
     python recipes/bench_solver.py --out results/bench_solver.json
 
 For each dimension ``d`` a random two-group, two-class model (random SPD covariances) is solved
-with the fast path (``intervention="affirmative"`` and ``"all"``) and with the cvxpy reference
-(each cvxpy run in a subprocess killed after ``--cvxpy-timeout`` seconds). Writes JSON and prints a
+with the fast path (``intervention="affirmative"`` and ``"all"``), with the cvxpy reference
+(each cvxpy run in a subprocess killed after ``--cvxpy-timeout`` seconds) and, for ``d`` in
+``--affine-dims``, over the affine-equivalence family (``family="affine"``, killed after
+``--affine-timeout`` seconds; its KL next to the isotropic one). Writes JSON and prints a
 markdown table with the ratios.
 """
 
@@ -42,13 +44,15 @@ def random_model(d: int, seed: int = 0) -> GroupConditionalModel:
 
 def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue) -> None:
     # warm up BLAS threads and solver imports on a tiny problem, then take the best of a few runs
-    solve_nearest_ideal(random_model(4, seed=1), intervention=intervention, solver=solver)  # type: ignore[arg-type]
+    # solver "affine": the fast path over the affine-equivalence family (family="affine")
+    kw = {"family": "affine"} if solver == "affine" else {"solver": solver}
+    solve_nearest_ideal(random_model(4, seed=1), intervention=intervention, **kw)  # type: ignore[arg-type]
     model = random_model(d)
     repeats = 3 if d <= 256 else 1
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        sol = solve_nearest_ideal(model, intervention=intervention, solver=solver)  # type: ignore[arg-type]
+        sol = solve_nearest_ideal(model, intervention=intervention, **kw)  # type: ignore[arg-type]
         best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - c)
     # the part both solvers run before solving: choosing the reference group (Jeffreys divergences)
     setup = min(_clock(lambda: choose_reference(model)) for _ in range(max(repeats, 3)))
@@ -121,6 +125,8 @@ def main() -> None:
     ap.add_argument("--cvxpy-all-max-d", type=int, default=8, help="largest d for the (SDP) all-subgroup reference")
     ap.add_argument("--fast-timeout", type=float, default=900.0)
     ap.add_argument("--skip-ot", action="store_true")
+    ap.add_argument("--affine-dims", type=int, nargs="*", default=[2, 8, 32, 128, 256, 1024])
+    ap.add_argument("--affine-timeout", type=float, default=120.0)
     ap.add_argument("--out", type=Path, default=Path("results/bench_solver.json"))
     ap.add_argument(
         "--threads",
@@ -153,6 +159,10 @@ def main() -> None:
                 row["shared_setup_s"] = setup
                 row["affirmative_speedup_bound"] = (t_ref / setup) if (t_ref and setup) else None
             row[f"{iv}_kl_diff"] = abs(kl_ref - kl_fast) if (kl_ref is not None and kl_fast is not None) else None
+            if d in args.affine_dims:
+                t_aff, kl_aff, _, cpu_aff = run_with_timeout(d, iv, "affine", args.affine_timeout)
+                row[f"{iv}_affine_s"], row[f"{iv}_affine_kl"], row[f"{iv}_affine_cpu_s"] = t_aff, kl_aff, cpu_aff
+                row[f"{iv}_affine_timeout_s"] = args.affine_timeout if t_aff is None else None
         sf, ce, diff = (None, None, float("nan")) if args.skip_ot else _time_ot_threads(d, args.threads)
         row.update(
             {

@@ -10,7 +10,7 @@ Writes OUT/results.json, OUT/results.md (table) and OUT/gaps.png (per-occupation
 import argparse
 import sys
 
-from steerfair.bios.run import add_arguments, main
+from steerfair.evaluation.bios_run import add_arguments, main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

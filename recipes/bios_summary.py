@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from steerfair.bios.report import plot_tradeoff
+from steerfair.evaluation.bios_report import plot_tradeoff
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from steerfair.covariance import CovarianceEstimator
 from steerfair.llm import collect, fit_bundle, load_model, steer
 
 OCCUPATIONS = [
@@ -111,7 +112,7 @@ def main() -> None:
     bundle = fit_bundle(
         stats,
         intervention=args.intervention,
-        shrinkage=shrink,
+        estimator=CovarianceEstimator(shrinkage=shrink),
         rank=args.rank,
         metadata={"model": args.model, "pooling": "all", "texts": len(texts), "corpus": args.corpus},
     )

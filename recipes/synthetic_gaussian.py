@@ -3,10 +3,10 @@
     python recipes/synthetic_gaussian.py --out results/synthetic
 
 Writes ``synthetic_gaussian.json`` and ``synthetic_gaussian.md``; the settings, interventions and
-metrics are documented in :mod:`steerfair.experiments.gaussian_case_study`.
+metrics are documented in :mod:`steerfair.evaluation.case_study`.
 """
 
-from steerfair.experiments.gaussian_case_study import main
+from steerfair.evaluation.case_study import main
 
 if __name__ == "__main__":
     main()

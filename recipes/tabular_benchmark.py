@@ -3,12 +3,12 @@
     python recipes/tabular_benchmark.py --out results/tabular            # 5 tasks x 2 models x 5 seeds
     python recipes/tabular_benchmark.py --tasks adult/sex --models logistic
 
-Writes tabular_benchmark.{json,md,png}; the protocol is in steerfair/experiments/tabular_benchmark.py.
+Writes tabular_benchmark.{json,md,png}; the protocol is in steerfair/evaluation/tabular_benchmark.py.
 """
 
 import sys
 
-from steerfair.experiments.tabular_benchmark import main
+from steerfair.evaluation.tabular_benchmark import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,19 +25,18 @@ import numpy as np
 
 from .families import Gaussian
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map
+from .membership import Membership
 from .validation import as_matrix
 
 __all__ = ["INLP", "GaussianOTMatching", "LeaceMatching", "MeanMatching", "reweighing_weights"]
 
 
-def _groups_of(X: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
-    g = np.asarray(groups)
-    if g.ndim != 1 or g.shape[0] != X.shape[0]:
-        raise ValueError(f"groups must be 1-D with one entry per row of X ({X.shape[0]}); got shape {g.shape}")
-    labels = np.unique(g)
-    if labels.shape[0] < 2:
-        raise ValueError(f"need at least two groups; got {labels.tolist()}")
-    return g, labels
+def _hard_groups(X: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Group labels of the rows (hard labels, >= 2 groups) and the distinct labels, via :class:`Membership`."""
+    membership = Membership.parse(groups, X.shape[0])
+    if not membership.is_hard:
+        raise ValueError("these baselines are fitted on hard group labels, not probabilities")
+    return membership.labels[membership.indices()], membership.labels
 
 
 class _GroupwiseAffine:
@@ -46,24 +45,20 @@ class _GroupwiseAffine:
     maps_: dict[Any, AffineMap]
 
     def transform(self, X: Any, groups: Any) -> np.ndarray:
-        """Move every row with its group's map."""
+        """Move every row with its group's map; ``(n, k)`` probabilities (columns in fit order) mix the maps."""
         if not hasattr(self, "maps_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X, groups) first")
         Xa = as_matrix(X, "X")
-        g = np.asarray(groups)
-        if g.shape != (Xa.shape[0],):
-            raise ValueError(f"groups must have one entry per row of X ({Xa.shape[0]}); got shape {g.shape}")
-        unknown = sorted(set(np.unique(g).tolist()) - set(self.maps_))
-        if unknown:
-            raise ValueError(f"groups {unknown!r} were not seen in fit (known: {sorted(self.maps_)!r})")
-        out = np.empty_like(Xa)
-        for a, T in self.maps_.items():
-            m = g == a
-            if m.any():
-                out[m] = T(Xa[m])
+        P = Membership.align(groups, list(self.maps_), Xa.shape[0]).weights
+        out = np.zeros_like(Xa)
+        for a, T in enumerate(self.maps_.values()):
+            rows = np.nonzero(P[:, a])[0]
+            if rows.size:
+                out[rows] += P[rows, a, None] * T(Xa[rows])
         return out
 
     def fit_transform(self, X: Any, groups: Any) -> np.ndarray:
+        """Fit on ``(X, groups)``, then move the same rows."""
         return self.fit(X, groups).transform(X, groups)  # type: ignore[attr-defined]
 
 
@@ -72,7 +67,7 @@ class MeanMatching(_GroupwiseAffine):
 
     def fit(self, X: Any, groups: Any) -> MeanMatching:
         Xa = as_matrix(X, "X")
-        g, labels = _groups_of(Xa, groups)
+        g, labels = _hard_groups(Xa, groups)
         mu = Xa.mean(axis=0)
         self.maps_ = {a: AffineMap.translation(mu - Xa[g == a].mean(axis=0)) for a in labels.tolist()}
         return self
@@ -102,7 +97,7 @@ class GaussianOTMatching(_GroupwiseAffine):
 
     def fit(self, X: Any, groups: Any) -> GaussianOTMatching:
         Xa = as_matrix(X, "X")
-        g, labels = _groups_of(Xa, groups)
+        g, labels = _hard_groups(Xa, groups)
         fitted = {a: Gaussian.fit(Xa[g == a], reg=self.reg) for a in labels.tolist()}
         sizes = {a: int(np.sum(g == a)) for a in fitted}
         if self.target == "reference":
@@ -131,7 +126,7 @@ class LeaceMatching:
         except ImportError as exc:  # pragma: no cover - optional dependency
             raise ImportError("LeaceMatching needs the concept-erasure package: pip install concept-erasure") from exc
         Xa = as_matrix(X, "X")
-        g, labels = _groups_of(Xa, groups)
+        g, labels = _hard_groups(Xa, groups)
         Z = (g[:, None] == labels[None, :]).astype(np.float64)
         eraser = LeaceEraser.fit(torch.from_numpy(Xa), torch.from_numpy(Z))
         P = eraser.proj_left @ eraser.proj_right  # x -> x - P (x - mean)

@@ -24,21 +24,23 @@ DEMO_METHODS = (
 
 
 def _synthetic(out: Path) -> int:
-    from .experiments import gaussian_case_study
+    """Run the Gaussian case study into ``out/synthetic`` and print its tables."""
+    from .evaluation import case_study
 
     print("steerfair demo: the paper's Gaussian case study (analytic rates; KL-nearest ideal vs baselines)")
-    results = gaussian_case_study.run(out / "synthetic")
-    print(gaussian_case_study.markdown(results))
+    results = case_study.run(out / "synthetic")
+    print(case_study.markdown(results))
     print(f"\nwrote {out / 'synthetic'}/synthetic_gaussian.{{json,md}}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """``steerfair demo``: the tabular benchmark on Adult / sex (or the case study with ``--synthetic``)."""
     out = Path(args.out)
     if args.synthetic:
         return _synthetic(out)
     from .datasets import MissingDataPackageError
-    from .experiments import tabular_benchmark as tb
+    from .evaluation import tabular_benchmark as tb
 
     print(
         f"steerfair demo: UCI Adult (income > 50K), sensitive attribute sex, logistic regression, {args.seeds} seeds.\n"
@@ -69,12 +71,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bios(args: argparse.Namespace) -> int:
-    from .bios.run import main as bios_main
+    """``steerfair bios``: the Bios occupation protocol."""
+    from .evaluation.bios_run import main as bios_main
 
     return bios_main(args)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        int: The exit status.
+    """
     parser = argparse.ArgumentParser(prog="steerfair", description="Optimal distribution steering to exact fairness.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job on an embedded default (no download)")
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--synthetic", action="store_true", help="run the paper's Gaussian case study instead")
     demo.set_defaults(func=_demo)
     bios = sub.add_parser("bios", help="Bios occupation prediction: steer encodings, per-profession TPR gaps")
-    from .bios.run import add_arguments as bios_arguments
+    from .evaluation.bios_run import add_arguments as bios_arguments
 
     bios_arguments(bios)
     bios.set_defaults(func=_bios)

@@ -9,9 +9,11 @@ from typing import Any, Literal
 import numpy as np
 from scipy.special import logsumexp
 
+from .covariance import UNSET, CovarianceEstimator, ledoit_wolf_intensity
 from .families import Gaussian, LogNormal
-from .families.gaussian import Shrinkage
 from .families.lognormal import to_log
+from .membership import Membership
+from .statistics import PSD_FLOOR, CellStatistics, row_weights
 from .validation import as_labels, as_matrix, as_unit_weight
 
 __all__ = ["GroupConditionalModel", "Family"]
@@ -132,60 +134,105 @@ class GroupConditionalModel:
         family: Family = "normal",
         *,
         weights: Any = None,
-        shrinkage: Shrinkage = None,
-        reg: float | Literal["auto"] | None = "auto",
-        min_samples: int = 2,
+        estimator: CovarianceEstimator | None = None,
+        shrinkage: Any = UNSET,
+        reg: Any = UNSET,
+        min_samples: float = 2,
         group_labels: Sequence[Any] | None = None,
+        psd_floor: float = PSD_FLOOR,
     ) -> GroupConditionalModel:
         """Fit priors and class-conditionals from arrays.
 
         Args:
             X: features ``(n, d)`` (strictly positive for ``family="lognormal"``).
-            y: class labels ``(n,)`` (binary or multi-class).
-            groups: group labels ``(n,)`` (``k >= 2`` groups), or soft membership: an ``(n, k)`` array of
-                group probabilities (rows sum to 1; then ``group_labels`` names the columns, default
-                ``0..k-1``). Each row then contributes to every group's statistics with weight
-                ``P(A = a | row)``; one-hot rows reproduce hard labels exactly.
+            y: class labels ``(n,)`` (binary or multi-class), or a class
+                :class:`~steerfair.membership.Membership` (e.g. de-biased weights of privatised labels).
+            groups: group labels ``(n,)`` (``k >= 2`` groups), soft membership (an ``(n, k)`` array of group
+                probabilities, rows summing to 1; ``group_labels`` names the columns, default ``0..k-1``), or a
+                :class:`~steerfair.membership.Membership` (e.g. de-biased weights of privatised reports from
+                :mod:`steerfair.privacy`). Each row contributes to every group's statistics with its weight;
+                one-hot rows reproduce hard labels exactly.
             family: ``"normal"`` or ``"lognormal"``.
             weights: optional per-sample weights (priors and moments are weighted).
-            shrinkage, reg: see :meth:`Gaussian.fit`.
+            estimator: the :class:`~steerfair.covariance.CovarianceEstimator` of every cell (default: maximum
+                likelihood with ``reg="auto"``); ``shrinkage=`` / ``reg=`` build one (see :meth:`Gaussian.fit`).
             min_samples: the fewest samples (expected count for soft groups) allowed in a cell.
             group_labels: column labels for soft ``groups``.
+            psd_floor: repair floor of cells estimated with signed (de-biased) weights.
         """
+        est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
         _check_family(family)
         X = as_matrix(X, "X", min_rows=2)
         n = X.shape[0]
         Z = np.log(_positive(X)) if family == "lognormal" else X
-        y = as_labels(y, "y", n)
-        glabels, G = _membership(groups, n, group_labels)
-        w = _row_weights(weights, n)
-        clabels, ci = np.unique(y, return_inverse=True)
-        k, m = len(glabels), len(clabels)
-        if m < 2:
-            raise ValueError(f"y has a single class ({clabels[0]!r}); need at least 2 classes")
-        counts = np.zeros((k, m))
-        for i in range(m):
-            counts[:, i] = G[ci == i].sum(axis=0)
-        if np.all((G == 0) | (G == 1)):
-            counts = counts.astype(np.int64)
-        small = [
-            (glabels[a], clabels[i], counts[a, i]) for a in range(k) for i in range(m) if counts[a, i] < min_samples
-        ]
-        if small:
-            desc = ", ".join(f"(group={a!r}, y={i!r}): {c}" for a, i, c in small[:5])
-            raise ValueError(f"too few samples in (group, class) cell(s) (need >= {min_samples}): {desc}")
-        mass = np.zeros((k, m))
-        for i in range(m):
-            mass[:, i] = w[ci == i] @ G[ci == i]
-        gp, cp = _cell_priors(mass, "a (group, class) cell has zero total weight")
+        G = groups if isinstance(groups, Membership) else Membership.parse(groups, n, labels=group_labels)
+        if G.n != n:
+            raise ValueError(f"groups has {G.n} rows but X has {n} rows")
+        H = y if isinstance(y, Membership) else Membership.parse(as_labels(y, "y", n), n, name="y", min_groups=1)
+        if H.n != n:
+            raise ValueError(f"y has {H.n} entries but X has {n} rows")
+        stats = CellStatistics.from_rows(Z, G, H, weights)
+        intensities = None
+        if est.needs_rows:  # Ledoit-Wolf: the intensity needs the rows of each cell
+            intensities = _row_intensities(Z, G, H, stats, weights, est)
+        return cls.from_statistics(
+            stats, family, est, min_samples=min_samples, intensities=intensities, psd_floor=psd_floor
+        )
+
+    @classmethod
+    def from_statistics(
+        cls,
+        stats: CellStatistics,
+        family: Family = "normal",
+        estimator: CovarianceEstimator | None = None,
+        *,
+        min_samples: float = 2,
+        intensities: np.ndarray | None = None,
+        psd_floor: float = PSD_FLOOR,
+    ) -> GroupConditionalModel:
+        """The model of per-cell statistics: every model the library fits is built here.
+
+        Priors are the cell weights (``P(A)`` and ``P(Y | A)``); every cell covariance goes through ``estimator``
+        with the cell's effective sample size.
+
+        Args:
+            stats: the :class:`~steerfair.statistics.CellStatistics` (of ``log x`` for ``"lognormal"``).
+            family: ``"normal"`` or ``"lognormal"``.
+            estimator: the covariance estimator (``"ledoit_wolf"`` needs rows: pass ``intensities``).
+            min_samples: the smallest (estimated) cell count accepted.
+            intensities: ``(k, m)`` shrinkage intensities computed from rows (override the estimator's).
+            psd_floor: the repair floor of cells estimated with signed weights.
+
+        Raises:
+            ValueError: a cell below ``min_samples``, with fewer than 2 effective samples, or without weight.
+        """
+        _check_family(family)
+        est = CovarianceEstimator() if estimator is None else estimator
+        if len(stats.classes) < 2:
+            raise ValueError(f"y has a single class ({stats.classes[0]!r}); need at least 2 classes")
+        stats.check_counts(min_samples)
+        if est.needs_rows and intensities is None:
+            raise ValueError("shrinkage='ledoit_wolf' needs the rows; from statistics use 'oas' or a fixed intensity")
+        gp, cp = _cell_priors(stats.counts, "a (group, class) cell has zero (or negative estimated) total weight")
+        n_eff = stats.effective_counts()
+        covs = stats.covariances(psd_floor)
+        k, m, _ = stats.shape
         comps = []
         for a in range(k):
             row = []
             for i in range(m):
-                sel = (ci == i) & (G[:, a] > 0)
-                row.append(Gaussian.fit(Z[sel], weights=w[sel] * G[sel, a], shrinkage=shrinkage, reg=reg))
+                if n_eff[a, i] < 2.0 - 1e-9:
+                    raise ValueError(
+                        f"need at least 2 (effective) samples in {stats.cell_name(a, i)}; got {n_eff[a, i]:.3g}"
+                    )
+                alpha = None if intensities is None else float(intensities[a, i])
+                cov = est.estimate(covs[a, i], float(n_eff[a, i]), intensity=alpha, stacklevel=5)
+                row.append(Gaussian(stats.means[a, i], cov))
             comps.append(tuple(row))
-        return cls(glabels, clabels, gp, cp, tuple(comps), family, counts)
+        counts = stats.sizes
+        if np.all(counts == np.round(counts)) and not np.any(stats.signed):
+            counts = counts.astype(np.int64)
+        return cls(stats.groups, stats.classes, gp, cp, tuple(comps), family, counts)
 
     @classmethod
     def from_moments(
@@ -197,52 +244,34 @@ class GroupConditionalModel:
         covs: Any,
         family: Family = "normal",
         *,
-        shrinkage: Shrinkage = None,
-        reg: float | Literal["auto"] | None = "auto",
+        estimator: CovarianceEstimator | None = None,
+        shrinkage: Any = UNSET,
+        reg: Any = UNSET,
         min_samples: int = 2,
     ) -> GroupConditionalModel:
-        """Build a model from sufficient statistics (e.g. streamed activation statistics).
+        """Build a model from per-cell counts, means and maximum-likelihood covariances.
 
         Args:
             groups, classes: labels (``k`` and ``m`` of them).
-            counts: ``(k, m)`` sample counts (or weights) per cell; they give the priors.
+            counts: ``(k, m)`` sample counts (or weights) per cell; they give the priors and the sample size.
             means: ``(k, m, d)`` cell means (of ``log X`` for log-normal).
             covs: ``(k, m, d, d)`` maximum-likelihood cell covariances.
-            shrinkage, reg: as in :meth:`Gaussian.fit` (``"ledoit_wolf"`` needs samples and is
-                not available here; ``"oas"`` uses the cell count as sample size).
+            estimator, shrinkage, reg: as in :meth:`fit` (``"ledoit_wolf"`` needs samples and is not available
+                here; ``"oas"`` uses the cell count as sample size).
         """
+        est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
         _check_family(family)
-        from .families.gaussian import _regularise, shrink_cov
-
         counts = np.asarray(counts, dtype=np.float64)
         means = np.asarray(means, dtype=np.float64)
         covs = np.asarray(covs, dtype=np.float64)
-        k, m = len(groups), len(classes)
-        if counts.shape != (k, m):
-            raise ValueError(f"counts must have shape ({k}, {m}); got {counts.shape}")
-        if means.ndim != 3 or means.shape[:2] != (k, m):
-            raise ValueError(f"means must have shape ({k}, {m}, d); got {means.shape}")
-        d = means.shape[2]
-        if covs.shape != (k, m, d, d):
-            raise ValueError(f"covs must have shape ({k}, {m}, {d}, {d}); got {covs.shape}")
-        if np.any(counts < min_samples):
-            a, i = np.argwhere(counts < min_samples)[0]
-            raise ValueError(
-                f"too few samples in cell (group={groups[a]!r}, class={classes[i]!r}): {counts[a, i]:g} < {min_samples}"
-            )
-        if shrinkage == "ledoit_wolf":
+        if est.needs_rows:
             raise ValueError("ledoit_wolf shrinkage needs samples; use 'oas' or a float with from_moments")
-        comps = []
-        for a in range(k):
-            row = []
-            for i in range(m):
-                S = 0.5 * (covs[a, i] + covs[a, i].T)
-                S = shrink_cov(S, None, None, shrinkage, float(counts[a, i]))
-                row.append(Gaussian(means[a, i], _regularise(S, reg)))
-            comps.append(tuple(row))
-        gp = counts.sum(axis=1) / counts.sum()
-        cp = counts / counts.sum(axis=1, keepdims=True)
-        return cls(np.asarray(groups), np.asarray(classes), gp, cp, tuple(comps), family, counts)
+        signed = np.zeros(counts.shape, dtype=bool)
+        if covs.ndim >= 2 and covs.shape[-1] == covs.shape[-2]:
+            covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
+        stats = CellStatistics(groups, classes, counts, counts, means, covs, signed)  # validates the shapes
+        # the counts are the sample sizes (as if unit weights): effective count = count
+        return cls.from_statistics(stats, family, est, min_samples=min_samples)
 
     # --------------------------------------------------------------- sampling
     def sample(
@@ -270,14 +299,24 @@ class GroupConditionalModel:
         a = self.group_index(groups)
         out = np.empty((Z.shape[0], self.n_classes))
         for ga in np.unique(a):
-            sel = a == ga
-            for i in range(self.n_classes):
-                out[sel, i] = np.log(self.class_priors[ga, i]) + self.components[ga][i].logpdf(Z[sel])
+            out[a == ga] = self.group_log_joint(Z[a == ga], int(ga))
         return out
+
+    def group_log_joint(self, Z: np.ndarray, a: int) -> np.ndarray:
+        """``log p(z, y=i | A=a)`` for rows ``Z`` already in the working space, all of group index ``a``."""
+        return np.column_stack(
+            [np.log(self.class_priors[a, i]) + self.components[a][i].logpdf(Z) for i in range(self.n_classes)]
+        )
 
     def posterior(self, X: Any, groups: Any) -> np.ndarray:
         """``P(Y = i | X = x, A = a)`` for each row, shape ``(n, m)``."""
         lj = self.log_joint(X, groups)
+        return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
+
+    def class_posterior(self, Z: np.ndarray, a: int) -> np.ndarray:
+        """``P(Y = i | z, A = a)`` for rows ``Z`` already in the working space, all of group index ``a`` (the
+        group-aware class posterior used to move rows whose label is unknown)."""
+        lj = self.group_log_joint(Z, a)
         return np.exp(lj - logsumexp(lj, axis=1, keepdims=True))
 
     # -------------------------------------------------------------- divergence
@@ -339,30 +378,6 @@ class GroupConditionalModel:
         )
 
 
-def _membership(groups: Any, n: int, labels: Sequence[Any] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Group labels and an ``(n, k)`` membership matrix from hard labels or probabilities."""
-    arr = np.asarray(groups.to_numpy() if hasattr(groups, "to_numpy") else groups)
-    if arr.ndim == 2 and arr.dtype.kind in "fiu":
-        P = arr.astype(np.float64)
-        if P.shape[0] != n:
-            raise ValueError(f"groups has {P.shape[0]} rows but X has {n} rows")
-        if not np.all(np.isfinite(P)) or np.any(P < 0) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
-            raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
-        glabels = np.arange(P.shape[1]) if labels is None else np.asarray(labels)
-        if len(glabels) != P.shape[1]:
-            raise ValueError(f"group_labels has {len(glabels)} entries for {P.shape[1]} probability columns")
-        if P.shape[1] < 2:
-            raise ValueError("need at least 2 groups")
-        return glabels, P
-    g = as_labels(arr, "groups", n)
-    glabels, gi = np.unique(g, return_inverse=True)
-    if len(glabels) < 2:
-        raise ValueError(f"groups has a single value ({glabels[0]!r}); need at least 2 groups")
-    P = np.zeros((n, len(glabels)))
-    P[np.arange(n), gi] = 1.0
-    return glabels, P
-
-
 def check_compatible(p: GroupConditionalModel, q: GroupConditionalModel) -> None:
     """Raise unless two models share groups, classes, family and dimension."""
     if not isinstance(q, GroupConditionalModel):
@@ -373,14 +388,6 @@ def check_compatible(p: GroupConditionalModel, q: GroupConditionalModel) -> None
         raise ValueError(f"dimension mismatch: {p.dim} vs {q.dim}")
     if not (np.array_equal(p.groups, q.groups) and np.array_equal(p.classes, q.classes)):
         raise ValueError("models have different groups or classes")
-
-
-def _row_weights(weights: Any, n: int) -> np.ndarray:
-    """Per-row weights (default all ones), validated: finite, non-negative, one per row."""
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite, non-negative and one per row of X")
-    return w
 
 
 def _cell_priors(mass: np.ndarray, message: str) -> tuple[np.ndarray, np.ndarray]:
@@ -406,5 +413,22 @@ def _index(labels: np.ndarray, values: Any, name: str) -> np.ndarray:
         return np.fromiter((lookup[v] for v in vals.tolist()), dtype=np.int64, count=len(vals))
     except KeyError as exc:
         raise ValueError(
-            f"{name} contains {exc.args[0]!r}, which was not seen at fit time (known: {labels.tolist()})"
+            f"{name} contains {exc.args[0]!r}, which was not seen in fit (known: {labels.tolist()})"
         ) from None
+
+
+def _row_intensities(
+    Z: np.ndarray, G: Membership, H: Membership, stats: CellStatistics, weights: Any, est: CovarianceEstimator
+) -> np.ndarray:
+    """Ledoit-Wolf intensities per cell from the rows (the one estimator that needs more than moments)."""
+    w = row_weights(weights, Z.shape[0])
+    out = np.zeros(stats.counts.shape)
+    for a in range(G.k):
+        for i in range(H.k):
+            cw = w * G.weights[:, a] * H.weights[:, i]
+            rows = np.flatnonzero(cw)
+            if rows.size == 0 or cw[rows].sum() <= 0:
+                continue
+            p = cw[rows] / cw[rows].sum()
+            out[a, i] = ledoit_wolf_intensity(stats.covs[a, i], Z[rows] - stats.means[a, i], p)
+    return out

@@ -16,16 +16,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .families import Gaussian
-from .ideal.solve import solve_nearest_ideal
-from .linalg import eigh_sym
-from .maps import AffineMap, gaussian_ot_map
+from .covariance import CovarianceEstimator
 from .model import GroupConditionalModel
-from .privacy.estimators import fit_private_model
-from .privacy.mechanisms import check_epsilon
-from .privacy.posterior import model_group_proba, posterior_group_proba
-from .steering import mixture_moments
-from .validation import as_unit_weight
+from .privacy.posterior import model_group_proba
+from .privacy.reports import group_reader
+from .steering import Coordinates, SteeringTransform
+from .validation import as_matrix, as_unit_weight
 
 __all__ = ["IdealTemplateSteering"]
 
@@ -71,6 +67,7 @@ class IdealTemplateSteering:
         reference: Any = "largest",
         group_epsilon: float | None = None,
         share_covariance: float = 0.0,
+        estimator: CovarianceEstimator | None = None,
     ) -> None:
         if test_mode not in ("posterior", "group"):
             raise ValueError(f"test_mode must be 'posterior' or 'group'; got {test_mode!r}")
@@ -81,113 +78,64 @@ class IdealTemplateSteering:
         self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
         self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
         self.reference, self.share_covariance = reference, as_unit_weight(share_covariance, "share_covariance")
-        self.group_epsilon = None if group_epsilon is None else check_epsilon(group_epsilon, "group_epsilon")
+        self.estimator = (
+            CovarianceEstimator(shrinkage, reg) if estimator is None else CovarianceEstimator.of(estimator)
+        )
+        self.group_reader = group_reader(group_epsilon)
+        self.group_epsilon = getattr(self.group_reader, "epsilon", None if group_epsilon is None else math.inf)
 
     # ------------------------------------------------------------------ fitting
-    def _coords(self, X: np.ndarray) -> np.ndarray:
-        return X if self.basis_ is None else (X - self.center_) @ self.basis_
-
     def fit(self, X: Any, y: Any, groups: Any) -> IdealTemplateSteering:
         """Fit the cell Gaussians on ``X`` (occupations ``y``, genders ``groups``), solve the nearest ideal and
         build one OT map per (group, class) cell onto its template (and one label-free map per group)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or not np.all(np.isfinite(X)):
-            raise ValueError("X must be a finite 2-D array")
-        self.center_ = X.mean(axis=0)
-        self.basis_ = None
-        if self.rank is not None and self.rank < X.shape[1]:
-            _, vecs = eigh_sym(np.cov(X, rowvar=False))
-            self.basis_ = np.ascontiguousarray(vecs[:, ::-1][:, : self.rank])
-        Z = self._coords(X)
-        if self.group_epsilon is None:
-            model = GroupConditionalModel.fit(Z, y, groups, shrinkage=self.shrinkage, reg=self.reg)
-        else:
-            model = fit_private_model(Z, y, groups, self.group_epsilon, shrinkage=self.shrinkage, reg=self.reg)
+        X = as_matrix(X, "X", min_rows=2)
+        coords = Coordinates.principal(np.cov(X, rowvar=False), self.rank, center=X.mean(axis=0))
+        Z = coords.to_working(X)
+        membership = self.group_reader.fit_membership(groups, X.shape[0])
+        model = GroupConditionalModel.fit(Z, y, membership, estimator=self.estimator)
         model = model.share_class_covariances(self.share_covariance)
-        ref = self.reference
-        if isinstance(ref, str) and ref == "largest":  # estimated sizes when the groups are private
-            ref = model.groups[int(np.argmax(model.group_priors))].item()
-        sol = solve_nearest_ideal(model, self.criterion, self.intervention, reference=ref)  # type: ignore[arg-type]
-        self.model_, self.solution_ = model, sol
-        k, m = model.n_groups, model.n_classes
-        maps, group_maps = [], []
-        self.fixed_ = sol.reference if self.intervention == "affirmative" and self.frame == "template" else None
-        for a in range(k):
-            if a == self.fixed_:  # affirmative: the reference group's cells are the templates (not moved, bit-exact)
-                maps.append([AffineMap.identity(model.dim) for _ in range(m)])
-                group_maps.append(AffineMap.identity(model.dim))
-                continue
-            targets = [
-                Gaussian(sol.template_means[i], sol.template_covs[i])
-                if self.frame == "template"
-                else sol.ideal.components[a][i]
-                for i in range(m)
-            ]
-            maps.append([gaussian_ot_map(model.components[a][i], targets[i]) for i in range(m)])
-            src = mixture_moments(model.components[a], model.class_priors[a])
-            dst = mixture_moments(tuple(targets), sol.class_priors)
-            group_maps.append(gaussian_ot_map(src, dst))
-        self.cell_maps_, self.group_maps_ = maps, group_maps
+        self.steering_ = SteeringTransform.fit(
+            model, self.criterion, self.intervention, reference=self.reference,  # type: ignore[arg-type]
+            frame=self.frame, coordinates=coords,
+        )  # fmt: skip
+        self.model_, self.solution_ = model, self.steering_.solution
         return self
 
     def sample_weight(self, y: Any, groups: Any) -> np.ndarray:
         """Weights realising the ideal's class priors (condition 3 of the ideal: ``P(Y | A)`` equal across groups)."""
-        return self.solution_.sample_weights(np.asarray(y), np.asarray(groups))
+        return self.steering_.sample_weights(y, groups)
 
     # ------------------------------------------------------------- application
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
         """Steer rows: with ``y`` by their cell map, else by ``test_mode``; ``groups`` are labels, ``(n, k)``
         probabilities (soft: the per-group results are mixed), privatised reports (with ``group_epsilon``), or
         ``None`` (the fitted model's posterior ``P(A | x)``)."""
-        X = np.asarray(X, dtype=np.float64)
-        Z = self._coords(X)
-        model = self.model_
-        n, k = Z.shape[0], model.n_groups
-        g = None if groups is None else np.asarray(groups)
-        private = self.group_epsilon is not None and math.isfinite(self.group_epsilon)
-        if g is None or (g.ndim == 1 and private):
-            P = model_group_proba(model, Z, y)
-            if g is not None:
-                if g.shape != (n,):
-                    raise ValueError(f"groups must hold one report per row of X ({n}); got shape {g.shape}")
-                P = posterior_group_proba(g, self.group_epsilon, P, categories=model.groups)  # type: ignore[arg-type]
-        elif g.ndim == 2:
-            if g.shape != (n, k):
-                raise ValueError(f"group probabilities must have shape ({n}, {k})")
-            P = g.astype(np.float64)
-        else:
-            P = np.zeros((n, k))
-            P[np.arange(n), model.group_index(g)] = 1.0
-        yi = None if y is None else model.class_index(np.asarray(y))
-        out = np.zeros_like(Z)
-        for a in range(k):
-            rows = np.nonzero(P[:, a] > 0)[0]
-            if rows.size:
-                out[rows] += P[rows, a, None] * self._apply(Z[rows], a, None if yi is None else yi[rows])
-        if self.basis_ is None:
-            return out
-        return X + (out - Z) @ self.basis_.T
+        X = as_matrix(X, "X")
+        steering = self.steering_
 
-    def _apply(self, Z: np.ndarray, a: int, yi: np.ndarray | None) -> np.ndarray:
-        model, maps = self.model_, self.cell_maps_[a]
-        if a == self.fixed_:
-            return Z
-        if yi is not None:
-            out = np.empty_like(Z)
-            for i in range(model.n_classes):
-                sel = yi == i
-                if sel.any():
-                    out[sel] = maps[i](Z[sel])
-            return out
-        if self.test_mode == "group":
-            return self.group_maps_[a](Z)
-        lj = np.column_stack(
-            [np.log(model.class_priors[a, i]) + model.components[a][i].logpdf(Z) for i in range(model.n_classes)]
-        )
-        lj -= lj.max(axis=1, keepdims=True)
-        post = np.exp(lj)
-        post /= post.sum(axis=1, keepdims=True)
-        out = np.zeros_like(Z)
-        for i in range(model.n_classes):
-            out += post[:, i, None] * maps[i](Z)
-        return out
+        def prior() -> np.ndarray:
+            return model_group_proba(self.model_, steering.coordinates.to_working(X), y)
+
+        membership = self.group_reader.apply_membership(groups, X.shape[0], self.model_.groups, prior)
+        return steering.transform(X, membership, y, mode="label" if y is not None else self.test_mode)
+
+    # ------------------------------------------------------------- fitted views
+    @property
+    def cell_maps_(self) -> tuple[tuple[Any, ...], ...]:
+        """``cell_maps_[a][i]``: the map of cell ``(a, i)`` (in the steered subspace's coordinates)."""
+        return self.steering_.cell_maps
+
+    @property
+    def group_maps_(self) -> tuple[Any, ...]:
+        """The label-free map of each group (in the steered subspace's coordinates)."""
+        return self.steering_.group_maps
+
+    @property
+    def basis_(self) -> np.ndarray | None:
+        """Orthonormal basis ``(d, rank)`` of the steered principal subspace (``None``: all of it)."""
+        return self.steering_.coordinates.basis
+
+    @property
+    def center_(self) -> np.ndarray | None:
+        """The training mean (the origin of the steered subspace's coordinates)."""
+        return self.steering_.coordinates.center

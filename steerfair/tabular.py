@@ -40,7 +40,6 @@ Metadata routing: ``fit`` and ``transform`` take ``groups`` as keyword metadata,
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -50,12 +49,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .ideal.solve import CRITERIA, solve_nearest_ideal
+from .covariance import CovarianceEstimator
+from .ideal.solve import CRITERIA
+from .membership import Membership
 from .model import GroupConditionalModel
-from .privacy.estimators import fit_private_model
-from .privacy.mechanisms import check_epsilon
-from .privacy.posterior import PrivateGroupProbe, posterior_group_proba
-from .steering import SteeringTransform, _soft_groups
+from .privacy.reports import group_reader
+from .steering import Coordinates, SteeringTransform
 
 __all__ = ["FairSteerer"]
 
@@ -82,10 +81,13 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     lognormal_columns : sequence, or "auto"
         Steered columns modelled as log-normal (strictly positive). ``"auto"``: every steered column whose
         training values are all positive and whose log is less skewed than the raw values.
+    estimator : CovarianceEstimator or None
+        The covariance estimator of every cell (:class:`steerfair.covariance.CovarianceEstimator`); ``None``:
+        the one ``shrinkage`` and ``reg`` describe.
     shrinkage : None, "ledoit_wolf", "oas" or float
-        Covariance estimator per cell.
+        Shrinkage of each cell covariance (when ``estimator`` is ``None``).
     reg : float, "auto" or None
-        Diagonal regularisation of each cell covariance (see :meth:`steerfair.Gaussian.fit`).
+        Diagonal regularisation of each cell covariance (see :class:`steerfair.covariance.CovarianceEstimator`).
     test_mode : {"posterior", "group", "identity"}
         How rows are moved when the label is unknown (see the module docstring).
     group_probe : {"logistic", None}
@@ -136,6 +138,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         min_samples: int = 5,
         train_maps: str = "labeled",
         group_epsilon: float | None = None,
+        estimator: CovarianceEstimator | None = None,
     ) -> None:
         self.criterion = criterion
         self.intervention = intervention
@@ -150,6 +153,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.solver = solver
         self.min_samples = min_samples
         self.group_epsilon = group_epsilon
+        self.estimator = estimator
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):  # noqa: ANN204
@@ -242,7 +246,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 "FairSteerer requires y to be passed, but the target y is None "
                 "(class labels define the ideal per (group, class))"
             )
-        eps = None if self.group_epsilon is None else check_epsilon(self.group_epsilon, "group_epsilon")
+        reader = group_reader(self.group_epsilon)
+        estimator = self._estimator()
         arr = self._as_array(X, fitting=True)
         if groups is None:
             raise ValueError("FairSteerer.fit needs groups= (the sensitive attribute of each row)")
@@ -250,20 +255,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         y_arr = np.asarray(y)
         if y_arr.ndim != 1 or len(y_arr) != n:
             raise ValueError(f"y must be 1-D with one label per row of X ({n}); got shape {y_arr.shape}")
-        soft = _soft_groups(groups)
-        if soft is not None:
-            if eps is not None:
-                raise ValueError(
-                    "with group_epsilon set, groups are the privatised reports (1-D labels), not probabilities"
-                )
-            if soft.shape[0] != n:
-                raise ValueError(f"groups has {soft.shape[0]} rows but X has {n} rows")
-            g_arr: Any = soft
-        else:
-            g_arr = np.asarray(groups)
-            if g_arr.ndim != 1 or len(g_arr) != n:
-                raise ValueError(f"groups must be 1-D with one label per row of X ({n}); got shape {g_arr.shape}")
-        private = eps is not None and not math.isinf(eps)
+        membership = reader.fit_membership(groups, n, group_labels)
         self.n_features_in_ = arr.shape[1]
         cols = self._resolve_columns(X, arr)
         Z = arr[:, cols]
@@ -279,53 +271,33 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             Z[:, log_pos] = np.log(Z[:, log_pos])
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
-        if private:
-            self.model_ = fit_private_model(
-                Z, y_arr, g_arr, eps, categories=group_labels, weights=sample_weight, shrinkage=self.shrinkage,
-                reg=self.reg, min_samples=self.min_samples,
-            )  # fmt: skip
-        else:
-            self.model_ = GroupConditionalModel.fit(
-                Z, y_arr, g_arr, weights=sample_weight, shrinkage=self.shrinkage, reg=self.reg,
-                min_samples=self.min_samples, group_labels=group_labels if soft is not None else None,
-            )  # fmt: skip
-        self.group_epsilon_ = eps if private else None
-        # Solve and build the maps in standardised coordinates (columns divided by their pooled standard
-        # deviation) and map back: the nearest-ideal problem is equivariant under a common diagonal scaling,
-        # so nothing changes in exact arithmetic, but columns on very different scales (Adult's fnlwgt ~1e5)
-        # make the covariances so ill-conditioned that the OT maps would amplify round-off.
-        self.scale_ = _pooled_scale(self.model_)
-        sol = solve_nearest_ideal(
-            _scaled_model(self.model_, 1.0 / self.scale_),
-            self.criterion,
-            self.intervention,
-            self.solver,
-            reference=self.reference,  # type: ignore[arg-type]
+        self.group_reader_ = reader
+        self.model_ = GroupConditionalModel.fit(
+            Z, y_arr, membership, weights=sample_weight, estimator=estimator, min_samples=self.min_samples
         )
-        self.steering_ = SteeringTransform.from_solution(sol)
+        # Solve and build the maps in standardised coordinates (see Coordinates.standardising): exact by the
+        # scale equivariance of the nearest-ideal problem, and it keeps Adult's fnlwgt (~1e5) from amplifying
+        # round-off in the OT maps.
+        coords = Coordinates.standardising(self.model_)
+        self.scale_ = coords.scale
+        self.steering_ = SteeringTransform.fit(
+            coords.model(self.model_), self.criterion, self.intervention, self.solver,  # type: ignore[arg-type]
+            reference=self.reference, coordinates=coords,
+        )  # fmt: skip
         self.groups_ = np.asarray(self.model_.groups)
         self.classes_ = np.asarray(self.model_.classes)
+        self.group_epsilon_ = getattr(reader, "epsilon", None)
         self.probe_ = None
         if self.group_probe == "logistic":
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.pipeline import make_pipeline
-            from sklearn.preprocessing import StandardScaler
-
-            finite = np.where(np.isfinite(arr), arr, 0.0)
-            if private:
-                self.probe_ = PrivateGroupProbe(eps, categories=self.groups_).fit(finite, g_arr)
-            elif soft is not None and not np.all((soft == 0) | (soft == 1)):
-                # soft labels: one weighted copy of every row per group (the expected log-loss)
-                k = soft.shape[1]
-                rows = np.nonzero(soft.T.ravel() > 0)[0]
-                Xr = np.tile(finite, (k, 1))[rows]
-                gr = np.repeat(self.groups_, n)[rows]
-                probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-                self.probe_ = probe.fit(Xr, gr, logisticregression__sample_weight=soft.T.ravel()[rows])
-            else:
-                labels = g_arr if soft is None else self.groups_[np.argmax(soft, axis=1)]
-                self.probe_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(finite, labels)
+            self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership)
         return self
+
+    def _estimator(self) -> CovarianceEstimator:
+        if self.estimator is None:
+            return CovarianceEstimator(self.shrinkage, self.reg)
+        if (self.shrinkage, self.reg) != (None, "auto"):
+            raise ValueError("pass estimator= or shrinkage= / reg=, not both")
+        return CovarianceEstimator.of(self.estimator)
 
     def _resolve_lognormal(self, Z: np.ndarray, cols: np.ndarray) -> np.ndarray:
         spec = self.lognormal_columns
@@ -371,48 +343,27 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             Z[:, self.log_columns_] = np.log(Z[:, self.log_columns_])
         return arr, Z
 
-    def _group_proba(self, arr: np.ndarray, groups: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-        soft = _soft_groups(groups)
-        if soft is not None:
-            k = len(self.groups_)
-            if soft.shape != (arr.shape[0], k):
-                raise ValueError(f"group probabilities must have shape ({arr.shape[0]}, {k}); got {soft.shape}")
-            if not np.all(np.isfinite(soft)) or np.any(soft < 0) or np.any(np.abs(soft.sum(axis=1) - 1) > 1e-6):
-                raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
-            return None, soft
-        if groups is not None and getattr(self, "group_epsilon_", None) is not None:
-            reports = np.asarray(groups)
-            if reports.ndim != 1 or len(reports) != arr.shape[0]:
-                raise ValueError(f"groups must be 1-D with one report per row of X ({arr.shape[0]})")
-            prior = self._probe_proba(arr) if self.probe_ is not None else self.model_.group_priors
-            post = posterior_group_proba(reports, self.group_epsilon_, prior, categories=self.groups_)
-            return None, post
-        if groups is not None:
-            g = np.asarray(groups)
-            if g.ndim != 1 or len(g) != arr.shape[0]:
-                raise ValueError(f"groups must be 1-D with one label per row of X ({arr.shape[0]})")
-            unseen = sorted({str(v) for v in np.unique(g)} - {str(v) for v in self.groups_})
-            if unseen:
-                raise ValueError(f"groups {unseen} were not seen in fit (known: {list(self.groups_)})")
-            return g, None
-        if self.probe_ is None:
+    def _membership(self, arr: np.ndarray, groups: Any, y: Any = None) -> Membership:
+        """The apply-time membership of the rows (the probe stands in for missing groups; with privatised
+        reports, the posterior given the report and the probe's ``P(A | x)``, or ``P(A | y)`` when labelled)."""
+        if groups is None and self.probe_ is None:
             raise ValueError("transform needs groups= (group_probe=None was set)")
-        return None, self._probe_proba(arr)
+        if y is not None and self.group_reader_.needs_prior:
+            # the expected cell under P(A | report, y), proportional to P(A, y) C[A, report]
+            prior = lambda: self.model_.joint[:, self.model_.class_index(np.asarray(y))].T  # noqa: E731
+        elif self.probe_ is not None:
+            prior = lambda: self._probe_proba(arr)  # noqa: E731
+        else:
+            prior = lambda: np.broadcast_to(self.model_.group_priors, (arr.shape[0], len(self.groups_)))  # noqa: E731
+        return self.group_reader_.apply_membership(groups, arr.shape[0], self.groups_, prior)
 
     def _probe_proba(self, arr: np.ndarray) -> np.ndarray:
-        proba = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
-        order = [list(self.probe_.classes_).index(g) for g in self.groups_]
-        return proba[:, order]
+        return self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
 
-    def _steer(self, Z: np.ndarray, g: Any, P: Any, y: Any, mode: str) -> np.ndarray:
+    def _steer(self, Z: np.ndarray, membership: Membership, y: Any, mode: str) -> np.ndarray:
         if mode == "identity":
             return Z
-        Zs = Z / self.scale_
-        if mode == "label":
-            out = self.steering_.transform(Zs, g, y, mode="label", group_proba=P)
-        else:
-            out = self.steering_.transform(Zs, g, mode=mode, group_proba=P)  # type: ignore[arg-type]
-        return out * self.scale_
+        return self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
 
     def _assemble(self, X: Any, arr: np.ndarray, Zs: np.ndarray) -> Any:
         if self.log_columns_.size:
@@ -430,8 +381,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform(self, X: Any, *, groups: Any = None) -> Any:
         """Steer test rows (label unknown) with ``test_mode``; the group probe stands in for missing groups."""
         arr, Z = self._working(X)
-        g, P = self._group_proba(arr, groups)
-        return self._assemble(X, arr, self._steer(Z, g, P, None, self.test_mode))
+        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), None, self.test_mode))
 
     def fit_transform(  # type: ignore[override]
         self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None, group_labels: Any = None
@@ -451,8 +401,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
         self._warn_atoms(Z)
-        g, P = self._group_proba(arr, groups)
-        return self._assemble(X, arr, self._steer(Z, g, P, np.asarray(y), "label"))
+        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), np.asarray(y), "label"))
 
     def _warn_atoms(self, Z: np.ndarray, share: float = 0.2) -> None:
         """Warn when a steered column has an atom (one value in >= ``share`` of the rows): the labelled cell
@@ -475,8 +424,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
         """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""
         arr, Z = self._working(X)
-        g, P = self._group_proba(arr, groups)
-        return self._assemble(X, arr, self._steer(Z, g, P, np.asarray(y), "label"))
+        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), np.asarray(y), "label"))
 
     def inverse_transform(self, X: Any, *, groups: Any = None) -> Any:
         """Undo ``transform`` for ``test_mode`` ``"group"`` or ``"identity"`` (affine per group, invertible).
@@ -493,15 +441,15 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if groups is None:
             raise ValueError("inverse_transform needs groups= (hard group labels)")
         arr, Z = self._working(X)
-        g, _ = self._group_proba(arr, groups)
-        if g is None:
+        membership = self._membership(arr, groups)
+        if membership.kind != "labels" or not membership.is_hard:
             raise ValueError("inverse_transform needs hard group labels (not probabilities or private reports)")
-        ga = self.model_.group_index(g)
+        ga = membership.indices()
         out = Z.copy()
-        for a in range(len(self.groups_)):
+        for a, T in enumerate(self.steering_.full_group_maps().values()):
             sel = ga == a
             if np.any(sel):
-                out[sel] = self.steering_.group_maps[a].inverse()(Z[sel] / self.scale_) * self.scale_
+                out[sel] = T.inverse()(Z[sel])
         return self._assemble(X, arr, out)
 
     def sample_weight(self, y: Any, *, groups: Any) -> np.ndarray:
@@ -515,12 +463,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         privatised reports (expected weight under ``P(A | report, y)``).
         """
         check_is_fitted(self, "steering_")
-        P = _soft_groups(groups)
-        if P is None and getattr(self, "group_epsilon_", None) is not None:
-            # expected weight under P(A | report, y) ∝ P(A, y) C[A, report]
-            prior = self.model_.joint[:, self.model_.class_index(np.asarray(y))].T
-            P = posterior_group_proba(groups, self.group_epsilon_, prior, categories=self.groups_)
-        return self.steering_.sample_weights(np.asarray(y), np.asarray(groups) if P is None else P)
+        y = np.asarray(y)
+        prior = lambda: self.model_.joint[:, self.model_.class_index(y)].T  # noqa: E731
+        membership = self.group_reader_.apply_membership(groups, len(y), self.groups_, prior)
+        return self.steering_.sample_weights(y, membership)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Output columns are the input columns (steering changes values, not columns)."""
@@ -539,35 +485,13 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def ideal_(self) -> GroupConditionalModel:
         """The ideal model of the steered columns."""
         check_is_fitted(self, "steering_")
-        return _scaled_model(self.steering_.ideal, self.scale_)
+        return self.steering_.coordinates.unmodel(self.steering_.ideal)
 
     @property
     def kl_(self) -> float:
         """KL(ideal || fitted model) of the steered columns."""
         check_is_fitted(self, "steering_")
         return float(self.steering_.solution.kl)
-
-
-def _pooled_scale(model: GroupConditionalModel) -> np.ndarray:
-    """Per-column standard deviation of the model's mixture (1 where it is not positive)."""
-    joint = model.joint
-    mean = sum(joint[a, i] * model.components[a][i].mean for a in range(model.n_groups) for i in range(model.n_classes))
-    second = sum(
-        joint[a, i] * (np.diag(model.components[a][i].cov) + model.components[a][i].mean ** 2)
-        for a in range(model.n_groups)
-        for i in range(model.n_classes)
-    )
-    var = np.asarray(second - mean**2, dtype=np.float64)
-    scale = np.sqrt(np.where(var > 0, var, 1.0))
-    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-
-
-def _scaled_model(model: GroupConditionalModel, factor: np.ndarray) -> GroupConditionalModel:
-    """The model of ``diag(factor) x`` (exact moments: ``factor * mean``, ``factor factor^T * cov``)."""
-    from .families import Gaussian
-
-    comps = [[Gaussian(factor * c.mean, c.cov * np.outer(factor, factor)) for c in row] for row in model.components]
-    return model.with_components(comps)
 
 
 def _numeric_dtype(col: Any) -> bool:

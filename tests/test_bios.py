@@ -33,7 +33,7 @@ from steerfair.bios import (
     run_protocol,
     stratified_split,
 )
-from steerfair.bios.report import plot_tradeoff
+from steerfair.evaluation.bios_report import plot_tradeoff
 from steerfair.privacy import randomized_response
 
 transformers.logging.set_verbosity_error()
@@ -418,7 +418,7 @@ def test_protocol_rejects_bad_input() -> None:
 def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``steerfair bios`` end to end on a BUG-format fixture with a tiny random encoder (no download)."""
     from steerfair import cli
-    from steerfair.bios import run as bios_run
+    from steerfair.evaluation import bios_run
 
     model, tok = _tiny("bert")
     rng = np.random.default_rng(0)
@@ -461,7 +461,7 @@ def test_softmax_regression_matches_scikit_learn(seed: int, C: float) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from steerfair.bios.classifier import SoftmaxRegression
+    from steerfair.evaluation.bios_classifier import SoftmaxRegression
 
     X, y, _ = _biased(seed, n=400, d=5, m=3, scale_f=1.0)
     X = X * np.array([1.0, 10.0, 0.1, 1.0, 3.0]) + 2.0  # unequal scales: the standardisation matters

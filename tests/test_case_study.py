@@ -9,7 +9,7 @@ import pytest
 
 from steerfair import bayes_certificate
 from steerfair.cli import main as cli_main
-from steerfair.experiments import gaussian_case_study as cs
+from steerfair.evaluation import case_study as cs
 
 
 def test_one_dimensional_rates_equal_the_certificate() -> None:

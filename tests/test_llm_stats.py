@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -329,6 +330,28 @@ def test_save_rejects_values_json_cannot_hold(tmp_path: Path) -> None:
     save_file({"counts": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="not written by"):
         ActivationStats.load(tmp_path / "other.safetensors")
+
+
+def test_version_1_files_still_load(tmp_path: Path) -> None:
+    """Files of format version 1 held raw totals (counts, sums, outer products); they load into the same moments."""
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(0)
+    stats = ActivationStats([2], ["a", "b"], [0, 1], 3)
+    stats.update(2, rng.normal(size=(40, 3)) + 5.0, ["a", "b"] * 20, [0, 0, 1, 1] * 10)
+    meta = {"format": "steerfair.ActivationStats", "version": 1, "layers": [2], "groups": ["a", "b"],
+            "labels": [0, 1], "dim": 3}  # fmt: skip
+    tensors = {"counts": stats.counts, "sums": stats.sums, "outer": stats.outer}
+    save_file(tensors, str(tmp_path / "v1.safetensors"), metadata={"steerfair": json.dumps(meta)})
+    back = ActivationStats.load(tmp_path / "v1.safetensors")
+    assert back.count(2, "a", 1) == stats.count(2, "a", 1) == 10
+    for a in ("a", "b"):
+        for i in (0, 1):
+            torch.testing.assert_close(back.mean(2, a, i), stats.mean(2, a, i), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(back.cov(2, a, i), stats.cov(2, a, i), rtol=1e-9, atol=1e-10)
+    cells = stats.cell_statistics(2)
+    assert cells.shape == (2, 2, 3) and cells.groups.tolist() == ["a", "b"]
+    np.testing.assert_array_equal(cells.means[0, 1], stats.mean(2, "a", 1).numpy())
 
 
 # ---------------------------------------------------------------------------------------- collect

@@ -401,7 +401,7 @@ def test_activation_stats_collected_with_reports_debias_to_the_ldp_totals() -> N
     ref = P.ldp_statistics(X, y, r, 1.0, n_categories=2)
     for name in ("counts", "sums", "outers"):
         np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-10, atol=1e-9)
-    model = got.to_model()
+    model = GroupConditionalModel.from_statistics(got)
     assert model.n_groups == 2
 
 
@@ -409,7 +409,7 @@ def test_activation_stats_collected_with_reports_debias_to_the_ldp_totals() -> N
 def test_privacy_tradeoff_experiment_on_features_file(tmp_path: object) -> None:
     from pathlib import Path
 
-    from steerfair.experiments import privacy_tradeoff as exp
+    from steerfair.evaluation import privacy_tradeoff as exp
 
     rng = np.random.default_rng(0)
     n = 1200
@@ -434,12 +434,13 @@ def test_covariance_repair_is_scale_free() -> None:
     in correlation units (small-scale features keep their scale)."""
     S_ok = np.diag([1e10, 1.0])
     S_bad = np.array([[1e10, 2e5], [2e5, 1.0]])  # correlation 2 > 1: indefinite
-    stats = P.CellStatistics(
+    stats = P.CellStatistics.from_totals(
         np.array([0]),
         np.array([0, 1]),
         np.array([[10.0, 10.0]]),
         np.zeros((1, 2, 2)),
         10.0 * np.stack([S_ok, S_bad])[None],
+        signed=np.ones((1, 2), dtype=bool),  # estimates from signed weights are the ones repaired
     )
     covs = stats.covariances()
     np.testing.assert_array_equal(covs[0, 0], S_ok)

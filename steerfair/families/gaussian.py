@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from ..covariance import AUTO_REG_RCOND, AUTO_REG_SCALE, CovarianceEstimator, Regularisation, Shrinkage
 from ..linalg import cholesky, logdet_spd
 from ..validation import as_matrix, as_vector, check_cov_chol, symmetrize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..maps.affine import AffineMap
 
-__all__ = ["Gaussian", "Shrinkage", "AUTO_REG_RCOND", "AUTO_REG_SCALE", "weighted_moments", "shrink_cov"]
-
-Shrinkage = Literal["ledoit_wolf", "oas"] | float | None
-
-#: A fitted covariance whose eigenvalue ratio min/max falls below this is "near-singular".
-AUTO_REG_RCOND = 1e-10
-#: ``reg="auto"`` then adds ``AUTO_REG_SCALE * trace(S) / d`` to the diagonal.
-AUTO_REG_SCALE = 1e-8
-
+__all__ = ["Gaussian", "Shrinkage", "AUTO_REG_RCOND", "AUTO_REG_SCALE", "gaussian_kl", "weighted_moments"]
 
 def _normalised_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
     if weights is None:
@@ -46,72 +38,6 @@ def weighted_moments(X: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarr
     Xc = X - mean
     cov = symmetrize((Xc * p[:, None]).T @ Xc)
     return mean, cov
-
-
-def shrink_cov(
-    S: np.ndarray, Xc: np.ndarray | None, p: np.ndarray | None, shrinkage: Shrinkage, n_eff: float
-) -> np.ndarray:
-    """Linear shrinkage of ``S`` toward ``(tr S / d) I``.
-
-    ``"ledoit_wolf"`` uses the Ledoit-Wolf (2004) estimate of the optimal intensity (with sample
-    weights ``p`` entering as ``sum p_k^2 ||x_k x_k^T - S||_F^2``), ``"oas"`` the oracle-approximating
-    shrinkage of Chen et al. (2010) with the effective sample size, and a float in ``[0, 1]`` a fixed
-    intensity.
-    """
-    d = S.shape[0]
-    mu = float(np.trace(S)) / d
-    if shrinkage is None:
-        return S
-    if isinstance(shrinkage, str):
-        if shrinkage == "ledoit_wolf":
-            if Xc is None or p is None:
-                raise ValueError("ledoit_wolf shrinkage needs the samples")
-            sq = np.einsum("ij,ij->i", Xc, Xc)
-            quad = np.einsum("ij,jk,ik->i", Xc, S, Xc)
-            fro2 = float(np.sum(S * S))
-            b2 = float(np.sum(p**2 * (sq**2 - 2.0 * quad + fro2)))
-            d2 = float(np.sum((S - mu * np.eye(d)) ** 2))
-            alpha = 0.0 if d2 <= 0 else min(max(b2, 0.0), d2) / d2
-        elif shrinkage == "oas":
-            a2 = float(np.mean(S**2))
-            num = a2 + mu**2
-            den = (n_eff + 1.0) * (a2 - mu**2 / d)
-            alpha = 1.0 if den <= 0 else min(num / den, 1.0)
-        else:
-            raise ValueError(f"unknown shrinkage {shrinkage!r}; use 'ledoit_wolf', 'oas', a float or None")
-    else:
-        alpha = float(shrinkage)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"shrinkage intensity must lie in [0, 1]; got {alpha}")
-    out = (1.0 - alpha) * S
-    out[np.diag_indices(d)] += alpha * mu
-    return out
-
-
-def _regularise(S: np.ndarray, reg: float | Literal["auto"] | None) -> np.ndarray:
-    d = S.shape[0]
-    if reg is None:
-        return S
-    if reg == "auto":
-        evals = np.linalg.eigvalsh(S)
-        if evals[-1] <= 0:
-            raise ValueError("the fitted covariance is zero (all samples identical)")
-        if evals[0] > AUTO_REG_RCOND * evals[-1]:
-            return S
-        eps = AUTO_REG_SCALE * float(np.trace(S)) / d
-        warnings.warn(
-            f"fitted covariance is near-singular (eigenvalue ratio {evals[0] / evals[-1]:.2e}); "
-            f"adding {eps:.3g} to the diagonal. Pass shrinkage='oas' or reg=<float> to control this.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        reg = eps
-    reg = float(reg)
-    if reg < 0:
-        raise ValueError(f"reg must be non-negative; got {reg}")
-    out = S.copy()
-    out[np.diag_indices(d)] += reg
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,7 +97,9 @@ class Gaussian:
         X: np.ndarray,
         weights: np.ndarray | None = None,
         shrinkage: Shrinkage = None,
-        reg: float | Literal["auto"] | None = "auto",
+        reg: Regularisation = "auto",
+        *,
+        estimator: CovarianceEstimator | None = None,
     ) -> Gaussian:
         """Fit by maximum likelihood (optionally weighted, optionally shrunk).
 
@@ -183,16 +111,16 @@ class Gaussian:
                 ``AUTO_REG_SCALE * tr(S) / d`` only when the covariance is near-singular
                 (eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always added;
                 ``None`` never regularises (a singular covariance then raises).
+            estimator: a :class:`~steerfair.covariance.CovarianceEstimator` (instead of ``shrinkage``/``reg``).
         """
         X = as_matrix(X, "X", min_rows=2)
         p = _normalised_weights(weights, X.shape[0])
         n_eff = 1.0 / float(np.sum(p**2))
         if n_eff < 2.0 - 1e-9:
             raise ValueError(f"need at least 2 (effective) samples to fit a covariance; got {n_eff:.3g}")
+        est = estimator if estimator is not None else CovarianceEstimator(shrinkage, reg)
         mean, cov = weighted_moments(X, p)
-        cov = shrink_cov(cov, X - mean, p, shrinkage, n_eff)
-        cov = _regularise(cov, reg)
-        return cls(mean, cov)
+        return cls(mean, est.estimate(cov, n_eff, rows=(X - mean, p) if est.needs_rows else None))
 
     # ------------------------------------------------------------- densities
     def logpdf(self, X: np.ndarray) -> np.ndarray:

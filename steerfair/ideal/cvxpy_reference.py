@@ -1,14 +1,14 @@
 """Reference solvers written as cvxpy programs (slow; for validating the fast path).
 
-Both programs are the same convex problems that :mod:`.closed_form` solves analytically; a solver
-status other than ``optimal`` raises :class:`SolverFailedError`.
+Both programs are the same convex problems that :mod:`.scale_family` and :mod:`.line_search` solve
+analytically; a solver status other than ``optimal`` raises :class:`SolverFailedError`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .closed_form import CellStats, ScaleFamilyParams
+from .scale_family import CellFactors, ScaleFamilyParams
 
 __all__ = ["SolverFailedError", "affirmative_cvxpy", "all_inner_cvxpy"]
 
@@ -61,7 +61,7 @@ def _psd_const(P: np.ndarray) -> np.ndarray:
     return cp.psd_wrap(0.5 * (P + P.T))
 
 
-def affirmative_cvxpy(stats: CellStats, reference: int) -> tuple[ScaleFamilyParams, str]:
+def affirmative_cvxpy(stats: CellFactors, reference: int) -> tuple[ScaleFamilyParams, str]:
     """Affirmative action as one convex program per non-reference group (variables ``gamma, c``)."""
     import cvxpy as cp
 
@@ -87,7 +87,7 @@ def affirmative_cvxpy(stats: CellStats, reference: int) -> tuple[ScaleFamilyPara
     return ScaleFamilyParams(gammas, offsets, nu.copy(), omega), status
 
 
-def all_inner_cvxpy(stats: CellStats, gammas: np.ndarray, gauge: int = 0) -> ScaleFamilyParams:
+def all_inner_cvxpy(stats: CellFactors, gammas: np.ndarray, gauge: int = 0) -> ScaleFamilyParams:
     """For fixed ``gammas``: templates ``Omega_i`` (PSD variables), ``nu_i`` and offsets by cvxpy."""
     import cvxpy as cp
 

@@ -11,18 +11,15 @@ from scipy.linalg import lapack, solve_triangular
 from ..families.gaussian import Gaussian
 from ..linalg import tril_solve_tril
 from ..model import GroupConditionalModel
-from .closed_form import (
-    CellStats,
-    ScaleFamilyParams,
-    affirmative_closed_form,
-    search_gammas,
-)
+from .line_search import search_gammas
 from .priors import cell_weights, ideal_class_priors, prior_kl
+from .scale_family import CellFactors, ScaleFamilyParams, affirmative_closed_form
 
 __all__ = ["IdealSolution", "nearest_ideal", "solve_nearest_ideal", "choose_reference", "CRITERIA"]
 
 Criterion = Literal["equal_opportunity", "demographic_parity", "equalized_odds"]
 Intervention = Literal["all", "affirmative"]
+Family = Literal["isotropic", "affine"]
 CRITERIA = ("equal_opportunity", "demographic_parity", "equalized_odds")
 
 
@@ -39,6 +36,12 @@ class IdealSolution:
         prior_kl, feature_kl, kl: the two parts of ``KL(ideal || original)`` and their sum.
         reference: index of the group whose structure is kept (affirmative) or the gauge group (all).
         solver, status: which solver ran and its status; ``info`` holds solver statistics.
+        family: ``"isotropic"`` (``L_a = gammas[a] I``) or ``"affine"`` (cell ``(a, i)`` is
+            ``N(L_a nu_i + c_a, L_a Omega_i L_a^T)`` with ``L_a = linear_maps[a]``, ``c_a = offsets[a]``; there
+            ``gammas[a] = |det L_a|^(1/d)``, the map's volume scale).
+        linear_maps: ``(k, d, d)`` the maps ``L_a`` (affine family only; ``None`` otherwise).
+        grad_norm, iterations: convergence of the affine family's search: the final gradient norm in whitened
+            map coordinates and the L-BFGS iterations (``None`` for the isotropic family).
     """
 
     ideal: GroupConditionalModel
@@ -56,6 +59,10 @@ class IdealSolution:
     prior_kl: float
     feature_kl: float
     info: dict[str, float]
+    family: str = "isotropic"
+    linear_maps: np.ndarray | None = None
+    grad_norm: float | None = None
+    iterations: int | None = None
 
     @property
     def kl(self) -> float:
@@ -123,6 +130,7 @@ def solve_nearest_ideal(
     solver: Literal["auto", "cvxpy"] = "auto",
     *,
     reference: object = None,
+    family: Family = "isotropic",
 ) -> IdealSolution:
     """Minimise ``KL(ideal || model)`` over ideal distributions (details in docs/theory.md).
 
@@ -139,7 +147,28 @@ def solve_nearest_ideal(
         reference: label of the advantaged group (default: :func:`choose_reference`); for ``"all"``
             it only fixes the gauge (the frame of the templates) and does not change the ideal
             (default: the largest group).
+        family: ``"isotropic"`` searches ``L_a = gamma_a I`` (the paper's family; the literal
+            Proposition 3.2 form); ``"affine"`` searches every invertible ``L_a`` (the whole Gaussian ideal
+            set, docs/theory.md section 12), started from the isotropic solution, with the class priors
+            optimised jointly with the features for ``"all"``. Its KL is never above the isotropic one.
+
+    Returns:
+        The solution; ``solution.ideal`` is the ideal model.
+
+    Raises:
+        TypeError: if ``model`` is not a :class:`GroupConditionalModel`.
+        ValueError: for an unknown criterion, intervention, solver, family or reference, or
+            ``solver="cvxpy"`` with ``family="affine"``.
+        SolverFailedError: if the cvxpy reference does not report an optimal solution.
     """
+    if family not in ("isotropic", "affine"):
+        raise ValueError(f"unknown family {family!r}; use 'isotropic' or 'affine'")
+    if family == "affine":
+        if solver != "auto":
+            raise ValueError("family='affine' has no cvxpy reference; use solver='auto'")
+        from .affine_solve import solve_affine
+
+        return solve_affine(solve_nearest_ideal(model, criterion, intervention, reference=reference))
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
     if criterion not in CRITERIA:
@@ -161,7 +190,7 @@ def solve_nearest_ideal(
         need = others if model.n_classes > 2 else []
     else:
         need = None
-    stats = CellStats.from_components(model.components, weights, precisions_for=need)
+    stats = CellFactors.from_components(model.components, weights, precisions_for=need)
     status = "optimal"
     info: dict[str, float] = {}
     if intervention == "affirmative":
@@ -257,6 +286,11 @@ def nearest_ideal(
     solver: Literal["auto", "cvxpy"] = "auto",
     *,
     reference: object = None,
+    family: Family = "isotropic",
 ) -> GroupConditionalModel:
-    """The KL-nearest ideal model; see :func:`solve_nearest_ideal` for the arguments and details."""
-    return solve_nearest_ideal(model, criterion, intervention, solver, reference=reference).ideal
+    """The KL-nearest ideal model; see :func:`solve_nearest_ideal` for the arguments and details.
+
+    Returns:
+        ``solve_nearest_ideal(...).ideal``.
+    """
+    return solve_nearest_ideal(model, criterion, intervention, solver, reference=reference, family=family).ideal

@@ -9,26 +9,39 @@ Typical use::
     with llm.steer(model, bundle, groups=batch_groups):  # or probe=bundle.probes when groups are unknown
         out = model.generate(**inputs)
 
-Modules: :mod:`.layers` (block discovery), :mod:`.stats` (mergeable statistics, ``torch.distributed``),
-:mod:`.hooks` (``steer`` / ``attach``, positions, group mixtures, ``LinearProbe``), :mod:`.bundle`
-(``SteeringBundle``, ``fit_bundle``, safetensors + JSON), :mod:`.models` (offline MiniLM / SmolLM2 loaders).
+Modules: :mod:`.layers` (block discovery), :mod:`.pooling` (pooling under the attention mask), :mod:`.capture`
+(the one activation-capture context, ``capture_blocks``), :mod:`.stats` (``ActivationStats``: one
+:class:`~steerfair.statistics.CellStatistics` per layer, mergeable, ``torch.distributed``; ``collect``),
+:mod:`.encode` (sentence encodings with a safetensors cache), :mod:`.hooks` (``steer`` / ``attach``, positions,
+group mixtures, ``LinearProbe``), :mod:`.bundle` (``SteeringBundle``, ``fit_bundle`` over
+:class:`~steerfair.steering.SteeringTransform`, safetensors + JSON), :mod:`.models` (offline MiniLM / SmolLM2
+loaders).
 """
 
-from .bundle import SteeringBundle, fit_bundle
+from .bundle import SteeringBundle, fit_bundle, layer_model
+from .capture import BlockCapture, capture_blocks
+from .encode import encode, encode_cached
 from .hooks import LinearProbe, SteeringHandle, attach, steer
 from .layers import find_layer_list, resolve_layers
 from .models import load_model
-from .stats import ActivationStats, collect, pool_hidden
+from .pooling import POOLINGS, pool_hidden
+from .stats import ActivationStats, collect
 
 __all__ = [
+    "POOLINGS",
     "ActivationStats",
+    "BlockCapture",
     "LinearProbe",
     "SteeringBundle",
     "SteeringHandle",
     "attach",
+    "capture_blocks",
     "collect",
+    "encode",
+    "encode_cached",
     "find_layer_list",
     "fit_bundle",
+    "layer_model",
     "load_model",
     "pool_hidden",
     "resolve_layers",

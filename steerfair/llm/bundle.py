@@ -1,8 +1,8 @@
 """A fitted steering bundle: per-layer, per-group maps onto the ideal, a group probe, and metadata.
 
 ``fit_bundle(stats)`` turns streamed activation statistics (:class:`steerfair.llm.stats.ActivationStats`)
-into label-free per-group maps for each layer (the group OT map of :mod:`steerfair.steering`: the group's
-two-moment law onto the ideal group law) plus a linear group probe (LDA from the same moments). The bundle
+into label-free per-group maps for each layer (the group maps of a :class:`steerfair.steering.SteeringTransform`:
+the group's two-moment law onto the ideal group law) plus a linear group probe (LDA from the same moments). The bundle
 is what :func:`steerfair.llm.steer` accepts, and it saves to safetensors + a JSON sidecar (no pickle).
 """
 
@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from ..covariance import UNSET, CovarianceEstimator
 from ..maps import AffineMap
-from ..steering import fit_steering
+from ..model import GroupConditionalModel
+from ..steering import Coordinates, SteeringTransform
 from .hooks import LinearProbe
 
-__all__ = ["SteeringBundle", "fit_bundle"]
+__all__ = ["SteeringBundle", "fit_bundle", "layer_model"]
 
 _FORMAT = "steerfair.steering_bundle"
 _VERSION = 1
@@ -112,14 +114,55 @@ class SteeringBundle:
         return cls(maps, groups, probes, side.get("layer_path"), side.get("metadata", {}))
 
 
+def layer_model(
+    stats: Any,
+    layer: int,
+    *,
+    rank: int | None = None,
+    estimator: CovarianceEstimator | None = None,
+    shrinkage: Any = UNSET,
+    reg: Any = UNSET,
+) -> tuple[GroupConditionalModel, Coordinates]:
+    """The group/label model of one layer's statistics, in the coordinates steering works in.
+
+    Args:
+        stats: an ``ActivationStats`` with labels (>= 2 classes) and >= 2 groups.
+        layer: one of ``stats.layers``.
+        rank: restrict to the top-``rank`` principal subspace of the layer's pooled activations (``None``: the
+            full space); the model is then that of the projected statistics.
+        estimator: the :class:`~steerfair.covariance.CovarianceEstimator` of every cell covariance.
+        shrinkage: the estimator's shrinkage, as a loose keyword (not together with ``estimator``).
+        reg: the estimator's regularisation, as a loose keyword (not together with ``estimator``).
+
+    Returns:
+        ``(model, coordinates)``: the model in the working coordinates, and the
+        :class:`~steerfair.steering.Coordinates` (``coordinates.basis`` is the ``(d, rank)`` subspace, or ``None``).
+
+    Raises:
+        ValueError: for an undeclared layer, a ``rank`` outside ``1..d``, unlabelled statistics or an empty cell.
+    """
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= stats.dim):
+        raise ValueError(f"rank must be an integer in 1..{stats.dim}; got {rank!r}")
+    est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
+    if rank is None:
+        return stats.to_model(layer, estimator=est), Coordinates()
+    cells = stats.cell_statistics(layer)
+    if np.any(cells.counts <= 0):
+        raise ValueError("every (group, label) cell needs samples to fit a bundle")
+    coords = Coordinates.principal(cells.pooled()[2], rank)
+    working = cells if coords.basis is None else cells.project(coords.basis)
+    return GroupConditionalModel.from_statistics(working, estimator=est), coords
+
+
 def fit_bundle(
     stats: Any,
     *,
     layers: list[int] | None = None,
     criterion: str = "equal_opportunity",
     intervention: str = "all",
-    shrinkage: Any = None,
-    reg: Any = "auto",
+    estimator: CovarianceEstimator | None = None,
+    shrinkage: Any = UNSET,
+    reg: Any = UNSET,
     probe: bool = True,
     rank: int | None = None,
     layer_path: str | None = None,
@@ -127,77 +170,52 @@ def fit_bundle(
 ) -> SteeringBundle:
     """Fit the per-group steering maps (and group probes) of every layer from activation statistics.
 
+    Each layer's maps are the label-free group maps of a :class:`steerfair.steering.SteeringTransform` of the
+    layer's model (see :func:`layer_model`), lifted to the full hidden space.
+
     Args:
         stats: an ``ActivationStats`` with labels (>= 2 classes) and >= 2 groups.
         layers: subset of ``stats.layers``; default all.
-        criterion, intervention: passed to :func:`steerfair.fit_steering`.
-        shrinkage, reg: covariance regularisation (``from_moments``; Ledoit-Wolf needs samples).
-        probe: also fit an LDA group probe per layer (for inference without the group).
+        criterion: the fairness criterion (see :func:`steerfair.solve_nearest_ideal`).
+        intervention: which groups move (see :func:`steerfair.solve_nearest_ideal`).
+        estimator: the :class:`~steerfair.covariance.CovarianceEstimator` of every cell covariance (default: the
+            maximum-likelihood covariance with ``reg="auto"``; Ledoit-Wolf needs rows and is not available).
+        shrinkage: the estimator's shrinkage as a loose keyword (compatibility; not together with ``estimator``).
+        reg: the estimator's regularisation as a loose keyword (compatibility; not together with ``estimator``).
+        probe: also fit an LDA group probe per layer (for inference without the group), from the group moments
+            pooled over labels.
         rank: steer only inside the top-``rank`` principal subspace of the layer's pooled activations
             (``None``: the full space). The ideal is solved for the projected moments and each map becomes
             ``h -> h + P (A_r - I) P^T h + P b_r`` (identity plus rank ``rank``, stored low-rank); directions
             outside the subspace, where a small corpus gives (near-)singular covariances, are left alone.
+        layer_path: the module path of the blocks, recorded in the bundle.
+        metadata: extra metadata for the bundle.
+
+    Returns:
+        The :class:`SteeringBundle`.
+
+    Raises:
+        ValueError: for layers without statistics, a bad ``rank``, or statistics a model cannot be fitted from.
     """
     chosen = list(stats.layers) if layers is None else list(layers)
     unknown = [layer for layer in chosen if layer not in list(stats.layers)]
     if unknown:
         raise ValueError(f"layers {unknown} have no statistics (collected: {list(stats.layers)})")
+    est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
     maps: dict[int, dict[Any, AffineMap]] = {}
     probes: dict[int, LinearProbe] = {}
     kls: dict[str, float] = {}
     groups: tuple[Any, ...] = ()
-    if rank is not None and not (isinstance(rank, int) and 1 <= rank <= stats.dim):
-        raise ValueError(f"rank must be an integer in 1..{stats.dim}; got {rank!r}")
     for layer in chosen:
-        if rank is None:
-            model = stats.to_model(layer, shrinkage=shrinkage, reg=reg)
-            P = None
-        else:
-            model, P = _projected_model(stats, layer, rank, shrinkage, reg)
-        steering = fit_steering(model, criterion, intervention)  # type: ignore[arg-type]
+        model, coords = layer_model(stats, layer, rank=rank, estimator=est)
+        steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)  # type: ignore[arg-type]
         groups = tuple(model.groups.tolist())
-        if P is None:
-            maps[layer] = {g: steering.group_maps[a] for a, g in enumerate(groups)}
-        else:
-            maps[layer] = {
-                g: AffineMap.low_rank(P @ (T.A - np.eye(rank)), P, P @ T.b)
-                for g, T in zip(groups, steering.group_maps, strict=True)
-            }
+        maps[layer] = steering.full_group_maps()
         kls[str(layer)] = float(steering.solution.kl)
         if probe:
-            li = list(stats.layers).index(layer)
-            n = stats.counts[li].sum(dim=1).double().numpy()  # (k,)
-            s = stats.sums[li].sum(dim=1).double().numpy()  # (k, d)
-            o = stats.outer[li].sum(dim=1).double().numpy()  # (k, d, d)
-            mu = s / n[:, None]
-            covs = o / n[:, None, None] - mu[:, :, None] * mu[:, None, :]
-            probes[layer] = LinearProbe.from_moments(groups, n, mu, covs)
+            by_group = stats.cell_statistics(layer).pooled_over_classes()
+            probes[layer] = LinearProbe.from_moments(
+                groups, by_group.counts[:, 0], by_group.means[:, 0], by_group.covs[:, 0]
+            )
     meta = {"criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls, **(metadata or {})}
     return SteeringBundle(maps, groups, probes, layer_path, meta)
-
-
-def _projected_model(stats: Any, layer: int, rank: int, shrinkage: Any, reg: Any) -> tuple[Any, np.ndarray]:
-    """The group/label model of the layer's moments projected on the top-``rank`` principal directions."""
-    from ..linalg import eigh_sym
-    from ..model import GroupConditionalModel
-
-    li = list(stats.layers).index(layer)
-    counts = stats.counts[li].double().numpy()  # (k, m)
-    sums = stats.sums[li].double().numpy()  # (k, m, d)
-    outer = stats.outer[li].double().numpy()  # (k, m, d, d)
-    n = counts.sum()
-    mu = sums.sum(axis=(0, 1)) / n
-    pooled = outer.sum(axis=(0, 1)) / n - np.outer(mu, mu)
-    _, vecs = eigh_sym(pooled)
-    P = np.ascontiguousarray(vecs[:, ::-1][:, :rank])  # (d, r), leading directions first
-    if np.any(counts <= 0):
-        raise ValueError("every (group, label) cell needs samples to fit a bundle")
-    means = np.einsum("kmd,dr->kmr", sums, P) / counts[..., None]
-    second = np.einsum("dr,kmde,es->kmrs", P, outer, P) / counts[..., None, None]
-    covs = second - means[..., :, None] * means[..., None, :]
-    covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
-    labels = stats.labels if stats.labels is not None else (None,)
-    model = GroupConditionalModel.from_moments(
-        list(stats.groups), list(labels), counts, means, covs, shrinkage=shrinkage, reg=reg
-    )
-    return model, P

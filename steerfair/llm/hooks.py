@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from ..maps import AffineMap
+from ..membership import Membership
+from .capture import hidden_of
 from .layers import resolve_layers
 
 __all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
@@ -82,19 +84,13 @@ class LinearProbe:
     @classmethod
     def fit(cls, X: Any, groups: Any, *, reg: float = 1e-6) -> LinearProbe:
         """LDA from rows ``X`` (``n x d``) and their group labels."""
+        from ..statistics import CellStatistics
         from ..validation import as_matrix
 
         X = as_matrix(X, "X", min_rows=2)
-        g = np.asarray(groups)
-        if g.shape != (X.shape[0],):
-            raise ValueError(f"groups must have one label per row of X ({X.shape[0]}); got shape {g.shape}")
-        labels = np.unique(g)
-        if labels.shape[0] < 2:
-            raise ValueError("a group probe needs at least two groups")
-        counts = np.array([np.sum(g == a) for a in labels], dtype=np.float64)
-        means = np.stack([X[g == a].mean(0) for a in labels])
-        covs = np.stack([np.cov(X[g == a].T, bias=True).reshape(X.shape[1], X.shape[1]) for a in labels])
-        return cls.from_moments(labels.tolist(), counts, means, covs, reg=reg)
+        G = Membership.parse(groups, X.shape[0])
+        pooled = CellStatistics.from_rows(X, G, Membership.one_hot(np.zeros(X.shape[0], dtype=np.int64), [0]))
+        return cls.from_moments(G.labels.tolist(), pooled.counts[:, 0], pooled.means[:, 0], pooled.covs[:, 0], reg=reg)
 
     def proba(self, h: Any) -> Any:
         """``P(group | h)`` for rows of ``h`` (numpy or torch, any leading dims): ``... x k``."""
@@ -139,7 +135,16 @@ def _past_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 
 
 class SteeringHandle:
-    """Hooks that steer a model's hidden states; remove them with :meth:`remove` (or use as a context)."""
+    """Hooks that steer a model's hidden states; remove them with :meth:`remove` (or use as a context).
+
+    Attributes:
+        model: the hooked model.
+        maps: ``{block index: AffineMap or {group: AffineMap}}``.
+        layers: the steered block indices, ascending.
+        positions: which positions are steered (see :func:`attach`).
+        probe_mode: ``"soft"`` or ``"hard"`` (with a probe).
+        prompt_length: the length of the last forward that started without a KV cache.
+    """
 
     def __init__(
         self,
@@ -196,8 +201,18 @@ class SteeringHandle:
     def set_groups(self, groups: Sequence[Any] | None = None, group_proba: Any = None) -> None:
         """Row-group weights for the following forward calls (one row per batch element).
 
-        ``groups``: labels (hard); ``group_proba``: ``batch x k`` probabilities in the order of the maps'
-        groups; neither: use the probe (or, without a probe, group maps raise at the next forward).
+        Both are read by :class:`steerfair.membership.Membership` against the maps' groups.
+
+        Args:
+            groups: one group label per row (hard), or a ``batch x k`` probability matrix.
+            group_proba: ``batch x k`` non-negative weights in the order of the maps' groups (each row is
+                normalised to sum to 1).
+
+        Neither: use the probe (or, without a probe, group maps raise at the next forward).
+
+        Raises:
+            ValueError: for both arguments at once, a group without a map, or weights of the wrong shape,
+                negative or not finite.
         """
         if groups is not None and group_proba is not None:
             raise ValueError("pass groups= or group_proba=, not both")
@@ -208,21 +223,22 @@ class SteeringHandle:
         labels = next(iter(self._group_labels.values()))
         if any(v != labels for v in self._group_labels.values()):
             raise ValueError("every steered layer must have maps for the same groups, in the same order")
+        known = np.empty(len(labels), dtype=object)  # the maps' own group values, never coerced by numpy
+        known[:] = list(labels)
         if groups is not None:
-            idx = {g: j for j, g in enumerate(labels)}
-            unknown = sorted({repr(g) for g in groups if g not in idx})
-            if unknown:
-                raise ValueError(f"group(s) {', '.join(unknown)} have no steering map (known: {labels!r})")
-            P = torch.zeros(len(groups), len(labels))
-            P[torch.arange(len(groups)), torch.tensor([idx[g] for g in groups])] = 1.0
-            self._proba = P
+            try:
+                membership = Membership.align(groups, known, name="groups")
+            except ValueError as exc:
+                raise ValueError(f"no steering map for these groups: {exc}") from None
         elif group_proba is not None:
-            P = torch.as_tensor(np.asarray(group_proba, dtype=np.float32))
+            P = np.asarray(group_proba, dtype=np.float64)
             if P.ndim != 2 or P.shape[1] != len(labels):
-                raise ValueError(f"group_proba must be batch x {len(labels)}; got shape {tuple(P.shape)}")
-            if not torch.isfinite(P).all() or (P < 0).any():
-                raise ValueError("group_proba must be finite and non-negative")
-            self._proba = P / P.sum(dim=1, keepdim=True)
+                raise ValueError(f"group_proba must be batch x {len(labels)}; got shape {P.shape}")
+            with np.errstate(divide="ignore", invalid="ignore"):  # rows are weights: normalised to sum to 1
+                P = P / P.sum(axis=1, keepdims=True)
+            membership = Membership.align(P, known, name="group_proba")
+        if groups is not None or group_proba is not None:
+            self._proba = torch.tensor(membership.weights, dtype=torch.float32)
         else:
             self._proba = None
 
@@ -309,19 +325,31 @@ class SteeringHandle:
             out = term if out is None else out + term
         return out.to(h.dtype)
 
+    def steered(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        """The hidden states ``(batch, seq, d)`` of block ``layer`` as the hook returns them (steered positions moved).
+
+        This is the work the hook adds to a forward pass (the hook itself only unpacks and repacks the block's
+        output around it); the current row-group weights, positions and decoding context apply.
+
+        Args:
+            layer: a steered block index (one of :attr:`layers`).
+            hidden: the block's hidden states.
+
+        Returns:
+            A new tensor of the same shape and dtype.
+        """
+        sel = self._selection(hidden)
+        if sel is None:
+            return self._apply(layer, hidden)
+        new = hidden.clone()
+        if sel.any():
+            rows = self._apply(layer, hidden)  # the map is per row; a masked copy keeps shapes simple
+            new[sel] = rows[sel]
+        return new
+
     def _make_hook(self, layer: int) -> Callable[..., Any]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-            h = output if isinstance(output, torch.Tensor) else output[0]
-            if not isinstance(h, torch.Tensor) or h.ndim != 3:
-                raise TypeError(f"layer {layer} returned {type(h).__name__}; expected a (batch, seq, d) tensor")
-            sel = self._selection(h)
-            if sel is None:
-                new = self._apply(layer, h)
-            else:
-                new = h.clone()
-                if sel.any():
-                    rows = self._apply(layer, h)  # the map is per row; a masked copy keeps shapes simple
-                    new[sel] = rows[sel]
+            new = self.steered(layer, hidden_of(output, layer))
             if isinstance(output, torch.Tensor):
                 return new
             return (new, *output[1:]) if isinstance(output, tuple) else type(output)([new, *output[1:]])
@@ -425,7 +453,9 @@ def attach(
             a per-layer ``maps`` dict.
         positions: ``"all"``, ``"last"``, ``"prompt"``, ``"generated"``, or a boolean ``batch x T`` mask.
         layer_path: dotted path of the block list, overriding automatic discovery.
-        groups, group_proba, probe: how each row's group is known (see :meth:`SteeringHandle.set_groups`).
+        groups: one group per batch row (see :meth:`SteeringHandle.set_groups`).
+        group_proba: ``batch x k`` group weights per row (see :meth:`SteeringHandle.set_groups`).
+        probe: a :class:`LinearProbe` (or one per layer) giving ``P(group | h)`` when the groups are unknown.
         strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map).
         probe_mode: with a probe, ``"soft"`` mixes the group maps with ``P(a | h)``; ``"hard"`` applies the
             most probable group's map.

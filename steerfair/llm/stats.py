@@ -1,148 +1,72 @@
-"""Streamed sufficient statistics of transformer hidden states, per (layer, group, label).
+"""Streamed statistics of transformer hidden states, per (layer, group, label), and their collection.
 
-:func:`collect` runs texts through a model in batches, captures the output of the chosen transformer
-blocks with forward hooks, pools each sequence to one row (or keeps every token), and accumulates
-counts, sums and sums of outer products in an :class:`ActivationStats`. Memory is independent of the
-number of texts: only one batch of activations is alive at a time. Statistics from shards (or from the
-ranks of a ``torch.distributed`` job) add up exactly, so :meth:`ActivationStats.merge` and
-:meth:`ActivationStats.all_reduce` give the statistics of one pass over all texts, and
-:meth:`ActivationStats.to_model` turns them into a :class:`~steerfair.GroupConditionalModel`.
+:func:`collect` runs texts through a model in batches (see :func:`steerfair.llm.capture.capture_blocks`), pools
+each sequence to one row (or keeps every token), and adds every batch to an :class:`ActivationStats`. Per layer,
+the statistics are one :class:`steerfair.statistics.CellStatistics`: weight, mean and centred covariance per
+(group, label) cell in float64, merged batch by batch with the pairwise update of Chan, Golub and LeVeque, so
+memory is independent of the number of texts and moments stay accurate far from the origin. Statistics of shards
+(or of the ranks of a ``torch.distributed`` job) merge into those of one pass over all texts
+(:meth:`ActivationStats.merge`, :meth:`ActivationStats.all_reduce`), and :meth:`ActivationStats.to_model` turns
+them into a :class:`~steerfair.GroupConditionalModel`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..covariance import UNSET, CovarianceEstimator
+from ..membership import Membership
 from ..model import Family, GroupConditionalModel
-from .layers import resolve_layers
+from ..statistics import CellStatistics
+from .capture import capture_blocks
+from .pooling import POOLINGS, check_pooling, pool_hidden
 
 __all__ = ["POOLINGS", "ActivationStats", "collect", "pool_hidden"]
 
-POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all")
 _FORMAT = "steerfair.ActivationStats"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # v2: CellStatistics arrays per layer; v1 (raw counts / sums / outer products) still loads
 _META_KEY = "steerfair"
+#: Rows of a layer are buffered up to this many and merged into its statistics together (a merge costs about as
+#: much as a few hundred rows' outer products, whatever the batch size).
+_BUFFER_ROWS = 512
 
 
-# ----------------------------------------------------------------------------------------- pooling
-def _check_pooling(pooling: str) -> str:
-    if not isinstance(pooling, str) or pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
-    return pooling
-
-
-def pool_hidden(
-    hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pool hidden states ``(batch, seq, d)`` to rows, ignoring padding.
-
-    Args:
-        hidden: hidden states ``(batch, seq, d)``.
-        attention_mask: ``(batch, seq)`` of 0/1 (non-zero = real token), or ``None`` for no padding.
-            Left and right padding are both handled: positions are taken from the mask.
-        pooling: ``"mean"`` (masked mean over real tokens, accumulated in at least float32),
-            ``"last"`` (last real token), ``"first"`` / ``"cls"`` (first real token), or ``"all"``
-            (every real token, one row each).
-
-    Returns:
-        ``(rows, seq_index)``: ``rows`` is ``(n, d)`` and ``seq_index`` ``(n,)`` (int64) gives the
-        sequence of the batch each row came from (``n = batch`` except for ``"all"``).
-
-    Raises:
-        ValueError: for an unknown pooling, bad shapes, or a sequence without any real token.
-    """
-    _check_pooling(pooling)
-    if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
-        shape = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
-        raise ValueError(f"hidden must be a tensor of shape (batch, seq, d); got {shape}")
-    b, s, _ = hidden.shape
-    device = hidden.device
-    if attention_mask is None:
-        mask = torch.ones(b, s, dtype=torch.bool, device=device)
-    else:
-        if not isinstance(attention_mask, torch.Tensor):
-            attention_mask = torch.as_tensor(attention_mask)
-        if tuple(attention_mask.shape) != (b, s):
-            raise ValueError(f"attention_mask must have shape ({b}, {s}); got {tuple(attention_mask.shape)}")
-        mask = attention_mask.to(device) != 0
-    lengths = mask.sum(dim=1)
-    if bool((lengths == 0).any()):
-        empty = torch.nonzero(lengths == 0).flatten().tolist()
-        raise ValueError(f"sequence(s) {empty} of the batch have no non-pad token")
-    batch_index = torch.arange(b, device=device)
-    if pooling == "mean":
-        acc = torch.promote_types(hidden.dtype, torch.float32)
-        # masked_fill (not a product) so that NaN/inf at padded positions cannot leak into the mean
-        total = hidden.to(acc).masked_fill(~mask[..., None], 0).sum(dim=1)
-        return total / lengths[:, None].to(acc), batch_index
-    if pooling == "all":
-        seq_index, tok_index = torch.nonzero(mask, as_tuple=True)
-        return hidden[seq_index, tok_index], seq_index
-    pos = torch.arange(s, device=device).expand(b, s)
-    if pooling == "last":
-        idx = torch.where(mask, pos, -1).amax(dim=1)
-    else:  # "first" / "cls"
-        idx = torch.where(mask, pos, s).amin(dim=1)
-    return hidden[batch_index, idx], batch_index
-
-
-# ------------------------------------------------------------------------------------ label values
-def _scalar(v: Any) -> Any:
-    """Numpy / torch scalars -> Python scalars (so that ``1`` and ``np.int64(1)`` are one value)."""
-    if isinstance(v, (np.generic, torch.Tensor)) and getattr(v, "ndim", 0) == 0:
-        return v.item()
-    return v
-
-
-def _as_values(values: Any, name: str) -> list[Any]:
-    """A 1-D sequence of hashable, non-missing label values as a Python list."""
+# ------------------------------------------------------------------------------------ declarations
+def _declare(values: Any, name: str) -> tuple[Any, ...]:
+    """Declared values as a tuple of Python scalars: non-empty, hashable, not missing, distinct."""
     if values is None or isinstance(values, (str, bytes)):
-        raise ValueError(f"{name} must be a sequence of values, one per item; got {type(values).__name__}")
-    if hasattr(values, "to_numpy"):  # pandas
-        values = values.to_numpy()
-    if isinstance(values, (np.ndarray, torch.Tensor)):
-        if values.ndim != 1:
-            raise ValueError(f"{name} must be 1-D; got shape {tuple(values.shape)}")
-        out = values.tolist()
-    else:
-        try:
-            out = [_scalar(v) for v in values]
-        except TypeError:
-            raise ValueError(f"{name} must be a sequence of values; got {type(values).__name__}") from None
+        raise ValueError(f"{name} must be a sequence of values; got {type(values).__name__}")
+    items = values.tolist() if isinstance(values, (np.ndarray, torch.Tensor)) else list(values)
+    out = tuple(v.item() if isinstance(v, np.generic) else v for v in items)
+    if not out:
+        raise ValueError(f"{name} is empty; declare at least one value")
     for v in out:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             raise ValueError(f"{name} contains missing values (None or NaN)")
         if not isinstance(v, Hashable):
             raise ValueError(f"{name} contains the unhashable value {v!r}")
-    return out
-
-
-def _sorted_unique(values: Iterable[Any]) -> tuple[Any, ...]:
-    uniq = set(values)
-    try:
-        return tuple(sorted(uniq))
-    except TypeError:  # mixed types: a deterministic order all the same
-        return tuple(sorted(uniq, key=lambda v: (type(v).__name__, repr(v))))
-
-
-def _declare(values: Sequence[Any], name: str) -> tuple[Any, ...]:
-    out = tuple(_as_values(values, name))
-    if not out:
-        raise ValueError(f"{name} is empty; declare at least one value")
     if len(set(out)) != len(out):
         dup = next(v for i, v in enumerate(out) if v in out[:i])
         raise ValueError(f"{name} lists {dup!r} twice")
     return out
+
+
+def _label_array(values: Sequence[Any]) -> np.ndarray:
+    """``values`` as a 1-D array that gives back the same Python values (object dtype if numpy would coerce)."""
+    arr = None if any(isinstance(v, tuple) or v is None for v in values) else np.asarray(values)
+    if arr is None or arr.ndim != 1 or [type(v) for v in arr.tolist()] != [type(v) for v in values]:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    return arr
 
 
 def _json_value(v: Any) -> bool:
@@ -155,31 +79,42 @@ def _json_value(v: Any) -> bool:
     return back == v and type(back) is type(v)
 
 
-def _soft_matrix(groups: Any) -> np.ndarray | None:
-    """A 2-D numeric array / tensor of group probabilities as float64 numpy, else ``None``."""
-    if isinstance(groups, torch.Tensor):
-        return groups.detach().cpu().to(torch.float64).numpy() if groups.ndim == 2 else None
-    if isinstance(groups, np.ndarray) and groups.ndim == 2 and groups.dtype.kind in "fiub":
-        return groups.astype(np.float64)
-    return None
+def _as_rows(rows: Any, dim: int) -> np.ndarray:
+    """Rows ``(n, dim)`` of any real tensor or array (any device) as a float64 CPU array."""
+    if isinstance(rows, torch.Tensor):
+        if rows.is_complex() or rows.dtype == torch.bool:
+            raise ValueError(f"rows must be real numbers; got dtype {rows.dtype}")
+        rows = rows.detach().to(torch.float64).cpu().numpy()
+    x = np.asarray(rows)
+    if x.dtype.kind in "cb":
+        raise ValueError(f"rows must be real numbers; got dtype {x.dtype}")
+    try:
+        x = x.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"rows must be numeric; could not convert to float ({exc})") from None
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"rows must have shape (n, {dim}); got {tuple(x.shape)}")
+    return x
 
 
 # ---------------------------------------------------------------------------------- the statistics
 class ActivationStats:
-    """Sufficient statistics of activations per (layer, group, label): counts, sums, outer products.
+    """Statistics of activations per (layer, group, label): one :class:`~steerfair.statistics.CellStatistics` per layer.
 
-    All three are dense float64 CPU tensors: ``counts`` ``(L, k, m)``, ``sums`` ``(L, k, m, d)`` and
-    ``outer`` ``(L, k, m, d, d)`` (the sum of ``x x^T``), for ``L`` layers, ``k`` groups, ``m``
-    labels (``m = 1`` with the single label slot ``None`` when ``labels`` is ``None``) and hidden
-    size ``d``. They add up over shards, so :meth:`merge` / :meth:`all_reduce` are exact up to
-    float64 rounding.
+    Per layer and (group, label) cell: the total row weight, the total squared weight, the mean and the centred
+    (maximum-likelihood) covariance, in float64 on the CPU, for ``L`` layers, ``k`` groups, ``m`` labels
+    (``m = 1`` with the single label slot ``None`` when ``labels`` is ``None``) and hidden size ``d``. Every
+    :meth:`update` merges the batch's moments with the pairwise update of Chan, Golub and LeVeque, and
+    :meth:`merge` / :meth:`all_reduce` combine shards the same way, exact up to float64 rounding.
 
-    Memory: ``outer`` takes ``k * m * d * d * 8`` bytes per layer (e.g. 512 MiB for ``d = 4096``
-    with two groups and two labels), plus ``k * m * d * 8`` for ``sums``.
+    Memory: the covariances take ``k * m * d * d * 8`` bytes per layer (e.g. 512 MiB for ``d = 4096`` with two
+    groups and two labels), plus about as much again while a batch is merged.
 
-    Moments come from raw sums (``cov = outer / n - mu mu^T``), which in float64 is accurate unless
-    the activations' mean is enormous relative to their spread (relative error about
-    ``1e-16 * |mu|^2 / var``).
+    Attributes:
+        layers: the declared block indices (non-negative).
+        groups: the declared group values.
+        labels: the declared label values, or ``None`` for unlabelled statistics.
+        dim: the hidden size ``d``.
 
     Args:
         layers: block indices (non-negative ints, as returned by :func:`~steerfair.llm.layers.resolve_layers`).
@@ -206,12 +141,31 @@ class ActivationStats:
         self.labels: tuple[Any, ...] | None = None if labels is None else _declare(labels, "labels")
         self.dim: int = int(dim)
         self._layer_pos = {layer: j for j, layer in enumerate(self.layers)}
-        self._group_pos = {g: j for j, g in enumerate(self.groups)}
-        self._label_pos = {} if self.labels is None else {y: j for j, y in enumerate(self.labels)}
-        L, k, m, d = len(self.layers), len(self.groups), len(self.label_slots), self.dim
-        self.counts = torch.zeros(L, k, m, dtype=torch.float64)
-        self.sums = torch.zeros(L, k, m, d, dtype=torch.float64)
-        self.outer = torch.zeros(L, k, m, d, d, dtype=torch.float64)
+        self._group_domain = _label_array(self.groups)
+        self._label_domain = _label_array(self.label_slots)
+        self._cells = [CellStatistics.empty(self._group_domain, self._label_domain, self.dim) for _ in lay]
+
+    # ------------------------------------------------------------------ storage
+    @property
+    def _cells(self) -> list[CellStatistics]:
+        """The statistics of every layer, with the buffered rows merged in."""
+        for li, pending in enumerate(self._pending):
+            if pending:
+                self._flush(li)
+        return self._merged
+
+    @_cells.setter
+    def _cells(self, cells: list[CellStatistics]) -> None:
+        self._merged = list(cells)
+        self._pending: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in self._merged]
+
+    def _flush(self, li: int) -> None:
+        """Merge the buffered rows of layer ``li`` into its statistics (Chan's pairwise update)."""
+        X, G, H = (np.concatenate(parts) for parts in zip(*self._pending[li], strict=True))
+        groups = Membership(self._group_domain, G, "debiased" if np.any(G < 0) else "probabilities")
+        batch = CellStatistics.from_rows(X, groups, Membership(self._label_domain, H, "labels"))
+        self._merged[li] = self._merged[li].merge(batch)
+        self._pending[li] = []
 
     # ------------------------------------------------------------------ description
     @property
@@ -221,8 +175,23 @@ class ActivationStats:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the three tensors, in bytes."""
-        return sum(t.numel() * t.element_size() for t in (self.counts, self.sums, self.outer))
+        """Memory held by the statistics' arrays, in bytes."""
+        return sum(int(a.nbytes) for c in self._cells for a in c.state_dict().values())
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """Total row weight per cell, ``(L, k, m)`` float64 (a derived copy: editing it changes nothing)."""
+        return torch.from_numpy(np.stack([c.counts for c in self._cells]))
+
+    @property
+    def sums(self) -> torch.Tensor:
+        """Raw totals ``sum w x`` per cell, ``(L, k, m, d)`` float64 (derived from the means)."""
+        return torch.from_numpy(np.stack([c.sums for c in self._cells]))
+
+    @property
+    def outer(self) -> torch.Tensor:
+        """Raw totals ``sum w x x^T`` per cell, ``(L, k, m, d, d)`` float64 (derived from the moments)."""
+        return torch.from_numpy(np.stack([c.outers for c in self._cells]))
 
     def _declaration(self) -> tuple[Any, ...]:
         return (self.layers, self.groups, self.labels, self.dim)
@@ -231,11 +200,13 @@ class ActivationStats:
         return (
             f"ActivationStats(layers={list(self.layers)}, groups={list(self.groups)}, "
             f"labels={None if self.labels is None else list(self.labels)}, dim={self.dim}, "
-            f"n={int(self.counts[0].sum().item()) if len(self.layers) else 0})"
+            f"n={self._cells[0].counts.sum():g})"
         )
 
-    def _empty_like(self) -> ActivationStats:
-        return ActivationStats(self.layers, self.groups, self.labels, self.dim)
+    def _with_cells(self, cells: list[CellStatistics]) -> ActivationStats:
+        out = ActivationStats(self.layers, self.groups, self.labels, self.dim)
+        out._cells = cells
+        return out
 
     def _check_same(self, other: Any) -> ActivationStats:
         if not isinstance(other, ActivationStats):
@@ -247,168 +218,109 @@ class ActivationStats:
                 raise ValueError(f"cannot merge statistics with different {name}: {a!r} vs {b!r}")
         return other
 
-    # ------------------------------------------------------------------ indices
+    # ------------------------------------------------------------------ cells
     def _layer_index(self, layer: int) -> int:
         key = int(layer) if isinstance(layer, (np.integer, int)) and not isinstance(layer, bool) else layer
         if key not in self._layer_pos:
             raise ValueError(f"layer {layer!r} is not among the declared layers {list(self.layers)}")
         return self._layer_pos[key]
 
-    def _cell(self, group: Any, label: Any) -> tuple[int, int]:
-        group, label = _scalar(group), _scalar(label)
-        if group not in self._group_pos:
-            raise ValueError(f"group {group!r} is not among the declared groups {list(self.groups)}")
-        if self.labels is None:
-            if label is not None:
-                raise ValueError("these statistics have no labels; leave label=None")
-            return self._group_pos[group], 0
-        if label not in self._label_pos:
-            raise ValueError(f"label {label!r} is not among the declared labels {list(self.labels)}")
-        return self._group_pos[group], self._label_pos[label]
+    def cell_statistics(self, layer: int) -> CellStatistics:
+        """The statistics of one layer as the library's statistics type (groups x label slots).
 
-    def _indices(self, values: Any, lookup: dict[Any, int], name: str, n: int) -> np.ndarray:
-        vals = _as_values(values, name)
-        if len(vals) != n:
-            raise ValueError(f"mismatched lengths: rows={n}, {name}={len(vals)}")
-        out = np.empty(n, dtype=np.int64)
-        for j, v in enumerate(vals):
-            try:
-                out[j] = lookup[v]
-            except KeyError:
-                raise ValueError(
-                    f"{name} contains {v!r}, which is not among the declared {name} {list(lookup)}"
-                ) from None
-        return out
+        Returns:
+            The :class:`~steerfair.statistics.CellStatistics` of the declared block ``layer`` (immutable; later
+            updates replace it). A ``ValueError`` for an undeclared layer.
+        """
+        return self._cells[self._layer_index(layer)]
+
+    def group_membership(self, groups: Any) -> Membership:
+        """Read a ``groups`` argument (labels, ``(n, k)`` probabilities or a Membership) against :attr:`groups`.
+
+        Raises:
+            ValueError: for an undeclared value, a wrong shape, rows that are not probabilities, or a Membership
+                with other columns.
+        """
+        return _aligned(groups, self._group_domain, "groups")
+
+    def label_membership(self, labels: Any, n: int) -> Membership:
+        """Read a ``labels`` argument against :attr:`labels` (``None`` for unlabelled statistics, then ``n`` rows).
+
+        Raises:
+            ValueError: for an undeclared value, or labels given to unlabelled statistics (or missing for labelled).
+        """
+        if self.labels is None:
+            if labels is not None:
+                raise ValueError("these statistics were declared without labels; pass labels=None")
+            return Membership.one_hot(np.zeros(n, dtype=np.int64), self._label_domain)
+        if labels is None:
+            raise ValueError(f"these statistics are labelled {list(self.labels)}; pass labels (one per row)")
+        return _aligned(labels, self._label_domain, "labels")
+
+    def _cell(self, layer: int, group: Any, label: Any, *, filled: bool = True) -> tuple[CellStatistics, int, int]:
+        cells = self.cell_statistics(layer)
+        a = self.group_membership([group]).indices()[0]
+        i = self.label_membership(None if label is None else [label], 1).indices()[0]
+        if filled and cells.counts[a, i] <= 0:
+            raise ValueError(f"no samples in cell (layer={layer!r}, group={group!r}, label={label!r})")
+        return cells, a, i
 
     # ------------------------------------------------------------------ accumulation
-    def _group_probabilities(self, groups: Any, n: int) -> np.ndarray | None:
-        """``groups`` as an ``(n, k)`` float64 probability matrix if it is one (2-D numeric), else ``None``."""
-        if isinstance(groups, torch.Tensor):
-            if groups.ndim != 2:
-                return None
-            P = groups.detach().cpu().to(torch.float64).numpy()
-        elif isinstance(groups, np.ndarray) or (
-            isinstance(groups, (list, tuple)) and not any(isinstance(g, tuple) for g in self.groups)
-        ):
-            arr = np.asarray(groups)
-            if arr.ndim != 2 or arr.dtype.kind not in "fiub":
-                return None
-            P = arr.astype(np.float64)
-        else:
-            return None
-        k = len(self.groups)
-        if P.shape != (n, k):
-            raise ValueError(
-                f"group probabilities must have shape ({n}, {k}) (columns: {list(self.groups)}); got {P.shape}"
-            )
-        if not np.all(np.isfinite(P)) or np.any(P < 0) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-6):
-            raise ValueError("group probabilities must be finite, non-negative, and each row must sum to 1")
-        return P
-
     def update(self, layer: int, rows: Any, groups: Any, labels: Any = None) -> ActivationStats:
         """Add rows ``(n, d)`` of one layer, with one group (and label) value per row; returns ``self``.
 
-        ``rows`` may be any real tensor or array, on any device: the products are formed in float64
-        on the rows' device and accumulated on the CPU.
+        ``rows`` may be any real tensor or array, on any device; they are copied to the CPU in float64, and up to
+        a few hundred rows are buffered, then their moments (:meth:`CellStatistics.from_rows
+        <steerfair.statistics.CellStatistics.from_rows>`) are merged into the layer's statistics. Every read
+        merges the buffer first, so reads always see every row added.
 
-        ``groups`` may instead be an ``(n, k)`` array or tensor of group-membership probabilities (columns
-        in the declared ``groups`` order, rows summing to 1): row ``j`` then adds ``P[j, a]`` to the count,
-        ``P[j, a] x_j`` to the sum and ``P[j, a] x_j x_j^T`` to the outer products of every group ``a``
-        (soft membership; counts become expected counts). One-hot rows are hard labels (identical results).
+        ``groups`` may instead be an ``(n, k)`` array or tensor of group-membership probabilities (columns in
+        the declared ``groups`` order, rows summing to 1), or a :class:`~steerfair.membership.Membership`: row
+        ``j`` then enters every group ``a`` with weight ``P[j, a]`` (soft membership; counts become expected
+        counts). One-hot rows are hard labels (identical results).
 
         Raises:
             ValueError: for an undeclared layer, group or label, mismatched lengths, a wrong width,
                 labels given to unlabelled statistics (or missing for labelled ones), or NaN/inf rows.
         """
         li = self._layer_index(layer)
-        if not isinstance(rows, torch.Tensor):
-            try:
-                rows = torch.as_tensor(np.asarray(rows, dtype=np.float64))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"rows must be numeric; could not convert to float ({exc})") from None
-        if rows.is_complex() or rows.dtype == torch.bool:
-            raise ValueError(f"rows must be real numbers; got dtype {rows.dtype}")
-        if rows.ndim != 2 or rows.shape[1] != self.dim:
-            raise ValueError(f"rows must have shape (n, {self.dim}); got {tuple(rows.shape)}")
-        n = rows.shape[0]
-        P = self._group_probabilities(groups, n)
-        if P is not None and np.all((P == 0) | (P == 1)):
-            gi, P = np.argmax(P, axis=1).astype(np.int64), None  # one-hot: hard labels
-        elif P is None:
-            gi = self._indices(groups, self._group_pos, "groups", n)
-        if self.labels is None:
-            if labels is not None:
-                raise ValueError("these statistics were declared without labels; pass labels=None")
-            yi = np.zeros(n, dtype=np.int64)
-        else:
-            if labels is None:
-                raise ValueError(f"these statistics are labelled {list(self.labels)}; pass labels (one per row)")
-            yi = self._indices(labels, self._label_pos, "labels", n)
-        x = rows.detach().to(torch.float64)
-        finite = torch.isfinite(x).all(dim=1)
-        if not bool(finite.all()):
-            bad = torch.nonzero(~finite).flatten().tolist()
+        x = _as_rows(rows, self.dim)
+        n = x.shape[0]
+        G = self.group_membership(groups)
+        if G.n != n:
+            raise ValueError(f"mismatched lengths: rows={n}, groups={G.n}")
+        H = self.label_membership(labels, n)
+        if H.n != n:
+            raise ValueError(f"mismatched lengths: rows={n}, labels={H.n}")
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite).tolist()
             raise ValueError(f"rows contain NaN or infinite values (layer {self.layers[li]}, row(s) {bad[:10]})")
-        m = len(self.label_slots)
-        on_cpu = x.device.type == "cpu"
-        if P is not None:
-            self._update_soft(li, x, P, yi, on_cpu)
-            return self
-        cells = gi * m + yi
-        for c in np.unique(cells).tolist():
-            a, i = divmod(c, m)
-            sel = np.flatnonzero(cells == c)
-            xs = x[torch.as_tensor(sel, device=x.device)]
-            self._accumulate(li, a, i, len(sel), xs, xs, on_cpu)
+        self._pending[li].append((x, G.weights, H.weights))
+        if sum(len(part[0]) for part in self._pending[li]) >= _BUFFER_ROWS:
+            self._flush(li)
         return self
-
-    def _update_soft(self, li: int, x: torch.Tensor, P: np.ndarray, yi: np.ndarray, on_cpu: bool) -> None:
-        for i in np.unique(yi).tolist():
-            for a in range(P.shape[1]):
-                sel = np.flatnonzero((yi == i) & (P[:, a] > 0))
-                if sel.size == 0:
-                    continue
-                xs = x[torch.as_tensor(sel, device=x.device)]
-                w = torch.as_tensor(P[sel, a], dtype=torch.float64, device=x.device)
-                self._accumulate(li, a, i, float(P[sel, a].sum()), xs * w[:, None], xs, on_cpu)
-
-    def _accumulate(
-        self, li: int, a: int, i: int, count: float, xw: torch.Tensor, xs: torch.Tensor, on_cpu: bool
-    ) -> None:
-        """Add one cell's rows ``xs`` (weighted: ``xw``) to layer ``li``, cell ``(a, i)``: ``count``, ``sum xw``
-        and ``xw^T xs``."""
-        self.counts[li, a, i] += count
-        if on_cpu:
-            self.sums[li, a, i] += xw.sum(dim=0)
-            self.outer[li, a, i].addmm_(xw.T, xs)
-        else:
-            self.sums[li, a, i] += xw.sum(dim=0).cpu()
-            self.outer[li, a, i] += (xw.T @ xs).cpu()
 
     def merge(self, other: ActivationStats) -> ActivationStats:
         """New statistics holding ``self`` plus ``other`` (same layers, groups, labels and dim)."""
         self._check_same(other)
-        out = self._empty_like()
-        out.counts = self.counts + other.counts
-        out.sums = self.sums + other.sums
-        out.outer = self.outer + other.outer
-        return out
+        return self._with_cells([a.merge(b) for a, b in zip(self._cells, other._cells, strict=True)])
 
     def __add__(self, other: ActivationStats) -> ActivationStats:
         return self.merge(other)
 
     def __radd__(self, other: Any) -> ActivationStats:
         if isinstance(other, int) and other == 0:  # so that sum(shards) works
-            return self.merge(self._empty_like())
+            return self._with_cells(list(self._cells))
         return NotImplemented
 
     def all_reduce(self, group: Any = None) -> ActivationStats:
-        """Sum the statistics over the ranks of a ``torch.distributed`` process group, in place.
+        """Merge the statistics over the ranks of a ``torch.distributed`` process group, in place.
 
         Every rank must declare the same layers, groups, labels and dim (declare them up front, e.g.
         ``collect(..., stats=ActivationStats(...))``, since ranks may see different values); this is
-        checked with a hash before summing. With the NCCL backend the tensors travel through the
-        current CUDA device. Returns ``self``.
+        checked with a hash before merging with :meth:`CellStatistics.all_reduce
+        <steerfair.statistics.CellStatistics.all_reduce>`. Returns ``self``.
 
         Raises:
             RuntimeError: if ``torch.distributed`` is not initialised.
@@ -429,73 +341,73 @@ class ActivationStats:
                 "the ranks declared different layers, groups, labels or dim; declare the same values on every "
                 "rank (e.g. pass stats=ActivationStats(...) to collect)"
             )
-        for name in ("counts", "sums", "outer"):
-            t = getattr(self, name)
-            buf = t.to(device)
-            dist.all_reduce(buf, op=dist.ReduceOp.SUM, group=group)
-            setattr(self, name, buf.cpu() if buf is not t else t)
+        self._cells = [c.all_reduce(group) for c in self._cells]
         return self
 
     # ------------------------------------------------------------------ moments
     def count(self, layer: int, group: Any, label: Any = None) -> int | float:
-        """Number of rows in a cell (an expected count, possibly fractional, after soft updates)."""
-        a, i = self._cell(group, label)
-        v = float(self.counts[self._layer_index(layer), a, i].item())
+        """Row weight of a cell (an expected count, possibly fractional, after soft updates)."""
+        cells, a, i = self._cell(layer, group, label, filled=False)
+        v = float(cells.counts[a, i])
         return int(v) if v.is_integer() else v
 
     def mean(self, layer: int, group: Any, label: Any = None) -> torch.Tensor:
         """Mean ``(d,)`` (float64) of a cell; ``label`` is ``None`` for unlabelled statistics."""
-        li = self._layer_index(layer)
-        a, i = self._cell(group, label)
-        n = float(self.counts[li, a, i].item())
-        if n <= 0:
-            raise ValueError(f"no samples in cell (layer={layer!r}, group={group!r}, label={label!r})")
-        return self.sums[li, a, i] / n
+        cells, a, i = self._cell(layer, group, label)
+        return torch.from_numpy(cells.means[a, i].copy())
 
     def cov(self, layer: int, group: Any, label: Any = None) -> torch.Tensor:
         """Maximum-likelihood covariance ``(d, d)`` (float64, symmetric) of a cell."""
-        li = self._layer_index(layer)
-        a, i = self._cell(group, label)
-        n = float(self.counts[li, a, i].item())
-        if n <= 0:
-            raise ValueError(f"no samples in cell (layer={layer!r}, group={group!r}, label={label!r})")
-        mu = self.sums[li, a, i] / n
-        S = self.outer[li, a, i] / n - torch.outer(mu, mu)
-        return 0.5 * (S + S.T)
+        cells, a, i = self._cell(layer, group, label)
+        return torch.from_numpy(cells.covs[a, i].copy())
 
-    def to_model(self, layer: int, family: Family = "normal", **kwargs: Any) -> GroupConditionalModel:
-        """The group/label-conditional model of one layer, via :meth:`GroupConditionalModel.from_moments`.
+    def to_model(
+        self,
+        layer: int,
+        family: Family = "normal",
+        *,
+        min_samples: float = 2,
+        estimator: CovarianceEstimator | None = None,
+        shrinkage: Any = UNSET,
+        reg: Any = UNSET,
+    ) -> GroupConditionalModel:
+        """The group/label-conditional model of one layer (:meth:`GroupConditionalModel.from_statistics`).
 
-        ``kwargs`` (``shrinkage``, ``reg``, ``min_samples``) go to ``from_moments``. For
-        ``family="lognormal"`` the statistics must be of ``log`` activations (update with log rows).
+        For ``family="lognormal"`` the statistics must be of ``log`` activations (update with log rows).
+
+        Args:
+            layer: a declared block index.
+            family: ``"normal"`` or ``"lognormal"``.
+            min_samples: the smallest cell weight accepted.
+            estimator: the :class:`~steerfair.covariance.CovarianceEstimator` of every cell covariance.
+            shrinkage: the estimator's shrinkage, as a loose keyword (not together with ``estimator``).
+            reg: the estimator's regularisation, as a loose keyword (not together with ``estimator``).
 
         Raises:
             ValueError: without at least 2 labels and 2 groups, or for an empty cell.
         """
         if self.labels is None or len(self.labels) < 2:
             raise ValueError("to_model needs labelled statistics with at least 2 labels (classes)")
-        li = self._layer_index(layer)
-        counts = self.counts[li]
-        if bool((counts <= 0).any()):
-            a, i = (int(v) for v in torch.nonzero(counts <= 0)[0])
+        cells = self.cell_statistics(layer)
+        if np.any(cells.counts <= 0):
+            a, i = (int(v) for v in np.argwhere(cells.counts <= 0)[0])
             raise ValueError(
                 f"no samples in cell (layer={layer!r}, group={self.groups[a]!r}, label={self.labels[i]!r})"
             )
-        means = self.sums[li] / counts[..., None]
-        covs = self.outer[li] / counts[..., None, None] - means[..., :, None] * means[..., None, :]
-        covs = 0.5 * (covs + covs.transpose(-1, -2))
-        return GroupConditionalModel.from_moments(
-            list(self.groups), list(self.labels), counts.numpy(), means.numpy(), covs.numpy(), family, **kwargs
-        )
+        est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
+        return GroupConditionalModel.from_statistics(cells, family, est, min_samples=min_samples)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the statistics to a ``.safetensors`` file (the declaration goes in its JSON metadata).
 
+        Args:
+            path: the file to write.
+
         Raises:
             ValueError: if a group or label value does not survive JSON (use str, int, float or bool).
         """
-        from safetensors.torch import save_file
+        from safetensors.numpy import save_file
 
         for name, values in (("groups", self.groups), ("labels", self.labels or ())):
             for v in values:
@@ -511,110 +423,92 @@ class ActivationStats:
             "labels": None if self.labels is None else list(self.labels),
             "dim": self.dim,
         }
-        tensors = {"counts": self.counts.contiguous(), "sums": self.sums.contiguous(), "outer": self.outer.contiguous()}
+        tensors = {}
+        for layer, cells in zip(self.layers, self._cells, strict=True):
+            tensors.update(cells.state_dict(prefix=f"layer{layer}."))
+        tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
         save_file(tensors, os.fspath(path), metadata={_META_KEY: json.dumps(meta)})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ActivationStats:
-        """Read statistics written by :meth:`save` (no pickle involved)."""
+        """Read statistics written by :meth:`save` (no pickle involved); files of format version 1 load too.
+
+        Version-1 files hold raw totals (counts, sums, outer products) and no squared weights: their cells are
+        rebuilt with :meth:`CellStatistics.from_totals <steerfair.statistics.CellStatistics.from_totals>`, with
+        unit row weights assumed for the effective sample size.
+
+        Raises:
+            ValueError: for a file not written by :meth:`save`, or with arrays of the wrong shape.
+        """
         from safetensors import safe_open
 
-        with safe_open(os.fspath(path), framework="pt") as f:
+        where = repr(os.fspath(path))
+        with safe_open(os.fspath(path), framework="numpy") as f:
             raw = (f.metadata() or {}).get(_META_KEY)
             if raw is None:
-                raise ValueError(f"{os.fspath(path)!r} was not written by ActivationStats.save (no metadata)")
+                raise ValueError(f"{where} was not written by ActivationStats.save (no metadata)")
             meta = json.loads(raw)
-            if meta.get("format") != _FORMAT or meta.get("version") != _FORMAT_VERSION:
-                raise ValueError(
-                    f"{os.fspath(path)!r}: unsupported format {meta.get('format')!r} v{meta.get('version')}"
-                )
-            tensors = {name: f.get_tensor(name) for name in ("counts", "sums", "outer")}
+            version = meta.get("version")
+            if meta.get("format") != _FORMAT or version not in (1, _FORMAT_VERSION):
+                raise ValueError(f"{where}: unsupported format {meta.get('format')!r} v{version}")
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
         out = cls(meta["layers"], meta["groups"], meta["labels"], meta["dim"])
-        for name, t in tensors.items():
-            ref = getattr(out, name)
-            if t.shape != ref.shape or t.dtype != torch.float64:
-                raise ValueError(f"{name} has shape {tuple(t.shape)} / {t.dtype}; expected {tuple(ref.shape)} float64")
-            setattr(out, name, t)
+        slots = out._group_domain, out._label_domain
+        try:
+            if version == 1:
+                counts, sums, outer = (tensors[name] for name in ("counts", "sums", "outer"))
+                out._cells = [
+                    CellStatistics.from_totals(*slots, counts[j], sums[j], outer[j]) for j in range(len(out.layers))
+                ]
+            else:
+                out._cells = [
+                    CellStatistics.from_state_dict(tensors, *slots, prefix=f"layer{layer}.") for layer in out.layers
+                ]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"{where}: the arrays do not match the declaration ({exc})") from None
+        for cells in out._cells:
+            if cells.shape != (len(out.groups), len(out.label_slots), out.dim):
+                raise ValueError(f"{where}: statistics of shape {cells.shape} do not match the declaration")
         return out
 
 
+def _aligned(values: Any, domain: np.ndarray, name: str) -> Membership:
+    """``values`` (labels, probabilities or a Membership) as a Membership over the declared ``domain``."""
+    if isinstance(values, Membership):
+        if values.labels.tolist() != domain.tolist():
+            raise ValueError(f"{name} has columns {values.labels.tolist()}; the declared {name} are {domain.tolist()}")
+        return values
+    return Membership.align(values, domain, name=name)
+
+
 # --------------------------------------------------------------------------------------- collection
-class _StopForward(Exception):
-    """Raised by the hook of the deepest requested block: the rest of the forward pass is not needed."""
-
-
-def _hidden_of(output: Any, layer: int) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        h = output
-    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        h = output[0]
-    else:
-        raise TypeError(
-            f"block {layer} returned {type(output).__name__}; expected a tensor or a tuple starting with one"
-        )
-    if h.ndim != 3:
-        raise ValueError(f"block {layer} returned hidden states of shape {tuple(h.shape)}; expected (batch, seq, d)")
-    return h
-
-
-def _input_device(model: nn.Module) -> torch.device:
-    try:
-        return model.get_input_embeddings().weight.device  # type: ignore[operator, union-attr]
-    except (AttributeError, NotImplementedError, TypeError):
-        param = next(model.parameters(), None)
-        return param.device if param is not None else torch.device("cpu")
-
-
-class _EmptyText(ValueError):
-    """A text of the batch tokenizes to nothing (``index`` within the batch)."""
-
-    def __init__(self, index: int) -> None:
-        super().__init__(f"text {index} of the batch tokenizes to no tokens")
-        self.index = index
-
-
-def run_batch(
-    model: nn.Module,
-    tokenizer: Any,
-    batch: Sequence[str],
-    max_length: int,
-    current: dict[str, Any],
-    takes_positions: bool,
-    extra: dict[str, Any],
-) -> torch.Tensor:
-    """Tokenize ``batch`` (padded, truncated), run the model (a hook may stop it early with ``_StopForward``) and
-    return the attention mask, also left in ``current["mask"]`` for the hooks. With left padding, position ids
-    come from the mask (as ``generate`` does) when the model accepts them."""
-    enc = tokenizer(list(batch), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    device = _input_device(model)
-    inputs = {k: v.to(device) for k, v in enc.items() if isinstance(v, torch.Tensor)}
-    mask = inputs.get("attention_mask")
-    if mask is None:
-        mask = torch.ones_like(inputs["input_ids"])
-    n_tokens = mask.sum(dim=1)
-    if bool((n_tokens == 0).any()):
-        raise _EmptyText(int(torch.nonzero(n_tokens == 0)[0].item()))
-    if takes_positions and "position_ids" not in inputs and bool((mask[:, 0] == 0).any()):
-        inputs["position_ids"] = (mask.long().cumsum(dim=1) - 1).clamp(min=0)
-    current["mask"] = mask
-    try:
-        model(**inputs, **extra)
-    except _StopForward:
-        pass
-    return mask
-
-
-def _accepts(fn: Callable[..., Any], name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _check_positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def _memberships(
+    n: int, groups: Any, labels: Any, stats: ActivationStats | None, group_labels: Sequence[Any] | None
+) -> tuple[Membership, Membership | None]:
+    """The group and label memberships of ``n`` texts, read against ``stats`` when given."""
+    if stats is not None:
+        if not isinstance(stats, ActivationStats):
+            raise TypeError(f"stats must be an ActivationStats; got {type(stats).__name__}")
+        G = stats.group_membership(groups)
+        if labels is not None and stats.labels is None:
+            raise ValueError("stats were declared without labels; pass labels=None")
+        H = None if labels is None else stats.label_membership(labels, n)
+        if H is None and stats.labels is not None:
+            raise ValueError(f"stats are labelled {list(stats.labels)}; pass labels")
+    else:
+        columns = None if group_labels is None else _declare(group_labels, "group_labels")
+        G = Membership.parse(groups, labels=columns, name="groups", min_groups=1)
+        H = None if labels is None else Membership.parse(labels, name="labels", min_groups=1)
+    lengths = {"texts": n, "groups": G.n} | ({} if H is None else {"labels": H.n})
+    if len(set(lengths.values())) > 1:
+        raise ValueError("mismatched lengths: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
+    return G, H
 
 
 def collect(
@@ -635,24 +529,22 @@ def collect(
 ) -> ActivationStats:
     """Stream ``texts`` through ``model`` and accumulate pooled block outputs per (layer, group, label).
 
-    The outputs of the blocks chosen by ``layers`` (see :func:`~steerfair.llm.layers.resolve_layers`)
-    are captured with forward hooks (always removed afterwards), pooled with the attention mask (see
-    :func:`pool_hidden`) and added to the statistics batch by batch, so memory does not grow with the
-    number of texts. The forward pass stops after the deepest requested block. The model runs in eval
-    mode under ``torch.no_grad()`` (its train/eval flags are restored). With left padding, position ids
-    are derived from the attention mask (as ``generate`` does) when the model accepts them, so left and
-    right padding give the same statistics. A tokenizer without a pad token pads with its eos token
-    for the duration of the call.
+    The blocks chosen by ``layers`` are captured by :func:`~steerfair.llm.capture.capture_blocks` (see there for
+    hooks, padding, eval mode and early stopping), pooled with the attention mask (see :func:`pool_hidden`) and
+    added to the statistics batch by batch, so memory does not grow with the number of texts.
 
     Args:
-        model, tokenizer: a ``transformers`` model and its tokenizer.
-        texts: the input texts; ``groups`` (and ``labels``) give one value per text. ``groups`` may be an
-            ``(n_texts, k)`` array of group probabilities instead (soft membership, see
-            :meth:`ActivationStats.update`); its columns are ``stats.groups`` when ``stats`` is given, else
-            ``group_labels`` (default ``0..k-1``).
+        model: a ``transformers`` model.
+        tokenizer: its tokenizer.
+        texts: the input texts.
+        groups: one group value per text, or an ``(n_texts, k)`` array of group probabilities (soft membership,
+            see :meth:`ActivationStats.update`) whose columns are ``stats.groups`` when ``stats`` is given, else
+            ``group_labels`` (default ``0..k-1``); read by :class:`~steerfair.membership.Membership`.
+        labels: one label value per text, or ``None``.
         layers: block indices, ``"all"`` or block names.
         pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token.
-        batch_size, max_length: batching and truncation.
+        batch_size: texts per forward pass.
+        max_length: truncation length in tokens.
         layer_path: dotted path of the block list, if it cannot be found automatically.
         progress: show a ``tqdm`` progress bar.
         stats: statistics to continue (updated in place and returned); its declared groups and
@@ -671,7 +563,7 @@ def collect(
     """
     from tqdm.auto import tqdm
 
-    _check_pooling(pooling)
+    check_pooling(pooling)
     if isinstance(texts, (str, bytes)):
         raise ValueError("texts must be a sequence of strings, not a single string")
     texts = list(texts)
@@ -681,112 +573,25 @@ def collect(
     for j, t in enumerate(texts):
         if not isinstance(t, str):
             raise ValueError(f"texts[{j}] is a {type(t).__name__}, not a string")
-    soft = _soft_matrix(groups)
-    if soft is not None:
-        declared = (
-            stats.groups
-            if stats is not None
-            else (tuple(range(soft.shape[1])) if group_labels is None else _declare(group_labels, "group_labels"))
-        )
-        if soft.shape[1] != len(declared):
-            raise ValueError(
-                f"groups has {soft.shape[1]} probability columns for {len(declared)} groups {list(declared)}"
-            )
-        group_values: Any = soft
-    else:
-        group_values = _as_values(groups, "groups")
-    label_values = None if labels is None else _as_values(labels, "labels")
-    lengths = {"texts": n, "groups": len(group_values)}
-    if label_values is not None:
-        lengths["labels"] = len(label_values)
-    if len(set(lengths.values())) > 1:
-        raise ValueError("mismatched lengths: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
+    G, H = _memberships(n, groups, labels, stats, group_labels)
     batch_size = _check_positive(batch_size, "batch_size")
     max_length = _check_positive(max_length, "max_length")
-    blocks = resolve_layers(model, layers, layer_path)
-    order = sorted(blocks)
-    if stats is not None:
-        if not isinstance(stats, ActivationStats):
-            raise TypeError(f"stats must be an ActivationStats; got {type(stats).__name__}")
-        missing = [i for i in order if i not in stats.layers]
-        if missing:
-            raise ValueError(f"layers {missing} are not among the declared layers {list(stats.layers)} of stats")
-        # fail before any forward pass rather than half-way through
-        if soft is None:
-            stats._indices(group_values, stats._group_pos, "groups", n)
-        else:
-            stats._group_probabilities(soft, n)
-        if stats.labels is None and label_values is not None:
-            raise ValueError("stats were declared without labels; pass labels=None")
-        if stats.labels is not None:
-            if label_values is None:
-                raise ValueError(f"stats are labelled {list(stats.labels)}; pass labels")
-            stats._indices(label_values, stats._label_pos, "labels", n)
-    declared_groups = declared if soft is not None else _sorted_unique(group_values)
-    declared_labels = None if label_values is None else _sorted_unique(label_values)
-
-    extra: dict[str, Any] = {"use_cache": False} if _accepts(model.forward, "use_cache") else {}
-    takes_positions = _accepts(model.forward, "position_ids")
-    current: dict[str, Any] = {"mask": None}
-    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    deepest = order[-1]
-
-    def make_hook(idx: int) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            captured[idx] = pool_hidden(_hidden_of(output, idx).detach(), current["mask"], pooling)
-            if idx == deepest:
-                raise _StopForward
-
-        return hook
-
-    restore_pad = False
-    if getattr(tokenizer, "pad_token", None) is None:
-        eos = getattr(tokenizer, "eos_token", None)
-        if eos is None:
-            raise ValueError("the tokenizer has neither a pad token nor an eos token; set tokenizer.pad_token")
-        tokenizer.pad_token = eos
-        restore_pad = True
-    training = [mod for mod in model.modules() if mod.training]
-    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in order]
-    try:
-        model.eval()
-        with torch.no_grad(), tqdm(total=n, desc="collecting activations", unit="text", disable=not progress) as bar:
+    with capture_blocks(model, tokenizer, layers, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
+        if stats is not None:
+            missing = [i for i in cap.layers if i not in stats.layers]
+            if missing:
+                raise ValueError(f"layers {missing} are not among the declared layers {list(stats.layers)} of stats")
+        with tqdm(total=n, desc="collecting activations", unit="text", disable=not progress) as bar:
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                captured.clear()
-                try:
-                    run_batch(model, tokenizer, texts[start:stop], max_length, current, takes_positions, extra)
-                except _EmptyText as exc:
-                    j = start + exc.index
-                    raise ValueError(f"texts[{j}] ({texts[j][:40]!r}) tokenizes to no tokens") from None
-                not_run = [i for i in order if i not in captured]
-                if not_run:
-                    raise RuntimeError(f"the forward hooks of blocks {not_run} did not run; check layers/layer_path")
-                for i in order:  # all layers finite before any update: a failed batch leaves no trace
-                    if not bool(torch.isfinite(captured[i][0]).all()):
-                        raise ValueError(f"block {i} produced NaN or infinite activations in texts[{start}:{stop}]")
+                pooled = cap.run(texts[start:stop], range(start, stop))
                 if stats is None:
-                    dim = captured[order[0]][0].shape[1]
-                    stats = ActivationStats(order, declared_groups, declared_labels, dim)
-                for i in order:
-                    rows, seq = captured[i]
-                    seq_list = seq.tolist()
-                    if soft is not None:
-                        g: Any = soft[start + np.asarray(seq_list, dtype=np.int64)]
-                    else:
-                        g = [group_values[start + s] for s in seq_list]
-                    y = None if label_values is None else [label_values[start + s] for s in seq_list]
-                    stats.update(i, rows, g, y)
-                captured.clear()
+                    slots = None if H is None else H.labels.tolist()
+                    dim = pooled[cap.layers[0]][0].shape[1]
+                    stats = ActivationStats(cap.layers, G.labels.tolist(), slots, dim)
+                for i, (rows, seq) in pooled.items():
+                    at = start + seq.cpu().numpy()
+                    stats.update(i, rows, G.rows(at), None if H is None else H.rows(at))
                 bar.update(stop - start)
-    finally:
-        for handle in handles:
-            handle.remove()
-        captured.clear()
-        current["mask"] = None
-        for mod in training:
-            mod.training = True
-        if restore_pad:
-            tokenizer.pad_token = None
     assert stats is not None
     return stats

@@ -1,7 +1,7 @@
 """Steering with private or uncertain sensitive attributes (docs/privacy.md).
 
 * :mod:`.mechanisms`: k-ary randomized response (``epsilon``-local DP) and its channel;
-* :mod:`.estimators`: unbiased channel-inversion estimates of group sizes, per-group sums and second
+* :mod:`.channel_inversion`: unbiased channel-inversion estimates of group sizes, per-group sums and second
   moments; PSD repair; :class:`~steerfair.GroupConditionalModel` / steering fits from privatised groups
   (and, optionally, privatised labels);
 * :mod:`.posterior`: posterior group probabilities given a report (and features) for soft application;
@@ -21,7 +21,7 @@ Example::
 """
 
 from .central import DPStatistics, dp_fit_model, dp_fit_steering, dp_statistics, gaussian_delta, gaussian_sigma
-from .estimators import (
+from .channel_inversion import (
     CellStatistics,
     activation_statistics,
     cell_statistics,
@@ -30,6 +30,7 @@ from .estimators import (
     fit_private_model,
     fit_private_steering,
     ldp_statistics,
+    private_membership,
     psd_repair,
 )
 from .mechanisms import (
@@ -43,11 +44,13 @@ from .mechanisms import (
     rr_variance_inflation,
 )
 from .posterior import PrivateGroupProbe, model_group_proba, posterior_group_proba
+from .reports import ReportedGroups, group_reader
 
 __all__ = [
     "CellStatistics",
     "DPStatistics",
     "PrivateGroupProbe",
+    "ReportedGroups",
     "activation_statistics",
     "cell_statistics",
     "check_delta",
@@ -62,9 +65,11 @@ __all__ = [
     "fit_private_steering",
     "gaussian_delta",
     "gaussian_sigma",
+    "group_reader",
     "ldp_statistics",
     "model_group_proba",
     "posterior_group_proba",
+    "private_membership",
     "psd_repair",
     "randomized_response",
     "rr_channel",

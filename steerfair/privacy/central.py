@@ -30,9 +30,11 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtr
 
-from ..families.gaussian import Shrinkage
-from ..model import Family, GroupConditionalModel, _membership
-from .estimators import PSD_FLOOR, CellStatistics, _label_membership, _working_space, cell_statistics
+from ..covariance import UNSET, CovarianceEstimator
+from ..membership import Membership
+from ..model import Family, GroupConditionalModel
+from ..statistics import PSD_FLOOR, CellStatistics
+from .channel_inversion import label_membership, working_space
 from .mechanisms import check_delta, check_epsilon
 
 __all__ = ["DPStatistics", "dp_fit_model", "dp_fit_steering", "dp_statistics", "gaussian_delta", "gaussian_sigma"]
@@ -98,8 +100,9 @@ class DPStatistics:
     def to_model(
         self,
         *,
-        shrinkage: Shrinkage = None,
-        reg: float | Literal["auto"] | None = "auto",
+        estimator: CovarianceEstimator | None = None,
+        shrinkage: Any = UNSET,
+        reg: Any = UNSET,
         min_samples: float = 2,
         psd_floor: float = PSD_FLOOR,
     ) -> GroupConditionalModel:
@@ -112,12 +115,12 @@ class DPStatistics:
             ValueError: if a noisy cell count is below ``min_samples`` (too few rows for this epsilon).
         """
         s = self.stats
-        s._check_counts(min_samples)
-        means = self.center + self.clip_norm * s.means()
+        s.check_counts(min_samples)
+        means = self.center + self.clip_norm * s.means
         covs = self.clip_norm**2 * s.covariances(psd_floor)
         return GroupConditionalModel.from_moments(
             list(s.groups), list(s.classes), s.counts, means, covs, self.family,
-            shrinkage=shrinkage, reg=reg, min_samples=0,
+            estimator=CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg), min_samples=0,
         )  # fmt: skip
 
 
@@ -162,7 +165,7 @@ def dp_statistics(
     dlt = check_delta(delta)
     sens = _check_neighbouring(neighbouring)
     _check_clip_norm(clip_norm)
-    X = _working_space(X, family, min_rows=1)
+    X = working_space(X, family, min_rows=1)
     n, d = X.shape
     c = np.zeros(d) if center is None else np.asarray(center, dtype=np.float64)
     if c.shape != (d,) or not np.all(np.isfinite(c)):
@@ -174,9 +177,9 @@ def dp_statistics(
         over = norms > 1.0
         n_clipped = int(over.sum())
         U[over] /= norms[over, None]
-    glabels, G = _membership(groups, n, group_labels)
-    H, clabels = _label_membership(y, n, None, None)
-    stats = cell_statistics(U, G, H, groups=glabels, classes=clabels)
+    G = Membership.parse(groups, n, labels=group_labels)
+    H = label_membership(y, n)
+    stats = CellStatistics.from_rows(U, G, H)
     sigma = gaussian_sigma(eps, dlt, sens)
     if sigma > 0:
         rng = np.random.default_rng(seed)
@@ -186,7 +189,9 @@ def dp_statistics(
         noise = sigma * rng.standard_normal((k, m, d, d))
         upper = np.triu(noise)
         noise = upper + np.swapaxes(np.triu(noise, 1), -1, -2)  # symmetric, upper entries iid N(0, sigma^2)
-        stats = CellStatistics(glabels, clabels, counts, sums, stats.outers + noise)
+        stats = CellStatistics.from_totals(
+            G.labels, H.labels, counts, sums, stats.outers + noise, signed=np.ones((k, m), dtype=bool)
+        )
     return DPStatistics(stats, eps, dlt, sigma, sens, float(clip_norm), c, n_clipped, family)
 
 
@@ -203,8 +208,9 @@ def dp_fit_model(
     neighbouring: Neighbouring = "add_remove",
     group_labels: Sequence[Any] | None = None,
     seed: int | np.random.Generator | None = None,
-    shrinkage: Shrinkage = None,
-    reg: float | Literal["auto"] | None = "auto",
+    estimator: CovarianceEstimator | None = None,
+    shrinkage: Any = UNSET,
+    reg: Any = UNSET,
     min_samples: float = 2,
 ) -> GroupConditionalModel:
     """A :class:`GroupConditionalModel` from (epsilon, delta)-DP statistics (:func:`dp_statistics`).
@@ -215,17 +221,18 @@ def dp_fit_model(
     eps = check_epsilon(epsilon)
     check_delta(delta)
     _check_neighbouring(neighbouring)
+    est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
     if math.isinf(eps):
         _check_clip_norm(clip_norm)
         return GroupConditionalModel.fit(
-            X, y, groups, family, shrinkage=shrinkage, reg=reg, min_samples=int(math.ceil(min_samples)),
+            X, y, groups, family, estimator=est, min_samples=int(math.ceil(min_samples)),
             group_labels=group_labels,
         )  # fmt: skip
     rel = dp_statistics(
         X, y, groups, eps, delta, clip_norm, center=center, family=family, neighbouring=neighbouring,
         group_labels=group_labels, seed=seed,
     )  # fmt: skip
-    return rel.to_model(shrinkage=shrinkage, reg=reg, min_samples=min_samples)
+    return rel.to_model(estimator=est, min_samples=min_samples)
 
 
 def dp_fit_steering(
@@ -242,4 +249,4 @@ def dp_fit_steering(
     """:func:`steerfair.fit_steering` on :func:`dp_fit_model`: steering maps that are safe to release."""
     from ..steering import fit_steering
 
-    return fit_steering(dp_fit_model(X, y, groups, epsilon, delta, clip_norm, **kwargs), criterion, intervention)  # type: ignore[arg-type]
+    return fit_steering(dp_fit_model(X, y, groups, epsilon, delta, clip_norm, **kwargs), criterion, intervention)

@@ -19,7 +19,7 @@ from scipy.special import logsumexp
 
 from ..model import GroupConditionalModel
 from ..validation import as_labels, as_matrix
-from .estimators import debiased_membership
+from .channel_inversion import debiased_membership
 from .mechanisms import check_epsilon, encode_categories, rr_channel
 
 __all__ = ["PrivateGroupProbe", "forward_corrected_loss", "model_group_proba", "posterior_group_proba"]

@@ -17,7 +17,17 @@ __all__ = ["SoftmaxRegression"]
 
 
 class SoftmaxRegression:
-    """Multinomial logistic regression: ``fit(X, y, sample_weight=None)``, ``predict``, ``predict_proba``."""
+    """Multinomial logistic regression: ``fit(X, y, sample_weight=None)``, ``predict``, ``predict_proba``.
+
+    Args:
+        C: Inverse regularisation strength (scikit-learn's convention, on standardised features).
+        max_iter: L-BFGS iteration cap.
+        tol: L-BFGS gradient tolerance.
+        dtype: Torch dtype of the fit.
+
+    Raises:
+        ValueError: If ``C`` is not positive.
+    """
 
     def __init__(
         self, C: float = 1.0, max_iter: int = 300, tol: float = 1e-5, dtype: torch.dtype = torch.float32
@@ -27,7 +37,19 @@ class SoftmaxRegression:
         self.C, self.max_iter, self.tol, self.dtype = C, max_iter, tol, dtype
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SoftmaxRegression:
-        """Fit on ``X`` ``(n, d)`` and labels ``y`` (any hashable values), optionally with per-row weights."""
+        """Fit on ``X`` ``(n, d)`` and labels ``y`` (any hashable values), optionally with per-row weights.
+
+        Args:
+            X: Features ``(n, d)``.
+            y: One label per row.
+            sample_weight: Optional per-row weights (rescaled to mean 1).
+
+        Returns:
+            SoftmaxRegression: ``self``, fitted.
+
+        Raises:
+            ValueError: If ``X`` is not ``(n, d)`` with one label per row.
+        """
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y)
         if X.ndim != 2 or X.shape[0] != y.shape[0]:

@@ -12,13 +12,15 @@ import numpy as np
 from ..baselines import INLP
 from ..representations import IdealTemplateSteering
 
-__all__ = ["IdealTemplateSteering", "INLP", "make_method", "METHODS"]
+__all__ = ["METHODS", "make_method"]
 
+#: the method names accepted by :func:`make_method`
 METHODS = ("none", "steerfair", "mean_matching", "mimic", "leace", "inlp")
 
 
 class _GroupOnly:
-    """Adapter: baselines fitted from (X, groups) only."""
+    """Adapter: baselines fitted from (X, groups) only, behind the ``fit(X, y, groups)`` / ``transform(X, groups,
+    y=None)`` interface of the protocol."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -37,6 +39,8 @@ class _GroupOnly:
 
 
 class _Identity:
+    """No steering: ``transform`` returns the features as ``float64``."""
+
     def fit(self, X: Any, y: Any, groups: Any) -> _Identity:
         return self
 
@@ -45,7 +49,19 @@ class _Identity:
 
 
 def make_method(name: str, **options: Any) -> Any:
-    """A fresh, unfitted method by name (see :data:`METHODS`); ``options`` go to :class:`IdealTemplateSteering`."""
+    """A fresh, unfitted method by name.
+
+    Args:
+        name: One of :data:`METHODS`.
+        **options: Keyword arguments of :class:`~steerfair.representations.IdealTemplateSteering` (used by
+            ``"steerfair"`` only).
+
+    Returns:
+        An estimator with ``fit(X, y, groups)`` and ``transform(X, groups, y=None)``.
+
+    Raises:
+        ValueError: For an unknown name.
+    """
     from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching
 
     if name == "none":

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from ..llm.layers import resolve_layers
-from ..llm.stats import _accepts, _check_pooling, _hidden_of, _StopForward, pool_hidden, run_batch
+from .capture import capture_blocks
+from .pooling import check_pooling
 
 __all__ = ["encode", "encode_cached", "encoding_cache_key"]
 
@@ -39,17 +38,25 @@ def encode(
     """Pooled outputs of the chosen blocks for every text: ``{block index: (n, d) float32}``.
 
     Args:
-        model, tokenizer: a ``transformers`` model (encoder or decoder) and its tokenizer.
+        model: a ``transformers`` model (encoder or decoder).
+        tokenizer: its tokenizer.
         texts: the input strings (non-empty).
         layers: block indices (negative count from the end) or block names.
         pooling: ``"mean"``, ``"last"``, ``"first"`` / ``"cls"`` (see :func:`steerfair.llm.pool_hidden`).
-        batch_size, max_length: batching and truncation (tokens).
+        batch_size: texts per forward pass (batches are sorted by length, results come back in input order).
+        max_length: truncation length in tokens.
         layer_path: dotted path of the block list, when it cannot be discovered.
         progress: show a tqdm progress bar.
+
+    Returns:
+        ``{block index: (n, d) float32}``, in ascending block order.
+
+    Raises:
+        ValueError: for empty texts, ``pooling="all"``, a bad ``batch_size``, unknown layers, or NaN/inf activations.
     """
     from tqdm.auto import tqdm
 
-    if _check_pooling(pooling) == "all":
+    if check_pooling(pooling) == "all":
         raise ValueError("pooling='all' gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts")
     texts = list(texts)
     if not texts:
@@ -59,64 +66,37 @@ def encode(
         raise ValueError(f"texts must be non-empty strings; texts[{bad[0]}] is {texts[bad[0]]!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-    blocks = resolve_layers(model, layers if isinstance(layers, (list, tuple)) else [layers], layer_path)
-    order = sorted(blocks)
-    deepest = order[-1]
-    extra: dict[str, Any] = {"use_cache": False} if _accepts(model.forward, "use_cache") else {}
-    takes_positions = _accepts(model.forward, "position_ids")
-    restore_pad = False
-    if getattr(tokenizer, "pad_token", None) is None:
-        if getattr(tokenizer, "eos_token", None) is None:
-            raise ValueError("the tokenizer has neither a pad token nor an eos token; set tokenizer.pad_token")
-        tokenizer.pad_token = tokenizer.eos_token
-        restore_pad = True
-    # length-sorted batches: far less padding than file order (results are put back in input order)
-    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
-    perm = np.argsort(lengths, kind="stable")
-    out: dict[int, np.ndarray | None] = dict.fromkeys(order)
-    current: dict[str, Any] = {"mask": None}
-    captured: dict[int, torch.Tensor] = {}
-
-    def make_hook(idx: int) -> Callable[..., None]:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            captured[idx] = pool_hidden(_hidden_of(output, idx).detach(), current["mask"], pooling)[0]
-            if idx == deepest:
-                raise _StopForward
-
-        return hook
-
-    was_training = [m for m in model.modules() if m.training]
-    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in order]
-    try:
-        model.eval()
-        with torch.no_grad(), tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
+    chosen = layers if isinstance(layers, (list, tuple)) else [layers]
+    out: dict[int, np.ndarray] = {}
+    with capture_blocks(model, tokenizer, chosen, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
+        # length-sorted batches: far less padding than file order (results are put back in input order)
+        lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
+        perm = np.argsort(lengths, kind="stable")
+        with tqdm(total=len(texts), desc="encoding", unit="text", disable=not progress) as bar:
             for start in range(0, len(texts), batch_size):
                 rows = perm[start : start + batch_size]
-                captured.clear()
-                run_batch(model, tokenizer, [texts[j] for j in rows], max_length, current, takes_positions, extra)
-                for i in order:
-                    if i not in captured:
-                        raise RuntimeError(f"the forward hook of block {i} did not run; check layers/layer_path")
-                    h = captured[i].float().cpu().numpy()
-                    if not np.all(np.isfinite(h)):
-                        raise ValueError(f"block {i} produced NaN or infinite activations")
-                    if out[i] is None:
+                pooled = cap.run([texts[j] for j in rows], rows.tolist())
+                for i, (h, _) in pooled.items():
+                    if i not in out:
                         out[i] = np.empty((len(texts), h.shape[1]), dtype=np.float32)
-                    out[i][rows] = h  # type: ignore[index]
+                    out[i][rows] = h.float().cpu().numpy()
                 bar.update(len(rows))
-    finally:
-        for h in handles:
-            h.remove()
-        current["mask"] = None
-        for m in was_training:
-            m.training = True
-        if restore_pad:
-            tokenizer.pad_token = None
-    return {i: v for i, v in out.items() if v is not None}
+    return out
 
 
 def encoding_cache_key(model_name: str, layer: int, pooling: str, max_length: int, fingerprint: str) -> str:
-    """The cache file stem for one (model, block, pooling, truncation, data) combination."""
+    """The cache file stem for one (model, block, pooling, truncation, data) combination.
+
+    Args:
+        model_name: the model's name as given to :func:`encode_cached`.
+        layer: the resolved (non-negative) block index.
+        pooling: the pooling name.
+        max_length: the truncation length.
+        fingerprint: the key of the texts.
+
+    Returns:
+        ``"<model slug>-L<layer>-<pooling>-<16 hex digits>"``.
+    """
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_name.strip("/"))[-60:]
     digest = hashlib.sha256(f"{model_name}|{layer}|{pooling}|{max_length}|{fingerprint}".encode()).hexdigest()[:16]
     return f"{slug}-L{layer}-{pooling}-{digest}"
@@ -140,13 +120,22 @@ def encode_cached(
     Args:
         model_name: ``"minilm"``, ``"smollm2"``, a hub id or a local path (loaded with
             :func:`steerfair.llm.load_model` only when some block is not cached yet).
-        texts: the texts; ``fingerprint`` (default: SHA-256 of the texts) keys the cache.
+        texts: the texts.
+        fingerprint: the key of the texts in the cache (default: SHA-256 of the texts).
         layers: block indices; negative indices are resolved against the model (keys use the resolved index).
+        pooling: as in :func:`encode`.
+        max_length: truncation length in tokens.
+        batch_size: texts per forward pass.
+        cache_dir: the cache folder.
         model: an already loaded ``(model, tokenizer)`` pair to use instead of loading ``model_name``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``{block index: (n, d) float32}`` for the resolved block indices, in the order requested.
     """
     from safetensors.numpy import load_file, save_file
 
-    from ..llm.models import cache_dir as default_cache
+    from .models import cache_dir as default_cache
 
     texts = list(texts)
     if fingerprint is None:
@@ -170,7 +159,7 @@ def encode_cached(
         todo.append(layer)
     if todo:
         if loaded is None:
-            from ..llm.models import load_model
+            from .models import load_model
 
             loaded = load_model(model_name)
         mdl, tok = loaded
@@ -190,7 +179,7 @@ def encode_cached(
 
 def _depth(model_name: str, loaded: Any) -> int:
     if loaded is not None:
-        from ..llm.layers import find_layer_list
+        from .layers import find_layer_list
 
         return len(find_layer_list(loaded[0])[1])
     known = {"minilm": 6, "smollm2": 30}

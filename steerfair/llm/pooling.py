@@ -1,0 +1,85 @@
+"""Pooling of block outputs ``(batch, seq, d)`` to one row per sequence (or per real token), under the attention mask.
+
+:func:`pool_hidden` is shared by statistics collection (:func:`steerfair.llm.collect`) and sentence encodings
+(:func:`steerfair.llm.encode.encode`); :func:`check_pooling` validates a pooling name up front.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["POOLINGS", "check_pooling", "pool_hidden"]
+
+POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all")
+
+
+def check_pooling(pooling: str) -> str:
+    """Return ``pooling`` if it is one of :data:`POOLINGS`.
+
+    Args:
+        pooling: the pooling name.
+
+    Returns:
+        The same name.
+
+    Raises:
+        ValueError: for an unknown pooling.
+    """
+    if not isinstance(pooling, str) or pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
+    return pooling
+
+
+def pool_hidden(
+    hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pool hidden states ``(batch, seq, d)`` to rows, ignoring padding.
+
+    Args:
+        hidden: hidden states ``(batch, seq, d)``.
+        attention_mask: ``(batch, seq)`` of 0/1 (non-zero = real token), or ``None`` for no padding.
+            Left and right padding are both handled: positions are taken from the mask.
+        pooling: ``"mean"`` (masked mean over real tokens, accumulated in at least float32),
+            ``"last"`` (last real token), ``"first"`` / ``"cls"`` (first real token), or ``"all"``
+            (every real token, one row each).
+
+    Returns:
+        ``(rows, seq_index)``: ``rows`` is ``(n, d)`` and ``seq_index`` ``(n,)`` (int64) gives the
+        sequence of the batch each row came from (``n = batch`` except for ``"all"``).
+
+    Raises:
+        ValueError: for an unknown pooling, bad shapes, or a sequence without any real token.
+    """
+    check_pooling(pooling)
+    if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
+        shape = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
+        raise ValueError(f"hidden must be a tensor of shape (batch, seq, d); got {shape}")
+    b, s, _ = hidden.shape
+    device = hidden.device
+    if attention_mask is None:
+        mask = torch.ones(b, s, dtype=torch.bool, device=device)
+    else:
+        if not isinstance(attention_mask, torch.Tensor):
+            attention_mask = torch.as_tensor(attention_mask)
+        if tuple(attention_mask.shape) != (b, s):
+            raise ValueError(f"attention_mask must have shape ({b}, {s}); got {tuple(attention_mask.shape)}")
+        mask = attention_mask.to(device) != 0
+    lengths = mask.sum(dim=1)
+    if bool((lengths == 0).any()):
+        empty = torch.nonzero(lengths == 0).flatten().tolist()
+        raise ValueError(f"sequence(s) {empty} of the batch have no non-pad token")
+    batch_index = torch.arange(b, device=device)
+    if pooling == "mean":
+        acc = torch.promote_types(hidden.dtype, torch.float32)
+        # masked_fill (not a product) so that NaN/inf at padded positions cannot leak into the mean
+        total = hidden.to(acc).masked_fill(~mask[..., None], 0).sum(dim=1)
+        return total / lengths[:, None].to(acc), batch_index
+    if pooling == "all":
+        seq_index, tok_index = torch.nonzero(mask, as_tuple=True)
+        return hidden[seq_index, tok_index], seq_index
+    pos = torch.arange(s, device=device).expand(b, s)
+    if pooling == "last":
+        idx = torch.where(mask, pos, -1).amax(dim=1)
+    else:  # "first" / "cls"
+        idx = torch.where(mask, pos, s).amin(dim=1)
+    return hidden[batch_index, idx], batch_index

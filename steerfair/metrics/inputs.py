@@ -1,0 +1,191 @@
+"""Input checks shared by the fairness metrics.
+
+Inputs may be lists, numpy arrays, pandas Series or torch tensors (values are taken positionally; a Series' index is
+ignored). Labels may be of any hashable type. Bad input -- mismatched lengths, missing values, empty input, fewer
+than two groups, unknown options -- raises :class:`ValueError` naming the offending argument.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_1d",
+    "as_list",
+    "check_group_present",
+    "check_lengths",
+    "check_option",
+    "check_pos_label",
+    "equals",
+    "equals_elementwise",
+    "is_missing",
+    "prepare",
+    "prepare_pair",
+    "unique_values",
+]
+
+
+def is_missing(x: Any) -> bool:
+    """True for None, NaN, NaT and pandas.NA (without importing pandas)."""
+    if x is None:
+        return True
+    try:
+        return bool(x != x)
+    except (TypeError, ValueError):  # pandas.NA: bool(NA != NA) raises TypeError
+        return True
+
+
+def as_1d(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a 1-D numpy array with no missing values.
+
+    Args:
+        x: A list, numpy array, pandas Series, torch tensor or ``(n, 1)`` column.
+        name: The argument's name, used in error messages.
+
+    Returns:
+        The values as a 1-D array.
+
+    Raises:
+        ValueError: For ``None``, a scalar, more than one dimension, no samples or missing values.
+    """
+    if x is None:
+        raise ValueError(f"{name} must be array-like; got None")
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must be a 1-D array-like; got a scalar ({arr!r})")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; need at least one sample")
+    if arr.dtype.kind in "fc":
+        n_bad = int(np.count_nonzero(np.isnan(arr)))
+    elif arr.dtype.kind == "O":
+        n_bad = sum(is_missing(v) for v in arr)
+    elif arr.dtype.kind == "M":
+        n_bad = int(np.count_nonzero(np.isnat(arr)))
+    else:
+        n_bad = 0
+    if n_bad:
+        raise ValueError(f"{name} contains {n_bad} missing value(s) (NaN/None); drop or impute them first")
+    return arr
+
+
+def check_lengths(**arrays: np.ndarray) -> int:
+    """The common length of the named 1-D arrays.
+
+    Raises:
+        ValueError: If the lengths differ (the message names every array and its length).
+    """
+    lengths = {name: int(a.shape[0]) for name, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        desc = ", ".join(f"{k}={v}" for k, v in lengths.items())
+        raise ValueError(f"inputs must have the same length; got {desc}")
+    return next(iter(lengths.values()))
+
+
+def unique_values(arr: np.ndarray) -> np.ndarray:
+    """Sorted unique values; falls back to first-appearance order for unorderable mixed types."""
+    try:
+        return np.unique(arr)
+    except TypeError:
+        seen = list(dict.fromkeys(arr.tolist()))
+        out = np.empty(len(seen), dtype=object)
+        out[:] = seen
+        return out
+
+
+def _compare(arr: np.ndarray, other: Any, pairs: Callable[[], Iterable[tuple[Any, Any]]]) -> np.ndarray:
+    """``arr == other`` as a boolean array; ``pairs`` gives the element pairs compared one by one when numpy's
+    comparison does not return an elementwise boolean array (incomparable or mixed types)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = np.asarray(arr == other)
+    if res.dtype != bool or res.shape != arr.shape:
+        res = np.fromiter((bool(u == v) for u, v in pairs()), dtype=bool, count=arr.shape[0])
+    return res
+
+
+def equals(arr: np.ndarray, value: Any) -> np.ndarray:
+    """Elementwise ``arr == value`` (one scalar label) as a boolean array, robust to incomparable types."""
+    return _compare(arr, value, lambda: ((v, value) for v in arr))
+
+
+def equals_elementwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a[i] == b[i]`` for every ``i`` as a boolean array, robust to incomparable types."""
+    return _compare(a, b, lambda: zip(a, b, strict=True))
+
+
+def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
+    """Return ``value`` as a string if it is one of ``options``.
+
+    Raises:
+        ValueError: For any other value (the message names the argument and the options).
+    """
+    if value not in options:
+        raise ValueError(f"unknown {name}={value!r}; expected one of {', '.join(map(repr, options))}")
+    return str(value)
+
+
+def prepare(y_true: Any, y_pred: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``y_true``, ``y_pred`` and ``groups`` as checked 1-D arrays of one length (see :func:`as_1d`)."""
+    yt = as_1d(y_true, "y_true")
+    yp = as_1d(y_pred, "y_pred")
+    g = as_1d(groups, "groups")
+    check_lengths(y_true=yt, y_pred=yp, groups=g)
+    return yt, yp, g
+
+
+def check_pos_label(yt: np.ndarray, yp: np.ndarray, pos_label: Any) -> None:
+    """Catch a wrong ``pos_label`` (e.g. 1 for string labels) early.
+
+    The label is only required to occur somewhere when the data holds two or more distinct labels; data with a
+    single label (e.g. all negatives) is a legitimate degenerate case.
+    """
+    if equals(yt, pos_label).any() or equals(yp, pos_label).any():
+        return
+    labels = unique_values(np.concatenate([yt.astype(object), yp.astype(object)]))
+    if labels.shape[0] >= 2:
+        shown = ", ".join(repr(v) for v in labels[:10].tolist())
+        raise ValueError(
+            f"pos_label={pos_label!r} occurs in neither y_true nor y_pred (labels seen: {shown}); "
+            "pass the positive class as pos_label"
+        )
+
+
+def prepare_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``y_true`` and ``y_pred`` as checked 1-D arrays of one length (see :func:`as_1d`)."""
+    yt = as_1d(y_true, "y_true")
+    yp = as_1d(y_pred, "y_pred")
+    check_lengths(y_true=yt, y_pred=yp)
+    return yt, yp
+
+
+def as_list(x: Any) -> list[Any]:
+    """``None`` as ``[]``, a scalar (or string) as ``[x]``, any other iterable as a list."""
+    if x is None:
+        return []
+    if isinstance(x, (str, bytes)) or not isinstance(x, Iterable):
+        return [x]
+    return x.tolist() if isinstance(x, np.ndarray) else list(x)
+
+
+def check_group_present(g: np.ndarray, value: Any, name: str) -> np.ndarray:
+    """The boolean mask ``g == value``.
+
+    Raises:
+        ValueError: If no sample belongs to the group ``value`` (the message names the argument ``name``).
+    """
+    m = equals(g, value)
+    if not m.any():
+        present = ", ".join(repr(v) for v in unique_values(g)[:10].tolist())
+        raise ValueError(f"{name}={value!r} has no samples in groups (groups present: {present})")
+    return m
+

@@ -1,0 +1,163 @@
+"""The nearest ideal over the affine-equivalence family (issue 14) and the affine ``is_ideal``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _random_models import random_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steerfair import Gaussian, GroupConditionalModel, bayes_gap, is_ideal, nearest_ideal, solve_nearest_ideal
+
+seeds = st.integers(0, 10_000)
+
+
+def affine_ideal_model(seed: int, d: int, k: int, m: int) -> GroupConditionalModel:
+    """Every group an affine image ``L_a Z_i + c_a`` of shared templates (``L_a`` random, non-symmetric,
+    singular values in [0.3, 3], random orientation), with common class priors."""
+    rng = np.random.default_rng(seed)
+    nus = rng.normal(scale=1.5, size=(m, d))
+    oms = []
+    for _ in range(m):
+        A = rng.normal(size=(d, d))
+        oms.append(A @ A.T / d + 0.3 * np.eye(d))
+    comps = []
+    for _ in range(k):
+        U, _ = np.linalg.qr(rng.normal(size=(d, d)))
+        V, _ = np.linalg.qr(rng.normal(size=(d, d)))
+        L = (U * np.exp(rng.uniform(np.log(0.3), np.log(3.0), d))) @ V.T
+        c = rng.normal(size=d)
+        comps.append(tuple(Gaussian(L @ nus[i] + c, L @ oms[i] @ L.T) for i in range(m)))
+    q = rng.dirichlet(np.full(m, 4.0))
+    return GroupConditionalModel(
+        np.arange(k), np.arange(m), rng.dirichlet(np.full(k, 4.0)), np.tile(q, (k, 1)), tuple(comps)
+    )
+
+
+def test_issue_repro_diagonal_rescaling_is_returned_unchanged() -> None:
+    """d = 2, diagonal covariances, group 0 = diag(2, 0.5) group 1 + offset: ideal, and its own projection."""
+    covs = [np.diag([1.0, 2.0]), np.diag([0.5, 3.0])]
+    means = [np.zeros(2), np.array([1.0, 2.0])]
+    D, off = np.diag([2.0, 0.5]), np.array([3.0, -1.0])
+    g1 = tuple(Gaussian(mu, S) for mu, S in zip(means, covs, strict=True))
+    g0 = tuple(Gaussian(D @ mu + off, D @ S @ D) for mu, S in zip(means, covs, strict=True))
+    cp = np.array([[0.3, 0.7], [0.3, 0.7]])
+    model = GroupConditionalModel(np.arange(2), np.arange(2), np.array([0.5, 0.5]), cp, (g0, g1))
+    assert is_ideal(model)
+    for intervention in ("affirmative", "all"):
+        iso = solve_nearest_ideal(model, intervention=intervention)
+        sol = solve_nearest_ideal(model, intervention=intervention, family="affine")
+        assert iso.kl > 0.2  # the isotropic family moves it
+        assert sol.kl <= 1e-10 and sol.family == "affine" and sol.grad_norm is not None
+        for a in range(2):
+            for i in range(2):
+                np.testing.assert_allclose(sol.ideal.components[a][i].mean, model.components[a][i].mean, atol=1e-6)
+                np.testing.assert_allclose(sol.ideal.components[a][i].cov, model.components[a][i].cov, atol=1e-6)
+    assert nearest_ideal(model, family="affine").kl(model) <= 1e-10
+
+
+def test_is_ideal_affine_and_literal() -> None:
+    model = affine_ideal_model(0, 3, 2, 2)
+    assert is_ideal(model) and not is_ideal(model, literal=True)
+    comps = [list(r) for r in model.components]
+    comps[1][0] = Gaussian(comps[1][0].mean + 0.3, comps[1][0].cov)
+    assert not is_ideal(model.with_components(comps))
+    comps[1][0] = Gaussian(model.components[1][0].mean, 1.5 * model.components[1][0].cov)
+    assert not is_ideal(model.with_components(comps))
+    bad_prior = model.with_components(model.components, class_priors=np.array([[0.5, 0.5], [0.4, 0.6]]))
+    assert not is_ideal(bad_prior)
+
+
+@given(
+    seed=seeds,
+    d=st.integers(1, 4),
+    k=st.integers(2, 3),
+    m=st.integers(2, 3),
+    intervention=st.sampled_from(["all", "affirmative"]),
+)
+@settings(max_examples=8, deadline=None)
+def test_idempotent_on_affine_ideal_models(seed: int, d: int, k: int, m: int, intervention: str) -> None:
+    model = affine_ideal_model(seed, d, k, m)
+    assert is_ideal(model)
+    sol = solve_nearest_ideal(model, intervention=intervention, family="affine")
+    assert sol.kl <= 1e-8
+    assert is_ideal(sol.ideal)
+
+
+@given(seed=seeds, d=st.integers(1, 3), k=st.integers(2, 3), m=st.integers(2, 3))
+@settings(max_examples=3, deadline=None)
+def test_never_worse_than_isotropic_and_exactly_fair(seed: int, d: int, k: int, m: int) -> None:
+    model = random_model(seed, d, k, m)
+    for intervention in ("affirmative", "all"):
+        iso = solve_nearest_ideal(model, intervention=intervention)
+        sol = solve_nearest_ideal(model, intervention=intervention, family="affine")
+        assert sol.kl <= iso.kl * (1 + 1e-9)
+        assert sol.kl == pytest.approx(sol.ideal.kl(model), rel=1e-9, abs=1e-12)
+        assert is_ideal(sol.ideal, tol=1e-7)
+        assert sol.linear_maps is not None and sol.linear_maps.shape == (k, d, d)
+        if intervention == "affirmative":
+            r = sol.reference
+            assert all(sol.ideal.components[r][i] == model.components[r][i] for i in range(m))
+        if m == 2:
+            for criterion in ("demographic_parity", "equal_opportunity"):
+                assert bayes_gap(sol.ideal, criterion, n_costs=49) <= 1e-8
+
+
+def _perturbed_kl(sol, rng: np.random.Generator, eps: float) -> float:  # noqa: ANN001
+    """KL of a random feasible perturbation of the solution (templates, maps, offsets, priors)."""
+    model = sol.original
+    k, m, d = model.n_groups, model.n_classes, model.dim
+    keep = sol.reference if sol.intervention == "affirmative" else None
+    nu = sol.template_means + (0 if keep is not None else eps * rng.normal(size=sol.template_means.shape))
+    R = np.linalg.cholesky(sol.template_covs)
+    if keep is None:
+        R = R + eps * np.tril(rng.normal(size=R.shape))
+    q = sol.class_priors
+    if keep is None:
+        q = q * np.exp(eps * rng.normal(size=m))
+        q = q / q.sum()
+    comps = []
+    for a in range(k):
+        if a == keep:
+            comps.append(model.components[a])
+            continue
+        L = sol.linear_maps[a] + eps * rng.normal(size=(d, d))
+        c = sol.offsets[a] + eps * rng.normal(size=d)
+        comps.append(tuple(Gaussian(L @ nu[i] + c, L @ R[i] @ R[i].T @ L.T) for i in range(m)))
+    return model.with_components(comps, class_priors=np.tile(q, (k, 1))).kl(model)
+
+
+def _check_local_optimum(seed: int, d: int, k: int, m: int, intervention: str) -> None:
+    model = random_model(seed, d, k, m)
+    sol = solve_nearest_ideal(model, intervention=intervention, family="affine")
+    rng = np.random.default_rng(seed)
+    for eps in (1e-3, 1e-4):
+        for _ in range(8):
+            assert _perturbed_kl(sol, rng, eps) >= sol.kl * (1 - 1e-9) - 1e-12
+
+
+@given(seed=seeds, d=st.integers(1, 3), k=st.integers(2, 3), m=st.integers(2, 3))
+@settings(max_examples=4, deadline=None)
+def test_local_optimality_finite_differences(seed: int, d: int, k: int, m: int) -> None:
+    for intervention in ("affirmative", "all"):
+        _check_local_optimum(seed, d, k, m, intervention)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20))
+def test_local_optimality_on_twenty_models(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    d, k, m = int(rng.integers(1, 6)), int(rng.integers(2, 4)), int(rng.integers(2, 4))
+    for intervention in ("affirmative", "all"):
+        _check_local_optimum(seed, d, k, m, intervention)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("d", "k", "m"), [(16, 3, 3), (64, 2, 2), (64, 3, 2)])
+def test_idempotent_in_higher_dimension(d: int, k: int, m: int) -> None:
+    model = affine_ideal_model(d + k + m, d, k, m)
+    assert is_ideal(model)
+    for intervention in ("affirmative", "all"):
+        sol = solve_nearest_ideal(model, intervention=intervention, family="affine")
+        assert sol.kl <= 1e-8
