@@ -1,12 +1,14 @@
 """steerfair: optimal distribution steering to exactly fair ("ideal") distributions.
 
-The package is layered: ``families`` (normal, log-normal) -> ``conditional`` (group/label-conditional
-models) -> ``ideal`` (conditions, nearest-ideal solvers, exactness certificate) -> ``maps`` (affine
-maps, Gaussian OT) -> ``steering`` (maps onto the ideal) -> appliers for tables (``tabular``) and
-transformers (``llm``) -> ``metrics`` -> ``recipes/``.
+The package is layered (docs/architecture.md): ``families`` and ``covariance`` -> ``membership`` and
+``statistics`` (what a group is; mergeable per-cell moments) -> ``model`` (group/class-conditional models)
+-> ``ideal`` (conditions, nearest-ideal solvers, exactness certificate) and ``maps`` (affine maps, Gaussian
+OT) -> ``steering`` (the one engine: how rows move onto the ideal) -> front ends for tables (``tabular``),
+representations (``representations``) and transformers (``llm``) -> ``evaluation`` and ``recipes/``.
 """
 
 from . import privacy  # randomised / soft sensitive attributes (core deps only)
+from .covariance import CovarianceEstimator
 from .families import Gaussian, LogNormal
 from .ideal import (
     Certificate,
@@ -22,7 +24,9 @@ from .ideal import (
 )
 from .kl_divergence import kl
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map, mean_shift_map
+from .membership import Membership
 from .model import GroupConditionalModel
+from .statistics import CellStatistics
 from .steering import SteeringTransform, fit_steering
 
 __version__ = "0.1.0"
@@ -39,12 +43,15 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AffineMap",
+    "CellStatistics",
     "Certificate",
+    "CovarianceEstimator",
     "FairSteerer",
     "Gaussian",
     "GroupConditionalModel",
     "IdealSolution",
     "LogNormal",
+    "Membership",
     "SteeringTransform",
     "bayes_certificate",
     "bayes_error",

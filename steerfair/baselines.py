@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .covariance import Regularisation
 from .families import Gaussian
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map
 from .membership import Membership
@@ -44,6 +45,9 @@ class _GroupwiseAffine:
 
     maps_: dict[Any, AffineMap]
 
+    def fit(self, X: Any, groups: Any) -> _GroupwiseAffine:
+        raise NotImplementedError  # every subclass fits its own maps
+
     def transform(self, X: Any, groups: Any) -> np.ndarray:
         """Move every row with its group's map; ``(n, k)`` probabilities (columns in fit order) mix the maps."""
         if not hasattr(self, "maps_"):
@@ -59,13 +63,14 @@ class _GroupwiseAffine:
 
     def fit_transform(self, X: Any, groups: Any) -> np.ndarray:
         """Fit on ``(X, groups)``, then move the same rows."""
-        return self.fit(X, groups).transform(X, groups)  # type: ignore[attr-defined]
+        return self.fit(X, groups).transform(X, groups)
 
 
 class MeanMatching(_GroupwiseAffine):
     """Shift every group's mean onto the pooled mean (first-moment matching)."""
 
     def fit(self, X: Any, groups: Any) -> MeanMatching:
+        """Fit one translation per group, from the group means and the pooled mean; returns ``self``."""
         Xa = as_matrix(X, "X")
         g, labels = _hard_groups(Xa, groups)
         mu = Xa.mean(axis=0)
@@ -76,19 +81,15 @@ class MeanMatching(_GroupwiseAffine):
 class GaussianOTMatching(_GroupwiseAffine):
     """MiMiC-style Gaussian optimal-transport matching of the group distributions.
 
-    Parameters
-    ----------
-    target : "reference" or "barycenter"
-        ``"reference"``: move every group onto the Gaussian of ``reference`` (which stays put);
-        ``"barycenter"``: move every group onto the size-weighted Bures-Wasserstein barycenter.
-    reference : group label, optional
-        The target group for ``target="reference"``; default the largest group.
-    reg : float or "auto"
-        Diagonal regularisation of each group covariance, as in :meth:`steerfair.Gaussian.fit` (one-hot
-        columns can make a group covariance singular).
+    Args:
+        target: ("reference" or "barycenter") ``"reference"``: move every group onto the Gaussian of ``reference``
+            (which stays put); ``"barycenter"``: move every group onto the size-weighted Bures-Wasserstein barycenter.
+        reference: (group label, optional) The target group for ``target="reference"``; default the largest group.
+        reg: (float or "auto") Diagonal regularisation of each group covariance, as in :meth:`steerfair.Gaussian.fit`
+            (one-hot columns can make a group covariance singular).
     """
 
-    def __init__(self, target: str = "reference", reference: Any = None, reg: float | str = "auto") -> None:
+    def __init__(self, target: str = "reference", reference: Any = None, reg: Regularisation = "auto") -> None:
         if target not in ("reference", "barycenter"):
             raise ValueError(f"target must be 'reference' or 'barycenter'; got {target!r}")
         self.target = target
@@ -96,12 +97,13 @@ class GaussianOTMatching(_GroupwiseAffine):
         self.reg = reg
 
     def fit(self, X: Any, groups: Any) -> GaussianOTMatching:
+        """Fit a Gaussian per group and the Gaussian OT map of each onto the target; returns ``self``."""
         Xa = as_matrix(X, "X")
         g, labels = _hard_groups(Xa, groups)
         fitted = {a: Gaussian.fit(Xa[g == a], reg=self.reg) for a in labels.tolist()}
         sizes = {a: int(np.sum(g == a)) for a in fitted}
         if self.target == "reference":
-            ref = max(sizes, key=sizes.get) if self.reference is None else self.reference
+            ref = max(sizes, key=sizes.__getitem__) if self.reference is None else self.reference
             if ref not in fitted:
                 raise ValueError(f"reference group {ref!r} not in groups {sorted(fitted)!r}")
             tgt = fitted[ref]
@@ -120,6 +122,7 @@ class LeaceMatching:
     """LEACE concept erasure of the group indicator (``concept-erasure`` package; one map for all rows)."""
 
     def fit(self, X: Any, groups: Any) -> LeaceMatching:
+        """Fit the LEACE eraser of the one-hot group indicator (hard group labels); returns ``self``."""
         try:
             import torch
             from concept_erasure import LeaceEraser
@@ -142,6 +145,7 @@ class LeaceMatching:
         return self.map_(as_matrix(X, "X"))
 
     def fit_transform(self, X: Any, groups: Any) -> np.ndarray:
+        """Fit on ``(X, groups)``, then erase the group from the same rows."""
         return self.fit(X, groups).transform(X)
 
 

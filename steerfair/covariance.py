@@ -27,7 +27,9 @@ __all__ = [
     "oas_intensity",
 ]
 
+#: Covariance shrinkage: ``"ledoit_wolf"``, ``"oas"``, a fixed intensity in ``[0, 1]`` or ``None`` (MLE).
 Shrinkage = Literal["ledoit_wolf", "oas"] | float | None
+#: Diagonal regularisation: a fixed amount, ``"auto"`` (only near-singular covariances) or ``None``.
 Regularisation = float | Literal["auto"] | None
 
 #: A fitted covariance whose eigenvalue ratio min/max falls below this is "near-singular".

@@ -24,6 +24,7 @@ import numpy as np
 
 __all__ = ["Membership", "MembershipKind", "PROBABILITY_ATOL", "PlainGroups", "check_probabilities"]
 
+#: How group membership was given: hard labels, probabilities, or de-biased reports.
 MembershipKind = Literal["labels", "probabilities", "debiased"]
 #: Rows of a probability matrix must sum to 1 within this tolerance.
 PROBABILITY_ATOL = 1e-6

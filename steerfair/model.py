@@ -18,6 +18,7 @@ from .validation import as_labels, as_matrix, as_unit_weight
 
 __all__ = ["GroupConditionalModel", "Family"]
 
+#: The distribution family of ``X | Y, A``: normal or log-normal.
 Family = Literal["normal", "lognormal"]
 _FAMILIES = ("normal", "lognormal")
 
@@ -353,7 +354,7 @@ class GroupConditionalModel:
             for a in range(self.n_groups):
                 c = self.components[a][i]
                 if w == 1.0 and first is not None:  # one covariance for every group: factorise it once
-                    comps[a].append(Gaussian._trusted(c.mean, first.cov, first._chol))
+                    comps[a].append(Gaussian.from_cholesky(c.mean, first.cov, first.chol))
                     continue
                 cov = pooled if w == 1.0 else (1.0 - w) * c.cov + w * pooled
                 first = Gaussian(c.mean, 0.5 * (cov + cov.T))

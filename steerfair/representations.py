@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .covariance import CovarianceEstimator
+from .ideal.solve import Criterion, Intervention
 from .model import GroupConditionalModel
 from .privacy.posterior import model_group_proba
 from .privacy.reports import group_reader
@@ -29,36 +30,37 @@ __all__ = ["IdealTemplateSteering"]
 class IdealTemplateSteering:
     """Per-(group, class) Gaussian OT maps onto the KL-nearest ideal distribution's class templates.
 
-    Parameters
-    ----------
-    criterion, intervention : as in :func:`steerfair.solve_nearest_ideal`.
-    shrinkage : covariance shrinkage of every cell (``"oas"`` default: cells hold tens to hundreds of rows in
-        hundreds of dimensions, so maximum-likelihood covariances are singular).
-    rank : steer only inside the top-``rank`` principal subspace of the training rows (``None``: all of it);
-        the orthogonal complement is left unchanged.
-    test_mode : how rows with unknown class are moved: ``"posterior"`` (mixture of the class maps weighted
-        by the original model's group-aware posterior ``P(Y = i | x, a)``) or ``"group"`` (one OT map from the
-        group's two-moment law to the template mixture).
-    frame : ``"template"`` (shared class templates, default) or ``"ideal"`` (the ideal's own per-group frame).
-    reference : the group kept fixed by the affirmative intervention (and the gauge of ``"all"``): a group
-        label, ``"largest"`` (default: the group with most training rows, as MiMiC moves women onto men) or
-        ``None`` (the solver's own choice by class separability, which costs ``O(k m^2)`` divergences).
-    share_covariance : weight in ``[0, 1]`` of each class's covariance pooled over groups in every cell's
-        covariance (:meth:`~steerfair.GroupConditionalModel.share_class_covariances`); ``1`` keeps only the
-        groups' mean differences within a class. ``0`` (default) is the fitted cell covariances as they are.
-        With small cells in many dimensions the between-group covariance differences are mostly estimation
-        noise (docs/bios.md, where both settings are measured).
-    group_epsilon : ``None`` (``groups`` are the true genders) or ``eps > 0``: ``groups`` are reports privatised
-        by k-ary randomized response at ``eps`` (:func:`steerfair.privacy.randomized_response`). The cell
-        Gaussians are then de-biased channel-inversion estimates (:func:`steerfair.privacy.fit_private_model`),
-        and :meth:`transform` mixes the group maps with the posterior ``P(A | x, report)`` (``P(A | x, y,
-        report)`` when ``y`` is given). ``math.inf`` is the raw attribute, exactly as ``None``.
+    Args:
+        criterion, intervention: as in :func:`steerfair.solve_nearest_ideal`.
+        shrinkage: covariance shrinkage of every cell (``"oas"`` default: cells hold tens to hundreds of rows in
+            hundreds of dimensions, so maximum-likelihood covariances are singular).
+        rank: steer only inside the top-``rank`` principal subspace of the training rows (``None``: all of it); the
+            orthogonal complement is left unchanged.
+        test_mode: how rows with unknown class are moved: ``"posterior"`` (mixture of the class maps weighted by the
+            original model's group-aware posterior ``P(Y = i | x, a)``) or ``"group"`` (one OT map from the group's
+            two-moment law to the template mixture).
+        frame: ``"template"`` (shared class templates, default) or ``"ideal"`` (the ideal's own per-group frame).
+        reg: diagonal regularisation of every cell covariance (see :class:`~steerfair.covariance.CovarianceEstimator`).
+        reference: the group kept fixed by the affirmative intervention (and the gauge of ``"all"``): a group label,
+            ``"largest"`` (default: the group with most training rows, as MiMiC moves women onto men) or ``None`` (the
+            solver's own choice by class separability, which costs ``O(k m^2)`` divergences).
+        group_epsilon: ``None`` (``groups`` are the true genders) or ``eps > 0``: ``groups`` are reports privatised by
+            k-ary randomized response at ``eps`` (:func:`steerfair.privacy.randomized_response`). The cell Gaussians
+            are then de-biased channel-inversion estimates, and :meth:`transform` mixes the group maps with the
+            posterior ``P(A | x, report)`` (``P(A | x, y, report)`` when ``y`` is given). ``math.inf`` is the raw
+            attribute, exactly as ``None``.
+        share_covariance: weight in ``[0, 1]`` of each class's covariance pooled over groups in every cell's
+            covariance (:meth:`~steerfair.GroupConditionalModel.share_class_covariances`); ``1`` keeps only the groups'
+            mean differences within a class. ``0`` (default) is the fitted cell covariances as they are. With small
+            cells in many dimensions the between-group covariance differences are mostly estimation noise
+            (docs/bios.md, where both settings are measured).
+        estimator: a :class:`~steerfair.covariance.CovarianceEstimator` instead of ``shrinkage`` / ``reg``.
     """
 
     def __init__(
         self,
-        criterion: str = "equal_opportunity",
-        intervention: str = "all",
+        criterion: Criterion = "equal_opportunity",
+        intervention: Intervention = "all",
         shrinkage: Any = "oas",
         rank: int | None = None,
         test_mode: Literal["posterior", "group"] = "posterior",
@@ -95,7 +97,7 @@ class IdealTemplateSteering:
         model = GroupConditionalModel.fit(Z, y, membership, estimator=self.estimator)
         model = model.share_class_covariances(self.share_covariance)
         self.steering_ = SteeringTransform.fit(
-            model, self.criterion, self.intervention, reference=self.reference,  # type: ignore[arg-type]
+            model, self.criterion, self.intervention, reference=self.reference,
             frame=self.frame, coordinates=coords,
         )  # fmt: skip
         self.model_, self.solution_ = model, self.steering_.solution

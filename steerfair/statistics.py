@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -96,7 +96,23 @@ class CellStatistics:
     means: np.ndarray
     covs: np.ndarray
     signed: np.ndarray
-    sizes: np.ndarray | None = None
+    if TYPE_CHECKING:
+        # __post_init__ turns every argument into an array and fills ``sizes`` (default: ``counts``)
+        sizes: np.ndarray
+
+        def __init__(
+            self,
+            groups: Sequence[Any] | np.ndarray,
+            classes: Sequence[Any] | np.ndarray,
+            counts: Any,
+            sq_weights: Any,
+            means: Any,
+            covs: Any,
+            signed: Any,
+            sizes: Any = None,
+        ) -> None: ...
+    else:
+        sizes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         groups, classes = _labels(self.groups), _labels(self.classes)
@@ -127,7 +143,7 @@ class CellStatistics:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def empty(cls, groups: Sequence[Any], classes: Sequence[Any], dim: int) -> CellStatistics:
+    def empty(cls, groups: Sequence[Any] | np.ndarray, classes: Sequence[Any] | np.ndarray, dim: int) -> CellStatistics:
         """Statistics of no data (the neutral element of :meth:`merge`)."""
         k, m = len(groups), len(classes)
         z = np.zeros((k, m))
@@ -195,8 +211,8 @@ class CellStatistics:
     @classmethod
     def from_totals(
         cls,
-        groups: Sequence[Any],
-        classes: Sequence[Any],
+        groups: Sequence[Any] | np.ndarray,
+        classes: Sequence[Any] | np.ndarray,
         counts: Any,
         sums: Any,
         outers: Any,
@@ -253,7 +269,7 @@ class CellStatistics:
         return self.merge(other)
 
     def combine_groups(
-        self, coefficients: Any, labels: Sequence[Any], source: CellStatistics | None = None
+        self, coefficients: Any, labels: Sequence[Any] | np.ndarray, source: CellStatistics | None = None
     ) -> CellStatistics:
         """Statistics of the new groups ``b``, each the signed combination ``sum_a C[b, a] (cell a)`` of rows.
 
@@ -311,7 +327,7 @@ class CellStatistics:
             self.sizes.T,
         )
 
-    def combine_classes(self, coefficients: Any, labels: Sequence[Any]) -> CellStatistics:
+    def combine_classes(self, coefficients: Any, labels: Sequence[Any] | np.ndarray) -> CellStatistics:
         """:meth:`combine_groups` along the class axis (e.g. de-biasing privatised labels, or pooling)."""
         return self.transpose().combine_groups(coefficients, labels).transpose()
 
@@ -406,7 +422,7 @@ class CellStatistics:
         )
         raise ValueError(f"too few samples in (group, class) cell(s) (need >= {min_samples:g}): {descr}{hint}")
 
-    def to_model(self, family: str = "normal", estimator: Any = None, **kwargs: Any) -> Any:
+    def to_model(self, family: Literal["normal", "lognormal"] = "normal", estimator: Any = None, **kwargs: Any) -> Any:
         """Deprecated: use :meth:`steerfair.GroupConditionalModel.from_statistics` (the model layer builds models;
         this alias imports it lazily so that statistics stay below the model)."""
         import warnings
@@ -418,7 +434,7 @@ class CellStatistics:
             DeprecationWarning,
             stacklevel=2,
         )
-        return GroupConditionalModel.from_statistics(self, family, estimator, **kwargs)  # type: ignore[arg-type]
+        return GroupConditionalModel.from_statistics(self, family, estimator, **kwargs)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
@@ -434,7 +450,11 @@ class CellStatistics:
 
     @classmethod
     def from_state_dict(
-        cls, tensors: dict[str, Any], groups: Sequence[Any], classes: Sequence[Any], prefix: str = ""
+        cls,
+        tensors: dict[str, Any],
+        groups: Sequence[Any] | np.ndarray,
+        classes: Sequence[Any] | np.ndarray,
+        prefix: str = "",
     ) -> CellStatistics:
         """Inverse of :meth:`state_dict`; a ``ValueError`` for a missing or mis-shaped array."""
         try:

@@ -38,7 +38,10 @@ from .model import GroupConditionalModel
 
 __all__ = ["Coordinates", "Frame", "Mode", "SteeringTransform", "fit_steering", "mixture_moments"]
 
+#: How :meth:`SteeringTransform.transform` moves rows: by label, by class posterior, by group, or chosen from
+#: its arguments (``"auto"``).
 Mode = Literal["auto", "label", "posterior", "group"]
+#: What the maps target: the ideal distribution, or its per-group templates.
 Frame = Literal["ideal", "template"]
 _MODES = ("auto", "label", "posterior", "group")
 

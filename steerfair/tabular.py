@@ -49,12 +49,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .covariance import CovarianceEstimator
-from .ideal.solve import CRITERIA
+from .covariance import CovarianceEstimator, Regularisation, Shrinkage
+from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
-from .steering import Coordinates, SteeringTransform
+from .steering import Coordinates, Mode, SteeringTransform
 
 __all__ = ["FairSteerer"]
 
@@ -69,72 +69,61 @@ def _is_frame(X: Any) -> bool:
 class FairSteerer(TransformerMixin, BaseEstimator):
     """Steer continuous columns onto the KL-nearest ideal (exactly fair) distribution.
 
-    Parameters
-    ----------
-    criterion : {"equal_opportunity", "demographic_parity"}
-        Fairness notion of the ideal (both lead to the same ideality conditions; kept for the record).
-    intervention : {"all", "affirmative"}
-        Move every (group, class) cell (KL-nearest) or only the disadvantaged group(s).
-    columns : sequence of column names / indices, or None
-        Columns to steer. ``None``: every numeric column with more than two distinct values in the
-        training data (binary and one-hot columns pass through).
-    lognormal_columns : sequence, or "auto"
-        Steered columns modelled as log-normal (strictly positive). ``"auto"``: every steered column whose
-        training values are all positive and whose log is less skewed than the raw values.
-    estimator : CovarianceEstimator or None
-        The covariance estimator of every cell (:class:`steerfair.covariance.CovarianceEstimator`); ``None``:
-        the one ``shrinkage`` and ``reg`` describe.
-    shrinkage : None, "ledoit_wolf", "oas" or float
-        Shrinkage of each cell covariance (when ``estimator`` is ``None``).
-    reg : float, "auto" or None
-        Diagonal regularisation of each cell covariance (see :class:`steerfair.covariance.CovarianceEstimator`).
-    test_mode : {"posterior", "group", "identity"}
-        How rows are moved when the label is unknown (see the module docstring).
-    group_probe : {"logistic", None}
-        Model of ``P(A | x)`` used when ``transform`` gets no ``groups``; ``None`` makes ``groups`` required.
-    reference : group label or None
-        The advantaged group for ``intervention="affirmative"`` (default: the most separable group).
-    solver : {"auto", "cvxpy"}
-        Fast closed form / line search, or the cvxpy reference.
-    min_samples : int
-        The fewest training rows allowed in a (group, class) cell.
-    group_epsilon : float or None
-        ``None``: ``groups`` are the raw sensitive attribute. A number ``eps > 0``: ``groups`` are reports
-        privatised with k-ary randomized response at ``eps`` (``math.inf`` is the raw attribute, exactly as
-        ``None``).
-    train_maps : {"labeled", "unlabeled"}
-        How ``fit_transform`` moves the training rows: with their own (group, class) maps (the exact
-        ideal; the paper's protocol) or with the label-free test-time transform. Use ``"unlabeled"`` for
-        flexible downstream models (trees, boosting) on columns with atoms (zeros, counts): the cell maps
-        send an atom to a different value in every class, and a tree can read the label off it (measured
-        in docs/tabular.md).
+    Args:
+        criterion: ({"equal_opportunity", "demographic_parity"}) Fairness notion of the ideal (both lead to the same
+            ideality conditions; kept for the record).
+        intervention: ({"all", "affirmative"}) Move every (group, class) cell (KL-nearest) or only the disadvantaged
+            group(s).
+        columns: (sequence of column names / indices, or None) Columns to steer. ``None``: every numeric column with
+            more than two distinct values in the training data (binary and one-hot columns pass through).
+        lognormal_columns: (sequence, or "auto") Steered columns modelled as log-normal (strictly positive). ``"auto"``:
+            every steered column whose training values are all positive and whose log is less skewed than the raw
+            values.
+        estimator: (CovarianceEstimator or None) The covariance estimator of every cell
+            (:class:`steerfair.covariance.CovarianceEstimator`); ``None``: the one ``shrinkage`` and ``reg`` describe.
+        shrinkage: (None, "ledoit_wolf", "oas" or float) Shrinkage of each cell covariance (when ``estimator`` is
+            ``None``).
+        reg: (float, "auto" or None) Diagonal regularisation of each cell covariance (see
+            :class:`steerfair.covariance.CovarianceEstimator`).
+        test_mode: ({"posterior", "group", "identity"}) How rows are moved when the label is unknown (see the module
+            docstring).
+        group_probe: ({"logistic", None}) Model of ``P(A | x)`` used when ``transform`` gets no ``groups``; ``None``
+            makes ``groups`` required.
+        reference: (group label or None) The advantaged group for ``intervention="affirmative"`` (default: the most
+            separable group).
+        solver: ({"auto", "cvxpy"}) Fast closed form / line search, or the cvxpy reference.
+        min_samples: (int) The fewest training rows allowed in a (group, class) cell.
+        group_epsilon: (float or None) ``None``: ``groups`` are the raw sensitive attribute. A number ``eps > 0``:
+            ``groups`` are reports privatised with k-ary randomized response at ``eps`` (``math.inf`` is the raw
+            attribute, exactly as ``None``).
+        train_maps: ({"labeled", "unlabeled"}) How ``fit_transform`` moves the training rows: with their own (group,
+            class) maps (the exact ideal; the paper's protocol) or with the label-free test-time transform. Use
+            ``"unlabeled"`` for flexible downstream models (trees, boosting) on columns with atoms (zeros, counts): the
+            cell maps send an atom to a different value in every class, and a tree can read the label off it (measured
+            in docs/tabular.md).
 
-    Attributes
-    ----------
-    model_ : GroupConditionalModel
-        The fitted model of the steered columns (working space: logs for log-normal columns).
-    steering_ : SteeringTransform
-        The solved projection and its maps.
-    steer_columns_ : ndarray of int
-        Indices of the steered columns; ``log_columns_`` the log-normal ones among them (positions in
-        ``steer_columns_``).
-    groups_, classes_ : ndarray
-        Group and class labels seen in ``fit``.
+    Attributes:
+        model_: (GroupConditionalModel) The fitted model of the steered columns (working space: logs for log-normal
+            columns).
+        steering_: (SteeringTransform) The solved projection and its maps.
+        steer_columns_: (ndarray of int) Indices of the steered columns; ``log_columns_`` the log-normal ones among them
+            (positions in ``steer_columns_``).
+        groups_, classes_: (ndarray) Group and class labels seen in ``fit``.
     """
 
     def __init__(
         self,
-        criterion: str = "equal_opportunity",
-        intervention: str = "all",
+        criterion: Criterion = "equal_opportunity",
+        intervention: Intervention = "all",
         *,
         columns: Sequence[Any] | None = None,
         lognormal_columns: Sequence[Any] | str = (),
-        shrinkage: str | float | None = None,
-        reg: float | str | None = "auto",
+        shrinkage: Shrinkage = None,
+        reg: Regularisation = "auto",
         test_mode: TestMode = "group",
         group_probe: str | None = "logistic",
         reference: Any = None,
-        solver: str = "auto",
+        solver: Literal["auto", "cvxpy"] = "auto",
         min_samples: int = 5,
         train_maps: str = "labeled",
         group_epsilon: float | None = None,
@@ -156,7 +145,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.estimator = estimator
 
     # ------------------------------------------------------------------ sklearn plumbing
-    def __sklearn_tags__(self):  # noqa: ANN204
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.input_tags.allow_nan = False
@@ -219,19 +208,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     ) -> FairSteerer:
         """Fit the group/class-conditional model of the steered columns and solve for its nearest ideal.
 
-        Parameters
-        ----------
-        X : array-like or DataFrame, shape (n_samples, n_features)
-        y : array-like, shape (n_samples,)
-            Class labels (binary or multi-class).
-        groups : array-like, shape (n_samples,) or (n_samples, k)
-            Sensitive group of each row (k >= 2 groups), or group-membership probabilities (rows sum to 1).
-            With ``group_epsilon`` set: the privatised reports (1-D). Required.
-        sample_weight : array-like, shape (n_samples,), optional
-            Weights of the rows in the fitted moments and priors.
-        group_labels : sequence, optional
-            Names of the probability columns of a 2-D ``groups`` (default ``0..k-1``); with
-            ``group_epsilon``, the full domain of the reports (default: the sorted reported values).
+        Args:
+            X: array-like or DataFrame, shape (n_samples, n_features)
+            y: (array-like, shape (n_samples,)) Class labels (binary or multi-class).
+            groups: (array-like, shape (n_samples,) or (n_samples, k)) Sensitive group of each row (k >= 2 groups), or
+                group-membership probabilities (rows sum to 1). With ``group_epsilon`` set: the privatised reports
+                (1-D). Required.
+            sample_weight: (array-like, shape (n_samples,), optional) Weights of the rows in the fitted moments and
+                priors.
+            group_labels: (sequence, optional) Names of the probability columns of a 2-D ``groups`` (default
+                ``0..k-1``); with ``group_epsilon``, the full domain of the reports (default: the sorted reported
+                values).
         """
         if self.criterion not in CRITERIA:
             raise ValueError(f"unknown criterion {self.criterion!r}; use one of {CRITERIA}")
@@ -281,13 +268,13 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         coords = Coordinates.standardising(self.model_)
         self.scale_ = coords.scale
         self.steering_ = SteeringTransform.fit(
-            coords.model(self.model_), self.criterion, self.intervention, self.solver,  # type: ignore[arg-type]
+            coords.model(self.model_), self.criterion, self.intervention, self.solver,
             reference=self.reference, coordinates=coords,
         )  # fmt: skip
         self.groups_ = np.asarray(self.model_.groups)
         self.classes_ = np.asarray(self.model_.classes)
         self.group_epsilon_ = getattr(reader, "epsilon", None)
-        self.probe_ = None
+        self.probe_: Any = None
         if self.group_probe == "logistic":
             self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership)
         return self
@@ -360,7 +347,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def _probe_proba(self, arr: np.ndarray) -> np.ndarray:
         return self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
 
-    def _steer(self, Z: np.ndarray, membership: Membership, y: Any, mode: str) -> np.ndarray:
+    def _steer(self, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode) -> np.ndarray:
         if mode == "identity":
             return Z
         return self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
@@ -383,7 +370,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         arr, Z = self._working(X)
         return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), None, self.test_mode))
 
-    def fit_transform(  # type: ignore[override]
+    def fit_transform(
         self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None, group_labels: Any = None
     ) -> Any:
         """Fit, then move the training rows as ``train_maps`` says.

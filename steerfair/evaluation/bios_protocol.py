@@ -155,8 +155,8 @@ def _gender_probe(Xtr: np.ndarray, gtr: np.ndarray) -> Any:
 
 def run_protocol(
     X: np.ndarray,
-    y: Sequence[Any],
-    groups: Sequence[Any],
+    y: Sequence[Any] | np.ndarray,
+    groups: Sequence[Any] | np.ndarray,
     config: ProtocolConfig | None = None,
     *,
     progress: bool = True,

@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import integrate
@@ -118,7 +119,7 @@ def _bayes_rates(data: GroupConditionalModel, positive_prob: Callable[[int, Gaus
     """Group-wise TPR / FPR / positive rate / error, and the overall error and DP / EO gaps, of a classifier on
     ``data``, from ``positive_prob(a, cell)``: the probability that it predicts 1 on a 1-D Gaussian cell of group
     ``a``."""
-    out = {"tpr": [], "fpr": [], "pr": [], "err": []}
+    out: dict[str, Any] = {"tpr": [], "fpr": [], "pr": [], "err": []}
     for a in range(2):
         c0, c1 = data.components[a]
         tpr, fpr = positive_prob(a, c1), positive_prob(a, c0)
@@ -198,7 +199,7 @@ def js_1d(p: GroupConditionalModel, q: GroupConditionalModel) -> float:
             wp, wq = p.joint[a, i], q.joint[a, i]
             P, Q = p.components[a][i], q.components[a][i]
 
-            def f(x: float, P=P, Q=Q, wp=wp, wq=wq) -> float:  # noqa: ANN001
+            def f(x: float, P: Gaussian = P, Q: Gaussian = Q, wp: float = wp, wq: float = wq) -> float:
                 lp = np.log(wp) + P.logpdf(np.array([[x]]))[0]
                 lq = np.log(wq) + Q.logpdf(np.array([[x]]))[0]
                 lm = np.logaddexp(lp, lq) - np.log(2)
@@ -257,7 +258,8 @@ def evaluate(setting: Setting) -> dict:
     rows = {}
     for name, m in models.items():
         kl = m.kl(model)
-        row = {"kl": kl, "js": js_1d(m, model) if d == 1 else js_mc(m, model), "js_method": "quad" if d == 1 else "mc"}
+        js = js_1d(m, model) if d == 1 else js_mc(m, model)
+        row: dict[str, Any] = {"kl": kl, "js": js, "js_method": "quad" if d == 1 else "mc"}
         if d == 1:
             own = rates_1d(m, m)  # Bayes classifier of the steered law, on that law
             row.update({"bayes_error": own["error"], "dp_gap": own["dp_gap"], "eo_gap": own["eo_gap"]})
@@ -340,9 +342,9 @@ def run(out: Path | None = None, settings: list[Setting] | None = None) -> list[
     return results
 
 
-def _jsonable(obj: object) -> object:
+def _jsonable(obj: Any) -> object:
     """JSON fallback: arrays as lists, numpy scalars as floats."""
-    return obj.tolist() if isinstance(obj, np.ndarray) else float(obj)  # type: ignore[arg-type]
+    return obj.tolist() if isinstance(obj, np.ndarray) else float(obj)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..covariance import Shrinkage
+
 __all__ = ["FeatureData", "TemplateSteerer", "load_adult_sex", "load_bug_features", "load_features"]
 
 
@@ -32,7 +34,7 @@ class FeatureData:
     y: np.ndarray
     groups: np.ndarray
     columns: list[Any] | None = None
-    shrinkage: str | None = None
+    shrinkage: Shrinkage = None
     method: str = "fair_steerer"  # or "template": the Bios protocol's IdealTemplateSteering
     rank: int | None = None  # method="template": steer inside the top-``rank`` principal subspace
 

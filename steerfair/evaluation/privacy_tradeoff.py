@@ -23,7 +23,8 @@ References (no privacy): ``raw`` (unsteered features) and ``non-private`` (``Fai
 groups). At ``epsilon = inf`` ``private`` is the non-private fit exactly.
 
 On the BUG stand-in (``--data bug``: 33 occupations, MiniLM encodings) the steering method is the Bios
-protocol's (:class:`TemplateSteerer`: ``IdealTemplateSteering(group_epsilon=eps)``, posterior group
+protocol's (:class:`~steerfair.evaluation.privacy_data.TemplateSteerer`:
+``IdealTemplateSteering(group_epsilon=eps)``, posterior group
 probabilities from the fitted model and the report; "probe only" uses the model's ``P(A | x)``) and the
 classifier is the protocol's multinomial logistic regression; the gaps are RMS over occupations.
 """
@@ -45,7 +46,9 @@ from .privacy_data import FeatureData, load_adult_sex, load_bug_features, load_f
 
 __all__ = ["EPSILONS", "METHODS", "FeatureData", "load_features", "markdown", "plot", "run", "run_seed"]
 
+#: The local-DP budgets of the trade-off (``inf``: attributes reported truthfully).
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
+#: The steering variants compared at each epsilon.
 METHODS: tuple[str, ...] = ("private", "private (probe only)", "naive")
 REFERENCES: tuple[str, ...] = ("raw", "non-private")
 METRICS: tuple[str, ...] = ("accuracy", "dp_gap", "eo_gap")

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,6 +61,7 @@ class Task:
         return f"{self.dataset}/{self.sensitive}"
 
 
+#: The (dataset, sensitive attribute) pairs of the benchmark.
 TASKS: tuple[Task, ...] = (
     Task("adult", "sex"),
     Task("adult", "race"),
@@ -68,7 +69,9 @@ TASKS: tuple[Task, ...] = (
     Task("german", "sex"),
     Task("law", "race"),
 )
+#: The downstream classifiers trained on every steered table.
 MODELS: tuple[str, ...] = ("logistic", "gbm")
+#: Steerfair and the pre-processing baselines it is compared with.
 METHODS: tuple[str, ...] = (
     "raw",
     "steerfair",
@@ -116,7 +119,7 @@ def _prepare(method: str, tr: TabularDataset, te: TabularDataset) -> Prepared:
     if method == "raw":
         return tr.to_numpy(), te.to_numpy(), None
     if method.startswith("steerfair"):
-        mode = "posterior" if method == "steerfair (posterior)" else "group"
+        mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"
         fs = FairSteerer(columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps)
         Xtr = fs.fit_transform(tr.X, tr.y, groups=tr.groups).to_numpy(np.float64)

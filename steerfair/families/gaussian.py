@@ -61,8 +61,9 @@ class Gaussian:
         object.__setattr__(self, "_chol", chol)
 
     @classmethod
-    def _trusted(cls, mean: np.ndarray, cov: np.ndarray, chol: np.ndarray, *, copy: bool = True) -> Gaussian:
-        """Internal constructor for parameters whose Cholesky factor is already known (no checks).
+    def from_cholesky(cls, mean: np.ndarray, cov: np.ndarray, chol: np.ndarray, *, copy: bool = True) -> Gaussian:
+        """A Gaussian from parameters whose lower Cholesky factor ``chol`` is already known (no checks: for solvers
+        that computed it).
 
         ``copy=False`` takes ownership of float64 arrays the caller no longer uses (they are frozen)."""
         self = object.__new__(cls)
@@ -73,6 +74,11 @@ class Gaussian:
         return self
 
     # ------------------------------------------------------------------ basics
+    @property
+    def chol(self) -> np.ndarray:
+        """The lower Cholesky factor of ``cov`` (read-only)."""
+        return self._chol
+
     @property
     def dim(self) -> int:
         """Dimension ``d``."""
@@ -89,7 +95,7 @@ class Gaussian:
             and np.array_equal(self.cov, other.cov)
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    # Defining __eq__ sets __hash__ to None: instances compare by value and are unhashable.
 
     @classmethod
     def fit(

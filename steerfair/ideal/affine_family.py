@@ -76,7 +76,7 @@ def _right(P: np.ndarray, L: Map) -> np.ndarray:
     if L is None:
         return P
     if np.ndim(L) == 0:
-        return float(L) * P  # type: ignore[arg-type]
+        return float(L) * P
     return P @ L
 
 
@@ -85,8 +85,8 @@ def _left_t(L: Map, E: np.ndarray) -> np.ndarray:
     if L is None:
         return E
     if np.ndim(L) == 0:
-        return float(L) * E  # type: ignore[arg-type]
-    return L.T @ E
+        return float(L) * E
+    return np.asarray(L).T @ E
 
 
 def _apply(L: Map, x: np.ndarray) -> np.ndarray:
@@ -94,7 +94,7 @@ def _apply(L: Map, x: np.ndarray) -> np.ndarray:
     if L is None:
         return x
     if np.ndim(L) == 0:
-        return float(L) * x  # type: ignore[arg-type]
+        return float(L) * x
     return L @ x
 
 
@@ -229,7 +229,7 @@ def _profile(
     return F, grads
 
 
-def _whitening_frame(covs: Sequence[np.ndarray], w: np.ndarray) -> np.ndarray:
+def _whitening_frame(covs: Sequence[np.ndarray] | np.ndarray, w: np.ndarray) -> np.ndarray:
     """Cholesky factor of the ``w``-weighted average of ``covs`` (the coordinates the maps are optimised in)."""
     S = sum(wi * C for wi, C in zip(w / w.sum(), covs, strict=True))
     return cholesky(0.5 * (S + S.T), "pooled covariance")
@@ -357,10 +357,21 @@ def affirmative_affine(
         Pmu = sum(w[i] * (P[i] @ mu[i]) for i in range(m))
         const = 0.5 * sum(w[i] * (logdets[a, i] - ref_logdets[i] - d) for i in range(m))
 
-        def offset(L: np.ndarray, w=w, P=P, LHa=LHa, Pmu=Pmu) -> np.ndarray:
+        def offset(
+            L: np.ndarray, w: np.ndarray = w, P: np.ndarray = P, LHa: np.ndarray = LHa, Pmu: np.ndarray = Pmu
+        ) -> np.ndarray:
             return cho_solve((LHa, True), Pmu - sum(w[i] * (P[i] @ (L @ nu[i])) for i in range(m)))
 
-        def fg(L_by_group: dict[int, np.ndarray], _: np.ndarray, a=a, w=w, P=P, mu=mu, const=const, offset=offset):
+        def fg(
+            L_by_group: dict[int, np.ndarray],
+            _: np.ndarray,
+            a: int = a,
+            w: np.ndarray = w,
+            P: np.ndarray = P,
+            mu: np.ndarray = mu,
+            const: float = const,
+            offset: Callable[[np.ndarray], np.ndarray] = offset,
+        ) -> tuple[float, dict[int, np.ndarray], np.ndarray]:
             L = L_by_group[a]
             c = offset(L)
             ld, inv_t = _logdet_and_inv_t(L)
@@ -420,7 +431,7 @@ def all_subgroups_affine(
         q /= q.sum()
         return dataclasses.replace(stats, weights=group_priors[:, None] * q[None, :]), q
 
-    def fg(L_by_group: dict[int, np.ndarray], theta: np.ndarray):
+    def fg(L_by_group: dict[int, np.ndarray], theta: np.ndarray) -> tuple[float, dict[int, np.ndarray], np.ndarray]:
         st, q = weighted(theta)
         F, g = _profile(st, full(L_by_group), gauge, logdets)
         value = float(np.sum(st.weights * F)) + float(group_priors @ ((np.log(q)[None, :] - logq) @ q))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from .affine_family import AffineFamilyParams, affirmative_affine, all_subgroups
 from .conditions import affine_alignment
 from .priors import prior_kl
 from .scale_family import CellFactors
+
+if TYPE_CHECKING:  # solve.py imports this module lazily, so a runtime import back would be circular
+    from .solve import IdealSolution
 
 __all__ = ["solve_affine"]
 
@@ -51,7 +55,7 @@ def _components(model: GroupConditionalModel, params: AffineFamilyParams, keep: 
     return comps
 
 
-def solve_affine(iso: object) -> object:
+def solve_affine(iso: IdealSolution) -> IdealSolution:
     """Re-solve an isotropic-family solution over the affine family.
 
     Affirmative: the reference group's cells are the templates, the class prior is the reference group's,
@@ -66,13 +70,13 @@ def solve_affine(iso: object) -> object:
     Returns:
         The :class:`~steerfair.ideal.solve.IdealSolution` of the affine family (``family="affine"``).
     """
-    model: GroupConditionalModel = iso.original  # type: ignore[attr-defined]
-    ref: int = iso.reference  # type: ignore[attr-defined]
-    affirmative = iso.intervention == "affirmative"  # type: ignore[attr-defined]
-    q = np.asarray(iso.class_priors, dtype=np.float64)  # type: ignore[attr-defined]
+    model: GroupConditionalModel = iso.original
+    ref: int = iso.reference
+    affirmative = iso.intervention == "affirmative"
+    q = np.asarray(iso.class_priors, dtype=np.float64)
     others = [a for a in range(model.n_groups) if a != ref]
     weights = model.group_priors[:, None] * q[None, :]
-    starts = _starts(model, np.asarray(iso.gammas), ref, weights)  # type: ignore[attr-defined]
+    starts = _starts(model, np.asarray(iso.gammas), ref, weights)
     keep = ref if affirmative else None
     stats = CellFactors.from_components(model.components, weights, precisions_for=others if affirmative else None)
     if affirmative:
@@ -86,12 +90,10 @@ def solve_affine(iso: object) -> object:
     ideal = model.with_components(comps, class_priors=np.tile(q, (model.n_groups, 1)))
     d = model.dim
     gammas = np.exp(np.linalg.slogdet(params.linear_maps)[1] / d)
-    info = dict(iso.info)  # type: ignore[attr-defined]
-    info.update(
-        {"isotropic_kl": float(iso.kl), "lbfgs_iterations": float(params.iterations)}  # type: ignore[attr-defined]
-    )
+    info = dict(iso.info)
+    info.update({"isotropic_kl": float(iso.kl), "lbfgs_iterations": float(params.iterations)})
     return dataclasses.replace(
-        iso,  # type: ignore[arg-type]
+        iso,
         ideal=ideal,
         gammas=gammas,
         offsets=params.offsets,

@@ -60,6 +60,7 @@ def ideality_violations(model: GroupConditionalModel) -> dict[str, float]:
                 if a == 0:
                     ref_d, ref_r = D, R
                     continue
+                assert ref_d is not None and ref_r is not None  # set by group 0
                 smd = max(smd, _rel(D, ref_d))
                 cov = max(cov, _rel(R, ref_r))
     return {"standardized_mean_difference": smd, "covariance_ratio": cov, "class_prior_ratio": _prior_violation(model)}

@@ -6,6 +6,8 @@ analytically; a solver status other than ``optimal`` raises :class:`SolverFailed
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .scale_family import CellFactors, ScaleFamilyParams
@@ -29,24 +31,24 @@ class SolverFailedError(RuntimeError):
     """The convex solver did not report an optimal solution."""
 
 
-def _solve(problem: object, opts: dict[str, object]) -> str:
+def _solve(problem: Any, opts: dict[str, float]) -> str:
     """Solve with CLARABEL at the given tolerances, relaxing them by 10x (down to 1e-9) while the
     solver only reaches "optimal_inaccurate"; anything but "optimal" in the end raises."""
     import warnings
 
     import cvxpy as cp
 
-    tol = float(opts["tol_feas"])  # type: ignore[arg-type]
+    tol = float(opts["tol_feas"])
     status = "not solved"
     while tol <= 1e-9 * (1 + 1e-9):
         run = {**opts, "tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                problem.solve(solver=cp.CLARABEL, **run)  # type: ignore[attr-defined]
+                problem.solve(solver=cp.CLARABEL, **run)
         except cp.error.SolverError as exc:  # pragma: no cover - depends on solver build
             raise SolverFailedError(f"cvxpy solver failed: {exc}") from exc
-        status = problem.status  # type: ignore[attr-defined]
+        status = problem.status
         if status == cp.OPTIMAL:
             return status
         if status != cp.OPTIMAL_INACCURATE:
@@ -55,10 +57,17 @@ def _solve(problem: object, opts: dict[str, object]) -> str:
     raise SolverFailedError(f"cvxpy reported status {status!r} (expected 'optimal')")
 
 
-def _psd_const(P: np.ndarray) -> np.ndarray:
+def _psd_const(P: np.ndarray) -> Any:
     import cvxpy as cp
 
     return cp.psd_wrap(0.5 * (P + P.T))
+
+
+def _value(var: Any) -> np.ndarray:
+    # a cvxpy variable's value, which is None until a solve has set it
+    if var.value is None:
+        raise SolverFailedError("cvxpy returned no value for a variable")
+    return np.asarray(var.value)
 
 
 def affirmative_cvxpy(stats: CellFactors, reference: int) -> tuple[ScaleFamilyParams, str]:
@@ -83,7 +92,7 @@ def affirmative_cvxpy(stats: CellFactors, reference: int) -> tuple[ScaleFamilyPa
             terms.append(w[i] * (0.5 * t * cp.square(g) + 0.5 * cp.quad_form(r, _psd_const(P))))
         obj = cp.sum(cp.hstack(terms)) - d * float(w.sum()) * cp.log(g)
         status = _solve(cp.Problem(cp.Minimize(obj)), _OPTS_CONIC)
-        gammas[a], offsets[a] = float(g.value), np.asarray(c.value)
+        gammas[a], offsets[a] = float(_value(g)), np.asarray(c.value)
     return ScaleFamilyParams(gammas, offsets, nu.copy(), omega), status
 
 
@@ -106,7 +115,7 @@ def all_inner_cvxpy(stats: CellFactors, gammas: np.ndarray, gauge: int = 0) -> S
             terms.append(0.5 * w[a, i] * cp.quad_form(r, _psd_const(stats.precs[a, i])))
     _solve(cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms)))), _OPTS_SDP)
     offsets = np.array([np.zeros(d) if c is None else np.asarray(c.value) for c in cs])
-    templ_cov = np.array([0.5 * (O.value + O.value.T) for O in Om])
+    templ_cov = np.array([0.5 * (V + V.T) for V in map(_value, Om)])
     return ScaleFamilyParams(
         np.asarray(gammas, dtype=float).copy(), offsets, np.array([v.value for v in nu]), templ_cov
     )

@@ -109,7 +109,7 @@ class GeneralizedChiSquare:
         if len(terms) <= 64:  # scalar complex arithmetic beats numpy on short vectors
 
             def logphi0(u: float) -> complex:
-                acc = -half_s2 * u * u
+                acc: complex = -half_s2 * u * u
                 for lk, m2 in terms:
                     z = 1.0 - 2j * lk * u
                     acc += -0.5 * cmath.log(z) + 1j * lk * u * m2 / z
@@ -179,14 +179,14 @@ class GeneralizedChiSquare:
 
 def log_odds_law(pos: Gaussian, neg: Gaussian, log_prior_odds: float, data: Gaussian) -> GeneralizedChiSquare:
     """Law of ``log N(x; pos) - log N(x; neg) + log_prior_odds`` for ``x ~ data``."""
-    L = data._chol
-    A1 = solve_triangular(pos._chol, L, lower=True, check_finite=False)  # L1^-1 L
-    A0 = solve_triangular(neg._chol, L, lower=True, check_finite=False)
+    L = data.chol
+    A1 = solve_triangular(pos.chol, L, lower=True, check_finite=False)  # L1^-1 L
+    A0 = solve_triangular(neg.chol, L, lower=True, check_finite=False)
     Q = 0.5 * (A0.T @ A0 - A1.T @ A1)
-    r1 = solve_triangular(pos._chol, data.mean - pos.mean, lower=True, check_finite=False)
-    r0 = solve_triangular(neg._chol, data.mean - neg.mean, lower=True, check_finite=False)
+    r1 = solve_triangular(pos.chol, data.mean - pos.mean, lower=True, check_finite=False)
+    r0 = solve_triangular(neg.chol, data.mean - neg.mean, lower=True, check_finite=False)
     b = A0.T @ r0 - A1.T @ r1
-    logdet = float(np.sum(np.log(np.diag(neg._chol))) - np.sum(np.log(np.diag(pos._chol))))
+    logdet = float(np.sum(np.log(np.diag(neg.chol))) - np.sum(np.log(np.diag(pos.chol))))
     const = 0.5 * float(r0 @ r0 - r1 @ r1) + logdet + log_prior_odds
     lam, V = eigh_sym(Q)
     beta = V.T @ b

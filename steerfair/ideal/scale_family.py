@@ -117,7 +117,7 @@ class CellFactors:
         """
         means = np.array([[c.mean for c in row] for row in comps])
         covs = CellMatrices([[c.cov for c in row] for row in comps])
-        chols = CellMatrices([[c._chol for c in row] for row in comps])
+        chols = CellMatrices([[c.chol for c in row] for row in comps])
         groups = range(len(comps)) if precisions_for is None else precisions_for
         # no precision needed: a read-only broadcast of zeros (no d^2 k m allocation)
         zero = np.zeros((), dtype=np.float64)

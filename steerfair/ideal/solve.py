@@ -20,6 +20,7 @@ __all__ = ["IdealSolution", "nearest_ideal", "solve_nearest_ideal", "choose_refe
 Criterion = Literal["equal_opportunity", "demographic_parity", "equalized_odds"]
 Intervention = Literal["all", "affirmative"]
 Family = Literal["isotropic", "affine"]
+#: The fairness criteria every solver accepts (``criterion=``).
 CRITERIA = ("equal_opportunity", "demographic_parity", "equalized_odds")
 
 
@@ -99,7 +100,7 @@ def _jeffreys(p: Gaussian, r: Gaussian) -> float:
     """``KL(p || r) + KL(r || p)`` (each clamped at 0 like :meth:`Gaussian.kl`) from one triangular
     solve: ``C = L_r^-1 L_p`` is lower triangular, ``tr(S_r^-1 S_p) = ||C||_F^2`` and
     ``tr(S_p^-1 S_r) = ||C^-1||_F^2`` (``trtri``, a third of the flops of a second solve)."""
-    Lp, Lr = p._chol, r._chol
+    Lp, Lr = p.chol, r.chol
     d = p.dim
     C = tril_solve_tril(Lr, Lp)
     Cinv, info = lapack.dtrtri(C, lower=1)
@@ -256,7 +257,7 @@ def _build(
         templates = list(model.components[keep])
     elif params.template_chols is not None:  # the fast path returns the templates with their factors
         templates = [
-            Gaussian._trusted(mu, S, L, copy=False)
+            Gaussian.from_cholesky(mu, S, L, copy=False)
             for mu, S, L in zip(params.template_means, params.template_covs, params.template_chols, strict=True)
         ]
     else:  # other solvers (cvxpy, the general profile): validated like any user-given covariance
@@ -271,9 +272,9 @@ def _build(
         for i, t in enumerate(templates):
             mu = g * params.template_means[i] + params.offsets[a]
             if g == 1.0:  # the gauge group: its covariances are the templates' (read-only, shared)
-                row.append(Gaussian._trusted(mu, t.cov, t._chol, copy=False))
+                row.append(Gaussian.from_cholesky(mu, t.cov, t.chol, copy=False))
             else:
-                row.append(Gaussian._trusted(mu, (g * g) * t.cov, g * t._chol, copy=False))
+                row.append(Gaussian.from_cholesky(mu, (g * g) * t.cov, g * t.chol, copy=False))
         comps.append(tuple(row))
     cp = np.tile(q, (model.n_groups, 1))
     return model.with_components(comps, class_priors=cp)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
+from ..ideal.solve import Criterion, Intervention
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
 from ..steering import Coordinates, SteeringTransform
@@ -158,8 +159,8 @@ def fit_bundle(
     stats: Any,
     *,
     layers: list[int] | None = None,
-    criterion: str = "equal_opportunity",
-    intervention: str = "all",
+    criterion: Criterion = "equal_opportunity",
+    intervention: Intervention = "all",
     estimator: CovarianceEstimator | None = None,
     shrinkage: Any = UNSET,
     reg: Any = UNSET,
@@ -208,7 +209,7 @@ def fit_bundle(
     groups: tuple[Any, ...] = ()
     for layer in chosen:
         model, coords = layer_model(stats, layer, rank=rank, estimator=est)
-        steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)  # type: ignore[arg-type]
+        steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)
         groups = tuple(model.groups.tolist())
         maps[layer] = steering.full_group_maps()
         kls[str(layer)] = float(steering.solution.kl)

@@ -64,7 +64,9 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
 
 def _input_device(model: nn.Module) -> torch.device:
     try:
-        return model.get_input_embeddings().weight.device  # type: ignore[operator, union-attr]
+        # a transformers method; nn.Module.__getattr__ types it as Tensor | Module (or raises AttributeError)
+        get_embeddings: Any = model.get_input_embeddings
+        return get_embeddings().weight.device
     except (AttributeError, NotImplementedError, TypeError):
         param = next(model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")

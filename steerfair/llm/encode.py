@@ -28,7 +28,7 @@ def encode(
     tokenizer: Any,
     texts: Sequence[str],
     *,
-    layers: int | Sequence[int] = -1,
+    layers: int | str | Sequence[int | str] = -1,
     pooling: str = "mean",
     batch_size: int = 32,
     max_length: int = 128,
@@ -66,7 +66,7 @@ def encode(
         raise ValueError(f"texts must be non-empty strings; texts[{bad[0]}] is {texts[bad[0]]!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-    chosen = layers if isinstance(layers, (list, tuple)) else [layers]
+    chosen: list[Any] | tuple[Any, ...] = layers if isinstance(layers, (list, tuple)) else [layers]
     out: dict[int, np.ndarray] = {}
     with capture_blocks(model, tokenizer, chosen, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
         # length-sorted batches: far less padding than file order (results are put back in input order)
@@ -141,7 +141,7 @@ def encode_cached(
     if fingerprint is None:
         fingerprint = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
-    wanted = list(layers) if isinstance(layers, (list, tuple)) else [layers]
+    wanted: list[Any] = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     loaded = model
     n_layers = None
     if any(int(w) < 0 for w in wanted):  # resolve negative indices: needs the depth (from the config)

@@ -323,6 +323,7 @@ class SteeringHandle:
         for j, f in enumerate(kernels):
             term = f(h).to(torch.float32) * P[..., j : j + 1]
             out = term if out is None else out + term
+        assert out is not None  # a mixture has at least one kernel
         return out.to(h.dtype)
 
     def steered(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -389,8 +390,9 @@ def interpolate(T: AffineMap, strength: float) -> AffineMap:
     """``x -> x + strength * (T(x) - x)``: the identity at 0, ``T`` at 1 (low-rank maps stay low-rank)."""
     if strength == 1.0:
         return T
-    if T.is_low_rank:
-        return AffineMap.low_rank(strength * T.U, T.V, strength * T.b)
+    U, V = T.U, T.V
+    if U is not None and V is not None:  # low-rank
+        return AffineMap.low_rank(strength * U, V, strength * T.b)
     d = T.d_in
     return AffineMap(np.eye(d) + strength * (T.A - np.eye(d)), strength * T.b)
 

@@ -10,6 +10,7 @@ import torch
 
 __all__ = ["POOLINGS", "check_pooling", "pool_hidden"]
 
+#: The pooling modes of :func:`pool_hidden` (``pooling=``).
 POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all")
 
 

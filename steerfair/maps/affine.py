@@ -106,7 +106,7 @@ class AffineMap:
     @property
     def d_in(self) -> int:
         """Input dimension."""
-        return int(self._A.shape[1]) if self._A is not None else int(self._U.shape[0])
+        return int(self._A.shape[1]) if self._A is not None else int(self._factors()[0].shape[0])
 
     @property
     def d_out(self) -> int:
@@ -119,7 +119,8 @@ class AffineMap:
         if self._A is not None:
             return self._A
         if "A" not in self._cache:
-            A = np.eye(self.d_in) + self._U @ self._V.T
+            U, V = self._factors()
+            A = np.eye(self.d_in) + U @ V.T
             A.setflags(write=False)
             self._cache["A"] = A
         return self._cache["A"]
@@ -147,14 +148,23 @@ class AffineMap:
         if not isinstance(other, AffineMap) or self.is_low_rank != other.is_low_rank:
             return False
         if self.is_low_rank:
-            return (
-                np.array_equal(self._U, other._U)
-                and np.array_equal(self._V, other._V)
-                and np.array_equal(self._b, other._b)
-            )
-        return np.array_equal(self._A, other._A) and np.array_equal(self._b, other._b)
+            (U1, V1), (U2, V2) = self._factors(), other._factors()
+            return np.array_equal(U1, U2) and np.array_equal(V1, V2) and np.array_equal(self._b, other._b)
+        return np.array_equal(self._dense(), other._dense()) and np.array_equal(self._b, other._b)
 
-    __hash__ = None  # type: ignore[assignment]
+    # Defining __eq__ sets __hash__ to None: maps compare by value and are unhashable.
+
+    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        # (U, V) of a low-rank map; dense maps store A instead.
+        if self._U is None or self._V is None:
+            raise AssertionError("not a low-rank AffineMap")
+        return self._U, self._V
+
+    def _dense(self) -> np.ndarray:
+        # A of a dense map; low-rank maps store (U, V) instead.
+        if self._A is None:
+            raise AssertionError("not a dense AffineMap")
+        return self._A
 
     # ------------------------------------------------------------ application
     def __call__(self, x: Any) -> Any:
@@ -171,7 +181,8 @@ class AffineMap:
         if self._A is not None:
             y = x64 @ self._A.T + self._b
         else:
-            y = x64 + (x64 @ self._V) @ self._U.T + self._b
+            U, V = self._factors()
+            y = x64 + (x64 @ V) @ U.T + self._b
         return y.astype(out_dtype, copy=False)
 
     def torch_params(self, device: Any, dtype: Any) -> tuple[Any, ...]:
@@ -184,7 +195,8 @@ class AffineMap:
             if self._A is not None:
                 self._cache[key] = (conv(self._A.T.copy()), conv(self._b))
             else:
-                self._cache[key] = (conv(self._U.T.copy()), conv(self._V), conv(self._b))
+                U, V = self._factors()
+                self._cache[key] = (conv(U.T.copy()), conv(V), conv(self._b))
         return self._cache[key]
 
     def _apply_torch(self, x: Any) -> Any:
@@ -214,8 +226,9 @@ class AffineMap:
             raise ValueError(f"cannot compose: inner map outputs {other.d_out}, outer expects {self.d_in}")
         if self.is_low_rank and other.is_low_rank:
             # (I + U1 V1^T)(I + U2 V2^T) = I + [U1, U2 + U1 V1^T U2] [V1, V2]^T
-            U = np.hstack([self._U, other._U + self._U @ (self._V.T @ other._U)])
-            V = np.hstack([self._V, other._V])
+            (U1, V1), (U2, V2) = self._factors(), other._factors()
+            U = np.hstack([U1, U2 + U1 @ (V1.T @ U2)])
+            V = np.hstack([V1, V2])
             b = self(other._b[None])[0]
             return AffineMap.low_rank(U, V, b)
         return AffineMap(self.A @ other.A, self.A @ other.b + self.b)
@@ -226,16 +239,17 @@ class AffineMap:
             raise ValueError("only square maps are invertible")
         if self.is_low_rank:
             r = self.rank or 0
-            K = np.eye(r) + self._V.T @ self._U
+            U, V = self._factors()
+            K = np.eye(r) + V.T @ U
             try:
-                KinvVt = np.linalg.solve(K, self._V.T)
+                KinvVt = np.linalg.solve(K, V.T)
             except np.linalg.LinAlgError:
                 raise ValueError("the map is singular and has no inverse") from None
             # (I + U V^T)^-1 = I - U (I + V^T U)^-1 V^T
-            U2, V2 = -self._U, KinvVt.T
+            U2, V2 = -U, KinvVt.T
             b2 = -(self._b + U2 @ (V2.T @ self._b))
             return AffineMap.low_rank(U2, V2, b2)
-        A = self._A
+        A = self._dense()
         cond = np.linalg.cond(A)
         if not np.isfinite(cond) or cond > 1e14:
             raise ValueError(f"the map is singular (condition number {cond:.3g}) and has no inverse")
@@ -248,7 +262,7 @@ class AffineMap:
             return self
         if self.d_in != self.d_out:
             raise ValueError("only square maps have an identity-plus-low-rank form")
-        u, s, vt = np.linalg.svd(self._A - np.eye(self.d_in))
+        u, s, vt = np.linalg.svd(self._dense() - np.eye(self.d_in))
         keep = int(np.sum(s > rtol * max(s[0] if s.size else 0.0, 1e-300))) if rank is None else int(rank)
         return AffineMap.low_rank(u[:, :keep] * s[:keep], vt[:keep].T, self._b)
 
@@ -260,8 +274,9 @@ class AffineMap:
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Named float64 arrays describing the map (for safetensors)."""
         if self.is_low_rank:
-            return {f"{prefix}U": self._U, f"{prefix}V": self._V, f"{prefix}b": self._b}
-        return {f"{prefix}A": self._A, f"{prefix}b": self._b}
+            U, V = self._factors()
+            return {f"{prefix}U": U, f"{prefix}V": V, f"{prefix}b": self._b}
+        return {f"{prefix}A": self._dense(), f"{prefix}b": self._b}
 
     @classmethod
     def from_state_dict(cls, tensors: dict[str, np.ndarray], prefix: str = "") -> AffineMap:

@@ -60,7 +60,7 @@ def gaussian_ot_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) 
 
 def bures_barycenter(
     covs: Sequence[np.ndarray],
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | np.ndarray | None = None,
     *,
     tol: float = 1e-12,
     max_iter: int = 500,

@@ -25,6 +25,7 @@ __all__ = [
     "worst_group_accuracy",
 ]
 
+#: How a gap summarises per-group rates: largest difference or largest ratio (``method=``).
 GapMethod = Literal["max_minus_min", "max_ratio"]
 GAP_METHODS: tuple[str, ...] = ("max_minus_min", "max_ratio")
 

@@ -37,6 +37,7 @@ __all__ = [
     "tpr_gaps_per_class",
 ]
 
+#: Whether a per-class TPR gap keeps its sign or is taken in absolute value (``sign=``).
 GapSign = Literal["signed", "absolute"]
 GAP_SIGNS: tuple[str, ...] = ("signed", "absolute")
 

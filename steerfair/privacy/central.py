@@ -31,6 +31,7 @@ from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtr
 
 from ..covariance import UNSET, CovarianceEstimator
+from ..ideal.solve import Criterion, Intervention
 from ..membership import Membership
 from ..model import Family, GroupConditionalModel
 from ..statistics import PSD_FLOOR, CellStatistics
@@ -242,8 +243,8 @@ def dp_fit_steering(
     epsilon: float,
     delta: float,
     clip_norm: float,
-    criterion: str = "equal_opportunity",
-    intervention: str = "all",
+    criterion: Criterion = "equal_opportunity",
+    intervention: Intervention = "all",
     **kwargs: Any,
 ) -> Any:
     """:func:`steerfair.fit_steering` on :func:`dp_fit_model`: steering maps that are safe to release."""

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
-from ..membership import Membership
+from ..ideal.solve import Criterion, Intervention
+from ..membership import Membership, MembershipKind
 from ..model import Family, GroupConditionalModel
 from ..statistics import PSD_FLOOR, CellStatistics, psd_repair
 from ..validation import as_labels, as_matrix
@@ -52,7 +53,7 @@ def debiased_membership(
     epsilon: float,
     n_categories: int | None = None,
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unbiased signed membership ``W = (onehot(r) - q) / (p - q)`` of randomised reports.
 
@@ -80,7 +81,7 @@ def private_membership(
     epsilon: float,
     n_categories: int | None = None,
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
 ) -> Membership:
     """The :class:`~steerfair.membership.Membership` of privatised reports for fitting: the de-biased signed
     weights of :func:`debiased_membership` (one-hot, kind ``"labels"``, for ``epsilon = inf``)."""
@@ -101,7 +102,7 @@ def working_space(X: Any, family: str, min_rows: int) -> np.ndarray:
 
 
 def label_membership(
-    y: Any, n: int, label_epsilon: float | None = None, label_categories: Sequence[Any] | None = None
+    y: Any, n: int, label_epsilon: float | None = None, label_categories: Sequence[Any] | np.ndarray | None = None
 ) -> Membership:
     """The class membership of ``y``: one-hot labels, or de-biased weights of labels privatised at
     ``label_epsilon``."""
@@ -138,8 +139,9 @@ def cell_statistics(
     n, k, m = X.shape[0], len(groups), len(classes)
     if G.shape != (n, k) or H.shape != (n, m):
         raise ValueError(f"membership must be ({n}, {k}) and label_membership ({n}, {m}); got {G.shape}, {H.shape}")
-    kind = "debiased" if np.any(G < 0) else "probabilities"
-    return CellStatistics.from_rows(X, Membership(groups, G, kind), Membership(classes, H, kind), weights)
+    kind: MembershipKind = "debiased" if np.any(G < 0) else "probabilities"
+    group_m, class_m = Membership(np.asarray(groups), G, kind), Membership(np.asarray(classes), H, kind)
+    return CellStatistics.from_rows(X, group_m, class_m, weights)
 
 
 def ldp_statistics(
@@ -148,10 +150,10 @@ def ldp_statistics(
     reports: Any,
     epsilon: float,
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
     n_categories: int | None = None,
     label_epsilon: float | None = None,
-    label_categories: Sequence[Any] | None = None,
+    label_categories: Sequence[Any] | np.ndarray | None = None,
     weights: Any = None,
 ) -> CellStatistics:
     """Unbiased per-(group, class) statistics from group reports privatised with ``epsilon``.
@@ -216,10 +218,10 @@ def fit_private_model(
     epsilon: float,
     family: Family = "normal",
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
     n_categories: int | None = None,
     label_epsilon: float | None = None,
-    label_categories: Sequence[Any] | None = None,
+    label_categories: Sequence[Any] | np.ndarray | None = None,
     weights: Any = None,
     estimator: CovarianceEstimator | None = None,
     shrinkage: Any = UNSET,
@@ -264,8 +266,8 @@ def fit_private_steering(
     y: Any,
     reports: Any,
     epsilon: float,
-    criterion: str = "equal_opportunity",
-    intervention: str = "all",
+    criterion: Criterion = "equal_opportunity",
+    intervention: Intervention = "all",
     **fit_kwargs: Any,
 ) -> Any:
     """:func:`steerfair.fit_steering` on :func:`fit_private_model` (``fit_kwargs`` go to the latter)."""

@@ -123,7 +123,10 @@ def rr_variance_inflation(epsilon: float, n_categories: int) -> float:
 
 
 def encode_categories(
-    values: Any, categories: Sequence[Any] | None = None, n_categories: int | None = None, name: str = "values"
+    values: Any,
+    categories: Sequence[Any] | np.ndarray | None = None,
+    n_categories: int | None = None,
+    name: str = "values",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codes ``0..k-1`` and the category labels of a 1-D categorical column.
 
@@ -177,7 +180,7 @@ def randomized_response(
     n_categories: int | None = None,
     seed: int | np.random.Generator | None = None,
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Privatise a categorical column with k-ary randomized response (``epsilon``-local DP).
 

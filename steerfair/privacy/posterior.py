@@ -30,7 +30,7 @@ def posterior_group_proba(
     epsilon: float,
     prior: Any = None,
     *,
-    categories: Sequence[Any] | None = None,
+    categories: Sequence[Any] | np.ndarray | None = None,
     n_categories: int | None = None,
 ) -> np.ndarray:
     """``P(A = a | report)`` per row, shape ``(n, k)``, for reports privatised with ``epsilon``.
@@ -134,7 +134,12 @@ class PrivateGroupProbe:
     """
 
     def __init__(
-        self, epsilon: float, *, categories: Sequence[Any] | None = None, C: float = 1.0, max_iter: int = 500
+        self,
+        epsilon: float,
+        *,
+        categories: Sequence[Any] | np.ndarray | None = None,
+        C: float = 1.0,
+        max_iter: int = 500,
     ) -> None:
         self.epsilon = check_epsilon(epsilon)
         self.categories = categories
