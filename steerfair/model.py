@@ -406,16 +406,11 @@ def _positive(X: np.ndarray) -> np.ndarray:
 
 
 def _index(labels: np.ndarray, values: Any, name: str) -> np.ndarray:
-    vals = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
-    if vals.ndim != 1:
-        raise ValueError(f"{name} must be 1-D; got shape {vals.shape}")
-    lookup = {v: j for j, v in enumerate(labels.tolist())}
-    try:
-        return np.fromiter((lookup[v] for v in vals.tolist()), dtype=np.int64, count=len(vals))
-    except KeyError as exc:
-        raise ValueError(
-            f"{name} contains {exc.args[0]!r}, which was not seen in fit (known: {labels.tolist()})"
-        ) from None
+    """Column indices of 1-D ``values`` among the fitted ``labels`` (read through :class:`Membership`)."""
+    membership = Membership.align(values, labels, name=name)
+    if membership.kind != "labels":
+        raise ValueError(f"{name} must be 1-D labels; got an array of shape {membership.weights.shape}")
+    return membership.indices()
 
 
 def _row_intensities(
