@@ -11,6 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+#: the files ``steerfair demo --synthetic`` writes
+SYNTHETIC_FILES = ("synthetic_gaussian.json", "synthetic_gaussian.md")
+
+
 DEMO_METHODS = (
     "raw",
     "steerfair",
@@ -23,22 +27,37 @@ DEMO_METHODS = (
 )
 
 
-def _synthetic(out: Path) -> int:
+def _synthetic(out: Path, overwrite: bool) -> int:
     """Run the Gaussian case study into ``out/synthetic`` and print its tables."""
     from .evaluation import case_study
 
     print("steerfair demo: the paper's Gaussian case study (analytic rates; KL-nearest ideal vs baselines)")
-    results = case_study.run(out / "synthetic")
+    results = case_study.run(out / "synthetic", overwrite=overwrite)
     print(case_study.markdown(results))
     print(f"\nwrote {out / 'synthetic'}/synthetic_gaussian.{{json,md}}")
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """``steerfair demo``: the tabular benchmark on Adult / sex (or the case study with ``--synthetic``)."""
+def _check_demo(args: argparse.Namespace) -> None:
+    """Raise a ``ValueError`` for an unusable ``steerfair demo`` argument or output folder (before any work)."""
+    from .evaluation.output import check_output, result_names
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1; got {args.seeds}")
     out = Path(args.out)
     if args.synthetic:
-        return _synthetic(out)
+        check_output(out / "synthetic", SYNTHETIC_FILES, overwrite=args.overwrite)
+    else:
+        check_output(out / "adult", result_names("tabular_benchmark"), overwrite=args.overwrite)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``steerfair demo``: the tabular benchmark on Adult / sex (or the case study with ``--synthetic``)."""
+    from .evaluation.output import check_output
+
+    out = Path(args.out)
+    if args.synthetic:
+        return _synthetic(out, args.overwrite)
     from .datasets import MissingDataPackageError
     from .evaluation import tabular_benchmark as tb
 
@@ -53,10 +72,12 @@ def _demo(args: argparse.Namespace) -> int:
             seeds=range(args.seeds),
             models=["logistic"],
             methods=DEMO_METHODS,
+            overwrite=args.overwrite,
         )
     except MissingDataPackageError as exc:
         print(f"{exc}\nfalling back to the synthetic case study", file=sys.stderr)
-        return _synthetic(out)
+        check_output(out / "synthetic", SYNTHETIC_FILES, overwrite=args.overwrite)
+        return _synthetic(out, args.overwrite)
     print()
     print(tb.markdown(results))
     s = results["tasks"]["adult/sex"]["summary"]["logistic"]
@@ -92,13 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     demo.add_argument("--seeds", type=int, default=5, help="number of random splits (default: 5)")
     demo.add_argument("--synthetic", action="store_true", help="run the paper's Gaussian case study instead")
-    demo.set_defaults(func=_demo)
+    demo.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    demo.set_defaults(func=_demo, check=_check_demo)
     bios = sub.add_parser("bios", help="Bios occupation prediction: steer encodings, per-profession TPR gaps")
     from .evaluation.bios_run import add_arguments as bios_arguments
+    from .evaluation.bios_run import check_arguments as bios_check
 
     bios_arguments(bios)
-    bios.set_defaults(func=_bios)
+    bios.set_defaults(func=_bios, check=bios_check)
     args = parser.parse_args(argv)
+    try:  # every argument and the output folder, before any work
+        args.check(args)
+    except ValueError as exc:
+        {"demo": demo, "bios": bios}[args.command].error(str(exc))
     return int(args.func(args))
 
 

@@ -62,7 +62,10 @@ class GroupConditionalModel:
         cp = np.asarray(self.class_priors, dtype=np.float64)
         if gp.shape != (k,) or cp.shape != (k, m):
             raise ValueError(f"priors must have shapes ({k},) and ({k}, {m}); got {gp.shape} and {cp.shape}")
-        if np.any(gp <= 0) or np.any(cp <= 0) or not np.all(np.isfinite(cp)):
+        for name, val in (("group_priors", gp), ("class_priors", cp)):
+            if not np.all(np.isfinite(val)):
+                raise ValueError(f"{name} contains NaN or infinite values; priors must be finite probabilities")
+        if np.any(gp <= 0) or np.any(cp <= 0):
             raise ValueError("priors must be strictly positive (every group and every (group, class) cell)")
         if abs(gp.sum() - 1) > 1e-9 or np.any(np.abs(cp.sum(axis=1) - 1) > 1e-9):
             raise ValueError("group_priors and each row of class_priors must sum to 1")

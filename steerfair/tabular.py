@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .covariance import CovarianceEstimator, Regularisation, Shrinkage
+from .covariance import AUTO_REG_RCOND, CovarianceEstimator, Regularisation, Shrinkage
 from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
@@ -84,7 +84,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         shrinkage: (None, "ledoit_wolf", "oas" or float) Shrinkage of each cell covariance (when ``estimator`` is
             ``None``).
         reg: (float, "auto" or None) Diagonal regularisation of each cell covariance (see
-            :class:`steerfair.covariance.CovarianceEstimator`).
+            :class:`steerfair.covariance.CovarianceEstimator`). ``"auto"`` judges and regularises each cell
+            covariance in standardised units (each steered column divided by its training standard deviation), so
+            no column's units change the steered output of the others.
         test_mode: ({"posterior", "group", "identity"}) How rows are moved when the label is unknown (see the module
             docstring).
         group_probe: ({"logistic", None}) Model of ``P(A | x)`` used when ``transform`` gets no ``groups``; ``None``
@@ -259,9 +261,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
         self.group_reader_ = reader
-        self.model_ = GroupConditionalModel.fit(
-            Z, y_arr, membership, weights=sample_weight, estimator=estimator, min_samples=self.min_samples
-        )
+        self.model_ = self._fit_model(Z, y_arr, membership, sample_weight, estimator)
         # Solve and build the maps in standardised coordinates (see Coordinates.standardising): exact by the
         # scale equivariance of the nearest-ideal problem, and it keeps Adult's fnlwgt (~1e5) from amplifying
         # round-off in the OT maps.
@@ -278,6 +278,32 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if self.group_probe == "logistic":
             self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership)
         return self
+
+    def _fit_model(
+        self, Z: np.ndarray, y: np.ndarray, membership: Membership, weights: Any, estimator: CovarianceEstimator
+    ) -> GroupConditionalModel:
+        """The model of the steered columns; ``reg="auto"`` decides and regularises in standardised units.
+
+        The automatic ridge must not depend on any column's units: a cell covariance is "near-singular" when its
+        *standardised* form (each steered column divided by its training standard deviation) is, and the ridge
+        is then added in those units (proportional to each column's variance) and mapped back. A well-conditioned
+        model is the plain fit, unchanged.
+        """
+        fit = lambda X, est: GroupConditionalModel.fit(  # noqa: E731
+            X, y, membership, weights=weights, estimator=est, min_samples=self.min_samples
+        )
+        if estimator.reg != "auto":
+            return fit(Z, estimator)
+        scale = _column_scale(Z)
+        unit = Coordinates(scale=scale)
+        try:
+            plain = fit(Z, CovarianceEstimator(estimator.shrinkage, None))
+        except ValueError:  # a singular cell covariance: regularise it (below)
+            pass
+        else:
+            if all(_well_conditioned(c.cov, scale) for row in plain.components for c in row):
+                return plain
+        return unit.unmodel(fit(unit.to_working(Z), estimator))
 
     def _estimator(self) -> CovarianceEstimator:
         if self.estimator is None:
@@ -496,6 +522,18 @@ def _column_index(c: Any, names: list[str] | None, n_features: int) -> int:
     if str(c) not in names:
         raise ValueError(f"unknown column {c!r}; known columns: {names}")
     return names.index(str(c))
+
+
+def _column_scale(Z: np.ndarray) -> np.ndarray:
+    """Per-column standard deviation of ``Z`` (1 for a constant column): the unit of the covariance estimate."""
+    sd = np.std(Z, axis=0)
+    return np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+
+
+def _well_conditioned(cov: np.ndarray, scale: np.ndarray) -> bool:
+    """Whether ``cov``, standardised by ``scale``, is far from singular (the ``reg="auto"`` criterion)."""
+    evals = np.linalg.eigvalsh(cov / np.outer(scale, scale))
+    return bool(evals[-1] > 0 and evals[0] > AUTO_REG_RCOND * evals[-1])
 
 
 def _skew(v: np.ndarray) -> float:

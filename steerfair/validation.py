@@ -124,8 +124,9 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
     L, info = lapack.dpotrf(arr, lower=1, clean=1)
     if info == 0:
         piv = np.diag(L)
-        # a pivot below sqrt(1e-13) of the largest scale means numerically singular
-        if np.all(np.isfinite(L)) and float(np.min(piv)) ** 2 > 1e-13 * float(np.max(np.diag(arr))):
+        # numerically singular: a pivot (the variance of a coordinate left over by the previous ones) below 1e-13
+        # of that coordinate's own variance; relative per coordinate, so a column's units cannot decide it
+        if np.all(np.isfinite(L)) and np.all(piv**2 > 1e-13 * np.diag(arr)):
             return arr, L
     evals = np.linalg.eigvalsh(arr)
     kind = "not positive semi-definite" if evals[0] < 0 else "singular"

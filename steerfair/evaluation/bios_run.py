@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +14,22 @@ from ..llm.encode import encode_cached
 from .bios_methods import METHODS
 from .bios_protocol import ProtocolConfig, run_protocol
 from .bios_report import markdown, plot_gaps
+from .output import atomic_write_file, check_output, run_record, to_json
 
 __all__ = [
     "DEFAULT_LAYERS",
+    "RESULT_FILES",
     "ENCODING_OPTIONS",
     "add_arguments",
+    "check_arguments",
     "config_from_args",
     "encoded_features",
     "main",
     "run_bios",
 ]
+
+#: the files :func:`run_bios` writes
+RESULT_FILES = ("results.json", "results.md", "gaps.png")
 
 #: the block each alias is read at by default: MiniLM's last layer, SmolLM2's middle
 DEFAULT_LAYERS = {"minilm": -1, "smollm2": 15}
@@ -97,6 +103,8 @@ def run_bios(
     batch_size: int = 32,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    cap_rank: bool = False,
 ) -> dict[str, Any]:
     """Run the protocol for one encoder and dataset and write ``out/results.json``, ``out/results.md`` and
     ``out/gaps.png``.
@@ -114,16 +122,39 @@ def run_bios(
         batch_size: Encoder batch size.
         cache_dir: Encoding cache (default ``$STEERFAIR_CACHE/encodings``).
         progress: Show progress bars and log lines.
+        overwrite: Replace earlier results in ``out`` (otherwise a ``ValueError``, raised before any work).
+        cap_rank: A ``config.rank`` above the encoding's dimension steers all of it (recorded as ``rank=None``)
+            instead of raising (the command's default rank).
 
     Returns:
         dict: The protocol's results with the run's model, data and encoding facts.
+
+    Raises:
+        ValueError: An unusable output folder or setting (checked before the encoding), an ``exclude`` that names
+            no occupation of the data, or a ``rank`` above the encoding's dimension.
     """
     t0 = time.perf_counter()
-    out = Path(out)
+    config = ProtocolConfig() if config is None else config
+    _check_positive(max_length, "max_length")
+    _check_positive(batch_size, "batch_size")
+    if max_per_class is not None:
+        _check_positive(max_per_class, "max_per_class")
+    if config.rank is not None:
+        _check_positive(config.rank, "rank")
+    out = check_output(out, RESULT_FILES, overwrite=overwrite)
     if dataset is None:
         dataset = _load(data, max_per_class)
+    known = {str(c) for c in dataset.classes}
+    unknown = [c for c in config.exclude if str(c) not in known]
+    if unknown:
+        raise ValueError(f"exclude names no occupation of {dataset.name}: {unknown}; occupations: {sorted(known)}")
     X, resolved = _encode(model, dataset, layer=layer, pooling=pooling, max_length=max_length, batch_size=batch_size,
                           cache_dir=cache_dir, progress=progress)  # fmt: skip
+    dim = int(X.shape[1])
+    if config.rank is not None and config.rank > dim and cap_rank:
+        config = dataclasses.replace(config, rank=None)
+    if config.rank is not None and config.rank > dim:
+        raise ValueError(f"rank {config.rank} exceeds the encoding dimension {dim}; pass rank <= {dim} (0: all)")
     t_enc = time.perf_counter() - t0
     results = run_protocol(
         X, dataset.labels, dataset.groups, config, progress=progress, log=print if progress else None
@@ -139,8 +170,12 @@ def run_bios(
         dataset_statistics=dataset.statistics(),
         seconds_total=time.perf_counter() - t0,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    check_output(out, RESULT_FILES, overwrite=overwrite)
+    run = run_record({
+        "model": model, "data": dataset.name, "layer": layer, "pooling": pooling, "max_length": max_length,
+        "max_per_class": max_per_class, "batch_size": batch_size, "protocol": results.get("config"),
+    })  # fmt: skip
+    text = to_json({**results, "run": run}, indent=1)
     table = markdown(results)
     header = (
         f"Bios protocol: model {model} (block {resolved}, {pooling} pooling), data {dataset.name} "
@@ -149,8 +184,9 @@ def run_bios(
     )
     if results["config"].get("oracle_labels"):
         header += "**Diagnostic run: test rows were moved with their gold occupation (not a deployable method).**\n\n"
-    (out / "results.md").write_text(header + table + "\n")
-    plot_gaps(results, out / "gaps.png")
+    atomic_write_file(out / "results.md", lambda p: p.write_text(header + table + "\n"))
+    atomic_write_file(out / "gaps.png", lambda p: plot_gaps(results, p))
+    atomic_write_file(out / "results.json", lambda p: p.write_text(text))  # last: its presence means a complete run
     return results
 
 
@@ -167,8 +203,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intervention", default="all", choices=["all", "affirmative"])
     p.add_argument("--criterion", default="equal_opportunity", choices=["equal_opportunity", "demographic_parity"])
     p.add_argument(
-        "--rank", type=int, default=128, help="steer inside the top-RANK principal subspace only (0: all; default 128)"
-    )
+        "--rank", type=int, default=None,
+        help="steer inside the top-RANK principal subspace only (0: all; default 128, or all of a smaller encoding)",
+    )  # fmt: skip
     p.add_argument("--test-mode", default="posterior", choices=["posterior", "group"])
     p.add_argument(
         "--share-covariance", type=float, default=0.0,
@@ -191,6 +228,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sign", default="signed", choices=["signed", "absolute"])
     p.add_argument("--cache-dir", default=None, help="encoding cache (default: $STEERFAIR_CACHE/encodings)")
     p.add_argument("--out", default="results/bios")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
 
 
 def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
@@ -200,7 +238,7 @@ def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
         methods=tuple(args.methods),
         criterion=args.criterion,
         intervention=args.intervention,
-        rank=args.rank or None,
+        rank=ProtocolConfig.rank if args.rank is None else (args.rank or None),
         test_mode=args.test_mode,
         share_covariance=args.share_covariance,
         train_mode=args.train_mode,
@@ -214,6 +252,7 @@ def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``steerfair bios`` on parsed :func:`add_arguments` options; print the table and return 0."""
+    check_arguments(args)  # before any work (``steerfair bios`` has already reported these as usage errors)
     results = run_bios(
         args.model,
         args.data,
@@ -224,8 +263,40 @@ def main(args: argparse.Namespace) -> int:
         out=args.out,
         config=config_from_args(args),
         cache_dir=args.cache_dir,
+        overwrite=getattr(args, "overwrite", False),
+        cap_rank=args.rank is None,
     )
     print()
     print(markdown(results))
     print(f"\nwrote {args.out}/results.json, results.md, gaps.png ({results['seconds_total']:.0f} s)")
     return 0
+
+
+def _check_positive(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+#: hidden sizes of the encoder aliases (``--rank`` above them is refused before any work)
+_ALIAS_DIMS = {"minilm": 384, "smollm2": 576}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Raise a ``ValueError`` naming the option for an unusable ``steerfair bios`` argument or output folder.
+
+    Runs before any work: counts must be positive, ``--rank`` at most the alias's dimension (other encoders: checked
+    once the encoding's dimension is known), and ``--out`` writable without replacing results (``--overwrite``).
+    """
+    for name in ("seeds", "max_length"):
+        value = getattr(args, name)
+        if value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
+    if args.max_per_class < 0:
+        raise ValueError(f"--max-per-class must be non-negative (0: no cap); got {args.max_per_class}")
+    if args.rank is not None and args.rank < 0:
+        raise ValueError(f"--rank must be non-negative (0: steer all dimensions); got {args.rank}")
+    dim = _ALIAS_DIMS.get(args.model)
+    if dim is not None and args.rank is not None and args.rank > dim:
+        raise ValueError(f"--rank {args.rank} exceeds {args.model}'s dimension {dim}; pass --rank <= {dim} (0: all)")
+    config_from_args(args)  # the protocol's own checks
+    check_output(args.out, RESULT_FILES, overwrite=getattr(args, "overwrite", False))

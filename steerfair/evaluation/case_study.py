@@ -20,7 +20,6 @@ in the multivariate setting (Monte Carlo, labelled). Writes JSON and a markdown 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,8 @@ from steerfair import (
     solve_nearest_ideal,
 )
 from steerfair.steering import mixture_moments
+
+from .output import atomic_write_file, check_output, run_record, to_json
 
 
 @dataclass(frozen=True)
@@ -324,27 +325,31 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(out: Path | None = None, settings: list[Setting] | None = None) -> list[dict]:
+def run(out: Path | None = None, settings: list[Setting] | None = None, *, overwrite: bool = False) -> list[dict]:
     """Evaluate every setting; write ``synthetic_gaussian.json`` and ``.md`` under ``out`` if given.
 
     Args:
         out: Output folder, or ``None`` to write nothing.
         settings: The settings (default: :data:`SETTINGS`).
+        overwrite: Replace earlier results in ``out`` (otherwise they raise a ``ValueError``, before any work).
 
     Returns:
         list[dict]: One :func:`evaluate` result per setting.
     """
-    results = [evaluate(s) for s in (SETTINGS if settings is None else settings)]
+    names = ("synthetic_gaussian.json", "synthetic_gaussian.md")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "synthetic_gaussian.json").write_text(json.dumps(results, indent=2, default=_jsonable))
-        (out / "synthetic_gaussian.md").write_text(markdown(results))
+        out = check_output(out, names, overwrite=overwrite)
+    chosen = SETTINGS if settings is None else settings
+    results = [evaluate(s) for s in chosen]
+    if out is not None:
+        check_output(out, names, overwrite=overwrite)
+        table = markdown(results)
+        # a list of per-setting results (the established format); each records the run that produced it
+        run = run_record({"settings": [s.name for s in chosen]})
+        text = to_json([{**r, "run": run} for r in results])
+        atomic_write_file(out / names[1], lambda p: p.write_text(table))
+        atomic_write_file(out / names[0], lambda p: p.write_text(text))
     return results
-
-
-def _jsonable(obj: Any) -> object:
-    """JSON fallback: arrays as lists, numpy scalars as floats."""
-    return obj.tolist() if isinstance(obj, np.ndarray) else float(obj)
 
 
 def main(argv: list[str] | None = None) -> None:

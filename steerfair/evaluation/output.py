@@ -1,13 +1,107 @@
-"""Writing an experiment's results: ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` in one folder."""
+"""Writing an experiment's results: ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` in one folder.
+
+Every command checks its output folder with :func:`check_output` *before* any work (the folder can be created and
+written to, and holds no earlier results unless ``overwrite``), and writes every file atomically
+(:func:`steerfair.files.atomic_write_file`: a temporary file in the same folder, ``fsync``, ``os.replace``), so an
+interrupted run never leaves a results file that parses as complete, nor damages an earlier one. The JSON is
+strict (:func:`to_json`: ``NaN`` / ``inf`` become ``null``) and records the run (:func:`run_record`: configuration,
+library version, UTC time).
+"""
 
 from __future__ import annotations
 
+import datetime
 import json
-from collections.abc import Callable
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_results"]
+import numpy as np
+
+from ..files import atomic_write_file
+
+__all__ = ["atomic_write_file", "check_output", "jsonable", "run_record", "to_json", "write_results"]
+
+
+def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = False) -> Path:
+    """Check, before any work, that results can be written to ``out``; create the folder.
+
+    Args:
+        out: The output folder (created if missing).
+        names: The file names the run will write there.
+        overwrite: Allow replacing existing result files.
+
+    Returns:
+        Path: ``out``.
+
+    Raises:
+        ValueError: ``out`` is not a folder, cannot be created or written to, or holds one of ``names`` and
+            ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {str(out)!r} exists and is not a folder; pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValueError(f"output folder {str(out)!r} is not writable ({exc}); pass another --out") from None
+    existing = sorted(n for n in names if (out / n).exists())
+    if existing and not overwrite:
+        raise ValueError(
+            f"output folder {str(out)!r} already holds results ({', '.join(existing)}); pass --overwrite "
+            "(overwrite=True) to replace them, or choose another --out"
+        )
+    return out
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy values as Python ones and non-finite floats as ``None`` (strict JSON)."""
+    if isinstance(obj, Mapping):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: jsonable(v)
+                for k, v in obj.items()}  # fmt: skip
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON of ``obj`` (see :func:`jsonable`; never the non-standard ``NaN`` / ``Infinity``)."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
+
+
+def run_record(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What identifies a run: its full configuration, the library version and the UTC time."""
+    from .. import __version__
+
+    return {
+        "config": dict(config or {}),
+        "steerfair_version": __version__,
+        "utc_time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def result_names(stem: str) -> tuple[str, str, str]:
+    """The files :func:`write_results` writes for ``stem``."""
+    return f"{stem}.json", f"{stem}.md", f"{stem}.png"
 
 
 def write_results(
@@ -16,8 +110,13 @@ def write_results(
     results: dict[str, Any],
     markdown: Callable[[dict[str, Any]], str],
     plot: Callable[[dict[str, Any], Path], None],
+    *,
+    overwrite: bool = False,
+    config: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``out`` and write the results as JSON, their ``markdown`` table and their ``plot`` there.
+
+    Call :func:`check_output` with the same ``out``, ``result_names(stem)`` and ``overwrite`` before the work.
 
     Args:
         out: The folder (created if missing).
@@ -25,9 +124,18 @@ def write_results(
         results: JSON-serialisable results.
         markdown: Renders the results as a markdown table.
         plot: Draws the results into the given path.
+        overwrite: Replace existing result files (otherwise a ``ValueError``).
+        config: The run's configuration, recorded in the JSON under ``"run"`` with the version and UTC time.
+
+    Raises:
+        ValueError: see :func:`check_output`.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2))
-    (out / f"{stem}.md").write_text(markdown(results) + "\n")
-    plot(results, out / f"{stem}.png")
+    names = result_names(stem)
+    out = check_output(out, names, overwrite=overwrite)
+    record = {**results, "run": run_record(config)}
+    text = to_json(record)
+    table = markdown(results) + "\n"
+    # the JSON last: a results JSON on disk means the table and the plot beside it are complete
+    atomic_write_file(out / names[1], lambda p: p.write_text(table))
+    atomic_write_file(out / names[2], lambda p: plot(results, p))
+    atomic_write_file(out / names[0], lambda p: p.write_text(text))

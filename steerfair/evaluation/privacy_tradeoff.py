@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .output import write_results
+from .output import check_output, result_names, write_results
 from .privacy_data import FeatureData, load_adult_sex, load_bug_features, load_features
 
 __all__ = ["EPSILONS", "METHODS", "FeatureData", "load_features", "markdown", "plot", "run", "run_seed"]
@@ -212,6 +212,7 @@ def run(
     epsilons: Sequence[float] = EPSILONS,
     train_fraction: float = 1.0,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the trade-off; with ``out`` write ``privacy_tradeoff.{json,md,png}`` there.
 
@@ -222,6 +223,7 @@ def run(
         epsilons: Privacy levels.
         train_fraction: Fraction of the training part used.
         show_progress: Show a progress bar.
+        overwrite: Replace earlier results in ``out`` (otherwise they raise a ``ValueError``, before any work).
 
     Returns:
         dict: The protocol, per-seed results and their summary (mean and std over seeds).
@@ -230,6 +232,11 @@ def run(
 
     from ..privacy import rr_variance_inflation
 
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one seed")
+    if out is not None:
+        check_output(out, result_names("privacy_tradeoff"), overwrite=overwrite)
     data = load_adult_sex() if data is None else data
     k = len(np.unique(data.groups))
     t0 = time.perf_counter()
@@ -260,7 +267,9 @@ def run(
         "seconds": time.perf_counter() - t0,
     }
     if out is not None:
-        write_results(out, "privacy_tradeoff", results, markdown, plot)
+        config = {"data": data.name, "seeds": [int(x) for x in seeds], "epsilons": [_key(e) for e in epsilons],
+                  "train_fraction": train_fraction}  # fmt: skip
+        write_results(out, "privacy_tradeoff", results, markdown, plot, overwrite=overwrite, config=config)
     return results
 
 
@@ -347,7 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--epsilons", nargs="*", default=[_key(e) for e in EPSILONS], help="privacy levels ('inf' = no privacy)"
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1; got {args.seeds}")
+    try:
+        check_output(args.out, result_names("privacy_tradeoff"), overwrite=args.overwrite)
+    except ValueError as exc:
+        parser.error(str(exc))
     eps = [math.inf if e.lower() == "inf" else float(e) for e in args.epsilons]
     if args.features is not None:
         data = load_features(args.features)
@@ -355,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         data = load_bug_features(args.cache, args.rank)
     else:
         data = load_adult_sex()
-    res = run(args.out, data, seeds=range(args.seeds), epsilons=eps, train_fraction=args.train_fraction)
+    res = run(
+        args.out, data, seeds=range(args.seeds), epsilons=eps, train_fraction=args.train_fraction,
+        overwrite=args.overwrite,
+    )  # fmt: skip
     print(markdown(res))
     print(f"\nwrote {args.out}/privacy_tradeoff.{{json,md,png}} in {res['seconds']:.0f} s")
     return 0

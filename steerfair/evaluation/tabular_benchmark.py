@@ -43,7 +43,7 @@ import numpy as np
 from .. import metrics as M
 from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching, reweighing_weights
 from ..datasets import TabularDataset, load_dataset
-from .output import write_results
+from .output import check_output, result_names, write_results
 
 __all__ = ["METHODS", "MODELS", "TASKS", "Task", "markdown", "plot", "run", "run_task"]
 
@@ -231,6 +231,7 @@ def run(
     models: Sequence[str] = MODELS,
     methods: Sequence[str] = METHODS,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run the benchmark; with ``out`` write ``tabular_benchmark.{json,md,png}`` there.
 
@@ -241,12 +242,22 @@ def run(
         models: Downstream models.
         methods: Methods compared.
         show_progress: Show a progress bar.
+        overwrite: Replace earlier results in ``out`` (otherwise they raise a ``ValueError``, before any work).
 
     Returns:
         dict: ``{"protocol", "tasks": {name: run_task(...)}, "seconds"}``.
     """
     from tqdm.auto import tqdm
 
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one seed")
+    if out is not None:
+        check_output(out, result_names("tabular_benchmark"), overwrite=overwrite)
+    config = {
+        "tasks": [t.name for t in tasks], "seeds": [int(s) for s in seeds], "models": list(models),
+        "methods": list(methods),
+    }  # fmt: skip
     total = len(tasks) * len(seeds) * len(models) * len(methods)
     results: dict[str, Any] = {"protocol": __doc__.split("\n\n")[1], "tasks": {}}
     t0 = time.perf_counter()
@@ -256,7 +267,7 @@ def run(
             results["tasks"][task.name] = run_task(task, seeds=seeds, models=models, methods=methods, progress=bar)
     results["seconds"] = time.perf_counter() - t0
     if out is not None:
-        write_results(out, "tabular_benchmark", results, markdown, plot)
+        write_results(out, "tabular_benchmark", results, markdown, plot, overwrite=overwrite, config=config)
     return results
 
 
@@ -326,9 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1; got {args.seeds}")
     tasks = [Task(*t.split("/", 1)) for t in args.tasks]
-    res = run(args.out, tasks, seeds=range(args.seeds), models=args.models, methods=args.methods)
+    try:
+        check_output(args.out, result_names("tabular_benchmark"), overwrite=args.overwrite)
+    except ValueError as exc:
+        parser.error(str(exc))
+    res = run(
+        args.out, tasks, seeds=range(args.seeds), models=args.models, methods=args.methods, overwrite=args.overwrite
+    )
     print(markdown(res))
     print(f"\nwrote {args.out}/tabular_benchmark.{{json,md,png}} in {res['seconds']:.0f} s")
     return 0

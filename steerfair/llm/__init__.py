@@ -20,12 +20,14 @@ loaders).
 
 from .bundle import SteeringBundle, fit_bundle, layer_model
 from .capture import BlockCapture, capture_blocks
+from .collection import collect
 from .encode import encode, encode_cached
-from .hooks import LinearProbe, SteeringHandle, attach, steer
+from .hooks import SteeringHandle, attach, steer
 from .layers import find_layer_list, resolve_layers
 from .models import load_model
 from .pooling import POOLINGS, pool_hidden
-from .stats import ActivationStats, collect
+from .probe import LinearProbe
+from .stats import ActivationStats
 
 __all__ = [
     "POOLINGS",

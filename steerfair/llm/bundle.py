@@ -16,16 +16,17 @@ from typing import Any
 import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
+from ..files import atomic_write, decode_label, encode_label, read_bytes, safetensors_metadata, sha256
 from ..ideal.solve import Criterion, Intervention
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
 from ..steering import Coordinates, SteeringTransform
-from .hooks import LinearProbe
+from .probe import LinearProbe
 
 __all__ = ["SteeringBundle", "fit_bundle", "layer_model"]
 
 _FORMAT = "steerfair.steering_bundle"
-_VERSION = 1
+_VERSION = 2  # 2: the sidecar records the tensor names and checksum, the tensors the groups
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,13 +64,24 @@ class SteeringBundle:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write ``path`` (safetensors, float64) and ``path + ".json"`` (groups, layers, metadata)."""
-        from safetensors.numpy import save_file
+        """Write ``path`` (safetensors, float64) and ``path + ".json"`` (groups, layers, metadata) as one unit.
 
+        Everything is serialised and checked first; both files are then written to temporary files in the same
+        directory, synced and renamed over the old ones, so a failing save leaves an earlier bundle loadable. The
+        sidecar records the tensor names and the SHA-256 of the tensor file, and the tensor file records the group
+        order: :meth:`load` refuses a sidecar that does not belong to its tensors.
+
+        Raises:
+            ValueError: a group label that cannot be stored (str, int, float, bool, None or tuples of those), or
+                metadata that is not JSON-serialisable (nothing is written then).
+        """
+        from safetensors.numpy import save
+
+        target = os.fspath(path)
         try:
-            json.dumps(list(self.groups))
-        except TypeError as exc:
-            raise ValueError(f"group labels must be JSON-serialisable to save a bundle: {exc}") from None
+            groups = [encode_label(g) for g in self.groups]
+        except ValueError as exc:
+            raise ValueError(f"cannot save the bundle's groups: {exc}") from None
         tensors: dict[str, np.ndarray] = {}
         for layer, m in self.maps.items():
             for j, T in enumerate(m.values()):
@@ -77,41 +89,90 @@ class SteeringBundle:
         for layer, p in self.probes.items():
             tensors[f"probe{layer}.W"] = p.W
             tensors[f"probe{layer}.c"] = p.c
-        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata={"format": _FORMAT})
+        group_json = json.dumps(groups)
+        data = save(
+            {k: np.ascontiguousarray(v) for k, v in tensors.items()},
+            metadata={"format": _FORMAT, "groups": group_json},
+        )
         side = {
             "format": _FORMAT,
             "version": _VERSION,
-            "groups": [g.item() if hasattr(g, "item") else g for g in self.groups],
+            "groups": groups,
             "layers": self.layers,
             "probe_layers": sorted(self.probes),
             "layer_path": self.layer_path,
+            "tensors": sorted(tensors),
+            "sha256": sha256(data),
             "metadata": self.metadata,
         }
-        with open(f"{os.fspath(path)}.json", "w") as fh:
-            json.dump(side, fh, indent=2, default=str)
+        try:
+            text = json.dumps(side, indent=2, default=str)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"the bundle's metadata is not JSON-serialisable ({exc}); use str keys and JSON values"
+            ) from None
+        atomic_write({target: data, f"{target}.json": text.encode("utf-8")})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SteeringBundle:
-        """Read a bundle written by :meth:`save` (tensors and JSON only; nothing is executed)."""
-        from safetensors import safe_open
+        """Read a bundle written by :meth:`save` (tensors and JSON only; nothing is executed).
 
-        with open(f"{os.fspath(path)}.json") as fh:
-            side = json.load(fh)
-        if side.get("format") != _FORMAT:
-            raise ValueError(f"{path}.json is not a steerfair steering bundle")
-        with safe_open(str(path), framework="numpy") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        groups = tuple(side["groups"])
-        maps = {
-            int(layer): {
-                g: AffineMap.from_state_dict(tensors, prefix=f"layer{layer}.group{j}.") for j, g in enumerate(groups)
+        Raises:
+            FileNotFoundError: the tensor file or its ``.json`` sidecar is missing.
+            ValueError: a file that cannot be read or parsed, or a sidecar that does not belong to the tensor file
+                (other checksum, tensor names or group order: the two files come from different saves).
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load
+
+        where = os.fspath(path)
+        advice = "save the bundle again with SteeringBundle.save (it writes both files)"
+        data = read_bytes(where, "bundle tensor file", advice)
+        raw = read_bytes(f"{where}.json", "bundle sidecar", advice)
+        try:
+            side = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}.json is not valid JSON ({exc}); {advice}") from None
+        if not isinstance(side, dict) or side.get("format") != _FORMAT:
+            raise ValueError(f"{where}.json is not a steerfair steering bundle")
+        version = side.get("version")
+        if version not in (1, _VERSION):
+            raise ValueError(f"{where}.json: unsupported bundle version {version!r}; upgrade steerfair")
+        stored = safetensors_metadata(data, repr(where))
+        try:
+            groups = tuple(decode_label(g) for g in side["groups"])
+            layers = [int(layer) for layer in side["layers"]]
+            probe_layers = [int(layer) for layer in side["probe_layers"]]
+            if version != 1:
+                if side.get("sha256") != sha256(data):
+                    raise ValueError(
+                        "the tensor file's SHA-256 differs from the one its sidecar recorded: the two files come "
+                        "from different saves"
+                    )
+                if "groups" in stored and tuple(decode_label(g) for g in json.loads(stored["groups"])) != groups:
+                    raise ValueError("its groups are not those (or not in the order) the tensors were saved for")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}.json does not match the bundle {where!r}: {exc}; {advice}") from None
+        try:
+            tensors = load(data)
+        except (SafetensorError, ValueError, TypeError) as exc:
+            raise ValueError(f"{where!r} is not a readable safetensors file ({exc}); {advice}") from None
+        if version != 1 and sorted(tensors) != side.get("tensors"):
+            raise ValueError(f"{where}.json lists other tensors than {where!r} holds; {advice}")
+        try:
+            maps = {
+                layer: {
+                    g: AffineMap.from_state_dict(tensors, prefix=f"layer{layer}.group{j}.")
+                    for j, g in enumerate(groups)
+                }
+                for layer in layers
             }
-            for layer in side["layers"]
-        }
-        probes = {
-            int(layer): LinearProbe(tensors[f"probe{layer}.W"], tensors[f"probe{layer}.c"], groups)
-            for layer in side["probe_layers"]
-        }
+            probes = {
+                layer: LinearProbe(tensors[f"probe{layer}.W"], tensors[f"probe{layer}.c"], groups)
+                for layer in probe_layers
+            }
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{where!r}: the tensors do not match the sidecar ({exc}); {advice}") from None
         return cls(maps, groups, probes, side.get("layer_path"), side.get("metadata", {}))
 
 

@@ -15,15 +15,20 @@ Positions: ``"all"`` tokens; ``"last"`` (the last real token of each row in a fu
 token in a cached decoding step); ``"prompt"`` / ``"generated"`` (absolute positions before / from the
 prompt length, which is the length of the last forward that started without a KV cache, so they need
 ``use_cache=True``, the default of ``generate``); or a boolean ``batch x T`` mask over absolute positions
-(positions beyond ``T`` are not steered). Maps are converted once per device and dtype and computed in
+(positions beyond ``T`` are not steered). The past length of a decoding step is read from ``cache_position``
+or from the KV cache itself (``past_key_values`` in transformers 4.x, ``cache`` in 5.x). ``"last"`` on a batch
+of several rows needs the ``attention_mask``: without it, a batch holding the pad token raises ``ValueError``
+and a batch whose padding cannot be checked (no pad token, ``inputs_embeds``) warns once. A steered hidden
+state that overflows the model's dtype (inf where the input was finite, e.g. past 65504 in float16) raises
+``ValueError`` naming the layer and dtype. Maps are converted once per device and dtype and computed in
 float32 for half-precision models; low-rank maps are applied without forming the ``d x d`` matrix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,80 +39,12 @@ from ..maps import AffineMap
 from ..membership import Membership
 from .capture import hidden_of
 from .layers import resolve_layers
+from .probe import LinearProbe
 
 __all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
 
 POSITIONS: tuple[str, ...] = ("all", "last", "prompt", "generated")
 LayerMaps = AffineMap | Mapping[Any, AffineMap]
-
-
-@dataclass(frozen=True, eq=False)
-class LinearProbe:
-    """Linear model of ``P(group | h)``: ``softmax(h W + c)`` over ``groups``.
-
-    Fit by linear discriminant analysis (Gaussian groups with a shared covariance, whose Bayes posterior is
-    exactly this softmax), from arrays (:meth:`fit`) or from streamed group moments (:meth:`from_moments`),
-    so no activation has to be kept.
-    """
-
-    W: np.ndarray  # (d, k)
-    c: np.ndarray  # (k,)
-    groups: tuple[Any, ...]
-
-    @classmethod
-    def from_moments(
-        cls, groups: Sequence[Any], counts: Any, means: Any, covs: Any, *, reg: float = 1e-6
-    ) -> LinearProbe:
-        """LDA from per-group counts ``(k,)``, means ``(k, d)`` and ML covariances ``(k, d, d)``.
-
-        The shared covariance is the count-weighted within-group covariance plus ``reg * tr/d`` on the
-        diagonal; ``W = S^-1 mu_a`` by a Cholesky solve (no inverse).
-        """
-        n = np.asarray(counts, dtype=np.float64)
-        mu = np.asarray(means, dtype=np.float64)
-        S = np.asarray(covs, dtype=np.float64)
-        k = len(groups)
-        if n.shape != (k,) or mu.ndim != 2 or mu.shape[0] != k or S.shape != (k, mu.shape[1], mu.shape[1]):
-            raise ValueError("counts (k,), means (k, d) and covs (k, d, d) must agree with groups")
-        if np.any(n <= 0):
-            raise ValueError("every group needs a positive count")
-        d = mu.shape[1]
-        pooled = np.tensordot(n / n.sum(), S, axes=1)
-        pooled = 0.5 * (pooled + pooled.T) + reg * np.trace(pooled) / d * np.eye(d)
-        from scipy.linalg import cho_factor, cho_solve
-
-        fac = cho_factor(pooled, lower=True)
-        W = cho_solve(fac, mu.T)  # (d, k)
-        c = -0.5 * np.sum(mu.T * W, axis=0) + np.log(n / n.sum())
-        return cls(W, c, tuple(groups))
-
-    @classmethod
-    def fit(cls, X: Any, groups: Any, *, reg: float = 1e-6) -> LinearProbe:
-        """LDA from rows ``X`` (``n x d``) and their group labels."""
-        from ..statistics import CellStatistics
-        from ..validation import as_matrix
-
-        X = as_matrix(X, "X", min_rows=2)
-        G = Membership.parse(groups, X.shape[0])
-        pooled = CellStatistics.from_rows(X, G, Membership.one_hot(np.zeros(X.shape[0], dtype=np.int64), [0]))
-        return cls.from_moments(G.labels.tolist(), pooled.counts[:, 0], pooled.means[:, 0], pooled.covs[:, 0], reg=reg)
-
-    def proba(self, h: Any) -> Any:
-        """``P(group | h)`` for rows of ``h`` (numpy or torch, any leading dims): ``... x k``."""
-        if isinstance(h, torch.Tensor):
-            W = torch.as_tensor(self.W, dtype=torch.float32, device=h.device)
-            c = torch.as_tensor(self.c, dtype=torch.float32, device=h.device)
-            return torch.softmax(h.float() @ W + c, dim=-1)
-        z = np.asarray(h, dtype=np.float64) @ self.W + self.c
-        z -= z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
-
-    def predict(self, h: Any) -> np.ndarray:
-        """The most probable group of each row."""
-        p = self.proba(h)
-        p = p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else p
-        return np.asarray(self.groups, dtype=object)[np.argmax(p, axis=-1)]
 
 
 def _hidden_size(model: nn.Module) -> int | None:
@@ -119,19 +56,46 @@ def _hidden_size(model: nn.Module) -> int | None:
     return None
 
 
+def _padding_present(model: nn.Module, ids: Any) -> bool | None:
+    """Whether a batch of token ids holds the model's pad token (``None``: cannot tell, no ids or no pad token)."""
+    if not isinstance(ids, torch.Tensor):
+        return None  # inputs_embeds: padding cannot be told
+    for cfg in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        pad = getattr(cfg, "pad_token_id", None)
+        if isinstance(pad, int) and not isinstance(pad, bool):
+            return bool((ids == pad).any())
+    return None
+
+
+def _cache_length(cache: Any) -> int | None:
+    """The number of positions already held by a KV cache (a ``Cache`` object or a legacy tuple), or ``None``."""
+    if cache is None:
+        return None
+    if hasattr(cache, "get_seq_length"):
+        try:
+            return int(cache.get_seq_length())
+        except (TypeError, ValueError, IndexError, AttributeError, RuntimeError):
+            return None
+    try:  # legacy tuple of (key, value) per layer
+        return int(cache[0][0].shape[-2])
+    except (TypeError, IndexError, AttributeError, KeyError):
+        return None
+
+
 def _past_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """Positions before this forward call, read from every place a transformers version passes them.
+
+    ``cache_position`` (4.x), then the cache itself: ``past_key_values`` (4.x) or ``cache`` (5.x, which passes
+    no ``cache_position``), read with ``get_seq_length()`` before the call adds its own tokens.
+    """
     cache_position = kwargs.get("cache_position")
     if isinstance(cache_position, torch.Tensor) and cache_position.numel() > 0:
         return int(cache_position.reshape(-1)[0])
-    past = kwargs.get("past_key_values")
-    if past is None:
-        return 0
-    if hasattr(past, "get_seq_length"):
-        return int(past.get_seq_length())
-    try:  # legacy tuple of (key, value) per layer
-        return int(past[0][0].shape[-2])
-    except (TypeError, IndexError, AttributeError):
-        return 0
+    for name in ("past_key_values", "cache", "past_key_value"):
+        n = _cache_length(kwargs.get(name))
+        if n is not None:
+            return n
+    return 0
 
 
 class SteeringHandle:
@@ -168,6 +132,7 @@ class SteeringHandle:
         self._ctx: dict[str, Any] = {}
         self._kernel_cache: dict[tuple[Any, ...], list[Callable[[torch.Tensor], torch.Tensor]]] = {}
         self.prompt_length: int | None = None
+        self._warned_unmasked = False
         self._group_labels: dict[int, list[Any]] = {
             layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
         }
@@ -212,7 +177,7 @@ class SteeringHandle:
 
         Raises:
             ValueError: for both arguments at once, a group without a map, or weights of the wrong shape,
-                negative or not finite.
+                negative, not finite, or an all-zero row.
         """
         if groups is not None and group_proba is not None:
             raise ValueError("pass groups= or group_proba=, not both")
@@ -234,8 +199,15 @@ class SteeringHandle:
             P = np.asarray(group_proba, dtype=np.float64)
             if P.ndim != 2 or P.shape[1] != len(labels):
                 raise ValueError(f"group_proba must be batch x {len(labels)}; got shape {P.shape}")
-            with np.errstate(divide="ignore", invalid="ignore"):  # rows are weights: normalised to sum to 1
-                P = P / P.sum(axis=1, keepdims=True)
+            if not np.all(np.isfinite(P)) or np.any(P < 0):
+                raise ValueError("group_proba must hold finite, non-negative weights (one row per batch element)")
+            zero = np.flatnonzero(P.sum(axis=1) <= 0)
+            if zero.size:
+                raise ValueError(
+                    f"group_proba rows {zero.tolist()} are all zero: every row needs a positive weight for at "
+                    "least one group (use a uniform row if the group is unknown)"
+                )
+            P = P / P.sum(axis=1, keepdims=True)  # rows are weights: normalised to sum to 1
             membership = Membership.align(P, known, name="group_proba")
         if groups is not None or group_proba is not None:
             self._proba = torch.tensor(membership.weights, dtype=torch.float32)
@@ -251,7 +223,36 @@ class SteeringHandle:
         t = int(ref.shape[1]) if isinstance(ref, torch.Tensor) and ref.ndim >= 2 else None
         if past == 0 and t is not None:
             self.prompt_length = t
-        self._ctx = {"past": past, "mask": kwargs.get("attention_mask")}
+        mask = kwargs.get("attention_mask")
+        if (
+            isinstance(self.positions, str)
+            and self.positions == "last"
+            and not isinstance(mask, torch.Tensor)
+            and isinstance(ref, torch.Tensor)
+            and ref.ndim >= 2
+            and ref.shape[0] > 1
+            and ref.shape[1] > 1
+        ):
+            self._check_unmasked_last(module, ids)
+        self._ctx = {"past": past, "mask": mask}
+
+    def _check_unmasked_last(self, module: nn.Module, ids: Any) -> None:
+        """``positions="last"`` on a batch without attention mask: the last column is steered in every row."""
+        present = _padding_present(module, ids)
+        advice = "Pass attention_mask= (as the tokenizer returns it) so each row's last real token is steered."
+        if present:
+            raise ValueError(
+                'positions="last" on a batch without attention_mask, and the batch holds the model\'s pad token: '
+                f"the pad positions would be steered instead of the last real tokens. {advice}"
+            )
+        if present is None and not self._warned_unmasked:
+            self._warned_unmasked = True
+            warnings.warn(
+                'positions="last" on a batch of several rows without attention_mask (and no pad token to check '
+                f"for padding): the last column of every row is steered, which is wrong for padded rows. {advice}",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._ctx = {}
@@ -341,12 +342,28 @@ class SteeringHandle:
         """
         sel = self._selection(hidden)
         if sel is None:
-            return self._apply(layer, hidden)
+            out = self._apply(layer, hidden)
+            self._check_finite(layer, hidden, out)
+            return out
         new = hidden.clone()
         if sel.any():
             rows = self._apply(layer, hidden)  # the map is per row; a masked copy keeps shapes simple
             new[sel] = rows[sel]
+            self._check_finite(layer, hidden, new)
         return new
+
+    @staticmethod
+    def _check_finite(layer: int, hidden: torch.Tensor, out: torch.Tensor) -> None:
+        """Raise when steering turned finite hidden states into inf / NaN (overflow of a half-precision dtype)."""
+        if bool(torch.isfinite(out).all()):
+            return
+        if bool((~torch.isfinite(out) & torch.isfinite(hidden)).any()):
+            limit = torch.finfo(hidden.dtype).max
+            raise ValueError(
+                f"steering layer {layer} made finite hidden states non-finite in {hidden.dtype} (largest finite "
+                f"value {limit:.4g}): the map overflows this dtype. Use a smaller strength=, a better-conditioned "
+                "map, or run the model in float32 / bfloat16."
+            )
 
     def _make_hook(self, layer: int) -> Callable[..., Any]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:

@@ -21,16 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..covariance import UNSET, CovarianceEstimator
+from ..files import atomic_write, decode_label, encode_label
 from ..membership import Membership
 from ..model import Family, GroupConditionalModel
 from ..statistics import CellStatistics
-from .capture import capture_blocks
-from .pooling import POOLINGS, check_pooling, pool_hidden
+from .pooling import POOLINGS, pool_hidden
 
-__all__ = ["POOLINGS", "ActivationStats", "collect", "pool_hidden"]
+__all__ = ["POOLINGS", "ActivationStats", "declare_values", "pool_hidden"]
 
 _FORMAT = "steerfair.ActivationStats"
 _FORMAT_VERSION = 2  # v2: CellStatistics arrays per layer; v1 (raw counts / sums / outer products) still loads
@@ -41,7 +40,7 @@ _BUFFER_ROWS = 512
 
 
 # ------------------------------------------------------------------------------------ declarations
-def _declare(values: Any, name: str) -> tuple[Any, ...]:
+def declare_values(values: Any, name: str) -> tuple[Any, ...]:
     """Declared values as a tuple of Python scalars: non-empty, hashable, not missing, distinct."""
     if values is None or isinstance(values, (str, bytes)):
         raise ValueError(f"{name} must be a sequence of values; got {type(values).__name__}")
@@ -77,6 +76,13 @@ def _json_value(v: Any) -> bool:
         return False
     back = json.loads(json.dumps(v))
     return back == v and type(back) is type(v)
+
+
+def _storable(v: Any) -> bool:
+    """Whether a group / class label survives the JSON of :meth:`ActivationStats.save` (tuples in tagged form)."""
+    if isinstance(v, tuple):
+        return all(_storable(x) for x in v)
+    return _json_value(v)
 
 
 def _as_rows(rows: Any, dim: int) -> np.ndarray:
@@ -137,8 +143,8 @@ class ActivationStats:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ValueError(f"dim must be a positive integer; got {dim!r}")
         self.layers: tuple[int, ...] = lay
-        self.groups: tuple[Any, ...] = _declare(groups, "groups")
-        self.labels: tuple[Any, ...] | None = None if labels is None else _declare(labels, "labels")
+        self.groups: tuple[Any, ...] = declare_values(groups, "groups")
+        self.labels: tuple[Any, ...] | None = None if labels is None else declare_values(labels, "labels")
         self.dim: int = int(dim)
         self._layer_pos = {layer: j for j, layer in enumerate(self.layers)}
         self._group_domain = _label_array(self.groups)
@@ -407,27 +413,28 @@ class ActivationStats:
         Raises:
             ValueError: if a group or label value does not survive JSON (use str, int, float or bool).
         """
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         for name, values in (("groups", self.groups), ("labels", self.labels or ())):
             for v in values:
-                if not _json_value(v):
+                if not _storable(v):
                     raise ValueError(
-                        f"cannot save {name} value {v!r}: only str, int, finite float and bool survive JSON"
+                        f"cannot save {name} value {v!r}: only str, int, finite float, bool and tuples of those "
+                        "survive JSON"
                     )
         meta = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
             "layers": list(self.layers),
-            "groups": list(self.groups),
-            "labels": None if self.labels is None else list(self.labels),
+            "groups": [encode_label(g) for g in self.groups],
+            "labels": None if self.labels is None else [encode_label(v) for v in self.labels],
             "dim": self.dim,
         }
         tensors = {}
         for layer, cells in zip(self.layers, self._cells, strict=True):
             tensors.update(cells.state_dict(prefix=f"layer{layer}."))
         tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-        save_file(tensors, os.fspath(path), metadata={_META_KEY: json.dumps(meta)})
+        atomic_write({os.fspath(path): save(tensors, metadata={_META_KEY: json.dumps(meta)})})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ActivationStats:
@@ -438,21 +445,41 @@ class ActivationStats:
         unit row weights assumed for the effective sample size.
 
         Raises:
-            ValueError: for a file not written by :meth:`save`, or with arrays of the wrong shape.
+            FileNotFoundError: the file does not exist.
+            ValueError: for a file that cannot be read, was not written by :meth:`save`, or has arrays of the wrong
+                shape (the message names the path).
         """
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         where = repr(os.fspath(path))
-        with safe_open(os.fspath(path), framework="numpy") as f:
-            raw = (f.metadata() or {}).get(_META_KEY)
-            if raw is None:
-                raise ValueError(f"{where} was not written by ActivationStats.save (no metadata)")
-            meta = json.loads(raw)
-            version = meta.get("version")
-            if meta.get("format") != _FORMAT or version not in (1, _FORMAT_VERSION):
-                raise ValueError(f"{where}: unsupported format {meta.get('format')!r} v{version}")
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-        out = cls(meta["layers"], meta["groups"], meta["labels"], meta["dim"])
+        advice = "pass the path of a file written by ActivationStats.save (collect and save the statistics again)"
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"activation statistics {where} do not exist; {advice}")
+        try:
+            with safe_open(os.fspath(path), framework="numpy") as f:
+                raw = (f.metadata() or {}).get(_META_KEY)
+                if raw is None:
+                    raise ValueError(f"{where} was not written by ActivationStats.save (no metadata)")
+                meta = json.loads(raw)
+                version = meta.get("version")
+                if meta.get("format") != _FORMAT or version not in (1, _FORMAT_VERSION):
+                    raise ValueError(f"{where}: unsupported format {meta.get('format')!r} v{version}")
+                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"cannot read activation statistics {where} ({exc}); {advice}") from None
+        except (AttributeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            msg = str(exc) if str(exc).startswith(where) else f"{where}: unreadable metadata ({exc})"
+            raise ValueError(f"{msg}; {advice}") from None
+        try:
+            declared = (
+                meta["layers"],
+                [decode_label(g) for g in meta["groups"]],
+                None if meta["labels"] is None else [decode_label(v) for v in meta["labels"]],
+                meta["dim"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: incomplete metadata (missing or bad {exc}); {advice}") from None
+        out = cls(*declared)
         slots = out._group_domain, out._label_domain
         try:
             if version == 1:
@@ -481,117 +508,10 @@ def _aligned(values: Any, domain: np.ndarray, name: str) -> Membership:
     return Membership.align(values, domain, name=name)
 
 
-# --------------------------------------------------------------------------------------- collection
-def _check_positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
+def __getattr__(name: str) -> Any:
+    # ``steerfair.llm.stats.collect`` (its old home) stays importable; it lives in ``steerfair.llm.collection``
+    if name == "collect":
+        from .collection import collect
 
-
-def _memberships(
-    n: int, groups: Any, labels: Any, stats: ActivationStats | None, group_labels: Sequence[Any] | None
-) -> tuple[Membership, Membership | None]:
-    """The group and label memberships of ``n`` texts, read against ``stats`` when given."""
-    if stats is not None:
-        if not isinstance(stats, ActivationStats):
-            raise TypeError(f"stats must be an ActivationStats; got {type(stats).__name__}")
-        G = stats.group_membership(groups)
-        if labels is not None and stats.labels is None:
-            raise ValueError("stats were declared without labels; pass labels=None")
-        H = None if labels is None else stats.label_membership(labels, n)
-        if H is None and stats.labels is not None:
-            raise ValueError(f"stats are labelled {list(stats.labels)}; pass labels")
-    else:
-        columns = None if group_labels is None else _declare(group_labels, "group_labels")
-        G = Membership.parse(groups, labels=columns, name="groups", min_groups=1)
-        H = None if labels is None else Membership.parse(labels, name="labels", min_groups=1)
-    lengths = {"texts": n, "groups": G.n} | ({} if H is None else {"labels": H.n})
-    if len(set(lengths.values())) > 1:
-        raise ValueError("mismatched lengths: " + ", ".join(f"{k}={v}" for k, v in lengths.items()))
-    return G, H
-
-
-def collect(
-    model: nn.Module,
-    tokenizer: Any,
-    texts: Sequence[str],
-    groups: Sequence[Any] | Any,
-    labels: Sequence[Any] | None = None,
-    *,
-    layers: int | str | Sequence[int | str],
-    pooling: str = "mean",
-    batch_size: int = 16,
-    max_length: int = 256,
-    layer_path: str | None = None,
-    progress: bool = True,
-    stats: ActivationStats | None = None,
-    group_labels: Sequence[Any] | None = None,
-) -> ActivationStats:
-    """Stream ``texts`` through ``model`` and accumulate pooled block outputs per (layer, group, label).
-
-    The blocks chosen by ``layers`` are captured by :func:`~steerfair.llm.capture.capture_blocks` (see there for
-    hooks, padding, eval mode and early stopping), pooled with the attention mask (see :func:`pool_hidden`) and
-    added to the statistics batch by batch, so memory does not grow with the number of texts.
-
-    Args:
-        model: a ``transformers`` model.
-        tokenizer: its tokenizer.
-        texts: the input texts.
-        groups: one group value per text, or an ``(n_texts, k)`` array of group probabilities (soft membership,
-            see :meth:`ActivationStats.update`) whose columns are ``stats.groups`` when ``stats`` is given, else
-            ``group_labels`` (default ``0..k-1``); read by :class:`~steerfair.membership.Membership`.
-        labels: one label value per text, or ``None``.
-        layers: block indices, ``"all"`` or block names.
-        pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token.
-        batch_size: texts per forward pass.
-        max_length: truncation length in tokens.
-        layer_path: dotted path of the block list, if it cannot be found automatically.
-        progress: show a ``tqdm`` progress bar.
-        stats: statistics to continue (updated in place and returned); its declared groups and
-            labels must cover the inputs and its layers the requested blocks. Without it the groups
-            and labels are the sorted unique input values. For sharded or distributed collection,
-            declare the full values here so that every shard's statistics can be merged.
-        group_labels: names of the probability columns of a 2-D ``groups`` (without ``stats``).
-
-    Returns:
-        The statistics (``stats`` itself when given). If an error interrupts the run, ``stats``
-        holds the batches completed before it.
-
-    Raises:
-        ValueError: for empty or mismatched inputs, unknown pooling or layers, undeclared values,
-            texts that tokenize to nothing, or NaN/inf activations.
-    """
-    from tqdm.auto import tqdm
-
-    check_pooling(pooling)
-    if isinstance(texts, (str, bytes)):
-        raise ValueError("texts must be a sequence of strings, not a single string")
-    texts = list(texts)
-    n = len(texts)
-    if n == 0:
-        raise ValueError("texts is empty")
-    for j, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise ValueError(f"texts[{j}] is a {type(t).__name__}, not a string")
-    G, H = _memberships(n, groups, labels, stats, group_labels)
-    batch_size = _check_positive(batch_size, "batch_size")
-    max_length = _check_positive(max_length, "max_length")
-    with capture_blocks(model, tokenizer, layers, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
-        if stats is not None:
-            missing = [i for i in cap.layers if i not in stats.layers]
-            if missing:
-                raise ValueError(f"layers {missing} are not among the declared layers {list(stats.layers)} of stats")
-        with tqdm(total=n, desc="collecting activations", unit="text", disable=not progress) as bar:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                pooled = cap.run(texts[start:stop], range(start, stop))
-                if stats is None:
-                    slots = None if H is None else H.labels.tolist()
-                    dim = pooled[cap.layers[0]][0].shape[1]
-                    stats = ActivationStats(cap.layers, G.labels.tolist(), slots, dim)
-                for i, (rows, seq) in pooled.items():
-                    at = start + seq.cpu().numpy()
-                    stats.update(i, rows, G.rows(at), None if H is None else H.rows(at))
-                bar.update(stop - start)
-    assert stats is not None
-    return stats
+        return collect
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

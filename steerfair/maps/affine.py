@@ -257,7 +257,13 @@ class AffineMap:
         return AffineMap(Ainv, -Ainv @ self._b)
 
     def to_low_rank(self, rank: int | None = None, *, rtol: float = 1e-12) -> AffineMap:
-        """Compress ``A - I`` by a truncated SVD (exact when ``A - I`` has rank <= ``rank``)."""
+        """Compress ``A - I`` by a truncated SVD (exact when ``A - I`` has rank <= ``rank``).
+
+        Raises:
+            ValueError: ``rank`` is not ``None`` or a positive integer.
+        """
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1):
+            raise ValueError(f"rank must be None or a positive integer; got {rank!r}")
         if self.is_low_rank:
             return self
         if self.d_in != self.d_out:

@@ -74,8 +74,10 @@ def bures_barycenter(
     if not Cs:
         raise ValueError("need at least one covariance")
     w = np.full(len(Cs), 1.0 / len(Cs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(Cs),) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError("weights must be non-negative, one per covariance, and not all zero")
+    if w.shape != (len(Cs),):
+        raise ValueError(f"weights must hold one number per covariance ({len(Cs)}); got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"weights must be finite, non-negative and not all zero; got {w.tolist()}")
     w = w / w.sum()
     S = sum(wk * C for wk, C in zip(w, Cs, strict=True))
     for _ in range(max_iter):

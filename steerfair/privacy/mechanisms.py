@@ -37,8 +37,9 @@ def check_epsilon(epsilon: Any, name: str = "epsilon", *, allow_inf: bool = True
     Raises:
         ValueError: for a non-number, NaN, a value ``<= 0``, or ``inf`` when it is not allowed.
     """
-    if isinstance(epsilon, bool) or epsilon is None:
-        raise ValueError(f"{name} must be a positive number; got {epsilon!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)):
+        # a string ("1") or other object is refused, not parsed: a privacy level must be a real number
+        raise ValueError(f"{name} must be a positive number (int or float); got {type(epsilon).__name__} {epsilon!r}")
     try:
         eps = float(epsilon)
     except (TypeError, ValueError):
@@ -159,6 +160,8 @@ def encode_categories(
             ) from None
         _check_k(len(cats))
         return codes, cats
+    if arr.dtype.kind == "f" and n_categories is not None and arr.size and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)  # integral floats are codes too: check them against the declared domain
     if arr.dtype.kind in "iu" and n_categories is not None:
         k = _check_k(n_categories)
         if arr.size and (arr.min() < 0 or arr.max() >= k):

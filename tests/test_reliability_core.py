@@ -1,0 +1,258 @@
+"""Issue 17 (core and commands): no silent wrong answers, no lost result files, errors that say what to do."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from steerfair import FairSteerer
+from steerfair.cli import main as cli_main
+from steerfair.evaluation import bios_run, case_study, tabular_benchmark
+from steerfair.evaluation.bios_protocol import ProtocolConfig
+from steerfair.evaluation.output import check_output, write_results
+from steerfair.families.gaussian import Gaussian
+from steerfair.maps import AffineMap
+from steerfair.maps.gaussian_maps import bures_barycenter
+from steerfair.model import GroupConditionalModel
+from steerfair.privacy import posterior_group_proba
+
+
+def _table(seed: int = 0, n: int = 1500, d: int = 3) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 2, n)
+    y = (rng.random(n) < np.where(g == 1, 0.5, 0.3)).astype(int)
+    shift = rng.normal(size=(2, 2, d)) * 1.5
+    scale = rng.uniform(0.5, 2.0, size=(2, d))
+    X = rng.normal(size=(n, d)) * scale[g] + shift[g, y]
+    return pd.DataFrame(X, columns=[f"f{j}" for j in range(d)]), y, np.where(g == 1, "b", "a")
+
+
+def _never(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the command started its work before refusing its arguments")
+
+
+# ---------------------------------------------------------------------------------------------------- finding 3
+@pytest.mark.parametrize("column", ["f0", "f1", "f2"])
+def test_finding_3_fairsteerer_output_does_not_depend_on_one_columns_units(column: str) -> None:
+    """One column times 1e5: every steered column (in its own units) moves by < 1e-6 of its spread, and no
+    'near-singular' ridge is added (the covariance is well conditioned once standardised)."""
+    df, y, g = _table()
+    ref = FairSteerer().fit_transform(df, y, groups=g)
+    scaled = df.copy()
+    scaled[column] *= 1e5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fs = FairSteerer()
+        out = fs.fit_transform(scaled, y, groups=g)
+        test = fs.transform(scaled, groups=g)
+    out[column] /= 1e5
+    test[column] /= 1e5
+    ref_test = FairSteerer().fit(df, y, groups=g).transform(df, groups=g)
+    spread = ref.std().to_numpy()
+    assert np.max(np.abs(out - ref).to_numpy() / spread) < 1e-6
+    assert np.max(np.abs(test - ref_test).to_numpy() / spread) < 1e-6
+
+
+def test_finding_3_auto_ridge_of_a_singular_covariance_is_scale_free() -> None:
+    """An exactly collinear column makes every cell singular: the automatic ridge is decided and added in
+    standardised units, so rescaling one column still leaves every steered column unchanged."""
+    df, y, g = _table()
+    df["f3"] = df["f0"] + 2.0 * df["f1"]
+    scaled = df.copy()
+    scaled["f1"] *= 1e5
+    with pytest.warns(RuntimeWarning, match="near-singular"):
+        ref = FairSteerer().fit_transform(df, y, groups=g)
+    with pytest.warns(RuntimeWarning, match="near-singular"):
+        out = FairSteerer().fit_transform(scaled, y, groups=g)
+    out["f1"] /= 1e5
+    assert np.max(np.abs(out - ref).to_numpy() / ref.std().to_numpy()) < 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------- finding 6
+@pytest.mark.parametrize("seeds", ["0", "-1"])
+def test_finding_6_demo_rejects_fewer_than_one_seed_before_any_work(
+    seeds: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ValueError, match="seeds"):
+        tabular_benchmark.run(None, seeds=[])
+    monkeypatch.setattr(tabular_benchmark, "run", _never)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["demo", "--seeds", seeds, "--out", str(tmp_path / "demo")])
+    assert exc.value.code == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_finding_6_results_json_is_strict(tmp_path: Path) -> None:
+    """NaN / inf become null: the JSON parses under a strict reader."""
+    results = {"mean": float("nan"), "values": np.array([1.0, np.inf]), "n": np.int64(3)}
+    write_results(tmp_path, "r", results, lambda r: "table", lambda r, p: p.write_bytes(b"png"))
+    text = (tmp_path / "r.json").read_text()
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data["mean"] is None and data["values"] == [1.0, None] and data["n"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------- finding 7
+@pytest.mark.parametrize(
+    ("group_priors", "class_priors", "name"),
+    [
+        ([math.nan, 1.0], [[0.5, 0.5], [0.5, 0.5]], "group_priors"),
+        ([math.inf, 1.0], [[0.5, 0.5], [0.5, 0.5]], "group_priors"),
+        ([0.5, 0.5], [[math.nan, 0.5], [0.5, 0.5]], "class_priors"),
+        ([0.5, 0.5], [[0.5, 0.5], [-math.inf, 0.5]], "class_priors"),
+    ],
+)
+def test_finding_7_group_conditional_model_rejects_non_finite_priors(
+    group_priors: list[float], class_priors: list[list[float]], name: str
+) -> None:
+    c = Gaussian(np.zeros(1), np.eye(1))
+    with pytest.raises(ValueError, match=name):
+        GroupConditionalModel([0, 1], [0, 1], np.asarray(group_priors), np.asarray(class_priors), ((c, c), (c, c)))
+
+
+# ---------------------------------------------------------------------------------------------------- finding 9
+def test_finding_9_demo_checks_its_output_folder_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(tabular_benchmark, "run", _never)
+    monkeypatch.setattr(case_study, "run", _never)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    for extra in ([], ["--synthetic"]):
+        with pytest.raises(SystemExit) as exc:
+            cli_main(["demo", "--out", str(blocker), *extra])
+        assert exc.value.code == 2
+        assert "pass another --out" in capsys.readouterr().err
+    # earlier results are never replaced without --overwrite
+    earlier = tmp_path / "demo" / "adult"
+    earlier.mkdir(parents=True)
+    (earlier / "tabular_benchmark.json").write_text('{"old": 1}')
+    with pytest.raises(SystemExit):
+        cli_main(["demo", "--out", str(tmp_path / "demo")])
+    assert "--overwrite" in capsys.readouterr().err
+    assert (earlier / "tabular_benchmark.json").read_text() == '{"old": 1}'
+
+
+def test_finding_9_demo_records_its_run_and_overwrites_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def fake_run(out: Any, tasks: Any, **kw: Any) -> dict[str, Any]:
+        calls.append(kw)
+        return {"tasks": {}}
+
+    monkeypatch.setattr(tabular_benchmark, "run", fake_run)
+    monkeypatch.setattr(tabular_benchmark, "markdown", lambda r: "")
+    with pytest.raises(KeyError):  # the fake results have no summary; only the arguments matter here
+        cli_main(["demo", "--out", str(tmp_path), "--seeds", "2", "--overwrite"])
+    assert calls[0]["overwrite"] is True and list(calls[0]["seeds"]) == [0, 1]
+    # the shared writer: configuration, version and UTC time in the JSON; no overwrite unless asked
+    write_results(tmp_path, "r", {"a": 1}, lambda r: "t", lambda r, p: p.write_bytes(b"png"), config={"seeds": 2})
+    run = json.loads((tmp_path / "r.json").read_text())["run"]
+    assert run["config"] == {"seeds": 2} and run["steerfair_version"] and run["utc_time"].endswith("+00:00")
+    with pytest.raises(ValueError, match="overwrite"):
+        write_results(tmp_path, "r", {"a": 2}, lambda r: "t", lambda r, p: p.write_bytes(b"png"))
+    assert json.loads((tmp_path / "r.json").read_text())["a"] == 1
+    write_results(tmp_path, "r", {"a": 2}, lambda r: "t", lambda r, p: p.write_bytes(b"png"), overwrite=True)
+    assert json.loads((tmp_path / "r.json").read_text())["a"] == 2
+
+
+def test_finding_9_failed_write_keeps_earlier_results(tmp_path: Path) -> None:
+    """A failure while writing (here: the plot) leaves the earlier files intact and no temporary file behind."""
+    write_results(tmp_path, "r", {"a": 1}, lambda r: "old", lambda r, p: p.write_bytes(b"old"))
+
+    def broken(r: Any, p: Path) -> None:
+        p.write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_results(tmp_path, "r", {"a": 2}, lambda r: "new", broken, overwrite=True)
+    assert json.loads((tmp_path / "r.json").read_text())["a"] == 1
+    assert (tmp_path / "r.png").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "r.png"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-length", "0"], "--max-length must be at least 1"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--rank", "385"], "exceeds minilm's dimension 384"),
+        (["--rank", "-1"], "--rank must be non-negative"),
+        (["--max-per-class", "-2"], "--max-per-class"),
+    ],
+)
+def test_finding_9_bios_rejects_bad_arguments_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setattr(bios_run, "run_bios", _never)
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["bios", "--out", str(tmp_path / "bios"), *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_finding_9_bios_rejects_unknown_exclude_and_large_rank(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = bios_run.TextDataset(("a", "b", "c", "d"), ["nurse", "nurse", "pilot", "pilot"], ["female", "male"] * 2)
+    monkeypatch.setattr(bios_run, "_encode", _never)
+    with pytest.raises(ValueError, match=r"exclude .*'nurses'"):
+        bios_run.run_bios(dataset=ds, out=tmp_path / "a", config=ProtocolConfig(exclude=("nurses",)))
+    with pytest.raises(ValueError, match="max_length"):
+        bios_run.run_bios(dataset=ds, out=tmp_path / "b", max_length=0)
+    monkeypatch.setattr(bios_run, "_encode", lambda *a, **k: (np.zeros((4, 8)), 0))
+    monkeypatch.setattr(bios_run, "run_protocol", _never)
+    with pytest.raises(ValueError, match="rank 16 exceeds the encoding dimension 8"):
+        bios_run.run_bios(dataset=ds, out=tmp_path / "c", config=ProtocolConfig(rank=16))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "results.json").write_text("{}")
+    monkeypatch.setattr(bios_run, "_encode", _never)
+    with pytest.raises(ValueError, match="overwrite"):
+        bios_run.run_bios(dataset=ds, out=tmp_path / "d")
+    check_output(tmp_path / "d", ["results.json"], overwrite=True)
+
+
+# ---------------------------------------------------------------------------------------------------- finding 10
+def test_finding_10_posterior_group_proba_rejects_out_of_range_reports() -> None:
+    for reports in (np.array([0, 1, 5]), np.array([0.0, 1.0, 5.0]), np.array([0, -1, 1])):
+        with pytest.raises(ValueError, match="reports"):
+            posterior_group_proba(reports, 1.0, n_categories=3)
+    with pytest.raises(ValueError, match="reports"):
+        posterior_group_proba(np.array(["a", "z"]), 1.0, categories=["a", "b"])
+    # in-range float codes are codes
+    np.testing.assert_allclose(
+        posterior_group_proba(np.array([0.0, 2.0]), 1.0, n_categories=3),
+        posterior_group_proba(np.array([0, 2]), 1.0, n_categories=3),
+    )
+
+
+@pytest.mark.parametrize("epsilon", ["1", b"1", None, True, [1.0], complex(1, 0)])
+def test_finding_10_epsilon_must_be_a_number(epsilon: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match="epsilon"):
+        posterior_group_proba(np.array([0, 1]), epsilon, n_categories=2)
+
+
+@pytest.mark.parametrize("rank", [-1, 0, 1.5, True, "2"])
+def test_finding_10_to_low_rank_rejects_bad_rank(rank: Any) -> None:
+    T = AffineMap(2.0 * np.eye(3), np.ones(3))
+    with pytest.raises(ValueError, match="rank"):
+        T.to_low_rank(rank=rank)
+    assert T.to_low_rank(rank=3).rank == 3
+
+
+@pytest.mark.parametrize("weights", [[math.nan, 1.0], [math.inf, 1.0], [-1.0, 2.0], [0.0, 0.0], [1.0]])
+def test_finding_10_bures_barycenter_rejects_bad_weights(weights: list[float]) -> None:
+    with pytest.raises(ValueError, match="weights"):
+        bures_barycenter([np.eye(2), 2 * np.eye(2)], weights=weights)
