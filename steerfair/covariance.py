@@ -24,6 +24,7 @@ __all__ = [
     "Shrinkage",
     "UNSET",
     "ledoit_wolf_intensity",
+    "near_singular",
     "oas_intensity",
 ]
 
@@ -66,6 +67,12 @@ def oas_intensity(S: np.ndarray, n_eff: float) -> float:
     a2 = float(np.mean(S**2))
     den = (n_eff + 1.0) * (a2 - mu**2 / d)
     return 1.0 if den <= 0 else min((a2 + mu**2) / den, 1.0)
+
+
+def near_singular(eigenvalues: np.ndarray) -> bool:
+    """The ``reg="auto"`` criterion: the eigenvalue ratio min/max (ascending ``eigenvalues`` of a symmetric matrix)
+    is at most ``AUTO_REG_RCOND``, or the matrix has no positive eigenvalue."""
+    return not (eigenvalues[-1] > 0 and eigenvalues[0] > AUTO_REG_RCOND * eigenvalues[-1])
 
 
 @dataclass(frozen=True)
@@ -184,7 +191,7 @@ class CovarianceEstimator:
             evals = np.linalg.eigvalsh(S)
             if evals[-1] <= 0:
                 raise ValueError("the fitted covariance is zero (all samples identical)")
-            if evals[0] > AUTO_REG_RCOND * evals[-1]:
+            if not near_singular(evals):
                 return S
             eps = AUTO_REG_SCALE * float(np.trace(S)) / d
             warnings.warn(

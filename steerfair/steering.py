@@ -35,6 +35,7 @@ from .linalg import eigh_sym
 from .maps import AffineMap, gaussian_ot_map
 from .membership import Membership
 from .model import GroupConditionalModel
+from .validation import as_matrix
 
 __all__ = ["Coordinates", "Frame", "Mode", "SteeringTransform", "fit_steering", "mixture_moments"]
 
@@ -310,7 +311,7 @@ class SteeringTransform:
             raise ValueError(f"unknown mode {mode!r}; use 'auto', 'label', 'posterior' or 'group'")
         orig = self.original
         dim_in = orig.dim if self.coordinates.basis is None else self.coordinates.basis.shape[0]
-        Xw = orig.features(X) if self.coordinates.basis is None else _as_rows(X, dim_in)
+        Xw = orig.features(X) if self.coordinates.basis is None else as_matrix(X, "X", dim=dim_in)
         Z = self.coordinates.to_working(Xw)
         n = Z.shape[0]
         if mode == "auto":
@@ -349,12 +350,6 @@ class SteeringTransform:
             return out
         post = self.original.class_posterior(Z, a)
         return sum(post[:, i, None] * maps[i](Z) for i in range(len(maps)))
-
-
-def _as_rows(X: np.ndarray, dim: int) -> np.ndarray:
-    from .validation import as_matrix
-
-    return as_matrix(X, "X", dim=dim)
 
 
 def fit_steering(

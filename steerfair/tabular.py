@@ -49,7 +49,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .covariance import AUTO_REG_RCOND, CovarianceEstimator, Regularisation, Shrinkage
+from .covariance import CovarianceEstimator, Regularisation, Shrinkage, near_singular
 from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
@@ -532,8 +532,7 @@ def _column_scale(Z: np.ndarray) -> np.ndarray:
 
 def _well_conditioned(cov: np.ndarray, scale: np.ndarray) -> bool:
     """Whether ``cov``, standardised by ``scale``, is far from singular (the ``reg="auto"`` criterion)."""
-    evals = np.linalg.eigvalsh(cov / np.outer(scale, scale))
-    return bool(evals[-1] > 0 and evals[0] > AUTO_REG_RCOND * evals[-1])
+    return not near_singular(np.linalg.eigvalsh(cov / np.outer(scale, scale)))
 
 
 def _skew(v: np.ndarray) -> float:

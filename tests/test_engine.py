@@ -171,6 +171,7 @@ def test_full_space_maps_equal_the_transform_of_rows(seed: int, mode: str, rank:
     model = GroupConditionalModel.fit(coords.to_working(X), y, g)
     steer = SteeringTransform.fit(model, coordinates=coords)
     out = steer.transform(X, g, mode="group")
+    assert np.abs(out - X).max() > 1e-3  # steering moved the rows (the data are far from ideal)
     maps = steer.full_group_maps()
     for a, T in maps.items():
         np.testing.assert_allclose(out[g == a], T(X[g == a]), rtol=1e-9, atol=1e-9)
@@ -191,6 +192,7 @@ def test_standardised_coordinates_solve_the_same_ideal_and_push_cells_onto_it(se
     scaled = SteeringTransform.fit(coords.model(model), coordinates=coords)
     ideal = coords.unmodel(scaled.ideal)
     plain = SteeringTransform.fit(model)
+    assert scaled.solution.kl > 1e-3  # the data are not ideal: the maps must move every cell
     out = scaled.transform(X, g, y)
     for a in range(2):
         for i in range(2):
@@ -210,4 +212,5 @@ def test_soft_membership_mixes_the_group_results() -> None:
     P = np.column_stack([np.full(len(X), 0.25), np.full(len(X), 0.75)])
     mixed = steer.transform(X, P, mode="group")
     by_group = [steer.transform(X, np.full(len(X), a), mode="group") for a in (0, 1)]
+    assert np.abs(by_group[0] - by_group[1]).max() > 1e-3  # the two groups' maps differ: the mixture is not trivial
     np.testing.assert_allclose(mixed, 0.25 * by_group[0] + 0.75 * by_group[1], rtol=1e-12, atol=1e-12)

@@ -30,12 +30,8 @@ class _GroupOnly:
         return self
 
     def transform(self, X: Any, groups: Any, y: Any = None) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
-        g = np.asarray(groups) if groups is not None else None
-        if g is not None and g.ndim == 2:  # soft groups: mix the per-group results
-            labels = sorted(self.inner.maps_)
-            return sum(g[:, j, None] * self.inner.maps_[a](X) for j, a in enumerate(labels))
-        return self.inner.transform(X, g)
+        # labels or (n, k) probabilities: the baselines read both through Membership (soft rows mix the maps)
+        return self.inner.transform(np.asarray(X, dtype=np.float64), groups)
 
 
 class _Identity:
