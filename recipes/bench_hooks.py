@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from steerfair import AffineMap
+from steerfair.files import atomic_write
 from steerfair.llm import collect, find_layer_list, load_model, steer
 from steerfair.llm.capture import hidden_of
 
@@ -53,8 +54,11 @@ def main() -> None:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--hook-rounds", type=int, default=50, help="timed rounds of the isolated hook cost")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ap.add_argument("--out", type=Path, default=Path("results/bench_hooks.json"))
     args = ap.parse_args()
+    if args.out.exists() and not args.overwrite:
+        ap.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tok = load_model(args.model)
@@ -193,7 +197,7 @@ def main() -> None:
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    atomic_write({str(args.out): json.dumps(out, indent=2).encode()})
     print(f"device: {out['environment']['device']}; model {args.model} ({n_layers} layers x {d})")
     print("| config | forward best (s) | overhead (median, IQR) | generate best (s) | overhead (median, IQR) |")
     print("|---|---|---|---|---|")

@@ -2,13 +2,17 @@
 (steerfair vs concept-erasure), in one run.
 
     python recipes/bench_solver.py --out results/bench_solver.json
+    # the two families side by side (no cvxpy, no OT), e.g. three groups x three classes:
+    python recipes/bench_solver.py --families-only --dims 256 1024 --affine-dims 256 1024 --groups 3 --classes 3 \
+        --out results/bench/solver_3x3.json
 
-For each dimension ``d`` a random two-group, two-class model (random SPD covariances) is solved
+For each dimension ``d`` a random ``--groups`` x ``--classes`` model (default two x two; random SPD
+covariances) is solved
 with the fast path (``intervention="affirmative"`` and ``"all"``), with the cvxpy reference
 (each cvxpy run in a subprocess killed after ``--cvxpy-timeout`` seconds) and, for ``d`` in
 ``--affine-dims``, over the affine-equivalence family (``family="affine"``, killed after
-``--affine-timeout`` seconds; its KL next to the isotropic one). Writes JSON and prints a
-markdown table with the ratios.
+``--affine-timeout`` seconds; its KL next to the isotropic one, and the time ratio affine / isotropic).
+Writes JSON and prints markdown tables with the ratios.
 """
 
 from __future__ import annotations
@@ -24,30 +28,34 @@ from pathlib import Path
 import numpy as np
 
 from steerfair import Gaussian, GroupConditionalModel, solve_nearest_ideal
+from steerfair.files import atomic_write
 from steerfair.ideal import choose_reference
 from steerfair.maps import ot_map_matrix
 
 
-def random_model(d: int, seed: int = 0) -> GroupConditionalModel:
-    """Two groups x two classes, covariances ``G G^T / d + 0.5 I``."""
+def random_model(d: int, seed: int = 0, groups: int = 2, classes: int = 2) -> GroupConditionalModel:
+    """``groups`` x ``classes`` cells (default two x two, the priors of the original benchmark), standard
+    normal means and covariances ``G G^T / d + 0.5 I``."""
     rng = np.random.default_rng(seed)
 
     def spd() -> np.ndarray:
         G = rng.standard_normal((d, d))
         return G @ G.T / d + 0.5 * np.eye(d)
 
-    comps = tuple(tuple(Gaussian(rng.normal(size=d), spd()) for _ in range(2)) for _ in range(2))
-    return GroupConditionalModel(
-        np.arange(2), np.arange(2), np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.6, 0.4]]), comps
-    )
+    comps = tuple(tuple(Gaussian(rng.normal(size=d), spd()) for _ in range(classes)) for _ in range(groups))
+    if (groups, classes) == (2, 2):
+        gp, cp = np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.6, 0.4]])
+    else:
+        gp, cp = rng.dirichlet(np.full(groups, 5.0)), rng.dirichlet(np.full(classes, 5.0), size=groups)
+    return GroupConditionalModel(np.arange(groups), np.arange(classes), gp, cp, comps)
 
 
-def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue) -> None:
+def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue, shape: tuple[int, int] = (2, 2)) -> None:
     # warm up BLAS threads and solver imports on a tiny problem, then take the best of a few runs
     # solver "affine": the fast path over the affine-equivalence family (family="affine")
     kw = {"family": "affine"} if solver == "affine" else {"solver": solver}
     solve_nearest_ideal(random_model(4, seed=1), intervention=intervention, **kw)  # type: ignore[arg-type]
-    model = random_model(d)
+    model = random_model(d, 0, *shape)
     repeats = 3 if d <= 256 else 1
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
@@ -60,13 +68,13 @@ def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue) -> None:
 
 
 def run_with_timeout(
-    d: int, intervention: str, solver: str, timeout: float
+    d: int, intervention: str, solver: str, timeout: float, shape: tuple[int, int] = (2, 2)
 ) -> tuple[float | None, float | None, float | None, float | None]:
     """(wall seconds, kl, shared set-up seconds, CPU seconds of the process) of one solve in a fresh
     process, or Nones past ``timeout``."""
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()
-    p = ctx.Process(target=_timed_solve, args=(d, intervention, solver, q))
+    p = ctx.Process(target=_timed_solve, args=(d, intervention, solver, q, shape))
     p.start()
     p.join(timeout)
     if p.is_alive():
@@ -127,6 +135,12 @@ def main() -> None:
     ap.add_argument("--skip-ot", action="store_true")
     ap.add_argument("--affine-dims", type=int, nargs="*", default=[2, 8, 32, 128, 256, 1024])
     ap.add_argument("--affine-timeout", type=float, default=120.0)
+    ap.add_argument("--groups", type=int, default=2)
+    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument(
+        "--families-only", action="store_true", help="only the isotropic and affine families (no cvxpy, no OT)"
+    )
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ap.add_argument("--out", type=Path, default=Path("results/bench_solver.json"))
     ap.add_argument(
         "--threads",
@@ -136,18 +150,23 @@ def main() -> None:
         "recorded CPU seconds are a proxy for one idle core that other load on the machine barely moves",
     )
     args = ap.parse_args()
+    if args.out.exists() and not args.overwrite:
+        ap.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
     if args.threads is not None:  # inherited by the spawned processes before they import numpy / torch
         for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
             os.environ[var] = str(args.threads)
+    if args.families_only:
+        args.skip_ot, args.cvxpy_timeout, args.cvxpy_all_max_d = True, 0.0, -1
+    shape = (args.groups, args.classes)
     load_start = list(os.getloadavg())  # other processes on the machine make timings noisy: recorded
     rows = []
     for d in args.dims:
-        row: dict[str, object] = {"d": d}
+        row: dict[str, object] = {"d": d, "groups": args.groups, "classes": args.classes}
         for iv in ("affirmative", "all"):
-            t_fast, kl_fast, setup, cpu_fast = run_with_timeout(d, iv, "auto", args.fast_timeout)
+            t_fast, kl_fast, setup, cpu_fast = run_with_timeout(d, iv, "auto", args.fast_timeout, shape)
             row[f"{iv}_fast_s"], row[f"{iv}_fast_kl"], row[f"{iv}_fast_cpu_s"] = t_fast, kl_fast, cpu_fast
             limit = args.cvxpy_timeout if (iv == "affirmative" or d <= args.cvxpy_all_max_d) else 0
-            t_ref, kl_ref, _, cpu_ref = run_with_timeout(d, iv, "cvxpy", limit) if limit else (None,) * 4
+            t_ref, kl_ref, _, cpu_ref = run_with_timeout(d, iv, "cvxpy", limit, shape) if limit else (None,) * 4
             row[f"{iv}_cvxpy_s"], row[f"{iv}_cvxpy_kl"], row[f"{iv}_cvxpy_cpu_s"] = t_ref, kl_ref, cpu_ref
             row[f"{iv}_speedup"] = (t_ref / t_fast) if (t_ref and t_fast) else None
             # the reference ran and was stopped at the limit: the speed-up is at least limit / fast
@@ -160,9 +179,10 @@ def main() -> None:
                 row["affirmative_speedup_bound"] = (t_ref / setup) if (t_ref and setup) else None
             row[f"{iv}_kl_diff"] = abs(kl_ref - kl_fast) if (kl_ref is not None and kl_fast is not None) else None
             if d in args.affine_dims:
-                t_aff, kl_aff, _, cpu_aff = run_with_timeout(d, iv, "affine", args.affine_timeout)
+                t_aff, kl_aff, _, cpu_aff = run_with_timeout(d, iv, "affine", args.affine_timeout, shape)
                 row[f"{iv}_affine_s"], row[f"{iv}_affine_kl"], row[f"{iv}_affine_cpu_s"] = t_aff, kl_aff, cpu_aff
                 row[f"{iv}_affine_timeout_s"] = args.affine_timeout if t_aff is None else None
+                row[f"{iv}_affine_over_isotropic"] = (t_aff / t_fast) if (t_aff and t_fast) else None
         sf, ce, diff = (None, None, float("nan")) if args.skip_ot else _time_ot_threads(d, args.threads)
         row.update(
             {
@@ -184,8 +204,35 @@ def main() -> None:
         "threads": args.threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": env, "rows": rows}, indent=2))
-    print(markdown(rows))
+    atomic_write({str(args.out): json.dumps({"environment": env, "rows": rows}, indent=2).encode()})
+    if not args.families_only:
+        print(markdown(rows))
+    if any(f"{iv}_affine_s" in r for r in rows for iv in ("affirmative", "all")):
+        print(markdown_families(rows))
+
+
+def markdown_families(rows: list[dict]) -> str:
+    """The isotropic and affine families side by side: wall and CPU seconds, the ratio, and the KL of each."""
+    head = (
+        "| d | groups x classes | intervention | isotropic (s, wall / CPU) | affine (s, wall / CPU) "
+        "| affine / isotropic (wall) | KL isotropic | KL affine |"
+    )
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        for iv in ("affirmative", "all"):
+            if f"{iv}_affine_s" not in r:
+                continue
+            if r.get(f"{iv}_affine_timeout_s"):
+                t_aff, ratio = f"> {r[f'{iv}_affine_timeout_s']:g} (timeout)", "—"
+            else:
+                t_aff = f"{_fmt(r[f'{iv}_affine_s'])} / {_fmt(r.get(f'{iv}_affine_cpu_s'))}"
+                ratio = f"{_fmt(r.get(f'{iv}_affine_over_isotropic'), '.0f')}x"
+            t_iso = f"{_fmt(r[f'{iv}_fast_s'])} / {_fmt(r.get(f'{iv}_fast_cpu_s'))}"
+            lines.append(
+                f"| {r['d']} | {r['groups']} x {r['classes']} | {iv} | {t_iso} | {t_aff} | {ratio} | "
+                f"{_fmt(r[f'{iv}_fast_kl'], '.6g')} | {_fmt(r[f'{iv}_affine_kl'], '.6g')} |"
+            )
+    return "\n".join(lines)
 
 
 def _fmt(x: object, spec: str = ".3g") -> str:

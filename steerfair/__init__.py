@@ -8,6 +8,7 @@ representations (``representations``) and transformers (``llm``) -> ``evaluation
 """
 
 from . import privacy  # randomised / soft sensitive attributes (core deps only)
+from .copula import GaussianCopula
 from .covariance import CovarianceEstimator
 from .families import Gaussian, LogNormal
 from .ideal import (
@@ -26,6 +27,7 @@ from .kl_divergence import kl
 from .maps import AffineMap, bures_barycenter, gaussian_ot_map, mean_shift_map
 from .membership import Membership
 from .model import GroupConditionalModel
+from .shared_target import SharedTarget, SharedTargetSteering, pick_strength, solve_shared_target
 from .statistics import CellStatistics
 from .steering import SteeringTransform, fit_steering
 
@@ -48,10 +50,13 @@ __all__ = [
     "CovarianceEstimator",
     "FairSteerer",
     "Gaussian",
+    "GaussianCopula",
     "GroupConditionalModel",
     "IdealSolution",
     "LogNormal",
     "Membership",
+    "SharedTarget",
+    "SharedTargetSteering",
     "SteeringTransform",
     "bayes_certificate",
     "bayes_error",
@@ -64,7 +69,9 @@ __all__ = [
     "kl",
     "mean_shift_map",
     "nearest_ideal",
+    "pick_strength",
     "privacy",
     "solve_nearest_ideal",
+    "solve_shared_target",
     "transfer_bounds",
 ]

@@ -155,14 +155,19 @@ def reweighing_weights(y: Any, groups: Any) -> np.ndarray:
     Under these weights the label is independent of the group, i.e. the class priors are equal across
     groups (condition 3 of the ideal distribution alone, paper Remark 3.4).
     """
-    yy, g = np.asarray(y), np.asarray(groups)
-    if yy.shape != g.shape or yy.ndim != 1:
-        raise ValueError(f"y and groups must be 1-D of equal length; got {yy.shape} and {g.shape}")
-    n = yy.shape[0]
-    w = np.empty(n, dtype=np.float64)
-    for a in np.unique(g):
+    if np.ndim(y) >= 1 and np.ndim(groups) >= 1 and len(y) != len(groups):
+        raise ValueError(f"y and groups must have one entry per row each; got {len(y)} and {len(groups)}")
+    G = Membership.parse(groups, name="groups", min_groups=1)
+    Y = Membership.parse(y, G.n, name="y", min_groups=1)
+    if not (G.is_hard and Y.is_hard) or np.ndim(y) != 1 or np.ndim(groups) != 1:
+        raise ValueError("y and groups must be 1-D labels (one per row), not probabilities")
+    if G.n == 0:
+        raise ValueError("y and groups are empty; pass one label per row")
+    g, yy = G.indices(), Y.indices()
+    w = np.empty(G.n, dtype=np.float64)
+    for a in range(G.k):
         ma = g == a
-        for c in np.unique(yy):
+        for c in range(Y.k):
             cell = ma & (yy == c)
             if cell.any():
                 w[cell] = ma.mean() * (yy == c).mean() / cell.mean()
@@ -182,8 +187,10 @@ class INLP:
         """Learn the projection from ``X`` and the group labels (``y`` is unused)."""
         from sklearn.svm import LinearSVC
 
-        X = np.asarray(X, dtype=np.float64)
-        g = np.asarray(groups)
+        X = as_matrix(X, "X", min_rows=2)
+        g, _ = _hard_groups(X, groups)
+        if y is not None:  # unused, but a wrong one is a caller's mistake worth reporting
+            Membership.parse(y, X.shape[0], name="y", min_groups=1)
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
         W = np.zeros((0, X.shape[1]))
@@ -203,4 +210,6 @@ class INLP:
 
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
         """Project every row (``groups`` and ``y`` are accepted for a uniform interface and ignored)."""
-        return self.map_(np.asarray(X, dtype=np.float64))
+        if not hasattr(self, "map_"):
+            raise RuntimeError("INLP is not fitted; call fit(X, y, groups) first")
+        return self.map_(as_matrix(X, "X", dim=self.map_.d_in))

@@ -3,6 +3,7 @@
 steerfair demo                 # Adult (sex), logistic regression: steerfair vs baselines, 5 seeds (~1-2 min)
 steerfair demo --synthetic     # the paper's Gaussian case study (analytic, ~40 s)
 steerfair bios --model minilm --data bug --out results/bios   # the Bios occupation protocol (offline stand-in)
+steerfair generation-bias --model smollm2 --out results/generation   # steered generation: bias vs fluency
 """
 
 from __future__ import annotations
@@ -121,11 +122,16 @@ def main(argv: list[str] | None = None) -> int:
 
     bios_arguments(bios)
     bios.set_defaults(func=_bios, check=bios_check)
+    gen = sub.add_parser("generation-bias", help="gender bias vs fluency of steered generation, per method")
+    from .evaluation import generation_run
+
+    generation_run.add_arguments(gen)
+    gen.set_defaults(func=generation_run.main, check=generation_run.check_arguments)
     args = parser.parse_args(argv)
     try:  # every argument and the output folder, before any work
         args.check(args)
     except ValueError as exc:
-        {"demo": demo, "bios": bios}[args.command].error(str(exc))
+        {"demo": demo, "bios": bios, "generation-bias": gen}[args.command].error(str(exc))
     return int(args.func(args))
 
 

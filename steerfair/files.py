@@ -72,11 +72,22 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_mode(path: str) -> int:
+    """The permission bits ``path`` has, or a new file gets under the process umask (``0o666 & ~umask``)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def _temporary(path: str, suffix: str = ".tmp") -> Iterator[tuple[int, str]]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix, dir=folder)
     try:
+        os.chmod(tmp, _file_mode(path))  # mkstemp's 0600 would make every replaced file private
         yield fd, tmp
     except BaseException:
         with contextlib.suppress(OSError):

@@ -14,7 +14,7 @@ from .families import Gaussian, LogNormal
 from .families.lognormal import to_log
 from .membership import Membership
 from .statistics import PSD_FLOOR, CellStatistics, row_weights
-from .validation import as_labels, as_matrix, as_unit_weight
+from .validation import as_float_array, as_labels, as_matrix, as_unit_weight, check_counts, check_psd_stack
 
 __all__ = ["GroupConditionalModel", "Family"]
 
@@ -58,17 +58,15 @@ class GroupConditionalModel:
             raise ValueError(f"need at least 2 classes; got {m}")
         if len(set(groups.tolist())) != k or len(set(classes.tolist())) != m:
             raise ValueError("group and class labels must be distinct")
-        gp = np.asarray(self.group_priors, dtype=np.float64)
-        cp = np.asarray(self.class_priors, dtype=np.float64)
-        if gp.shape != (k,) or cp.shape != (k, m):
-            raise ValueError(f"priors must have shapes ({k},) and ({k}, {m}); got {gp.shape} and {cp.shape}")
+        gp = as_float_array(self.group_priors, "group_priors", shape=(k,))
+        cp = as_float_array(self.class_priors, "class_priors", shape=(k, m))
         for name, val in (("group_priors", gp), ("class_priors", cp)):
-            if not np.all(np.isfinite(val)):
-                raise ValueError(f"{name} contains NaN or infinite values; priors must be finite probabilities")
-        if np.any(gp <= 0) or np.any(cp <= 0):
-            raise ValueError("priors must be strictly positive (every group and every (group, class) cell)")
-        if abs(gp.sum() - 1) > 1e-9 or np.any(np.abs(cp.sum(axis=1) - 1) > 1e-9):
-            raise ValueError("group_priors and each row of class_priors must sum to 1")
+            if np.any(val <= 0):
+                raise ValueError(f"{name} must be strictly positive (every group and every (group, class) cell)")
+        if abs(gp.sum() - 1) > 1e-9:
+            raise ValueError(f"group_priors must sum to 1; sums to {gp.sum():.6g} (normalise them)")
+        if np.any(np.abs(cp.sum(axis=1) - 1) > 1e-9):
+            raise ValueError("each row of class_priors must sum to 1 (normalise them per group)")
         comps = tuple(tuple(row) for row in self.components)
         if len(comps) != k or any(len(row) != m for row in comps):
             raise ValueError(f"components must be a {k} x {m} grid (groups x classes)")
@@ -217,7 +215,11 @@ class GroupConditionalModel:
         stats.check_counts(min_samples)
         if est.needs_rows and intensities is None:
             raise ValueError("shrinkage='ledoit_wolf' needs the rows; from statistics use 'oas' or a fixed intensity")
-        gp, cp = _cell_priors(stats.counts, "a (group, class) cell has zero (or negative estimated) total weight")
+        gp, cp = _cell_priors(
+            stats.counts,
+            "a (group, class) cell has zero (or negative estimated) total weight: give every cell rows with positive "
+            "weights (weights / sample_weight)",
+        )
         n_eff = stats.effective_counts()
         covs = stats.covariances(psd_floor)
         k, m, _ = stats.shape
@@ -265,14 +267,17 @@ class GroupConditionalModel:
         """
         est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
         _check_family(family)
-        counts = np.asarray(counts, dtype=np.float64)
-        means = np.asarray(means, dtype=np.float64)
-        covs = np.asarray(covs, dtype=np.float64)
+        k, m = len(groups), len(classes)
+        counts = check_counts(counts, "counts", shape=(k, m))
+        means = as_float_array(means, "means", ndim=3)
+        if means.shape[:2] != (k, m) or means.shape[2] < 1:
+            raise ValueError(f"means must have shape ({k}, {m}, d) with d >= 1 (groups x classes x features); "
+                             f"got {means.shape}")  # fmt: skip
+        d = means.shape[2]
+        covs = check_psd_stack(as_float_array(covs, "covs", shape=(k, m, d, d)), "covs")
         if est.needs_rows:
             raise ValueError("ledoit_wolf shrinkage needs samples; use 'oas' or a float with from_moments")
         signed = np.zeros(counts.shape, dtype=bool)
-        if covs.ndim >= 2 and covs.shape[-1] == covs.shape[-2]:
-            covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))
         stats = CellStatistics(groups, classes, counts, counts, means, covs, signed)  # validates the shapes
         # the counts are the sample sizes (as if unit weights): effective count = count
         return cls.from_statistics(stats, family, est, min_samples=min_samples)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .membership import Membership
-from .validation import as_matrix, symmetrize
+from .validation import as_matrix, as_number, symmetrize
 
 __all__ = ["CellStatistics", "PSD_FLOOR", "psd_repair", "repair_correlation", "row_weights"]
 
@@ -409,6 +409,7 @@ class CellStatistics:
 
     def check_counts(self, min_samples: float) -> None:
         """Raise a ``ValueError`` naming the first cell whose (estimated) count is below ``min_samples``."""
+        min_samples = as_number(min_samples, "min_samples", low=0)
         low = np.argwhere(~(self.sizes >= max(min_samples, np.finfo(float).tiny)))
         if low.size == 0:
             return
@@ -504,4 +505,6 @@ def row_weights(weights: Any, n: int) -> np.ndarray:
         raise ValueError("weights (sample_weight) must be numeric, one per row of X") from None
     if w.shape != (n,) or np.any(~np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"weights (sample_weight) must be finite, non-negative and one per row of X ({n})")
+    if n and not np.any(w > 0):
+        raise ValueError("weights (sample_weight) are all zero; at least one row needs a positive weight")
     return w

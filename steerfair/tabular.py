@@ -49,11 +49,13 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .copula import GaussianCopula
 from .covariance import CovarianceEstimator, Regularisation, Shrinkage, near_singular
 from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
+from .shared_target import Marginals, SharedTargetSteering, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
 
 __all__ = ["FairSteerer"]
@@ -64,6 +66,15 @@ _TEST_MODES = ("posterior", "group", "identity")
 
 def _is_frame(X: Any) -> bool:
     return hasattr(X, "columns") and hasattr(X, "iloc")
+
+
+def _named_check(X: Any, **kwargs: Any) -> np.ndarray:
+    """scikit-learn's ``check_array`` of ``X``, its errors prefixed with the argument's name."""
+    try:
+        return np.asarray(check_array(X, input_name="X", **kwargs))
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if " X " in f" {msg} " else f"X: {msg}") from None
 
 
 class FairSteerer(TransformerMixin, BaseEstimator):
@@ -103,6 +114,16 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             ``"unlabeled"`` for flexible downstream models (trees, boosting) on columns with atoms (zeros, counts): the
             cell maps send an atom to a different value in every class, and a tree can read the label off it (measured
             in docs/tabular.md).
+        target: ({"ideal", "shared"}) ``"ideal"``: the nearest ideal (above). ``"shared"``: every group is garbled,
+            label-free, onto one common law per class (docs/shared_target.md), for train and test rows alike, so any
+            downstream model that does not read the group has equal TPR and FPR across groups.
+        strength: (float in [0, 1]) ``target="shared"`` only: each row is steered with probability ``t`` (every gap of
+            a fixed classifier shrinks by ``1 - t``); 0 leaves rows unchanged, 1 is the exact shared target
+            (:func:`steerfair.shared_target.pick_strength` picks it for a gap budget).
+        marginals: ({"gaussian", "copula"}) ``"copula"``: steer normal scores of the columns
+            (:class:`steerfair.copula.GaussianCopula`; atoms jittered, values mapped back onto training atoms); then
+            ``columns=None`` steers every non-constant numeric column, one-hot and counts included.
+        random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter.
 
     Attributes:
         model_: (GroupConditionalModel) The fitted model of the steered columns (working space: logs for log-normal
@@ -130,6 +151,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         train_maps: str = "labeled",
         group_epsilon: float | None = None,
         estimator: CovarianceEstimator | None = None,
+        target: Target = "ideal",
+        strength: float = 1.0,
+        marginals: Marginals = "gaussian",
+        random_state: Any = None,
     ) -> None:
         self.criterion = criterion
         self.intervention = intervention
@@ -145,6 +170,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.min_samples = min_samples
         self.group_epsilon = group_epsilon
         self.estimator = estimator
+        self.target, self.strength, self.marginals, self.random_state = target, strength, marginals, random_state
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
@@ -173,14 +199,14 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                     nonnum.add(j)
             self._nonnumeric = nonnum
             numeric = [j for j in range(arr.shape[1]) if j not in nonnum]
-            check_array(arr[:, numeric], ensure_min_samples=2 if fitting else 1, ensure_min_features=0, input_name="X")
+            _named_check(arr[:, numeric], ensure_min_samples=2 if fitting else 1, ensure_min_features=0)
             return arr
         if fitting and hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self._nonnumeric = set()
         if sp.issparse(X):
             raise TypeError("FairSteerer does not support sparse input; pass a dense array or DataFrame")
-        return check_array(X, dtype=np.float64, ensure_min_samples=2 if fitting else 1, input_name="X")
+        return _named_check(X, dtype=np.float64, ensure_min_samples=2 if fitting else 1)
 
     def _resolve_columns(self, X: Any, arr: np.ndarray) -> np.ndarray:
         n_features = arr.shape[1]
@@ -191,7 +217,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 col = arr[:, j]
                 if j in self._nonnumeric or (_is_frame(X) and not _numeric_dtype(X.iloc[:, j])):
                     continue
-                if np.all(np.isfinite(col)) and np.unique(col).size > 2:
+                if np.all(np.isfinite(col)) and np.unique(col).size > (1 if self.marginals == "copula" else 2):
                     idx.append(j)
             if not idx:
                 raise ValueError("no continuous column to steer; pass columns= explicitly")
@@ -230,6 +256,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             raise ValueError(f"unknown test_mode {self.test_mode!r}; use one of {_TEST_MODES}")
         if self.group_probe not in ("logistic", None):
             raise ValueError(f"unknown group_probe {self.group_probe!r}; use 'logistic' or None")
+        check_target_options(self.target, self.strength, self.marginals, self.lognormal_columns)
         if y is None:
             raise ValueError(
                 "FairSteerer requires y to be passed, but the target y is None "
@@ -260,6 +287,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             Z[:, log_pos] = np.log(Z[:, log_pos])
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
+        self.rng_ = as_generator(self.random_state)
+        per_group = membership if self.target == "shared" else None  # shared: each group's own scores
+        self.copula_ = GaussianCopula.fit(Z, sample_weight, per_group) if self.marginals == "copula" else None
+        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, per_group)
         self.group_reader_ = reader
         self.model_ = self._fit_model(Z, y_arr, membership, sample_weight, estimator)
         # Solve and build the maps in standardised coordinates (see Coordinates.standardising): exact by the
@@ -271,6 +302,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             coords.model(self.model_), self.criterion, self.intervention, self.solver,
             reference=self.reference, coordinates=coords,
         )  # fmt: skip
+        self.shared_ = SharedTargetSteering.fit(coords.model(self.model_), coords) if self.target == "shared" else None
+        if self.copula_ is not None and self.shared_ is not None:  # back through the target group's quantiles
+            self.copula_ = self.copula_.returning_to(self.shared_.target.reference)
         self.groups_ = np.asarray(self.model_.groups)
         self.classes_ = np.asarray(self.model_.classes)
         self.group_epsilon_ = getattr(reader, "epsilon", None)
@@ -374,11 +408,15 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         return self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
 
     def _steer(self, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode) -> np.ndarray:
+        if self.shared_ is not None:  # label-free garbling for train and test rows alike (copula inside)
+            return self.shared_.transform(Z, membership, self.rng_, self.strength, self.copula_)
+        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, membership)
         if mode == "identity":
             return Z
         return self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
 
     def _assemble(self, X: Any, arr: np.ndarray, Zs: np.ndarray) -> Any:
+        Zs = Zs if self.copula_ is None or self.shared_ is not None else self.copula_.from_normal(Zs)
         if self.log_columns_.size:
             Zs = Zs.copy()
             Zs[:, self.log_columns_] = np.exp(Zs[:, self.log_columns_])
@@ -410,7 +448,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         with its group probabilities (the posterior given the report, for ``group_epsilon``).
         """
         self.fit(X, y, groups=groups, sample_weight=sample_weight, group_labels=group_labels)
-        if self.train_maps == "unlabeled":
+        if self.train_maps == "unlabeled" or self.target == "shared":
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
         self._warn_atoms(Z)
@@ -444,6 +482,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
 
         The posterior mixture of cell maps has no closed-form inverse; it raises ``NotImplementedError``.
         """
+        if self.target == "shared" or self.marginals == "copula":
+            raise NotImplementedError("target='shared' (a garbling) and marginals='copula' (jittered ties): no inverse")
         if self.test_mode == "identity":
             check_is_fitted(self, "steering_")
             return X.copy() if hasattr(X, "copy") else np.array(X, dtype=np.float64)

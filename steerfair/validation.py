@@ -14,13 +14,18 @@ import numpy as np
 from scipy.linalg import lapack
 
 __all__ = [
+    "as_float_array",
+    "as_int",
     "as_matrix",
+    "as_number",
     "as_vector",
     "as_labels",
     "as_unit_weight",
+    "check_counts",
     "check_cov",
     "check_cov_chol",
     "check_finite",
+    "check_psd_stack",
     "check_same_length",
     "symmetrize",
 ]
@@ -33,14 +38,124 @@ def check_finite(x: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
 
 
-def as_matrix(x: Any, name: str = "X", *, min_rows: int = 1, dim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a finite float64 array of shape ``(n, d)``."""
+def as_float_array(
+    x: Any, name: str, *, ndim: int | None = None, shape: tuple[int, ...] | None = None, finite: bool = True
+) -> np.ndarray:
+    """Return ``x`` (array-like, torch tensor, DataFrame) as a float64 array, or raise naming ``name``.
+
+    Args:
+        x: The value.
+        name: The argument's name in error messages.
+        ndim: The number of dimensions it must have.
+        shape: The shape it must have.
+        finite: Reject NaN and infinity.
+
+    Raises:
+        ValueError: not numeric (strings, ``None``, ragged nesting), the wrong number of dimensions or shape,
+            or NaN / infinite entries.
+    """
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
+    if hasattr(x, "to_numpy"):  # pandas
+        x = x.to_numpy()
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"{name} must be numeric; got the string {x!r}")
     try:
+        if np.iscomplexobj(x):
+            raise ValueError("complex values")
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric; could not convert to float ({exc})") from None
+        raise ValueError(f"{name} must be real numbers (not strings, None or complex values); {exc}") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {arr.shape}")
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def as_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """A real number (not a bool, not a string) within ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: NaN, infinite (unless ``allow_inf``), or outside the range.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low:g}; got {value!r}")
+    if high is not None and v > high:
+        raise ValueError(f"{name} must be <= {high:g}; got {value!r}")
+    return v
+
+
+def as_int(value: Any, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """An integer (``int`` or numpy integer, not a bool; a float only when integral) within ``[low, high]``.
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: outside the range.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    if not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+    v = int(value)
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be at least {low}; got {v}")
+    if high is not None and v > high:
+        raise ValueError(f"{name} must be at most {high}; got {v}")
+    return v
+
+
+def check_counts(x: Any, name: str, *, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Finite, non-negative counts (or weights) as float64, with at least one positive entry."""
+    arr = as_float_array(x, name, shape=shape)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative counts; got {arr.min():g} (pass a count or weight >= 0)")
+    if arr.size and not np.any(arr > 0):
+        raise ValueError(f"{name} are all zero; at least one must be positive")
+    return arr
+
+
+def check_psd_stack(S: np.ndarray, name: str, *, rtol: float = 1e-10) -> np.ndarray:
+    """Symmetrised ``(..., d, d)`` matrices, each positive semi-definite (eigenvalues ``>= -rtol * max |entry|``).
+
+    Singular matrices pass (a regulariser may follow); an indefinite one raises a ``ValueError`` naming its index.
+    """
+    sym = 0.5 * (S + np.swapaxes(S, -1, -2))
+    if sym.size == 0:
+        return sym
+    lowest = np.linalg.eigvalsh(sym)[..., 0]
+    scale = np.maximum(np.abs(sym).max(axis=(-1, -2)), 1e-300)
+    bad = np.argwhere(lowest < -rtol * scale)
+    if bad.size:
+        idx = tuple(int(i) for i in bad[0])
+        raise ValueError(
+            f"{name}[{', '.join(map(str, idx))}] is not positive semi-definite (smallest eigenvalue "
+            f"{lowest[idx]:.3g}); pass covariance matrices"
+        )
+    return sym
+
+
+def as_matrix(x: Any, name: str = "X", *, min_rows: int = 1, dim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 array of shape ``(n, d)``."""
+    arr = as_float_array(x, name, finite=False)
     if arr.ndim == 1 and dim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -55,7 +170,7 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 1, dim: int | None = N
 
 def as_vector(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     """Return ``x`` as a finite float64 vector (1-D)."""
-    arr = np.asarray(x, dtype=np.float64)
+    arr = as_float_array(x, name, finite=False)
     if arr.ndim == 0:
         arr = arr[None]
     if arr.ndim != 1:
@@ -108,13 +223,15 @@ def check_cov(S: Any, name: str = "cov", *, dim: int | None = None) -> np.ndarra
 
 def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`check_cov` that also returns the lower Cholesky factor."""
-    arr = np.asarray(S, dtype=np.float64)
+    arr = as_float_array(S, name, finite=False)
     if arr.ndim == 0 and (dim in (None, 1)):
         arr = arr.reshape(1, 1)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
         raise ValueError(f"{name} must be a square matrix; got shape {arr.shape}")
     if dim is not None and arr.shape[0] != dim:
         raise ValueError(f"{name} is {arr.shape[0]}x{arr.shape[0]}; expected {dim}x{dim}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0x0); pass a d x d covariance with d >= 1")
     check_finite(arr, name)
     scale = max(float(np.max(np.abs(arr))), 1e-300)
     if np.max(np.abs(arr - arr.T)) > 1e-8 * scale:

@@ -24,13 +24,15 @@ def test_one_dimensional_rates_equal_the_certificate() -> None:
 def test_ideals_are_exact_and_bounds_hold(tmp_path) -> None:  # noqa: ANN001
     results = cs.run(tmp_path, settings=[cs.SETTINGS[0]])
     rows = results[0]["results"]
-    for name in ("affirmative", "all"):
+    for name in ("affirmative", "all", "affirmative_affine", "all_affine"):
         row = rows[name]
         assert row["worst_eo_gap_all_costs"] <= 1e-9 and row["worst_dp_gap_all_costs"] <= 1e-9
         assert row["error_shift"] <= row["bound_error_shift"]
         assert row["eo_gap_on_original"] <= row["bound_eo_gap"]
         assert row["kl"] > 0
     assert rows["all"]["kl"] <= rows["affirmative"]["kl"] + 1e-12  # nearest over a larger set
+    for iv in ("affirmative", "all"):  # the affine family contains the isotropic one
+        assert rows[f"{iv}_affine"]["kl"] <= rows[iv]["kl"] * (1 + 1e-9)
     assert rows["original"]["worst_eo_gap_all_costs"] > 0.1
     assert json.loads((tmp_path / "synthetic_gaussian.json").read_text())[0]["setting"] == cs.SETTINGS[0].name
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -120,7 +121,9 @@ def reference_rows(
     try:
         with torch.no_grad():
             for t in texts:
-                enc = tokenizer([t], return_tensors="pt")
+                # only the inputs the forward names (a decoder's takes no token_type_ids)
+                named = inspect.signature(model.forward).parameters
+                enc = {k: v for k, v in tokenizer([t], return_tensors="pt").items() if k in named}
                 hs = model(**enc, output_hidden_states=True).hidden_states
                 for i in range(N_LAYERS):
                     if i < N_LAYERS - 1:  # hidden_states[i + 1] is block i's output (the last one is normed)

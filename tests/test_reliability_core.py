@@ -181,7 +181,23 @@ def test_finding_9_failed_write_keeps_earlier_results(tmp_path: Path) -> None:
         write_results(tmp_path, "r", {"a": 2}, lambda r: "new", broken, overwrite=True)
     assert json.loads((tmp_path / "r.json").read_text())["a"] == 1
     assert (tmp_path / "r.png").read_bytes() == b"old"
+    assert (tmp_path / "r.md").read_text() == "old\n"  # nothing is renamed before every file is written
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "r.png"]
+
+
+def test_atomic_writes_keep_permissions(tmp_path: Path) -> None:
+    """Atomically written files get the umask's mode (not mkstemp's 0600); a replaced file keeps its own."""
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_results(tmp_path, "r", {"a": 1}, lambda r: "t", lambda r, p: p.write_bytes(b"png"))
+    for name in ("r.json", "r.md", "r.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+    (tmp_path / "r.md").chmod(0o640)
+    write_results(tmp_path, "r", {"a": 2}, lambda r: "t", lambda r, p: p.write_bytes(b"png"), overwrite=True)
+    assert stat.S_IMODE((tmp_path / "r.md").stat().st_mode) == 0o640
 
 
 @pytest.mark.parametrize(

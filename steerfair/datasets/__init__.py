@@ -43,6 +43,7 @@ from .container import MissingDataPackageError, TabularDataset
 from .csv_file import load_csv
 from .german import load_german
 from .law import load_law
+from .synthetic import separability_groups
 
 __all__ = [
     "DATASETS",
@@ -55,4 +56,5 @@ __all__ = [
     "load_dataset",
     "load_german",
     "load_law",
+    "separability_groups",
 ]

@@ -1,7 +1,7 @@
 """Evaluation of steerfair against baselines: studies, protocols, reports and result writing.
 
 Nothing in the library core imports this package; the recipes (``recipes/*.py``) and the command line
-(``steerfair demo``, ``steerfair bios``) run it.
+(``steerfair demo``, ``steerfair bios``, ``steerfair generation-bias``) run it.
 
 =========================  ============================================================================
 module                     what it holds
@@ -16,5 +16,9 @@ module                     what it holds
 ``bios_report``            its markdown table and plots
 ``bios_run``               end to end: load, encode (cached), run, write (``steerfair bios``)
 ``output``                 writing ``<stem>.json``, ``<stem>.md`` and ``<stem>.png``
+``plots``                  shared plot helpers (a legend below the axes that fits the figure)
+``generation_bias``        the generation-bias harness: pronoun log-odds, occupation TV, perplexity ratio, KL
+``generation_methods``     steering methods for generation (mean difference, LEACE, MiMiC, steerfair variants)
+``generation_run``         end to end: validate, load, fit, sweep, write (``steerfair generation-bias``)
 =========================  ============================================================================
 """

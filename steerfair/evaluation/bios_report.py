@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["markdown", "plot_gaps", "plot_tradeoff"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["markdown", "plot_gaps", "plot_tradeoff", "tradeoff_figure"]
 
 _LABELS = {
     "none": "none (no steering)",
@@ -93,9 +96,7 @@ def plot_gaps(
 
 
 def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
-    """Accuracy against RMS TPR gap (test, gold gender, mean ± std over seeds) of every method, one panel per run
-    (``{title: results}``), with what the numbers are judged against: the noise floor (dashed), half the
-    unsteered gap (dotted) and the band of accuracy within 1 point of the unsteered classifier (shaded).
+    """Draw :func:`tradeoff_figure` into ``path`` (the format from its suffix; parent folders are created).
 
     Args:
         runs: ``{title: results}``, one panel each.
@@ -107,14 +108,38 @@ def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
     Raises:
         ValueError: If ``runs`` is empty.
     """
-    import matplotlib
+    fig = tradeoff_figure(runs)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=130)
+    return out
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+
+def tradeoff_figure(runs: dict[str, dict[str, Any]]) -> Figure:
+    """Accuracy against RMS TPR gap (test, gold gender, mean ± std over seeds) of every method, one panel per run
+    (``{title: results}``), with what the numbers are judged against: the noise floor (dashed), half the
+    unsteered gap (dotted) and the band of accuracy within 1 point of the unsteered classifier (shaded). The
+    legend lies below the panels, inside the figure.
+
+    Args:
+        runs: ``{title: results}``, one panel each.
+
+    Returns:
+        Figure: the figure (on an Agg canvas).
+
+    Raises:
+        ValueError: If ``runs`` is empty.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .plots import legend_below
 
     if not runs:
         raise ValueError("runs is empty")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.2), squeeze=False)
+    fig = Figure(figsize=(4.6 * len(runs), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(runs), squeeze=False)
     for ax, (title, res) in zip(axes[0], runs.items(), strict=True):
         methods = res["methods"]
         base = methods.get("none")
@@ -133,10 +158,5 @@ def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("RMS TPR gap (test)")
     handles, labels = axes[0][-1].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    legend_below(fig, handles, labels, max_cols=5, fontsize=7, frameon=False)
+    return fig

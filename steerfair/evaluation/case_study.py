@@ -1,6 +1,7 @@
 """The paper's Gaussian case study, reproduced with steerfair (section "Case Study on Gaussian Distributions").
 
-Run it with ``python recipes/synthetic_gaussian.py --out results/synthetic`` or ``steerfair demo --synthetic``.
+Run it with ``python recipes/synthetic_gaussian.py --out results/synthetic [--overwrite]`` or
+``steerfair demo --synthetic``.
 
 Binary group A (0 = disadvantaged, 1 = advantaged) and binary label Y, univariate Gaussian
 class-conditionals (plus one multivariate setting). For each setting we compare the original
@@ -8,6 +9,8 @@ distribution with the steered ones:
 
 * ``affirmative``: steerfair's affirmative-action ideal (only group 0 moves; Theorem 4.1 / Cor. 4.2);
 * ``all``: steerfair's all-subgroup ideal (Proposition 4.3);
+* ``affirmative_affine``, ``all_affine``: the same over the affine-equivalence family (``family="affine"``:
+  every group an invertible affine image of shared class templates; docs/theory.md, section 12);
 * ``reweighing``: Kamiran-Calders prior equalisation only (features unchanged);
 * ``mean_matching``: shift group 0's features so its mean equals group 1's;
 * ``ot_matching``: Gaussian OT of group 0's (moment-matched) feature law onto group 1's (MiMiC-style).
@@ -255,6 +258,11 @@ def evaluate(setting: Setting) -> dict:
     models = {"original": model}
     for iv in ("affirmative", "all"):
         models[iv] = solve_nearest_ideal(model, intervention=iv, reference=1).ideal
+    # the whole Gaussian ideal set (docs/theory.md, section 12)
+    models["affirmative_affine"] = solve_nearest_ideal(
+        model, "equal_opportunity", "affirmative", reference=1, family="affine"
+    ).ideal
+    models["all_affine"] = solve_nearest_ideal(model, "equal_opportunity", "all", reference=1, family="affine").ideal
     models.update(baseline_models(model))
     rows = {}
     for name, m in models.items():
@@ -356,5 +364,6 @@ def main(argv: list[str] | None = None) -> None:
     """Command line of ``recipes/synthetic_gaussian.py``: run every setting, print and write the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("results/synthetic"))
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = ap.parse_args(argv)
-    print(markdown(run(args.out)))
+    print(markdown(run(args.out, overwrite=args.overwrite)))

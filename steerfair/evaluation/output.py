@@ -2,14 +2,15 @@
 
 Every command checks its output folder with :func:`check_output` *before* any work (the folder can be created and
 written to, and holds no earlier results unless ``overwrite``), and writes every file atomically
-(:func:`steerfair.files.atomic_write_file`: a temporary file in the same folder, ``fsync``, ``os.replace``), so an
-interrupted run never leaves a results file that parses as complete, nor damages an earlier one. The JSON is
-strict (:func:`to_json`: ``NaN`` / ``inf`` become ``null``) and records the run (:func:`run_record`: configuration,
-library version, UTC time).
+(:func:`steerfair.files.atomic_write`: temporary files in the same folder, all ``fsync``-ed before the first
+``os.replace``), so an interrupted run never leaves a results file that parses as complete, nor damages an earlier
+one. The JSON is strict (:func:`to_json`: ``NaN`` / ``inf`` become ``null``) and records the run
+(:func:`run_record`: configuration, library version, UTC time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_file
+from ..files import atomic_write, atomic_write_file
 
 __all__ = ["atomic_write_file", "check_output", "jsonable", "run_record", "to_json", "write_results"]
 
@@ -135,7 +136,19 @@ def write_results(
     record = {**results, "run": run_record(config)}
     text = to_json(record)
     table = markdown(results) + "\n"
-    # the JSON last: a results JSON on disk means the table and the plot beside it are complete
-    atomic_write_file(out / names[1], lambda p: p.write_text(table))
-    atomic_write_file(out / names[2], lambda p: plot(results, p))
-    atomic_write_file(out / names[0], lambda p: p.write_text(text))
+    image = _render(out, names[2], lambda p: plot(results, p))
+    # all three are written and synced before any is renamed (a failure or kill while writing leaves every earlier
+    # file as it was); the JSON is renamed last: a results JSON on disk means the table and plot beside it are complete
+    atomic_write({str(out / names[1]): table.encode(), str(out / names[2]): image, str(out / names[0]): text.encode()})
+
+
+def _render(folder: Path, name: str, draw: Callable[[Path], None]) -> bytes:
+    """The bytes that ``draw`` writes to a file named like ``name`` (a temporary one in ``folder``, then removed)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".draw{Path(name).suffix}", dir=folder)
+    os.close(fd)
+    try:
+        draw(Path(tmp))
+        return Path(tmp).read_bytes()
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

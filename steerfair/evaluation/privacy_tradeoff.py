@@ -37,14 +37,17 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .output import check_output, result_names, write_results
 from .privacy_data import FeatureData, load_adult_sex, load_bug_features, load_features
 
-__all__ = ["EPSILONS", "METHODS", "FeatureData", "load_features", "markdown", "plot", "run", "run_seed"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["EPSILONS", "METHODS", "FeatureData", "figure", "load_features", "markdown", "plot", "run", "run_seed"]
 
 #: The local-DP budgets of the trade-off (``inf``: attributes reported truthfully).
 EPSILONS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
@@ -305,10 +308,12 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], path: str | Path) -> None:
+def figure(results: dict[str, Any]) -> Figure:
     """EO gap, DP gap and accuracy against epsilon (mean ± std over seeds); references as horizontal bands."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from .plots import legend_below
 
     s = results["summary"]
     keys = list(s["by_epsilon"])
@@ -335,10 +340,15 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
         ax.set_xlabel("epsilon (local DP of the sensitive attribute)")
         ax.set_title(titles[metric], fontsize=10)
         ax.grid(alpha=0.3)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
     fig.suptitle(f"{results['data']}: steering from randomised sensitive attributes", fontsize=10)
-    fig.savefig(path, dpi=120)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    legend_below(fig, handles, labels, max_cols=len(labels), fontsize=8)
+    return fig
+
+
+def plot(results: dict[str, Any], path: str | Path) -> None:
+    """Draw :func:`figure` into ``path`` (the format from its suffix)."""
+    figure(results).savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,7 +45,10 @@ from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching, reweigh
 from ..datasets import TabularDataset, load_dataset
 from .output import check_output, result_names, write_results
 
-__all__ = ["METHODS", "MODELS", "TASKS", "Task", "markdown", "plot", "run", "run_task"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["METHODS", "MODELS", "TASKS", "Task", "figure", "markdown", "plot", "run", "run_task"]
 
 
 @dataclass(frozen=True)
@@ -296,10 +299,12 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip()
 
 
-def plot(results: dict[str, Any], path: str | Path) -> None:
-    """Accuracy against EO gap (mean ± std over seeds), one panel per (task, model)."""
+def figure(results: dict[str, Any]) -> Figure:
+    """Accuracy against EO gap (mean ± std over seeds), one panel per (task, model); the legend below, inside."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from .plots import legend_below
 
     panels = [(n, m) for n, r in results["tasks"].items() for m in r["summary"]]
     cols = min(len(panels), 4)
@@ -325,8 +330,13 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
         ax.set_ylabel("accuracy")
         ax.grid(alpha=0.3)
     handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=8)
-    fig.savefig(path, dpi=120)
+    legend_below(fig, handles, labels, max_cols=5, fontsize=8)
+    return fig
+
+
+def plot(results: dict[str, Any], path: str | Path) -> None:
+    """Draw :func:`figure` into ``path`` (the format from its suffix)."""
+    figure(results).savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

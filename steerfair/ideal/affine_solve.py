@@ -59,10 +59,11 @@ def solve_affine(iso: IdealSolution) -> IdealSolution:
     """Re-solve an isotropic-family solution over the affine family.
 
     Affirmative: the reference group's cells are the templates, the class prior is the reference group's,
-    and each other group's map is searched. All subgroups: block-coordinate descent between the class prior
-    (closed form given the cells: ``q_i ∝ exp(sum_a pi_a (log q_ia - KL_ai))``) and the features (the
-    profile over the maps, warm-started); every block lowers the total KL, so the result is never above
-    the isotropic solution's.
+    and each other group's map is found by Fisher-preconditioned Newton-CG. All subgroups: block-coordinate
+    descent over the templates, every group's map and the class prior (closed form given the cells:
+    ``q_i ∝ exp(sum_a pi_a (log q_ia - KL_ai))``), then (small problems) a joint L-BFGS polish. The
+    isotropic solution is one of the starts and every step lowers the total KL, so the result is never above
+    the isotropic solution's. ``info["affine_iterations"]``: Newton (and L-BFGS) iterations.
 
     Args:
         iso: an :class:`~steerfair.ideal.solve.IdealSolution` of the isotropic family.
@@ -91,7 +92,7 @@ def solve_affine(iso: IdealSolution) -> IdealSolution:
     d = model.dim
     gammas = np.exp(np.linalg.slogdet(params.linear_maps)[1] / d)
     info = dict(iso.info)
-    info.update({"isotropic_kl": float(iso.kl), "lbfgs_iterations": float(params.iterations)})
+    info.update({"isotropic_kl": float(iso.kl), "affine_iterations": float(params.iterations)})
     return dataclasses.replace(
         iso,
         ideal=ideal,

@@ -16,6 +16,7 @@ from scipy.linalg import solve_triangular
 
 from ..linalg import cholesky, eigh_sym, psd_sqrt_and_rsqrt
 from ..model import GroupConditionalModel
+from ..validation import as_number
 
 __all__ = ["affine_alignment", "affine_ideality_violations", "ideality_violations", "is_ideal"]
 
@@ -240,7 +241,6 @@ def is_ideal(model: GroupConditionalModel, tol: float = 1e-8, *, literal: bool =
     """
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"is_ideal expects a GroupConditionalModel; got {type(model).__name__}")
-    if tol < 0:
-        raise ValueError(f"tol must be non-negative; got {tol}")
+    tol = as_number(tol, "tol", low=0.0)
     viol = ideality_violations(model) if literal else affine_ideality_violations(model)
     return all(v <= tol for v in viol.values())

@@ -41,6 +41,7 @@ from scipy.special import logit, ndtr
 from ..families import Gaussian
 from ..linalg import eigh_sym
 from ..model import GroupConditionalModel
+from ..validation import as_int
 
 __all__ = ["Certificate", "bayes_certificate", "bayes_gap", "bayes_error", "transfer_bounds", "CERTIFIED_CRITERIA"]
 
@@ -292,7 +293,7 @@ def _gaps(criterion: str, tpr: np.ndarray, fpr: np.ndarray, pr: np.ndarray) -> n
 
 def _cost_grid(costs: np.ndarray | None, n_costs: int) -> np.ndarray:
     if costs is None:
-        return np.linspace(0.005, 0.995, int(n_costs))
+        return np.linspace(0.005, 0.995, as_int(n_costs, "n_costs", low=2))
     c = np.atleast_1d(np.asarray(costs, dtype=np.float64))
     if c.ndim != 1 or c.size == 0 or np.any(~np.isfinite(c)) or np.any(c <= 0) or np.any(c >= 1):
         raise ValueError("costs must be a non-empty 1-D array of cost ratios strictly between 0 and 1")

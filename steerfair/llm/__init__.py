@@ -13,7 +13,8 @@ Modules: :mod:`.layers` (block discovery), :mod:`.pooling` (pooling under the at
 (the one activation-capture context, ``capture_blocks``), :mod:`.stats` (``ActivationStats``: one
 :class:`~steerfair.statistics.CellStatistics` per layer, mergeable, ``torch.distributed``; ``collect``),
 :mod:`.encode` (sentence encodings with a safetensors cache), :mod:`.hooks` (``steer`` / ``attach``, positions,
-group mixtures, ``LinearProbe``), :mod:`.bundle` (``SteeringBundle``, ``fit_bundle`` over
+group mixtures, ``LinearProbe``), :mod:`.block_steering` (the one hook per block that runs first, so the model's own
+``output_hidden_states`` show the steering), :mod:`.bundle` (``SteeringBundle``, ``fit_bundle`` over
 :class:`~steerfair.steering.SteeringTransform`, safetensors + JSON), :mod:`.models` (offline MiniLM / SmolLM2
 loaders).
 """

@@ -62,6 +62,21 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
         return False
 
 
+def _model_inputs(fn: Callable[..., Any], inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``inputs`` less the tokenizer outputs that ``fn`` does not name (e.g. ``token_type_ids`` for a decoder: a
+    transformers 4.x ``forward`` has no ``**kwargs`` to take them, a 5.x one would hand them on to its layers).
+
+    A wrapper whose signature names no ``input_ids`` (``forward(*args, **kwargs)``) gets everything.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return inputs
+    if "input_ids" not in params and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return inputs
+    return {k: v for k, v in inputs.items() if k in params}
+
+
 def _input_device(model: nn.Module) -> torch.device:
     try:
         # a transformers method; nn.Module.__getattr__ types it as Tensor | Module (or raises AttributeError)
@@ -156,7 +171,7 @@ class BlockCapture:
         self._captured.clear()
         self._mask = mask
         try:
-            self.model(**inputs, **self._extra)
+            self.model(**_model_inputs(self.model.forward, inputs), **self._extra)
         except _StopForward:
             pass
         finally:

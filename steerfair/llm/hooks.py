@@ -37,6 +37,7 @@ from torch import nn
 
 from ..maps import AffineMap
 from ..membership import Membership
+from .block_steering import BlockSteering
 from .capture import hidden_of
 from .layers import resolve_layers
 from .probe import LinearProbe
@@ -140,7 +141,7 @@ class SteeringHandle:
             self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(model.register_forward_hook(self._post))
             for layer, block in blocks.items():
-                self._handles.append(block.register_forward_hook(self._make_hook(layer)))
+                self._handles.append(BlockSteering.on(block).add(self._make_hook(layer)))
         except Exception:
             self.remove()
             raise
@@ -365,8 +366,8 @@ class SteeringHandle:
                 "map, or run the model in float32 / bfloat16."
             )
 
-    def _make_hook(self, layer: int) -> Callable[..., Any]:
-        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+    def _make_hook(self, layer: int) -> Callable[[Any], Any]:
+        def hook(output: Any) -> Any:
             new = self.steered(layer, hidden_of(output, layer))
             if isinstance(output, torch.Tensor):
                 return new

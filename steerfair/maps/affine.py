@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import as_vector, check_finite
+from ..validation import as_float_array, as_vector
 
 __all__ = ["AffineMap"]
 
@@ -43,12 +43,11 @@ class AffineMap:
     __slots__ = ("_A", "_U", "_V", "_b", "_cache", "meta")
 
     def __init__(self, A: Any, b: Any = None, *, meta: dict[str, Any] | None = None) -> None:
-        A = np.asarray(A.detach().cpu() if hasattr(A, "detach") else A, dtype=np.float64)
-        if A.ndim != 2:
-            raise ValueError(f"A must be a 2-D matrix; got shape {A.shape}")
-        check_finite(A, "A")
+        A = as_float_array(A, "A")
+        if A.ndim != 2 or 0 in A.shape:
+            raise ValueError(f"A must be a non-empty 2-D matrix (d_out, d_in); got shape {A.shape}")
         d_out = A.shape[0]
-        b = np.zeros(d_out) if b is None else as_vector(b.detach().cpu() if hasattr(b, "detach") else b, "b")
+        b = np.zeros(d_out) if b is None else as_vector(b, "b")
         if b.shape[0] != d_out:
             raise ValueError(f"b has length {b.shape[0]} but A maps to dimension {d_out}")
         self._A: np.ndarray | None = _ro(A)
@@ -62,16 +61,14 @@ class AffineMap:
     @classmethod
     def low_rank(cls, U: Any, V: Any, b: Any = None, *, meta: dict[str, Any] | None = None) -> AffineMap:
         """``x -> x + U V^T x + b`` (``A = I + U V^T``) stored in ``O(d r)``."""
-        U = np.asarray(U, dtype=np.float64)
-        V = np.asarray(V, dtype=np.float64)
+        U = as_float_array(U, "U")
+        V = as_float_array(V, "V")
         if U.ndim == 1:
             U = U[:, None]
         if V.ndim == 1:
             V = V[:, None]
-        if U.ndim != 2 or U.shape != V.shape:
-            raise ValueError(f"U and V must both be (d, r); got {U.shape} and {V.shape}")
-        check_finite(U, "U")
-        check_finite(V, "V")
+        if U.ndim != 2 or U.shape != V.shape or U.shape[0] == 0:
+            raise ValueError(f"U and V must both be (d, r) with d >= 1; got {U.shape} and {V.shape}")
         d = U.shape[0]
         b = np.zeros(d) if b is None else as_vector(b, "b", dim=d)
         self = cls.__new__(cls)
@@ -172,12 +169,13 @@ class AffineMap:
         if hasattr(x, "detach") and hasattr(x, "device"):
             return self._apply_torch(x)
         arr = np.asarray(x)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"cannot apply an AffineMap to an array of dtype {arr.dtype}")
-        if arr.ndim == 0 or arr.shape[-1] != self.d_in:
-            raise ValueError(f"input has last dimension {arr.shape[-1] if arr.ndim else 0}; map expects {self.d_in}")
         out_dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
-        x64 = arr.astype(np.float64, copy=False)
+        x64 = as_float_array(arr, "x")
+        if x64.ndim == 0 or x64.shape[-1] != self.d_in:
+            raise ValueError(
+                f"x has last dimension {x64.shape[-1] if x64.ndim else 0}; the map expects rows of {self.d_in} "
+                "features"
+            )
         if self._A is not None:
             y = x64 @ self._A.T + self._b
         else:

@@ -9,7 +9,7 @@ import torch
 
 from ..families import Gaussian, LogNormal
 from ..linalg import psd_sqrt, psd_sqrt_and_rsqrt
-from ..validation import check_cov, symmetrize
+from ..validation import check_counts, check_cov, symmetrize
 from .affine import AffineMap
 
 __all__ = ["mean_shift_map", "gaussian_ot_map", "ot_map_matrix", "bures_barycenter"]
@@ -27,7 +27,7 @@ def mean_shift_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -
     """``x -> x + (m_target - m_source)`` (for log-normals: in log-space)."""
     s, t = _normal(source, "source"), _normal(target, "target")
     if s.dim != t.dim:
-        raise ValueError(f"dimension mismatch: {s.dim} vs {t.dim}")
+        raise ValueError(f"source and target must have one dimension; got source {s.dim}, target {t.dim}")
     return AffineMap.translation(t.mean - s.mean)
 
 
@@ -53,7 +53,7 @@ def gaussian_ot_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) 
     """
     s, t = _normal(source, "source"), _normal(target, "target")
     if s.dim != t.dim:
-        raise ValueError(f"dimension mismatch: {s.dim} vs {t.dim}")
+        raise ValueError(f"source and target must have one dimension; got source {s.dim}, target {t.dim}")
     A = ot_map_matrix(s.cov, t.cov)
     return AffineMap(A, t.mean - A @ s.mean)
 
@@ -70,14 +70,20 @@ def bures_barycenter(
     Fixed-point iteration of Alvarez-Esteban et al. (2016):
     ``S <- S^-1/2 (sum_k w_k (S^1/2 C_k S^1/2)^1/2)^2 S^-1/2``, started at the weighted mean.
     """
+    if isinstance(covs, np.ndarray) and covs.ndim == 2:
+        raise ValueError("covs must be a sequence of covariance matrices (wrap a single one in a list)")
     Cs = [check_cov(C, f"covs[{i}]") for i, C in enumerate(covs)]
     if not Cs:
-        raise ValueError("need at least one covariance")
-    w = np.full(len(Cs), 1.0 / len(Cs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(Cs),):
-        raise ValueError(f"weights must hold one number per covariance ({len(Cs)}); got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"weights must be finite, non-negative and not all zero; got {w.tolist()}")
+        raise ValueError("covs is empty; pass at least one covariance")
+    dims = sorted({C.shape[0] for C in Cs})
+    if len(dims) > 1:
+        raise ValueError(f"covs must all be d x d for one d; got sizes {dims}")
+    if weights is None:
+        w = np.full(len(Cs), 1.0 / len(Cs))
+    else:
+        w = check_counts(weights, "weights")
+        if w.shape != (len(Cs),):
+            raise ValueError(f"weights must hold one number per covariance in covs ({len(Cs)}); got shape {w.shape}")
     w = w / w.sum()
     S = sum(wk * C for wk, C in zip(w, Cs, strict=True))
     for _ in range(max_iter):

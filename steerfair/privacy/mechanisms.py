@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import as_int
+
 __all__ = [
     "check_delta",
     "check_epsilon",
@@ -71,9 +73,7 @@ def check_delta(delta: Any, name: str = "delta") -> float:
 
 
 def _check_k(n_categories: Any) -> int:
-    if isinstance(n_categories, bool) or not isinstance(n_categories, (int, np.integer)) or n_categories < 2:
-        raise ValueError(f"n_categories must be an integer >= 2; got {n_categories!r}")
-    return int(n_categories)
+    return as_int(n_categories, "n_categories", low=2)
 
 
 def rr_probabilities(epsilon: float, n_categories: int) -> tuple[float, float]:
@@ -167,7 +167,13 @@ def encode_categories(
         if arr.size and (arr.min() < 0 or arr.max() >= k):
             raise ValueError(f"{name} must be integer codes in [0, {k}); got values in [{arr.min()}, {arr.max()}]")
         return arr.astype(np.int64), np.arange(k)
-    cats, codes = np.unique(arr, return_inverse=True)
+    try:
+        cats, codes = np.unique(arr, return_inverse=True)
+    except TypeError:  # values of several types (e.g. numbers and strings) cannot be sorted into a domain
+        kinds = sorted({type(v).__name__ for v in arr.tolist()})
+        raise TypeError(
+            f"{name} mixes values of types {kinds} that cannot be ordered; pass values of one type, or categories="
+        ) from None
     if n_categories is not None and _check_k(n_categories) != len(cats):
         raise ValueError(
             f"{name} has {len(cats)} distinct value(s) but n_categories={n_categories}; pass categories= "

@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ..model import GroupConditionalModel
-from ..validation import as_labels, as_matrix
+from ..validation import as_float_array, as_labels, as_matrix
 from .channel_inversion import debiased_membership
 from .mechanisms import check_epsilon, encode_categories, rr_channel
 
@@ -51,7 +51,7 @@ def posterior_group_proba(
         share = np.clip(W.mean(axis=0), 1e-12, None) if n else np.full(k, 1.0 / k)
         P0 = np.broadcast_to(share / share.sum(), (n, k))
     else:
-        P0 = np.asarray(prior, dtype=np.float64)
+        P0 = as_float_array(prior, "prior", finite=False)
         if P0.shape == (k,):
             P0 = np.broadcast_to(P0, (n, k))
         if P0.shape != (n, k) or not np.all(np.isfinite(P0)) or np.any(P0 < 0):

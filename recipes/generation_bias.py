@@ -1,0 +1,101 @@
+"""Sweep generation-bias methods over several block sets with one model load and one statistics pass.
+
+    python recipes/generation_bias.py --model smollm2 --layer-sets 15 10,15,20 --out results/generation/sweep
+
+Each ``--layer-sets`` entry is a comma-separated set of blocks steered together; every method of ``--methods`` is
+fitted at those blocks from the same contrast statistics and evaluated over ``--strengths`` with
+:class:`steerfair.evaluation.generation_bias.BiasEvaluator`. Writes one ``sweep.json`` / ``sweep.md`` (per layer set:
+the table of ``steerfair generation-bias``) and prints progress. The command ``steerfair generation-bias`` runs one
+layer set end to end (with plot and continuations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from steerfair.datasets.prompts import (
+    BUILTIN_SETS,
+    OCCUPATION_TEMPLATES,
+    bold_sentences,
+    builtin_prompts,
+    load_prompts,
+)
+from steerfair.evaluation.generation_bias import BiasEvaluator, EvaluationData
+from steerfair.evaluation.generation_methods import METHODS, build_methods, contrast_corpus, contrast_statistics
+from steerfair.evaluation.generation_run import METRICS, load_generation_model, markdown
+from steerfair.evaluation.output import atomic_write_file, check_output, run_record, to_json
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--prompts", default="winogender")
+    ap.add_argument("--templates", type=int, default=2, help="built-in sets: the first N occupation templates")
+    ap.add_argument("--layer-sets", nargs="+", default=["15"], help="comma-separated blocks, one set per entry")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--strengths", nargs="+", type=float, default=[0.5, 1.0])
+    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--fit-pairs", type=int, default=200)
+    ap.add_argument("--heldout", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path("results/generation/sweep"))
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args()
+    sets = [[int(v) for v in s.split(",")] for s in args.layer_sets]
+    check_output(args.out, ["sweep.json", "sweep.md"], overwrite=args.overwrite)
+    t0 = time.perf_counter()
+    prompts = (
+        builtin_prompts(args.prompts, OCCUPATION_TEMPLATES[: args.templates])
+        if args.prompts in BUILTIN_SETS
+        else load_prompts(args.prompts)
+    )
+    heldout = bold_sentences("profession", args.heldout, seed=args.seed)
+    data = EvaluationData.build(prompts, heldout)
+    texts, groups, labels = contrast_corpus(args.fit_pairs, seed=args.seed)
+    model, tok = load_generation_model(args.model)
+    union = sorted({layer for s in sets for layer in s})
+    stats = contrast_statistics(model, tok, texts, groups, labels, union, batch_size=args.batch_size)
+    print(f"statistics at blocks {union}: {time.perf_counter() - t0:.0f} s", flush=True)
+    evaluator = BiasEvaluator(model, tok, data, batch_size=args.batch_size)
+    base = evaluator.evaluate(None)
+    print(
+        f"unsteered: corr {base['pronoun_corr']:.3f} spread {base['pronoun_spread']:.3f} "
+        f"TV {base['occupation_tv']:.3f} ppl {base['perplexity']:.2f}",
+        flush=True,
+    )
+    out: dict[str, Any] = {"unsteered": base, "sets": {}}
+    tables = []
+    for layers in sets:
+        methods = build_methods(stats, [m for m in args.methods if m != "none"], layers, rank=args.rank)
+        res: dict[str, Any] = {"unsteered": base, "layers": layers, "methods": {}}
+        res["methods"]["none"] = {"strength": [0.0], **{m: [base[m]] for m in METRICS}}
+        for name, method in methods.items():
+            rows: dict[str, list[Any]] = {"strength": list(args.strengths), **{m: [] for m in METRICS}}
+            for s in args.strengths:
+                r = evaluator.evaluate(lambda mask, m=method, s=s: m.steering(model, mask, s))
+                for m in METRICS:
+                    rows[m].append(r[m])
+                print(
+                    f"{layers} {name:>13} s={s:<5g} corr {r['pronoun_corr']:+.3f} "
+                    f"spread x{r['pronoun_spread_ratio']:.2f} "
+                    f"TV x{r['occupation_tv_ratio']:.2f} ppl x{r['perplexity_ratio']:.3f} KL {r['next_token_kl']:.4f} "
+                    f"({time.perf_counter() - t0:.0f} s)",
+                    flush=True,
+                )
+            res["methods"][name] = rows
+        out["sets"][",".join(map(str, layers))] = res
+        tables.append(f"### blocks {layers}\n\n" + markdown(res))
+    out["seconds"] = time.perf_counter() - t0
+    config = SimpleNamespace(**vars(args))
+    text = to_json({**out, "run": run_record({k: str(v) for k, v in vars(config).items()})})
+    atomic_write_file(args.out / "sweep.md", lambda p: p.write_text("\n\n".join(tables) + "\n"))
+    atomic_write_file(args.out / "sweep.json", lambda p: p.write_text(text))
+
+
+if __name__ == "__main__":
+    main()

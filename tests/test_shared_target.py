@@ -1,0 +1,302 @@
+"""Shared-target steering: the garbling pushes every group's class-conditionals exactly onto one common law, the
+target is the most informative reachable one, and any downstream model then has equal TPR and FPR across groups."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+
+from steerfair import FairSteerer, Gaussian, GroupConditionalModel, Membership
+from steerfair.datasets import separability_groups
+from steerfair.metrics import group_rates
+from steerfair.shared_target import (
+    SharedTargetSteering,
+    class_experiment,
+    experiment_meet,
+    pick_strength,
+    solve_shared_target,
+)
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+def random_problem(seed: int, k: int, m: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class means ``(k, m, d)`` with group-specific separability and well-conditioned covariances ``(k, d, d)``."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(k, m, d)) * rng.uniform(0.3, 3.0, size=(k, 1, 1)) + rng.normal(size=(k, 1, d))
+    B = rng.normal(size=(k, d, d))
+    covs = B @ np.swapaxes(B, 1, 2) / d + rng.uniform(0.2, 1.0, size=(k, 1, 1)) * np.eye(d)
+    return means, covs
+
+
+def loewner_leq(P: np.ndarray, Q: np.ndarray, tol: float = 1e-9) -> bool:
+    return bool(np.linalg.eigvalsh(Q - P)[0] >= -tol * max(1.0, np.abs(Q).max()))
+
+
+@given(seed=seeds, k=st.integers(2, 4), m=st.integers(2, 4), extra=st.integers(0, 3))
+@settings(max_examples=60, deadline=None)
+def test_garbling_pushes_every_cell_exactly_onto_the_target(seed: int, k: int, m: int, extra: int) -> None:
+    d = m - 1 + extra
+    means, covs = random_problem(seed, k, m, d)
+    target = solve_shared_target(means, covs)
+    scale = max(1.0, float(np.abs(target.means).max()))
+    for a in range(k):
+        K = target.garblings[a]
+        R = K.noise_cov
+        assert np.linalg.eigvalsh(R)[0] >= -1e-12 * max(1.0, np.abs(target.cov).max())  # R is PSD
+        for y in range(m):
+            mean, cov = K.push(means[a, y], covs[a])
+            np.testing.assert_allclose(mean, target.means[y], rtol=0, atol=1e-10 * scale)
+            np.testing.assert_allclose(cov, target.cov, rtol=0, atol=1e-10 * np.abs(target.cov).max())
+        # the target experiment is reachable from (dominated by) every group's experiment
+        assert loewner_leq(target.experiment, class_experiment(means[a], covs[a])[1])
+    # the target's own experiment is the one reported
+    Q = class_experiment(target.means, target.cov)[1]
+    np.testing.assert_allclose(Q, target.experiment, atol=1e-9 * max(1.0, np.abs(Q).max()))
+
+
+@given(seed=seeds, k=st.integers(2, 4), d=st.integers(1, 5))
+@settings(max_examples=40, deadline=None)
+def test_two_classes_target_the_least_separable_group_with_a_deterministic_map(seed: int, k: int, d: int) -> None:
+    means, covs = random_problem(seed, k, 2, d)
+    target = solve_shared_target(means, covs)
+    sep = [float(class_experiment(means[a], covs[a])[1][0, 0]) for a in range(k)]
+    r = int(np.argmin(sep))
+    assert target.greatest and target.reference == r
+    assert target.experiment[0, 0] == pytest.approx(min(sep), rel=1e-12)
+    K = target.garblings[r]
+    assert K.is_deterministic and np.array_equal(K.linear.A, np.eye(d)) and not np.any(K.linear.b)
+    np.testing.assert_array_equal(target.means, means[r])
+    for a in range(k):  # a strictly more separable group needs noise (its experiment must shrink)
+        if sep[a] > sep[r] * (1 + 1e-6):
+            assert not target.garblings[a].is_deterministic
+
+
+@given(seed=seeds, m=st.integers(2, 4), extra=st.integers(0, 2))
+@settings(max_examples=40, deadline=None)
+def test_meet_is_the_max_det_common_lower_bound(seed: int, m: int, extra: int) -> None:
+    means, covs = random_problem(seed, 2, m, m - 1 + extra)
+    Q1, Q2 = (class_experiment(means[a], covs[a])[1] for a in range(2))
+    Q = experiment_meet(Q1, Q2)
+    assert loewner_leq(Q, Q1) and loewner_leq(Q, Q2)
+    # its log det is the closed form of docs/shared_target.md, and no common lower bound has a larger one (an
+    # interior-point solve of the convex problem; "optimal_inaccurate" solves of ill-conditioned pairs are skipped)
+    L = np.linalg.cholesky(Q1)
+    Li = np.linalg.solve(L, np.eye(len(Q1)))
+    lam, V = np.linalg.eigh(Li @ Q2 @ Li.T)
+    expected = np.sum(np.log(np.linalg.eigvalsh(Q1))) + np.sum(np.log(np.minimum(lam, 1.0)))
+    assert np.linalg.slogdet(Q)[1] == pytest.approx(expected, abs=1e-8)
+    cvxpy = pytest.importorskip("cvxpy")
+    X = cvxpy.Variable(Q.shape, symmetric=True)
+    prob = cvxpy.Problem(cvxpy.Maximize(cvxpy.log_det(X)), [Q1 - X >> 0, Q2 - X >> 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            prob.solve(solver="CLARABEL")
+        except cvxpy.error.SolverError:  # an ill-conditioned pair: nothing to compare with
+            return
+    if prob.status == "optimal":
+        assert prob.value <= np.linalg.slogdet(Q)[1] + 1e-6 * max(1.0, abs(prob.value))
+
+
+def test_a_dominated_group_is_the_target_for_any_number_of_classes() -> None:
+    rng = np.random.default_rng(3)
+    d, m = 4, 3
+    mu = rng.normal(size=(m, d)) * 2
+    S = np.eye(d) + 0.3 * np.ones((d, d))
+    # group 1: the same class configuration shrunk toward its centre (dominated), in another frame
+    A = rng.normal(size=(d, d)) + 3 * np.eye(d)
+    mu1 = (0.5 * (mu - mu.mean(0))) @ A.T + 7.0
+    means = np.stack([mu, mu1])
+    covs = np.stack([S, A @ S @ A.T])
+    target = solve_shared_target(means, covs)
+    assert target.greatest and target.reference == 1 and target.garblings[1].is_deterministic
+    np.testing.assert_array_equal(target.means, mu1)
+
+
+def test_heteroscedastic_cells_match_means_and_pooled_covariance() -> None:
+    rng = np.random.default_rng(5)
+    k, m, d = 2, 3, 3
+    comps = []
+    for _ in range(k):
+        row = []
+        for _ in range(m):
+            B = rng.normal(size=(d, d))
+            row.append(Gaussian(rng.normal(size=d) * 2, B @ B.T + np.eye(d)))
+        comps.append(tuple(row))
+    model = GroupConditionalModel([0, 1], [0, 1, 2], [0.5, 0.5], [[0.2, 0.3, 0.5], [0.4, 0.4, 0.2]], tuple(comps))
+    target = SharedTargetSteering.fit(model).target
+    for a in range(k):
+        K = target.garblings[a]
+        pooled = sum(model.class_priors[a, i] * comps[a][i].cov for i in range(m))
+        for i in range(m):
+            mean, _ = K.push(comps[a][i].mean, comps[a][i].cov)
+            np.testing.assert_allclose(mean, target.means[i], atol=1e-10 * np.abs(target.means).max())
+        _, cov = K.push(comps[a][0].mean, pooled)
+        np.testing.assert_allclose(cov, target.cov, atol=1e-10 * np.abs(target.cov).max())
+
+
+
+def test_strength_zero_is_the_identity_and_the_least_separable_group_is_not_moved() -> None:
+    rng = np.random.default_rng(0)
+    X, y, g = separability_groups(4000, 3, rng)
+    out = FairSteerer(target="shared", strength=0.0, random_state=0).fit_transform(X, y, groups=g)
+    np.testing.assert_array_equal(out, X)
+    st_ = FairSteerer(target="shared", random_state=0).fit(X, y, groups=g)
+    assert st_.shared_.target.reference == 1 and st_.shared_.target.garblings[1].is_deterministic
+    moved = st_.transform(X, groups=g)
+    np.testing.assert_array_equal(moved[g == 1], X[g == 1])
+    assert not np.allclose(moved[g == 0], X[g == 0])
+
+
+@given(seed=seeds, strength=st.floats(0.05, 0.95))
+@settings(max_examples=20, deadline=None)
+def test_strength_steers_each_row_with_that_probability(seed: int, strength: float) -> None:
+    """Intermediate strengths mix the identity and the garbling: a row is either untouched (bit for bit) or moved
+    exactly as at strength 1; the moved share is binomial."""
+    X, y, g = separability_groups(3000, 2, np.random.default_rng(seed))
+    steer = SharedTargetSteering.fit(GroupConditionalModel.fit(X, y, g))
+    rows = g == 0  # the garbled group (group 1 is the least separable: its map is the identity)
+    out = steer.transform(X[rows], Membership.one_hot(g[rows], [0, 1]), np.random.default_rng(seed), strength)
+    K = steer.target.garblings[0]
+    untouched = np.all(out == X[rows], axis=1)
+    moved = ~untouched
+    n = int(rows.sum())
+    assert abs(moved.mean() - strength) <= 4 * np.sqrt(strength * (1 - strength) / n)
+    # the moved rows carry the garbling's law: their residual from the deterministic part has covariance R
+    resid = out[moved] - K.linear(X[rows][moved])
+    R = K.noise_cov
+    assert abs(np.trace(np.cov(resid.T)) - np.trace(R)) <= 6 * np.trace(R) * np.sqrt(2 / max(moved.sum(), 2))
+
+
+def test_random_state_makes_the_garbling_reproducible() -> None:
+    X, y, g = separability_groups(3000, 2, np.random.default_rng(1))
+    a = FairSteerer(target="shared", random_state=7).fit(X, y, groups=g).transform(X, groups=g)
+    b = FairSteerer(target="shared", random_state=7).fit(X, y, groups=g).transform(X, groups=g)
+    c = FairSteerer(target="shared", random_state=8).fit(X, y, groups=g).transform(X, groups=g)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_soft_membership_draws_each_row_group() -> None:
+    X, y, g = separability_groups(2000, 2, np.random.default_rng(2))
+    steer = SharedTargetSteering.fit(GroupConditionalModel.fit(X, y, g))
+    hard = Membership.one_hot(g, [0, 1])
+    soft = Membership([0, 1], np.eye(2)[g] * 0.999 + 0.0005, "probabilities")
+    same = steer.transform(X, hard, np.random.default_rng(0))
+    mixed = steer.transform(X, soft, np.random.default_rng(0))
+    assert mixed.shape == same.shape and np.all(np.isfinite(mixed))
+
+
+def sampling_bound(y_tr: np.ndarray, g_tr: np.ndarray, y_te: np.ndarray, g_te: np.ndarray, cls: int) -> float:
+    """Three standard errors of a rate difference between the groups, from the counts of class ``cls`` rows in test
+    (Monte Carlo) and train (the estimated target: its error is of the order of a rate estimated on those rows)."""
+    counts = [np.sum((y == cls) & (g == a)) for y, g in ((y_te, g_te), (y_tr, g_tr)) for a in (0, 1)]
+    return float(3.0 * np.sqrt(0.25 * sum(1.0 / c for c in counts)))
+
+
+@pytest.mark.parametrize("d", [2, 5])
+def test_every_downstream_model_has_equal_tpr_and_fpr(d: int) -> None:
+    """The acceptance property at unit-test size (recipes/shared_target_gaussian.py runs it on 200k test rows)."""
+    rng = np.random.default_rng(100 + d)
+    X_tr, y_tr, g_tr = separability_groups(40_000, d, rng)
+    X_te, y_te, g_te = separability_groups(80_000, d, rng)
+    steer = FairSteerer(target="shared", random_state=d)
+    A, B = steer.fit_transform(X_tr, y_tr, groups=g_tr), steer.transform(X_te, groups=g_te)
+    tpr_bound = sampling_bound(y_tr, g_tr, y_te, g_te, 1)
+    fpr_bound = sampling_bound(y_tr, g_tr, y_te, g_te, 0)
+    raw = group_rates(y_te, LogisticRegression().fit(X_tr, y_tr).predict(X_te), g_te)
+    assert np.ptp(raw.tpr) > 2 * tpr_bound  # the raw gap is far outside the bound: the test has power
+    models = [
+        LogisticRegression(),
+        HistGradientBoostingClassifier(max_iter=60, random_state=0),
+        KNeighborsClassifier(n_neighbors=50),
+        MLPClassifier(hidden_layer_sizes=(16,), max_iter=60, random_state=0),
+    ]
+    for model in models:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # MLP convergence at this size
+            pred = model.fit(A, y_tr).predict(B)
+        r = group_rates(y_te, pred, g_te)
+        assert np.ptp(r.tpr) <= tpr_bound, (type(model).__name__, r.tpr, tpr_bound)
+        assert np.ptp(r.fpr) <= fpr_bound, (type(model).__name__, r.fpr, fpr_bound)
+
+
+def test_the_true_garbling_equalises_rates_in_law() -> None:
+    """With the true model's garbling the steered laws are equal exactly: gaps are Monte Carlo error only."""
+    d, rng = 3, np.random.default_rng(11)
+    direction = np.ones(d) / np.sqrt(d)
+    comps = [
+        (Gaussian(np.zeros(d), np.eye(d)), Gaussian(2.8 * direction, np.eye(d))),
+        (Gaussian(np.ones(d), 4 * np.eye(d)), Gaussian(np.ones(d) + 2.4 * direction, 4 * np.eye(d))),
+    ]
+    model = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [[0.55, 0.45], [0.7, 0.3]], comps)
+    steer = SharedTargetSteering.fit(model)
+    X_tr, y_tr, g_tr = model.sample(20_000, rng)
+    X_te, y_te, g_te = model.sample(60_000, rng)
+    A = steer.transform(X_tr, Membership.one_hot(g_tr, [0, 1]), rng)
+    B = steer.transform(X_te, Membership.one_hot(g_te, [0, 1]), rng)
+    pred = HistGradientBoostingClassifier(max_iter=60, random_state=0).fit(A, y_tr).predict(B)
+    r = group_rates(y_te, pred, g_te)
+    for cls, rate in ((1, r.tpr), (0, r.fpr)):
+        n = [np.sum((y_te == cls) & (g_te == a)) for a in (0, 1)]
+        assert np.ptp(rate) <= 4.0 * np.sqrt(0.25 * (1 / n[0] + 1 / n[1]))
+
+
+def test_pick_strength_meets_the_budget_and_traces_the_trade_off() -> None:
+    rng = np.random.default_rng(4)
+    X_tr, y_tr, g_tr = separability_groups(6000, 3, rng)
+    X_va, y_va, g_va = separability_groups(6000, 3, rng)
+    budget = 0.05
+    choice = pick_strength(
+        FairSteerer(target="shared", random_state=0), LogisticRegression(), X_tr, y_tr, g_tr, X_va, y_va, g_va,
+        budget=budget, strengths=[0.0, 0.5, 0.8, 1.0],
+    )  # fmt: skip
+    by = {row["strength"]: row for row in choice.table}
+    assert by[0.0]["gap"] > by[1.0]["gap"] and by[0.0]["accuracy"] > by[1.0]["accuracy"]
+    feasible = [row for row in choice.table if row["gap"] <= budget]
+    assert feasible and choice.gap <= budget
+    assert choice.accuracy == max(row["accuracy"] for row in feasible)
+    assert choice.steerer.strength == choice.strength
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"target": "common"}, "target"),
+        ({"target": "shared", "strength": 1.5}, "strength"),
+        ({"marginals": "rank"}, "marginals"),
+        ({"marginals": "copula", "lognormal_columns": "auto"}, "lognormal_columns"),
+        ({"random_state": -1}, "random_state"),
+    ],
+)
+def test_bad_options_are_refused(kwargs: dict[str, object], match: str) -> None:
+    X, y, g = separability_groups(500, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=match):
+        FairSteerer(**kwargs).fit(X, y, groups=g)  # type: ignore[arg-type]
+
+
+def test_shared_target_has_no_inverse() -> None:
+    X, y, g = separability_groups(500, 2, np.random.default_rng(0))
+    steer = FairSteerer(target="shared", random_state=0).fit(X, y, groups=g)
+    with pytest.raises(NotImplementedError, match="garbling"):
+        steer.inverse_transform(X, groups=g)
+
+
+def test_without_groups_the_probe_draws_each_row_group() -> None:
+    X, y, g = separability_groups(3000, 2, np.random.default_rng(6))
+    steer = FairSteerer(target="shared", random_state=0).fit(X, y, groups=g)
+    out = steer.transform(X)
+    assert out.shape == X.shape and np.all(np.isfinite(out))
+    # a row is either left alone (drawn into the least separable group, whose map is the identity) or garbled
+    kept = np.all(out == X, axis=1)
+    p_ref = steer.probe_.predict_proba(X)[:, 1]
+    assert abs(kept.mean() - p_ref.mean()) <= 4 * np.sqrt(0.25 / len(X))
