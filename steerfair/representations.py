@@ -21,6 +21,7 @@ from .ideal.solve import Criterion, Intervention
 from .model import GroupConditionalModel
 from .privacy.posterior import model_group_proba
 from .privacy.reports import group_reader
+from .shared_target import SharedTargetSteering, as_generator, check_target_options
 from .steering import Coordinates, SteeringTransform
 from .validation import as_matrix, as_unit_weight
 
@@ -55,6 +56,13 @@ class IdealTemplateSteering:
             cells in many dimensions the between-group covariance differences are mostly estimation noise
             (docs/bios.md, where both settings are measured).
         estimator: a :class:`~steerfair.covariance.CovarianceEstimator` instead of ``shrinkage`` / ``reg``.
+        target: ``"ideal"`` (default: the cell maps above) or ``"shared"``: every group is garbled, label-free, onto
+            one common law per class (:mod:`steerfair.shared_target`, docs/shared_target.md), training and test rows
+            alike (``y`` is not used by :meth:`transform`), so a classifier that does not read the group has equal
+            TPR and FPR across groups whatever it is.
+        strength: ``target="shared"`` only: each row is steered with this probability (every gap of a fixed
+            classifier shrinks by ``1 - strength``).
+        random_state: seed (or numpy ``Generator``) of the shared target's garbling noise.
     """
 
     def __init__(
@@ -70,6 +78,9 @@ class IdealTemplateSteering:
         group_epsilon: float | None = None,
         share_covariance: float = 0.0,
         estimator: CovarianceEstimator | None = None,
+        target: Literal["ideal", "shared"] = "ideal",
+        strength: float = 1.0,
+        random_state: Any = None,
     ) -> None:
         if test_mode not in ("posterior", "group"):
             raise ValueError(f"test_mode must be 'posterior' or 'group'; got {test_mode!r}")
@@ -85,6 +96,8 @@ class IdealTemplateSteering:
         )
         self.group_reader = group_reader(group_epsilon)
         self.group_epsilon = getattr(self.group_reader, "epsilon", None if group_epsilon is None else math.inf)
+        check_target_options(target, strength, "gaussian", ())
+        self.target, self.strength, self.random_state = target, as_unit_weight(strength, "strength"), random_state
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any, groups: Any) -> IdealTemplateSteering:
@@ -101,6 +114,8 @@ class IdealTemplateSteering:
             frame=self.frame, coordinates=coords,
         )  # fmt: skip
         self.model_, self.solution_ = model, self.steering_.solution
+        self.shared_ = SharedTargetSteering.fit(model, coords) if self.target == "shared" else None
+        self.rng_ = as_generator(self.random_state)
         return self
 
     def sample_weight(self, y: Any, groups: Any) -> np.ndarray:
@@ -109,7 +124,8 @@ class IdealTemplateSteering:
 
     # ------------------------------------------------------------- application
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
-        """Steer rows: with ``y`` by their cell map, else by ``test_mode``; ``groups`` are labels, ``(n, k)``
+        """Steer rows: with ``y`` by their cell map, else by ``test_mode`` (``target="shared"``: by their group's
+        garbling, ``y`` unused); ``groups`` are labels, ``(n, k)``
         probabilities (soft: the per-group results are mixed), privatised reports (with ``group_epsilon``), or
         ``None`` (the fitted model's posterior ``P(A | x)``)."""
         X = as_matrix(X, "X")
@@ -119,6 +135,8 @@ class IdealTemplateSteering:
             return model_group_proba(self.model_, steering.coordinates.to_working(X), y)
 
         membership = self.group_reader.apply_membership(groups, X.shape[0], self.model_.groups, prior)
+        if self.shared_ is not None:  # label-free garbling; the label is not used
+            return self.shared_.transform(X, membership, self.rng_, self.strength)
         return steering.transform(X, membership, y, mode="label" if y is not None else self.test_mode)
 
     # ------------------------------------------------------------- fitted views

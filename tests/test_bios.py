@@ -27,6 +27,7 @@ from steerfair.bios import (
     TextDataset,
     encode,
     encode_cached,
+    excess_rms,
     load_bios,
     load_bug,
     noise_floor_rms,
@@ -271,6 +272,26 @@ def _biased(
     return X, y.astype(str), g
 
 
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**16))
+def test_shared_target_steering_equalises_class_means_label_free(seed: int) -> None:
+    X, y, g = _biased(seed, n=8000, d=4, m=3)
+    fit = IdealTemplateSteering(target="shared", shrinkage=None, reg=None, random_state=seed).fit(X, y, g)
+    Z = fit.transform(X, g)
+    # label-free: the same seed gives the same rows whether or not y is passed
+    again = IdealTemplateSteering(target="shared", shrinkage=None, reg=None, random_state=seed).fit(X, y, g)
+    np.testing.assert_array_equal(again.transform(X, g, y=y), Z)
+    for c in np.unique(y):
+        rows = [(y == c) & (g == a) for a in ("female", "male")]
+        diff = Z[rows[0]].mean(axis=0) - Z[rows[1]].mean(axis=0)
+        se = np.sqrt(sum(Z[r].var(axis=0, ddof=1) / r.sum() for r in rows))
+        assert np.all(np.abs(diff) <= 5 * se)  # equal class means across groups, up to sampling error
+        raw = X[rows[0]].mean(axis=0) - X[rows[1]].mean(axis=0)
+        assert np.max(np.abs(raw) / se) > 5  # ... where the raw rows differ far beyond it
+    off = IdealTemplateSteering(target="shared", strength=0.0, random_state=seed).fit(X, y, g)
+    np.testing.assert_array_equal(off.transform(X, g), X)
+
+
 @settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**16), st.sampled_from(["all", "affirmative"]))
 def test_template_steering_makes_class_conditionals_identical_across_groups(seed: int, intervention: str) -> None:
@@ -373,6 +394,13 @@ def test_noise_floor_matches_its_formula() -> None:
     assert noise_floor_rms(y, pred, g, cfg) == pytest.approx(want)
 
 
+@given(rms=st.floats(0, 1), floor=st.floats(0, 1))
+def test_excess_rms_removes_the_floor_in_quadrature(rms: float, floor: float) -> None:
+    e = excess_rms(rms, floor)
+    assert 0.0 <= e <= rms
+    assert e == 0.0 if rms <= floor else e**2 + floor**2 == pytest.approx(rms**2, abs=1e-12)
+
+
 def test_protocol_end_to_end_on_biased_representations(tmp_path: Path) -> None:
     X, y, g = _biased(11, n=2400, d=8, m=4, scale_f=1.0)
     cfg = ProtocolConfig(seeds=2, methods=("none", "steerfair", "mimic", "leace"))
@@ -382,6 +410,11 @@ def test_protocol_end_to_end_on_biased_representations(tmp_path: Path) -> None:
         for key in ("accuracy", "rms_tpr_gap", "gap_share_corr", "gender_probe_accuracy", "noise_floor_rms"):
             assert np.isfinite(res["methods"][name][key])
         assert set(res["methods"][name]["tpr_gaps"]) == set(np.unique(y))
+        for rec in res["per_seed"]:  # excess RMS: the noise floor taken out of the measured RMS, per seed
+            m = rec[name]["test_gold"]
+            want = np.sqrt(max(m["rms_tpr_gap"] ** 2 - m["noise_floor_rms"] ** 2, 0.0))
+            assert m["excess_rms_tpr_gap"] == pytest.approx(want, abs=1e-15)
+            assert 0.0 <= m["excess_rms_tpr_gap"] <= m["rms_tpr_gap"]
     # class-specific shifts of the women's cells make the raw gaps large; one map per group (MiMiC) cannot undo
     # them, mapping every cell onto shared templates (test rows: posterior mixture of the cell maps) does
     assert res["methods"]["steerfair"]["rms_tpr_gap"] < 0.5 * res["methods"]["none"]["rms_tpr_gap"]

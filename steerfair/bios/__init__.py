@@ -11,7 +11,7 @@ method registry, report and end-to-end run in :mod:`steerfair.evaluation` (``bio
 from ..baselines import INLP
 from ..datasets.bios import TextDataset, load_bios, load_bug, load_text_data, stratified_split
 from ..evaluation.bios_methods import METHODS, make_method
-from ..evaluation.bios_protocol import ProtocolConfig, noise_floor_rms, run_protocol
+from ..evaluation.bios_protocol import ProtocolConfig, excess_rms, noise_floor_rms, run_protocol
 from ..evaluation.bios_report import markdown, plot_gaps, plot_tradeoff
 from ..evaluation.bios_run import encoded_features, run_bios
 from ..llm.encode import encode, encode_cached
@@ -26,6 +26,7 @@ __all__ = [
     "encode",
     "encode_cached",
     "encoded_features",
+    "excess_rms",
     "load_bios",
     "load_bug",
     "load_text_data",

@@ -1,6 +1,7 @@
 """The representation-steering methods compared by the Bios protocol, by name, all with ``fit(X, y, groups)`` /
 ``transform(X, groups, y=None)``: steerfair's :class:`~steerfair.representations.IdealTemplateSteering` and the
-baselines of :mod:`steerfair.baselines` (mean matching, MiMiC, LEACE, INLP).
+baselines of :mod:`steerfair.baselines` (mean matching, MiMiC, LEACE, INLP). ``"steerfair_shared"`` is the same
+class with ``target="shared"`` (label-free garbling onto a common law per occupation).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ..representations import IdealTemplateSteering
 __all__ = ["METHODS", "make_method"]
 
 #: the method names accepted by :func:`make_method`
-METHODS = ("none", "steerfair", "mean_matching", "mimic", "leace", "inlp")
+METHODS = ("none", "steerfair", "steerfair_shared", "mean_matching", "mimic", "leace", "inlp")
 
 
 class _GroupOnly:
@@ -50,7 +51,7 @@ def make_method(name: str, **options: Any) -> Any:
     Args:
         name: One of :data:`METHODS`.
         **options: Keyword arguments of :class:`~steerfair.representations.IdealTemplateSteering` (used by
-            ``"steerfair"`` only).
+            ``"steerfair"`` and ``"steerfair_shared"`` only; the latter always with ``target="shared"``).
 
     Returns:
         An estimator with ``fit(X, y, groups)`` and ``transform(X, groups, y=None)``.
@@ -64,6 +65,8 @@ def make_method(name: str, **options: Any) -> Any:
         return _Identity()
     if name == "steerfair":
         return IdealTemplateSteering(**options)
+    if name == "steerfair_shared":  # the shared target, whatever ``target`` the options give "steerfair"
+        return IdealTemplateSteering(**{**options, "target": "shared"})
     if name == "mean_matching":
         return _GroupOnly(MeanMatching())
     if name == "mimic":

@@ -28,7 +28,7 @@ from ..validation import as_unit_weight
 from .bios_classifier import SoftmaxRegression
 from .bios_methods import METHODS, make_method
 
-__all__ = ["ProtocolConfig", "run_protocol", "summarise", "noise_floor_rms"]
+__all__ = ["ProtocolConfig", "excess_rms", "noise_floor_rms", "run_protocol", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class ProtocolConfig:
         seeds: number of random splits (seed ``s`` uses split seed ``s``).
         methods: methods to compare (:data:`steerfair.evaluation.bios_methods.METHODS`).
         fractions: train / dev / test fractions of each (occupation, gender) cell.
-        criterion, intervention, shrinkage, rank, test_mode, frame, share_covariance: options of the steerfair
-            method (:class:`~steerfair.representations.IdealTemplateSteering`).
+        criterion, intervention, shrinkage, rank, test_mode, frame, share_covariance, target: options of the
+            steerfair method (:class:`~steerfair.representations.IdealTemplateSteering`); ``target="shared"`` makes
+            ``"steerfair"`` the shared target (``"steerfair_shared"`` always is).
         priors: train the classifier with the ideal's sample weights (the class-prior part of the ideal).
         train_mode: ``"label"`` moves training rows by their (gender, occupation) cell map (their law becomes
             the ideal exactly); ``"test"`` moves them like test rows (``test_mode``, occupation unused).
@@ -66,6 +67,7 @@ class ProtocolConfig:
     test_mode: str = "posterior"
     frame: str = "template"
     share_covariance: float = 0.0
+    target: str = "ideal"
     priors: bool = True
     train_mode: str = "test"
     oracle_labels: bool = False
@@ -89,11 +91,15 @@ class ProtocolConfig:
         if self.share_split not in ("train", "all"):
             raise ValueError(f"share_split must be 'train' or 'all'; got {self.share_split!r}")
         as_unit_weight(self.share_covariance, "share_covariance")
+        if self.target not in ("ideal", "shared"):
+            raise ValueError(f"target must be 'ideal' or 'shared'; got {self.target!r}")
         if self.sign not in ("signed", "absolute"):
             raise ValueError(f"sign must be 'signed' or 'absolute'; got {self.sign!r}")
 
 
-_STEER_OPTIONS = ("criterion", "intervention", "shrinkage", "rank", "test_mode", "frame", "share_covariance")
+_STEER_OPTIONS = (
+    "criterion", "intervention", "shrinkage", "rank", "test_mode", "frame", "share_covariance", "target",
+)  # fmt: skip
 
 
 def _classifier(C: float, max_iter: int) -> Any:
@@ -127,6 +133,22 @@ def noise_floor_rms(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, 
     return float(math.sqrt(np.mean(terms))) if terms else math.nan
 
 
+def excess_rms(rms: float, floor: float) -> float:
+    """The RMS gap left once the sampling noise is taken out: ``sqrt(max(rms^2 - floor^2, 0))``.
+
+    A measured RMS squared is about the true RMS squared plus the noise floor squared (independent noise per
+    occupation), so this estimates the true RMS gap; it is 0 when the measured gap is within the noise.
+
+    Args:
+        rms: The measured RMS TPR gap.
+        floor: The noise floor (:func:`noise_floor_rms`).
+
+    Returns:
+        float: The excess RMS (NaN if either input is NaN).
+    """
+    return float(math.sqrt(max(rms * rms - floor * floor, 0.0))) if math.isfinite(rms + floor) else math.nan
+
+
 def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, float], cfg: ProtocolConfig) -> dict:
     """Accuracy, per-occupation TPR gaps, their RMS, their correlation with ``share`` and the noise floor."""
     with warnings.catch_warnings():
@@ -139,11 +161,13 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
         except ValueError:
             corr = math.nan
     out_gaps = {c: (abs(v) if cfg.sign == "absolute" else v) for c, v in signed.items()}
+    rms, floor = float(np.sqrt(np.mean(vals**2))), noise_floor_rms(y, pred, g, cfg)
     return {
         "accuracy": float(np.mean(y == pred)),
-        "rms_tpr_gap": float(np.sqrt(np.mean(vals**2))),
+        "rms_tpr_gap": rms,
+        "excess_rms_tpr_gap": excess_rms(rms, floor),
         "gap_share_corr": float(corr),
-        "noise_floor_rms": noise_floor_rms(y, pred, g, cfg),
+        "noise_floor_rms": floor,
         "tpr_gaps": {str(c): float(v) for c, v in out_gaps.items()},
     }
 
@@ -213,7 +237,7 @@ def run_protocol(
         }
         for name in cfg.methods:
             t1 = time.perf_counter()
-            method = make_method(name, **steer_opts)
+            method = make_method(name, **steer_opts, random_state=seed)
             method.fit(Xtr, y_arr[tr], g_arr[tr])
             labelled = cfg.train_mode == "label"
             Ztr = method.transform(Xtr, g_arr[tr], y=y_arr[tr] if labelled else None)

@@ -26,7 +26,8 @@ def _pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """A markdown table: test accuracy, RMS TPR gap (gold and predicted gender), noise floor, correlation of the
+    """A markdown table: test accuracy, RMS TPR gap (gold and predicted gender), noise floor, excess RMS over the
+    floor, correlation of the
     gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds).
 
     Args:
@@ -38,17 +39,18 @@ def markdown(results: dict[str, Any]) -> str:
     gold, pred = results["methods"], results["methods_predicted_gender"]
     base = gold.get("none")
     lines = [
-        "| method | accuracy | RMS TPR gap | vs none | noise floor | corr(gap, % women) | gender probe | "
-        "accuracy (pred. gender) | RMS (pred. gender) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | accuracy | RMS TPR gap | vs none | noise floor | excess RMS | corr(gap, % women) | gender probe | "
+        "accuracy (pred. gender) | RMS (pred. gender) | excess RMS (pred. gender) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in gold.items():
         ratio = f"{s['rms_tpr_gap'] / base['rms_tpr_gap']:.2f}x" if base else "-"
         p = pred[name]
         lines.append(
             f"| {_LABELS.get(name, name)} | {_pm(s, 'accuracy', 4)} | {_pm(s, 'rms_tpr_gap')} | {ratio} | "
-            f"{s['noise_floor_rms']:.3f} | {_pm(s, 'gap_share_corr', 2)} | {s['gender_probe_accuracy']:.3f} | "
-            f"{_pm(p, 'accuracy', 4)} | {_pm(p, 'rms_tpr_gap')} |"
+            f"{s['noise_floor_rms']:.3f} | {_pm(s, 'excess_rms_tpr_gap')} | {_pm(s, 'gap_share_corr', 2)} | "
+            f"{s['gender_probe_accuracy']:.3f} | {_pm(p, 'accuracy', 4)} | {_pm(p, 'rms_tpr_gap')} | "
+            f"{_pm(p, 'excess_rms_tpr_gap')} |"
         )
     return "\n".join(lines)
 

@@ -208,6 +208,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--test-mode", default="posterior", choices=["posterior", "group"])
     p.add_argument(
+        "--target", default="ideal", choices=["ideal", "shared"],
+        help="steerfair's target: the nearest ideal's cell maps (default) or the label-free shared target",
+    )  # fmt: skip
+    p.add_argument(
         "--share-covariance", type=float, default=0.0,
         help="weight of the group-pooled class covariance in every cell's covariance (default 0: cell covariances)",
     )  # fmt: skip
@@ -240,6 +244,7 @@ def config_from_args(args: argparse.Namespace) -> ProtocolConfig:
         intervention=args.intervention,
         rank=ProtocolConfig.rank if args.rank is None else (args.rank or None),
         test_mode=args.test_mode,
+        target=args.target,
         share_covariance=args.share_covariance,
         train_mode=args.train_mode,
         oracle_labels=args.oracle_labels,
