@@ -1,9 +1,13 @@
-"""Tabular benchmark: steerfair vs reweighing, CorrelationRemover, mean matching, MiMiC-style OT and LEACE.
+"""Tabular benchmark: steerfair (ideal target, shared target, shared target at a picked strength) against
+ThresholdOptimizer, ExponentiatedGradient, reweighing, CorrelationRemover, mean matching, MiMiC-style OT and LEACE,
+for logistic regression, gradient boosting and a small MLP.
 
-    python recipes/tabular_benchmark.py --out results/tabular            # 5 tasks x 2 models x 5 seeds
-    python recipes/tabular_benchmark.py --tasks adult/sex --models logistic
+    python recipes/tabular_benchmark.py --out results/tabular             # 5 tasks x 3 models x every method x 5 seeds
+    python recipes/tabular_benchmark.py --out results/t --tasks adult/sex --models lr mlp --seeds 2 \\
+        --methods raw steerfair "steerfair (shared)" threshold_optimizer
 
-Writes tabular_benchmark.{json,md,png}; the protocol is in steerfair/evaluation/tabular_benchmark.py.
+Writes tabular_benchmark.{json,md,png} (results, verdict + tables, Pareto plot); refuses to replace earlier results
+without --overwrite. The protocol is in steerfair/evaluation/tabular_benchmark.py.
 """
 
 import sys

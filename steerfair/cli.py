@@ -71,7 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
             out / "adult",
             [tb.Task("adult", "sex")],
             seeds=range(args.seeds),
-            models=["logistic"],
+            models=["lr"],
             methods=DEMO_METHODS,
             overwrite=args.overwrite,
         )
@@ -81,7 +81,7 @@ def _demo(args: argparse.Namespace) -> int:
         return _synthetic(out, args.overwrite)
     print()
     print(tb.markdown(results))
-    s = results["tasks"]["adult/sex"]["summary"]["logistic"]
+    s = results["tasks"]["adult/sex"]["summary"]["lr"]
     raw, st = s["raw"], s["steerfair"]
     print(
         f"\nsteerfair: EO gap {raw['eo_gap']['mean']:.3f} -> {st['eo_gap']['mean']:.3f} "

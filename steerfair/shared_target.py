@@ -338,6 +338,15 @@ class SharedTargetSteering:
         means, covs = within_group_laws(model)
         return cls(solve_shared_target(means, covs, reference=reference), coordinates or Coordinates())
 
+    @staticmethod
+    def draw(membership: Membership, rng: np.random.Generator, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The rows to steer (each with probability ``strength``) and each one's group (drawn for soft rows)."""
+        t = as_unit_weight(strength, "strength")
+        if t == 0.0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        rows = np.arange(membership.n) if t == 1.0 else np.flatnonzero(rng.random(membership.n) < t)
+        return rows, draw_groups(membership.rows(rows), rng)
+
     def transform(
         self,
         X: np.ndarray,
@@ -345,6 +354,7 @@ class SharedTargetSteering:
         rng: np.random.Generator,
         strength: float = 1.0,
         copula: GaussianCopula | None = None,
+        drawn: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Rows ``X`` (input coordinates) garbled by their group's map, each with probability ``strength``.
 
@@ -353,20 +363,17 @@ class SharedTargetSteering:
         every rate gap is ``(1 - t)`` times its gap on unsteered rows (docs/shared_target.md). Soft memberships draw
         each row's group from its probabilities; hard labels use the group itself. With a ``copula`` (fitted on the
         rows ``X`` before the model), steered rows go to normal scores, are garbled there and come back through
-        the copula's quantile functions; the other rows are not touched.
+        the copula's quantile functions; the other rows are not touched. ``drawn``: the steered rows and their
+        groups from :meth:`draw` (to steer other columns of the same rows with the same groups).
         """
-        t = as_unit_weight(strength, "strength")
         X = np.asarray(X, dtype=np.float64)
         out = X.copy()
-        if t == 0.0:
-            return out
-        rows = np.arange(X.shape[0]) if t == 1.0 else np.flatnonzero(rng.random(X.shape[0]) < t)
+        rows, ga = self.draw(membership, rng, strength) if drawn is None else drawn
         if rows.size == 0:
             return out
         sub = membership.rows(rows)
         Xs = X[rows] if copula is None else copula.to_normal(X[rows], rng, sub)
         Z = self.coordinates.to_working(Xs)
-        ga = draw_groups(sub, rng)
         moved = Z.copy()
         for a, K in enumerate(self.target.garblings):
             sel = ga == a

@@ -155,6 +155,14 @@ class Coordinates:
         V = P / s
         return AffineMap.low_rank(U, V, (P * s) @ T.b - U @ (V.T @ c))
 
+    def lift_factor(self, F: np.ndarray) -> np.ndarray:
+        """The input-space factor of a working-space noise factor ``F`` ``(r, q)``: a working displacement
+        ``F e`` moves a row by ``P (s * F e)`` (the complement of the subspace gets no noise)."""
+        F = np.asarray(F, dtype=np.float64)
+        if self.scale is not None:
+            F = F * self.scale[:, None]
+        return F if self.basis is None else self.basis @ F
+
 
 @dataclass(frozen=True, eq=False)
 class SteeringTransform:

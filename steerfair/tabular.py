@@ -3,7 +3,7 @@
 The steered columns (continuous features) are modelled per (group, class) cell as a multivariate normal,
 or as a log-normal for the columns listed in ``lognormal_columns`` (those columns are modelled through
 their logarithm, which is exactly the log-normal family). Other columns (one-hot / categorical) pass
-through unchanged.
+through unchanged, except with ``target="shared"``, which garbles them too (``discrete=``).
 
 **Training rows** (``fit_transform``, labels known) are moved by the per-cell Gaussian OT maps: their
 distribution becomes exactly the KL-nearest ideal one (first two moments; ``train_maps="unlabeled"`` moves
@@ -49,6 +49,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .categorical_garbling import CategoricalGarbling, Discrete, check_discrete, discrete_variables
 from .copula import GaussianCopula
 from .covariance import CovarianceEstimator, Regularisation, Shrinkage, near_singular
 from .ideal.solve import CRITERIA, Criterion, Intervention
@@ -123,6 +124,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         marginals: ({"gaussian", "copula"}) ``"copula"``: steer normal scores of the columns
             (:class:`steerfair.copula.GaussianCopula`; atoms jittered, values mapped back onto training atoms); then
             ``columns=None`` steers every non-constant numeric column, one-hot and counts included.
+        discrete: ({"kernel", "copula", "passthrough"} or None) Two-valued and one-hot columns: garbled by categorical
+            kernels onto the shared target (:mod:`steerfair.categorical_garbling`), steered by the copula, or left
+            as they are. ``None``: ``"kernel"`` for the shared target, else ``"copula"`` with copula marginals.
         random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter.
 
     Attributes:
@@ -130,7 +134,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             columns).
         steering_: (SteeringTransform) The solved projection and its maps.
         steer_columns_: (ndarray of int) Indices of the steered columns; ``log_columns_`` the log-normal ones among them
-            (positions in ``steer_columns_``).
+            (positions in ``steer_columns_``); ``categorical_`` the discrete kernels (``CategoricalGarbling`` or None).
         groups_, classes_: (ndarray) Group and class labels seen in ``fit``.
     """
 
@@ -154,6 +158,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         target: Target = "ideal",
         strength: float = 1.0,
         marginals: Marginals = "gaussian",
+        discrete: Discrete | None = None,
         random_state: Any = None,
     ) -> None:
         self.criterion = criterion
@@ -171,6 +176,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.group_epsilon = group_epsilon
         self.estimator = estimator
         self.target, self.strength, self.marginals, self.random_state = target, strength, marginals, random_state
+        self.discrete = discrete
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
@@ -217,7 +223,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 col = arr[:, j]
                 if j in self._nonnumeric or (_is_frame(X) and not _numeric_dtype(X.iloc[:, j])):
                     continue
-                if np.all(np.isfinite(col)) and np.unique(col).size > (1 if self.marginals == "copula" else 2):
+                if np.all(np.isfinite(col)) and np.unique(col).size > (1 if self.discrete_mode_ == "copula" else 2):
                     idx.append(j)
             if not idx:
                 raise ValueError("no continuous column to steer; pass columns= explicitly")
@@ -257,6 +263,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if self.group_probe not in ("logistic", None):
             raise ValueError(f"unknown group_probe {self.group_probe!r}; use 'logistic' or None")
         check_target_options(self.target, self.strength, self.marginals, self.lognormal_columns)
+        self.discrete_mode_ = check_discrete(self.discrete, self.target, self.marginals)
         if y is None:
             raise ValueError(
                 "FairSteerer requires y to be passed, but the target y is None "
@@ -303,6 +310,11 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             reference=self.reference, coordinates=coords,
         )  # fmt: skip
         self.shared_ = SharedTargetSteering.fit(coords.model(self.model_), coords) if self.target == "shared" else None
+        rest = [j for j in range(arr.shape[1]) if j not in set(cols) | self._nonnumeric]
+        found = discrete_variables(arr, rest) if self.discrete_mode_ == "kernel" else ()
+        self.categorical_ = CategoricalGarbling.fit(  # None: no discrete column to garble
+            arr, self.model_.class_index(y_arr), membership, found, self.model_.n_classes, sample_weight
+        ) if found else None  # fmt: skip
         if self.copula_ is not None and self.shared_ is not None:  # back through the target group's quantiles
             self.copula_ = self.copula_.returning_to(self.shared_.target.reference)
         self.groups_ = np.asarray(self.model_.groups)
@@ -407,13 +419,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def _probe_proba(self, arr: np.ndarray) -> np.ndarray:
         return self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
 
-    def _steer(self, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode) -> np.ndarray:
+    def _steer(
+        self, arr: np.ndarray, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.shared_ is not None:  # label-free garbling for train and test rows alike (copula inside)
-            return self.shared_.transform(Z, membership, self.rng_, self.strength, self.copula_)
+            drawn = self.shared_.draw(membership, self.rng_, self.strength)  # the same rows and groups for both parts
+            Zs = self.shared_.transform(Z, membership, self.rng_, self.strength, self.copula_, drawn)
+            return arr if self.categorical_ is None else self.categorical_.transform(arr, *drawn, self.rng_), Zs
         Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, membership)
         if mode == "identity":
-            return Z
-        return self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
+            return arr, Z
+        return arr, self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
 
     def _assemble(self, X: Any, arr: np.ndarray, Zs: np.ndarray) -> Any:
         Zs = Zs if self.copula_ is None or self.shared_ is not None else self.copula_.from_normal(Zs)
@@ -424,6 +440,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             out = X.copy()
             for j, c in enumerate(self.steer_columns_):
                 out[out.columns[c]] = Zs[:, j]
+            for v in self.categorical_.variables if self.categorical_ is not None else ():
+                for c in v.columns:
+                    out[out.columns[c]] = arr[:, c].astype(X.dtypes.iloc[c])
             return out
         out = arr.copy()
         out[:, self.steer_columns_] = Zs
@@ -432,7 +451,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform(self, X: Any, *, groups: Any = None) -> Any:
         """Steer test rows (label unknown) with ``test_mode``; the group probe stands in for missing groups."""
         arr, Z = self._working(X)
-        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), None, self.test_mode))
+        return self._assemble(X, *self._steer(arr, Z, self._membership(arr, groups), None, self.test_mode))
 
     def fit_transform(
         self, X: Any, y: Any = None, *, groups: Any = None, sample_weight: Any = None, group_labels: Any = None
@@ -452,7 +471,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
         self._warn_atoms(Z)
-        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), np.asarray(y), "label"))
+        return self._assemble(X, *self._steer(arr, Z, self._membership(arr, groups), np.asarray(y), "label"))
 
     def _warn_atoms(self, Z: np.ndarray, share: float = 0.2) -> None:
         """Warn when a steered column has an atom (one value in >= ``share`` of the rows): the labelled cell
@@ -475,7 +494,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
         """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""
         arr, Z = self._working(X)
-        return self._assemble(X, arr, self._steer(Z, self._membership(arr, groups), np.asarray(y), "label"))
+        return self._assemble(X, *self._steer(arr, Z, self._membership(arr, groups), np.asarray(y), "label"))
 
     def inverse_transform(self, X: Any, *, groups: Any = None) -> Any:
         """Undo ``transform`` for ``test_mode`` ``"group"`` or ``"identity"`` (affine per group, invertible).

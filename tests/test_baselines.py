@@ -107,15 +107,15 @@ def test_benchmark_runs_end_to_end(tmp_path) -> None:
         tmp_path,
         [tb.Task("german", "sex")],
         seeds=[0],
-        models=["logistic"],
+        models=["lr"],
         methods=["raw", "steerfair", "mimic"],
         show_progress=False,
     )
-    summary = res["tasks"]["german/sex"]["summary"]["logistic"]
+    summary = res["tasks"]["german/sex"]["summary"]["lr"]
     assert set(summary) == {"raw", "steerfair", "mimic"}
     for s in summary.values():
         assert 0.5 < s["accuracy"]["mean"] <= 1.0 and 0.0 <= s["eo_gap"]["mean"] <= 1.0
     on_disk = json.loads((tmp_path / "tabular_benchmark.json").read_text())
-    assert on_disk["tasks"]["german/sex"]["summary"]["logistic"] == summary
+    assert on_disk["tasks"]["german/sex"]["summary"]["lr"] == summary
     assert "| steerfair |" in (tmp_path / "tabular_benchmark.md").read_text()
     assert (tmp_path / "tabular_benchmark.png").stat().st_size > 1000

@@ -90,7 +90,7 @@ def test_fair_steerer_with_copula_steers_every_column_and_keeps_atoms() -> None:
             "const": np.ones(n),
         }
     )
-    steer = FairSteerer(target="shared", marginals="copula", random_state=0)
+    steer = FairSteerer(target="shared", marginals="copula", discrete="copula", random_state=0)
     out = steer.fit_transform(X, y, groups=g)
     assert [X.columns[j] for j in steer.steer_columns_] == ["score", "count", "flag"]
     for c in ("count", "flag"):
@@ -128,7 +128,7 @@ def test_one_hot_blocks_stay_valid_one_hot_rows() -> None:
     X = np.column_stack([latent[:, 0], np.eye(3)[category]])
     copula = GaussianCopula.fit(X)
     assert copula.blocks == (((1, 2, 3), True),)
-    steer = FairSteerer(target="shared", marginals="copula", random_state=0)
+    steer = FairSteerer(target="shared", marginals="copula", discrete="copula", random_state=0)
     out = steer.fit_transform(X, y, groups=g)
     np.testing.assert_array_equal(out[:, 1:].sum(axis=1), np.ones(n))
     assert set(np.unique(out[:, 1:])) <= {0.0, 1.0}

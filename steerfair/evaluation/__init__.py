@@ -7,7 +7,9 @@ Nothing in the library core imports this package; the recipes (``recipes/*.py``)
 module                     what it holds
 =========================  ============================================================================
 ``case_study``             the paper's Gaussian case study (analytic rates, ``steerfair demo --synthetic``)
-``tabular_benchmark``      steerfair vs pre-processing baselines on Adult, COMPAS, German, Law
+``tabular_benchmark``      steerfair vs fairness baselines on Adult, COMPAS, German, Law (LR, GBM, MLP)
+``tabular_methods``        its methods (steering, baselines, ThresholdOptimizer, ...) and downstream models
+``tabular_report``         its verdict, markdown tables and Pareto plot
 ``privacy_tradeoff``       fairness and accuracy against epsilon, steering from randomised attributes
 ``privacy_data``           the trade-off's data (Adult, arrays from a file, BUG encodings) and steerers
 ``bios_protocol``          the Bios occupation protocol (``ProtocolConfig``, ``run_protocol``)

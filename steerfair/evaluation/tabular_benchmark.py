@@ -1,23 +1,35 @@
-"""Tabular benchmark: steerfair against pre-processing baselines on real datasets (offline).
+"""Tabular benchmark: steerfair against pre-, in- and post-processing baselines on real datasets (offline).
 
-Run it with ``python recipes/tabular_benchmark.py --out results/tabular`` (all tasks, 5 seeds) or
-``steerfair demo`` (Adult / sex, logistic regression). For every task (dataset, sensitive attribute) and
-seed, the data are split 70/30 (stratified by group and label, :meth:`TabularDataset.split`), every method
-transforms the training and test features (groups known, as in the paper's protocol), and a downstream model
-(logistic regression on standardised features, or histogram gradient boosting) is trained on the training
-part. Reported on the test part: accuracy, demographic-parity gap, equal-opportunity (TPR) gap and
-equalized-odds gap, mean and standard deviation over seeds.
+Run it with ``python recipes/tabular_benchmark.py --out results/tabular`` (all tasks, models and methods, 5 seeds)
+or ``steerfair demo`` (Adult / sex, logistic regression). For every task (dataset, sensitive attribute) and seed,
+the data are split 70/30 (stratified by group and label, :meth:`~steerfair.datasets.TabularDataset.split`); every
+method is fitted on the training part with the groups known, and a downstream model (``lr``: logistic regression on
+standardised features; ``gbm``: histogram gradient boosting; ``mlp``: one hidden layer of 32, early stopping,
+standardised features) is trained on it. The groups are known at test time but never a feature of the downstream
+model. Reported on the test part: accuracy, demographic-parity gap, equal-opportunity (TPR) gap and equalized-odds
+gap, mean and standard deviation over seeds, a verdict per task and model, and a Pareto plot (accuracy against EO
+gap).
 
-Methods (the sensitive attribute is never a feature of the downstream model):
+Methods (:mod:`steerfair.evaluation.tabular_methods`):
 
 * ``raw``: unchanged features.
-* ``steerfair``: :class:`steerfair.FairSteerer` on the continuous columns (one-hot columns pass through);
-  training rows move by the exact per-(group, class) OT maps onto the KL-nearest ideal, test rows by the
-  label-free per-group map (``test_mode="group"``).
-* ``steerfair (label-free)``: training rows moved by the same per-group map as test rows
-  (``train_maps="unlabeled"``; no label can leak into the features).
+* ``steerfair``: :class:`steerfair.FairSteerer` (the ideal target, default settings) on the continuous columns
+  (one-hot columns pass through); training rows move by the exact per-(group, class) OT maps onto the KL-nearest
+  ideal, test rows by the label-free per-group map (``test_mode="group"``).
+* ``steerfair (label-free)``: training rows moved by the same per-group map as test rows (``train_maps="unlabeled"``).
 * ``steerfair+priors``: ``steerfair`` plus the ideal class-prior weights (:meth:`FairSteerer.sample_weight`).
 * ``steerfair (posterior)``: test rows moved by the posterior mixture of the class maps.
+* ``steerfair (shared)``: ``FairSteerer(target="shared", marginals="copula", random_state=seed)``: one label-free
+  garbling per group onto a common law per class, every column (copula front end; discrete columns as
+  ``FairSteerer``'s default ``discrete`` handles them), train and test rows alike.
+* ``steerfair (shared, gaussian)``: the same with ``marginals="gaussian"``.
+* ``steerfair (shared, picked)``: the shared target at the strength :func:`steerfair.shared_target.pick_strength`
+  picks, per model, on a 70/30 split of the training part (budget: half the raw model's validation EO gap;
+  candidates 0, 0.25, 0.5, 0.75, 1).
+* ``threshold_optimizer``: fairlearn's ``ThresholdOptimizer`` (true-positive-rate parity) on the same base model,
+  predicting with the group.
+* ``exponentiated_gradient``: fairlearn's ``ExponentiatedGradient`` (TruePositiveRateParity, eps 0.02, fairlearn's
+  50 iterations at most, 3 on Adult) around the same model; it needs a model whose ``fit`` takes ``sample_weight``.
 * ``reweighing``: Kamiran-Calders weights, features unchanged.
 * ``correlation_remover``: fairlearn's ``CorrelationRemover`` (alpha=1) on all columns.
 * ``mean_matching``, ``mimic`` (Gaussian OT onto the largest group), ``leace``: group matching of the
@@ -31,24 +43,34 @@ notions), so one steerfair fit serves both columns of the table.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 
 from .. import metrics as M
-from ..baselines import GaussianOTMatching, LeaceMatching, MeanMatching, reweighing_weights
-from ..datasets import TabularDataset, load_dataset
+from ..datasets import load_dataset
 from .output import check_output, result_names, write_results
+from .tabular_methods import (
+    MODEL_DEPENDENT,
+    MODELS,
+    PREPROCESSING,
+    Fold,
+    canonical_model,
+    check_models,
+    fit_model,
+    predict,
+    prepare,
+)
+from .tabular_report import METRICS, figure, markdown, plot, verdict
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-__all__ = ["METHODS", "MODELS", "TASKS", "Task", "figure", "markdown", "plot", "run", "run_task"]
+__all__ = ["METHODS", "MODELS", "SENSITIVE", "TASKS", "Task", "figure", "markdown", "plot", "run",
+           "run_task", "verdict"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,88 +94,54 @@ TASKS: tuple[Task, ...] = (
     Task("german", "sex"),
     Task("law", "race"),
 )
-#: The downstream classifiers trained on every steered table.
-MODELS: tuple[str, ...] = ("logistic", "gbm")
-#: Steerfair and the pre-processing baselines it is compared with.
-METHODS: tuple[str, ...] = (
-    "raw",
-    "steerfair",
-    "steerfair (label-free)",
-    "steerfair+priors",
-    "steerfair (posterior)",
-    "reweighing",
-    "correlation_remover",
-    "mean_matching",
-    "mimic",
-    "leace",
-)
-METRICS: tuple[str, ...] = ("accuracy", "dp_gap", "eo_gap", "eodds_gap")
-
-Prepared = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # X_train, X_test, sample weights
-
-
-def _make_model(kind: str, seed: int) -> Any:
-    """A fresh downstream classifier: ``"logistic"`` (standardised features) or ``"gbm"``."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if kind == "logistic":
-        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    if kind == "gbm":
-        return HistGradientBoostingClassifier(max_iter=200, random_state=seed)
-    raise ValueError(f"unknown model {kind!r}; use one of {MODELS}")
-
-
-def _steer_numeric(tr: TabularDataset, te: TabularDataset, make: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Apply a group-matching baseline to the continuous columns only (one-hot columns pass through)."""
-    Xtr, Xte, num = tr.to_numpy(), te.to_numpy(), tr.numeric_mask
-    method = make()
-    Xtr[:, num] = method.fit_transform(Xtr[:, num], tr.groups)
-    Xte[:, num] = method.transform(Xte[:, num], te.groups)
-    return Xtr, Xte
-
-
-def _prepare(method: str, tr: TabularDataset, te: TabularDataset) -> Prepared:
-    """Fit ``method`` on the training part; return the transformed training and test features and the weights."""
-    from ..tabular import FairSteerer
-
-    if method == "raw":
-        return tr.to_numpy(), te.to_numpy(), None
-    if method.startswith("steerfair"):
-        mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
-        train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"
-        fs = FairSteerer(columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps)
-        Xtr = fs.fit_transform(tr.X, tr.y, groups=tr.groups).to_numpy(np.float64)
-        Xte = fs.transform(te.X, groups=te.groups).to_numpy(np.float64)
-        w = fs.sample_weight(tr.y, groups=tr.groups) if method == "steerfair+priors" else None
-        return Xtr, Xte, w
-    if method == "reweighing":
-        return tr.to_numpy(), te.to_numpy(), reweighing_weights(tr.y, tr.groups)
-    if method == "correlation_remover":
-        from fairlearn.preprocessing import CorrelationRemover
-
-        levels = np.unique(tr.groups)
-
-        def with_group(d: TabularDataset) -> np.ndarray:
-            return np.column_stack([d.to_numpy(), (d.groups[:, None] == levels[None, 1:]).astype(np.float64)])
-
-        cr = CorrelationRemover(sensitive_feature_ids=list(range(tr.X.shape[1], tr.X.shape[1] + len(levels) - 1)))
-        return cr.fit_transform(with_group(tr)), cr.transform(with_group(te)), None
-    if method == "mean_matching":
-        return (*_steer_numeric(tr, te, MeanMatching), None)
-    if method == "mimic":
-        return (*_steer_numeric(tr, te, GaussianOTMatching), None)
-    if method == "leace":
-        return (*_steer_numeric(tr, te, LeaceMatching), None)
-    raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+#: The sensitive attributes each bundled dataset offers.
+SENSITIVE: dict[str, tuple[str, ...]] = {
+    "adult": ("sex", "race"), "compas": ("race", "sex"), "german": ("sex", "age"), "law": ("sex", "race"),
+}  # fmt: skip
+#: Every method: the pre-processing ones, then those fitted once per downstream model.
+METHODS: tuple[str, ...] = PREPROCESSING + MODEL_DEPENDENT
 
 
 def _scores(y: np.ndarray, p: np.ndarray, g: np.ndarray) -> dict[str, float]:
     """Accuracy and the DP / EO / equalized-odds gaps of predictions ``p``."""
     rep = M.fairness_report(y, p, g)
     return {"accuracy": rep.accuracy, "dp_gap": rep.dp_gap, "eo_gap": rep.eo_gap, "eodds_gap": rep.eodds_gap}
+
+
+def _check(models: Sequence[str], methods: Sequence[str]) -> list[str]:
+    """The models' canonical names; a ``ValueError`` for an unknown model or method, or an impossible pair."""
+    kinds = [canonical_model(m) for m in models]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; use any of {list(METHODS)}")
+    if not kinds or not methods:
+        raise ValueError("pass at least one model and one method")
+    check_models(methods, kinds)
+    return kinds
+
+
+def _check_tasks(tasks: Sequence[Task]) -> None:
+    """A ``ValueError`` for an unknown dataset or sensitive attribute, or no task at all."""
+    if not tasks:
+        raise ValueError("pass at least one task")
+    for t in tasks:
+        if t.sensitive not in SENSITIVE.get(t.dataset, ()):
+            known = ", ".join(f"{d}/{a}" for d, attrs in SENSITIVE.items() for a in attrs)
+            raise ValueError(f"unknown task {t.name!r}; use any of {known}")
+
+
+class _Progress:
+    """A progress line on stderr (used when tqdm's bar is off), printed at most every few seconds."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.t0, self.last = total, 0, time.perf_counter(), 0.0
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last > 5 or self.done == self.total:
+            self.last = now
+            print(f"tabular benchmark: {self.done}/{self.total} fits, {now - self.t0:.0f} s", file=sys.stderr)
 
 
 def run_task(
@@ -171,33 +159,40 @@ def run_task(
         seeds: Split seeds.
         models: Downstream models (:data:`MODELS`).
         methods: Methods compared (:data:`METHODS`).
-        progress: Optional progress bar (``update(1)`` per fit).
+        progress: Optional progress bar (``update(1)`` per fitted model).
 
     Returns:
-        dict: Per-seed scores, their means and stds per (model, method), dataset facts and transform timings.
+        dict: Per-seed scores (with what a method chose, e.g. the picked strength), their means and stds per
+        (model, method), dataset facts and timings (seconds per seed: the transform for pre-processing methods,
+        the transform and every model's fit for the others).
     """
+    kinds = _check(models, methods)
     ds = load_dataset(task.dataset, sensitive=task.sensitive)
-    per_seed: dict[str, dict[str, list[dict[str, float]]]] = {m: {k: [] for k in methods} for m in models}
+    per_seed: dict[str, dict[str, list[dict[str, float]]]] = {m: {k: [] for k in methods} for m in kinds}
     timings: dict[str, list[float]] = {k: [] for k in methods}
+    majority: list[float] = []  # the accuracy of predicting the test part's majority class for everyone
     for seed in seeds:
         tr, te = ds.split(0.3, seed=seed)
+        majority.append(float(max(te.y.mean(), 1 - te.y.mean())))
+        fold = Fold(tr, te, int(seed))
         for method in methods:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # regularisation notices, convergence chatter
-                Xtr, Xte, w = _prepare(method, tr, te)
+                prepared = prepare(method, fold) if method in PREPROCESSING else None
             timings[method].append(time.perf_counter() - t0)
-            for model in models:
-                clf = _make_model(model, seed)
-                fit_kw = (
-                    {}
-                    if w is None
-                    else ({"logisticregression__sample_weight": w} if model == "logistic" else {"sample_weight": w})
-                )
+            for model in kinds:
+                t1 = time.perf_counter()
+                extra: dict[str, float] = {}
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    clf.fit(Xtr, tr.y, **fit_kw)
-                per_seed[model][method].append(_scores(te.y, clf.predict(Xte), te.groups))
+                    if prepared is not None:
+                        Xtr, Xte, w = prepared
+                        pred = fit_model(model, int(seed), Xtr, tr.y, w).predict(Xte)
+                    else:
+                        pred, extra = predict(method, model, fold)
+                        timings[method][-1] += time.perf_counter() - t1
+                per_seed[model][method].append({**_scores(te.y, pred, te.groups), **extra})
                 if progress is not None:
                     progress.update(1)
     summary = {
@@ -220,6 +215,7 @@ def run_task(
         "n_continuous": len(ds.numeric_columns),
         "groups": {str(g): int(c) for g, c in zip(*np.unique(ds.groups, return_counts=True), strict=True)},
         "seeds": list(seeds),
+        "majority_accuracy": float(np.mean(majority)),
         "summary": summary,
         "per_seed": per_seed,
         "transform_seconds": {k: float(np.mean(v)) for k, v in timings.items()},
@@ -242,117 +238,67 @@ def run(
         out: Output folder, or ``None`` to write nothing.
         tasks: The tasks (default: :data:`TASKS`).
         seeds: Split seeds.
-        models: Downstream models.
+        models: Downstream models (:data:`MODELS`; ``"logistic"`` is ``"lr"``).
         methods: Methods compared.
-        show_progress: Show a progress bar.
+        show_progress: Show a progress bar (tqdm on a terminal, otherwise a line on stderr every few seconds).
         overwrite: Replace earlier results in ``out`` (otherwise they raise a ``ValueError``, before any work).
 
     Returns:
-        dict: ``{"protocol", "tasks": {name: run_task(...)}, "seconds"}``.
+        dict: ``{"protocol", "tasks": {name: run_task(...)}, "verdict", "seconds"}``.
     """
     from tqdm.auto import tqdm
 
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds is empty; pass at least one seed")
+    kinds = _check(models, methods)
+    _check_tasks(tasks)
     if out is not None:
         check_output(out, result_names("tabular_benchmark"), overwrite=overwrite)
     config = {
-        "tasks": [t.name for t in tasks], "seeds": [int(s) for s in seeds], "models": list(models),
+        "tasks": [t.name for t in tasks], "seeds": [int(s) for s in seeds], "models": kinds,
         "methods": list(methods),
     }  # fmt: skip
-    total = len(tasks) * len(seeds) * len(models) * len(methods)
-    results: dict[str, Any] = {"protocol": __doc__.split("\n\n")[1], "tasks": {}}
+    total = len(tasks) * len(seeds) * len(kinds) * len(methods)
+    results: dict[str, Any] = {"protocol": (__doc__ or "").split("\n\n")[1], "tasks": {}}
     t0 = time.perf_counter()
-    with tqdm(total=total, desc="tabular benchmark", unit="fit", disable=not show_progress) as bar:
+    tty = sys.stderr.isatty()
+    with tqdm(total=total, desc="tabular benchmark", unit="fit", disable=not (show_progress and tty)) as bar:
+        line = _Progress(total) if show_progress and not tty else None
         for task in tasks:
             bar.set_postfix_str(task.name)
-            results["tasks"][task.name] = run_task(task, seeds=seeds, models=models, methods=methods, progress=bar)
+            results["tasks"][task.name] = run_task(
+                task, seeds=seeds, models=kinds, methods=methods, progress=line or bar
+            )
+    results["verdict"] = verdict(results)
     results["seconds"] = time.perf_counter() - t0
     if out is not None:
         write_results(out, "tabular_benchmark", results, markdown, plot, overwrite=overwrite, config=config)
     return results
 
 
-def _cell(s: dict[str, float]) -> str:
-    """``mean ± std``."""
-    return f"{s['mean']:.3f} ± {s['std']:.3f}"
-
-
-def markdown(results: dict[str, Any]) -> str:
-    """One table per (task, downstream model): methods in rows, metrics (mean ± std over seeds) in columns."""
-    lines: list[str] = []
-    for name, res in results["tasks"].items():
-        for model, by_method in res["summary"].items():
-            raw = by_method.get("raw")
-            lines += [
-                f"### {name}, {model} ({len(res['seeds'])} seeds, n={res['n_rows']:,})",
-                "",
-                "| method | accuracy | DP gap | EO gap | EOdds gap | EO gap / raw |",
-                "|---|---|---|---|---|---|",
-            ]
-            for method, s in by_method.items():
-                ratio = f"{s['eo_gap']['mean'] / raw['eo_gap']['mean']:.2f}" if raw and raw["eo_gap"]["mean"] else "-"
-                cells = [_cell(s[k]) for k in METRICS]
-                lines.append(f"| {method} | " + " | ".join(cells) + f" | {ratio} |")
-            lines.append("")
-    return "\n".join(lines).rstrip()
-
-
-def figure(results: dict[str, Any]) -> Figure:
-    """Accuracy against EO gap (mean ± std over seeds), one panel per (task, model); the legend below, inside."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from .plots import legend_below
-
-    panels = [(n, m) for n, r in results["tasks"].items() for m in r["summary"]]
-    cols = min(len(panels), 4)
-    rows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
-    markers = dict(zip(METHODS, "o*pP^sDvXh", strict=False))
-    for i, (name, model) in enumerate(panels):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        for method, s in results["tasks"][name]["summary"][model].items():
-            ax.errorbar(
-                s["eo_gap"]["mean"],
-                s["accuracy"]["mean"],
-                xerr=s["eo_gap"]["std"],
-                yerr=s["accuracy"]["std"],
-                fmt=markers.get(method, "o"),
-                ms=9 if method.startswith("steerfair") else 6,
-                label=method,
-                capsize=2,
-            )
-        ax.set_title(f"{name}, {model}", fontsize=9)
-        ax.set_xlabel("equal-opportunity gap (lower is fairer)")
-        ax.set_ylabel("accuracy")
-        ax.grid(alpha=0.3)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    legend_below(fig, handles, labels, max_cols=5, fontsize=8)
-    return fig
-
-
-def plot(results: dict[str, Any], path: str | Path) -> None:
-    """Draw :func:`figure` into ``path`` (the format from its suffix)."""
-    figure(results).savefig(path, dpi=120)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line of ``recipes/tabular_benchmark.py``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default="results/tabular", help="output folder")
-    parser.add_argument("--tasks", nargs="*", default=[t.name for t in TASKS], help="dataset/sensitive pairs")
+    parser.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS], help="dataset/sensitive pairs")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
-    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=[*MODELS, "logistic"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, metavar="METHOD",
+                        help=f"any of {', '.join(repr(m) for m in METHODS)} (default: all)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be at least 1; got {args.seeds}")
-    tasks = [Task(*t.split("/", 1)) for t in args.tasks]
+    tasks = []
+    for t in args.tasks:
+        dataset, _, sensitive = t.partition("/")
+        if not dataset or not sensitive:
+            parser.error(f"--tasks takes dataset/sensitive pairs such as adult/sex; got {t!r}")
+        tasks.append(Task(dataset, sensitive))
     try:
+        _check(args.models, args.methods)
+        _check_tasks(tasks)
         check_output(args.out, result_names("tabular_benchmark"), overwrite=args.overwrite)
     except ValueError as exc:
         parser.error(str(exc))

@@ -6,6 +6,7 @@ Typical use::
 
     stats = llm.collect(model, tokenizer, texts, groups, labels, layers=[6], pooling="mean")
     bundle = llm.fit_bundle(stats)                      # per-group maps onto the ideal + group probes
+    # llm.fit_bundle(stats, target="shared", random_state=0): garblings onto one common law per class
     with llm.steer(model, bundle, groups=batch_groups):  # or probe=bundle.probes when groups are unknown
         out = model.generate(**inputs)
 

@@ -2,8 +2,11 @@
 
 ``fit_bundle(stats)`` turns streamed activation statistics (:class:`steerfair.llm.stats.ActivationStats`)
 into label-free per-group maps for each layer (the group maps of a :class:`steerfair.steering.SteeringTransform`:
-the group's two-moment law onto the ideal group law) plus a linear group probe (LDA from the same moments). The bundle
-is what :func:`steerfair.llm.steer` accepts, and it saves to safetensors + a JSON sidecar (no pickle).
+the group's two-moment law onto the ideal group law) plus a linear group probe (LDA from the same moments). With
+``target="shared"`` the maps are instead each group's garbling onto one common law per class
+(:class:`steerfair.shared_target.SharedTargetSteering`, docs/shared_target.md): an affine part plus a Gaussian noise
+factor per group, which the hooks draw from a seeded generator. The bundle is what :func:`steerfair.llm.steer`
+accepts, and it saves to safetensors + a JSON sidecar (no pickle).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..files import atomic_write, decode_label, encode_label, read_bytes, safete
 from ..ideal.solve import Criterion, Intervention
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
+from ..shared_target import TARGETS, SharedTargetSteering, Target
 from ..steering import Coordinates, SteeringTransform
 from .probe import LinearProbe
 
@@ -27,6 +31,19 @@ __all__ = ["SteeringBundle", "fit_bundle", "layer_model"]
 
 _FORMAT = "steerfair.steering_bundle"
 _VERSION = 2  # 2: the sidecar records the tensor names and checksum, the tensors the groups
+_NOISE_VERSION = 3  # 3: version 2 plus garbling noise factors (written only by bundles that have them)
+_VERSIONS = (1, _VERSION, _NOISE_VERSION)
+
+
+def _check_seed(random_state: Any) -> int | None:
+    """``None`` or a non-negative int (what a JSON sidecar can record)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
+        return int(random_state)
+    raise ValueError(
+        f"random_state must be None or a non-negative int (it is saved with the bundle); got {random_state!r}"
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +55,10 @@ class SteeringBundle:
         groups: the group labels, in the order of every layer's maps.
         probes: ``{layer index: LinearProbe}`` (may be empty).
         layer_path: the module path of the blocks (``None``: automatic discovery).
-        metadata: model name, criterion, intervention, pooling, KL per layer, ...
+        metadata: model name, criterion, intervention, pooling, KL per layer, ``target``, ...
+        noise: ``{layer index: {group: F}}``, the ``(d, r)`` factor of each group's garbling noise covariance
+            ``R = F F^T`` (``target="shared"``; ``r = 0`` for a deterministic map). Empty for the ideal's maps.
+            A hook adds ``F z``, ``z ~ N(0, I_r)`` drawn per steered position, to ``maps[layer][group](h)``.
     """
 
     maps: dict[int, dict[Any, AffineMap]]
@@ -46,21 +66,43 @@ class SteeringBundle:
     probes: dict[int, LinearProbe] = field(default_factory=dict)
     layer_path: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    noise: dict[int, dict[Any, np.ndarray]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for layer, by_group in self.noise.items():
+            if layer not in self.maps:
+                raise ValueError(f"noise is given for layer {layer}, which has no maps")
+            if list(by_group) != list(self.maps[layer]):
+                raise ValueError(f"layer {layer}: the noise factors must be given for the maps' groups, in order")
+            for g, F in by_group.items():
+                d = self.maps[layer][g].d_out
+                if not (isinstance(F, np.ndarray) and F.ndim == 2 and F.shape[0] == d):
+                    raise ValueError(f"layer {layer}, group {g!r}: a noise factor must be a ({d}, r) array")
 
     @property
     def layers(self) -> list[int]:
         """The steered layer indices."""
         return sorted(self.maps)
 
+    @property
+    def target(self) -> str:
+        """``"ideal"`` (deterministic maps onto the nearest ideal) or ``"shared"`` (garblings onto a common law)."""
+        return str(self.metadata.get("target", "ideal"))
+
     def layer_maps(self) -> dict[int, dict[Any, AffineMap]]:
-        """The maps in the form :func:`steerfair.llm.attach` takes."""
+        """The maps in the form :func:`steerfair.llm.attach` takes (the deterministic parts of garblings)."""
         return self.maps
 
+    def layer_noise(self) -> dict[int, dict[Any, np.ndarray]]:
+        """The garbling noise factors per layer and group (empty: every map is deterministic)."""
+        return self.noise
+
     def to_low_rank(self, rank: int | None = None) -> SteeringBundle:
-        """The same bundle with every map in identity-plus-rank-``rank`` form (truncated SVD of ``A - I``)."""
+        """The same bundle with every map in identity-plus-rank-``rank`` form (truncated SVD of ``A - I``); the
+        noise factors are kept as they are."""
         maps = {layer: {g: T.to_low_rank(rank) for g, T in m.items()} for layer, m in self.maps.items()}
         meta = {**self.metadata, "low_rank": rank}
-        return SteeringBundle(maps, self.groups, self.probes, self.layer_path, meta)
+        return SteeringBundle(maps, self.groups, self.probes, self.layer_path, meta, self.noise)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -69,7 +111,9 @@ class SteeringBundle:
         Everything is serialised and checked first; both files are then written to temporary files in the same
         directory, synced and renamed over the old ones, so a failing save leaves an earlier bundle loadable. The
         sidecar records the tensor names and the SHA-256 of the tensor file, and the tensor file records the group
-        order: :meth:`load` refuses a sidecar that does not belong to its tensors.
+        order: :meth:`load` refuses a sidecar that does not belong to its tensors. Garbling noise factors with at
+        least one column are stored as ``noise{layer}.group{j}.F`` (the sidecar lists the ``noise_layers``; a bundle
+        with noise is written as format version 3, any other as version 2, which older releases read).
 
         Raises:
             ValueError: a group label that cannot be stored (str, int, float, bool, None or tuples of those), or
@@ -89,6 +133,10 @@ class SteeringBundle:
         for layer, p in self.probes.items():
             tensors[f"probe{layer}.W"] = p.W
             tensors[f"probe{layer}.c"] = p.c
+        for layer, by_group in self.noise.items():
+            for j, F in enumerate(by_group.values()):
+                if F.shape[1]:  # a deterministic map stores nothing (safetensors and zero-size tensors)
+                    tensors[f"noise{layer}.group{j}.F"] = np.asarray(F, dtype=np.float64)
         group_json = json.dumps(groups)
         data = save(
             {k: np.ascontiguousarray(v) for k, v in tensors.items()},
@@ -96,7 +144,7 @@ class SteeringBundle:
         )
         side = {
             "format": _FORMAT,
-            "version": _VERSION,
+            "version": _NOISE_VERSION if self.noise else _VERSION,
             "groups": groups,
             "layers": self.layers,
             "probe_layers": sorted(self.probes),
@@ -105,6 +153,8 @@ class SteeringBundle:
             "sha256": sha256(data),
             "metadata": self.metadata,
         }
+        if self.noise:
+            side["noise_layers"] = sorted(self.noise)
         try:
             text = json.dumps(side, indent=2, default=str)
         except (TypeError, ValueError) as exc:
@@ -136,13 +186,14 @@ class SteeringBundle:
         if not isinstance(side, dict) or side.get("format") != _FORMAT:
             raise ValueError(f"{where}.json is not a steerfair steering bundle")
         version = side.get("version")
-        if version not in (1, _VERSION):
+        if version not in _VERSIONS:
             raise ValueError(f"{where}.json: unsupported bundle version {version!r}; upgrade steerfair")
         stored = safetensors_metadata(data, repr(where))
         try:
             groups = tuple(decode_label(g) for g in side["groups"])
             layers = [int(layer) for layer in side["layers"]]
             probe_layers = [int(layer) for layer in side["probe_layers"]]
+            noise_layers = [int(layer) for layer in side.get("noise_layers", [])]  # absent before version 3
             if version != 1:
                 if side.get("sha256") != sha256(data):
                     raise ValueError(
@@ -171,9 +222,16 @@ class SteeringBundle:
                 layer: LinearProbe(tensors[f"probe{layer}.W"], tensors[f"probe{layer}.c"], groups)
                 for layer in probe_layers
             }
+            noise = {
+                layer: {
+                    g: tensors.get(f"noise{layer}.group{j}.F", np.zeros((maps[layer][g].d_out, 0)))
+                    for j, g in enumerate(groups)
+                }
+                for layer in noise_layers
+            }
+            return cls(maps, groups, probes, side.get("layer_path"), side.get("metadata", {}), noise)
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(f"{where!r}: the tensors do not match the sidecar ({exc}); {advice}") from None
-        return cls(maps, groups, probes, side.get("layer_path"), side.get("metadata", {}))
 
 
 def layer_model(
@@ -229,11 +287,20 @@ def fit_bundle(
     rank: int | None = None,
     layer_path: str | None = None,
     metadata: dict[str, Any] | None = None,
+    target: Target = "ideal",
+    random_state: int | None = None,
 ) -> SteeringBundle:
     """Fit the per-group steering maps (and group probes) of every layer from activation statistics.
 
-    Each layer's maps are the label-free group maps of a :class:`steerfair.steering.SteeringTransform` of the
-    layer's model (see :func:`layer_model`), lifted to the full hidden space.
+    With ``target="ideal"`` (default) each layer's maps are the label-free group maps of a
+    :class:`steerfair.steering.SteeringTransform` of the layer's model (see :func:`layer_model`), lifted to the full
+    hidden space. With ``target="shared"`` they are the garblings of a
+    :class:`steerfair.shared_target.SharedTargetSteering` of the same model (the word of ``FairSteerer(target=...)``
+    and ``IdealTemplateSteering(target=...)``): group ``a``'s map ``K_a(h) = A_a h + b_a + F_a z``,
+    ``z ~ N(0, I)``, carries every class-conditional law of the group (homoscedastic Gaussian cells, within-class
+    covariance pooled with the group's class priors) onto one common law ``N(m_y, C)`` per class, without the label
+    (docs/shared_target.md). The affine parts are :attr:`SteeringBundle.maps`, the noise factors
+    :attr:`SteeringBundle.noise`; the hooks add the noise per steered position (see :func:`steerfair.llm.attach`).
 
     Args:
         stats: an ``ActivationStats`` with labels (>= 2 classes) and >= 2 groups.
@@ -252,32 +319,61 @@ def fit_bundle(
             outside the subspace, where a small corpus gives (near-)singular covariances, are left alone.
         layer_path: the module path of the blocks, recorded in the bundle.
         metadata: extra metadata for the bundle.
+        target: ``"ideal"`` (the nearest ideal's group maps, deterministic) or ``"shared"`` (garblings onto one
+            common law per class; ``criterion`` and ``intervention`` are then not used). With ``rank`` the shared
+            target is solved in the subspace and its noise lies in the subspace too.
+        random_state: ``target="shared"``: the seed (``None`` or a non-negative int) recorded in the bundle, from
+            which a hook's noise generator is seeded unless ``attach(..., random_state=...)`` overrides it
+            (``None``: fresh noise at every attach).
 
     Returns:
-        The :class:`SteeringBundle`.
+        The :class:`SteeringBundle` (``metadata["target"]``; with ``target="shared"`` also
+        ``metadata["random_state"]`` and ``metadata["shared"][str(layer)]``: the ``reference`` group index, whether
+        the target is the ``greatest`` (most informative) one and each group's ``noise_rank``).
 
     Raises:
-        ValueError: for layers without statistics, a bad ``rank``, or statistics a model cannot be fitted from.
+        ValueError: for layers without statistics, a bad ``rank``, an unknown ``target``, a bad ``random_state``,
+            or statistics a model cannot be fitted from.
     """
+    if target not in TARGETS or target not in ("ideal", "shared"):
+        accepted = tuple(t for t in TARGETS if t in ("ideal", "shared"))
+        raise ValueError(f"unknown target {target!r} for fit_bundle; use target= one of {accepted}")
+    seed = _check_seed(random_state)
     chosen = list(stats.layers) if layers is None else list(layers)
     unknown = [layer for layer in chosen if layer not in list(stats.layers)]
     if unknown:
         raise ValueError(f"layers {unknown} have no statistics (collected: {list(stats.layers)})")
     est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
     maps: dict[int, dict[Any, AffineMap]] = {}
+    noise: dict[int, dict[Any, np.ndarray]] = {}
     probes: dict[int, LinearProbe] = {}
     kls: dict[str, float] = {}
+    shared: dict[str, dict[str, Any]] = {}
     groups: tuple[Any, ...] = ()
     for layer in chosen:
         model, coords = layer_model(stats, layer, rank=rank, estimator=est)
-        steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)
         groups = tuple(model.groups.tolist())
-        maps[layer] = steering.full_group_maps()
-        kls[str(layer)] = float(steering.solution.kl)
+        if target == "shared":
+            solved = SharedTargetSteering.fit(model, coords).target
+            garblings = dict(zip(groups, solved.garblings, strict=True))
+            maps[layer] = {g: coords.lift_map(K.linear) for g, K in garblings.items()}
+            noise[layer] = {g: coords.lift_factor(K.noise_factor) for g, K in garblings.items()}
+            shared[str(layer)] = {
+                "reference": int(solved.reference),
+                "greatest": bool(solved.greatest),
+                "noise_rank": [int(K.noise_factor.shape[1]) for K in solved.garblings],
+            }
+        else:
+            steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)
+            maps[layer] = steering.full_group_maps()
+            kls[str(layer)] = float(steering.solution.kl)
         if probe:
             by_group = stats.cell_statistics(layer).pooled_over_classes()
             probes[layer] = LinearProbe.from_moments(
                 groups, by_group.counts[:, 0], by_group.means[:, 0], by_group.covs[:, 0]
             )
-    meta = {"criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls, **(metadata or {})}
-    return SteeringBundle(maps, groups, probes, layer_path, meta)
+    if target == "shared":
+        meta: dict[str, Any] = {"target": target, "rank": rank, "random_state": seed, "shared": shared}
+    else:
+        meta = {"target": target, "criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls}
+    return SteeringBundle(maps, groups, probes, layer_path, {**meta, **(metadata or {})}, noise)

@@ -22,6 +22,17 @@ and a batch whose padding cannot be checked (no pad token, ``inputs_embeds``) wa
 state that overflows the model's dtype (inf where the input was finite, e.g. past 65504 in float16) raises
 ``ValueError`` naming the layer and dtype. Maps are converted once per device and dtype and computed in
 float32 for half-precision models; low-rank maps are applied without forming the ``d x d`` matrix.
+
+Garblings (``fit_bundle(..., target="shared")``, docs/shared_target.md): a bundle with noise factors ``F_a`` adds
+``F_a z`` to ``T_a(h)``, with ``z ~ N(0, I)`` drawn independently for every position of every forward call (the
+noise of a position that is not steered is drawn and discarded). The draws come from the handle's own CPU
+``torch.Generator`` (so they do not depend on the device, and do not touch torch's global generator), seeded from
+``attach(random_state=...)``, else from the bundle's recorded ``random_state``, else from fresh entropy; the same
+seed, inputs and calls give bit-identical outputs. ``noise=False`` applies only the deterministic part ``T_a(h)``
+(the garbling's conditional mean: every class mean still lands on the target's, but the within-class covariance is
+not the target's, so the equal-laws guarantee is lost). A soft group mixture ``sum_a P(a) K_a(h)`` draws every
+group's noise (a one-hot row is its group's garbling exactly), and ``strength=s`` scales the noise with the map:
+``h + s (K_a(h) - h)``.
 """
 
 from __future__ import annotations
@@ -37,15 +48,16 @@ from torch import nn
 
 from ..maps import AffineMap
 from ..membership import Membership
+from ..shared_target import as_generator
 from .block_steering import BlockSteering
 from .capture import hidden_of
 from .layers import resolve_layers
+from .map_kernels import LayerMaps, LayerNoise, interpolate, layer_noise, map_kernel, normalise_maps
 from .probe import LinearProbe
 
 __all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
 
 POSITIONS: tuple[str, ...] = ("all", "last", "prompt", "generated")
-LayerMaps = AffineMap | Mapping[Any, AffineMap]
 
 
 def _hidden_size(model: nn.Module) -> int | None:
@@ -109,6 +121,7 @@ class SteeringHandle:
         positions: which positions are steered (see :func:`attach`).
         probe_mode: ``"soft"`` or ``"hard"`` (with a probe).
         prompt_length: the length of the last forward that started without a KV cache.
+        noise: ``{block index: [noise factor per map]}`` (garblings; empty: deterministic maps).
     """
 
     def __init__(
@@ -119,6 +132,8 @@ class SteeringHandle:
         positions: str | torch.Tensor,
         probe: LinearProbe | Mapping[int, LinearProbe] | None,
         probe_mode: str = "soft",
+        noise: Mapping[int, LayerNoise] | None = None,
+        random_state: Any = None,
     ) -> None:
         if probe_mode not in ("soft", "hard"):
             raise ValueError(f"probe_mode must be 'soft' or 'hard'; got {probe_mode!r}")
@@ -127,6 +142,13 @@ class SteeringHandle:
         self.maps = maps
         self.layers = sorted(maps)
         self.positions = positions
+        self.noise = {
+            layer: list(factors)
+            for layer, factors in (noise or {}).items()
+            if any(F is not None and F.shape[1] > 0 for F in factors)
+        }
+        self._generator = torch.Generator()
+        self.reseed(random_state)
         self._probe = probe
         self._handles: list[Any] = []
         self._proba: torch.Tensor | None = None
@@ -162,6 +184,12 @@ class SteeringHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+    def reseed(self, random_state: Any = None) -> None:
+        """Restart the garbling noise from ``random_state`` (``None``: fresh entropy, an int, or a numpy
+        ``Generator``); a no-op for deterministic maps."""
+        seed = int(as_generator(random_state).integers(0, 2**63 - 1))
+        self._generator.manual_seed(seed)
 
     # ------------------------------------------------------------------ groups
     def set_groups(self, groups: Sequence[Any] | None = None, group_proba: Any = None) -> None:
@@ -312,9 +340,25 @@ class SteeringHandle:
         if found is None:
             spec = self.maps[layer]
             maps = [spec] if isinstance(spec, AffineMap) else list(spec.values())
-            found = [_kernel(T, h.device, h.dtype) for T in maps]
+            factors = self.noise.get(layer, [None] * len(maps))
+            found = [map_kernel(T, h.device, h.dtype, self._sampler(F, h)) for T, F in zip(maps, factors, strict=True)]
             self._kernel_cache[key] = found
         return found
+
+    def _sampler(self, F: np.ndarray | None, h: torch.Tensor) -> Callable[[int], torch.Tensor] | None:
+        """``n -> (n, d)`` rows ``z F^T``, ``z ~ N(0, I_r)`` from the handle's CPU generator, on ``h``'s device in
+        the compute dtype (``None`` for a deterministic map)."""
+        if F is None or F.shape[1] == 0:
+            return None
+        compute = torch.float32 if h.dtype in (torch.float16, torch.bfloat16) else h.dtype
+        FT = torch.tensor(np.ascontiguousarray(F.T), dtype=compute, device=h.device)
+        r, gen = FT.shape[0], self._generator
+
+        def draw(n: int) -> torch.Tensor:
+            z = torch.randn(n, r, generator=gen, dtype=compute)
+            return z.to(h.device) @ FT
+
+        return draw
 
     def _apply(self, layer: int, h: torch.Tensor) -> torch.Tensor:
         kernels = self._kernels(layer, h)
@@ -376,80 +420,6 @@ class SteeringHandle:
         return hook
 
 
-def _kernel(T: AffineMap, device: torch.device, dtype: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``h -> T(h)`` as a closure over tensors on ``device`` (computed in float32 for half precision)."""
-    compute = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
-    params = T.torch_params(device, compute)
-    d = T.d_in
-    if not T.is_low_rank:
-        AT, b = params
-
-        def dense(h: torch.Tensor) -> torch.Tensor:
-            x = h.reshape(-1, d).to(compute)
-            return torch.addmm(b, x, AT).view(h.shape).to(dtype)
-
-        return dense
-    UT, V, b = params
-    if UT.shape[0] == 0:  # identity or translation: h + b (exactly h for the identity)
-
-        def shift(h: torch.Tensor) -> torch.Tensor:
-            return (h.to(compute) + b).to(dtype)
-
-        return shift
-
-    def low_rank(h: torch.Tensor) -> torch.Tensor:  # h + (h V) U^T + b, never forming the d x d matrix
-        x = h.reshape(-1, d).to(compute)
-        return torch.addmm(x + b, x @ V, UT).view(h.shape).to(dtype)
-
-    return low_rank
-
-
-def interpolate(T: AffineMap, strength: float) -> AffineMap:
-    """``x -> x + strength * (T(x) - x)``: the identity at 0, ``T`` at 1 (low-rank maps stay low-rank)."""
-    if strength == 1.0:
-        return T
-    U, V = T.U, T.V
-    if U is not None and V is not None:  # low-rank
-        return AffineMap.low_rank(strength * U, V, strength * T.b)
-    d = T.d_in
-    return AffineMap(np.eye(d) + strength * (T.A - np.eye(d)), strength * T.b)
-
-
-def _normalise_maps(maps: Any, keys: list[Any], ids: list[int], dim: int | None) -> dict[int, LayerMaps]:
-    """``{block index: AffineMap or {group: AffineMap}}`` from any accepted ``maps`` form.
-
-    A mapping counts as per-layer when one of the requested layer keys (or their normalised indices)
-    is among its keys; otherwise it is a per-group mapping used at every requested layer (wrap per-group
-    maps with integer group labels as ``{layer: {group: map}}`` to avoid the ambiguity).
-    """
-    if isinstance(maps, AffineMap):
-        out: dict[int, Any] = dict.fromkeys(ids, maps)
-    elif isinstance(maps, Mapping) and maps:
-        if any(k in maps for k in keys) or any(i in maps for i in ids):
-            out = {}
-            for key, idx in zip(keys, ids, strict=True):
-                if key in maps:
-                    out[idx] = maps[key]
-                elif idx in maps:
-                    out[idx] = maps[idx]
-                else:
-                    raise ValueError(f"no map for layer {key!r} (maps are given for {list(maps)!r})")
-        else:
-            out = dict.fromkeys(ids, maps)
-    else:
-        raise TypeError("maps must be an AffineMap, {group: AffineMap}, {layer: maps} or a SteeringBundle")
-    for idx, spec in out.items():
-        values = [spec] if isinstance(spec, AffineMap) else list(spec.values()) if isinstance(spec, Mapping) else [spec]
-        if not values:
-            raise ValueError(f"layer {idx}: empty group map")
-        for T in values:
-            if not isinstance(T, AffineMap):
-                raise TypeError(f"layer {idx}: expected AffineMap values; got {type(T).__name__}")
-            if dim is not None and (T.d_in != dim or T.d_out != dim):
-                raise ValueError(f"layer {idx}: map is {T.d_out}x{T.d_in} but the model's hidden size is {dim}")
-    return out
-
-
 def attach(
     model: nn.Module,
     maps: Any,
@@ -462,6 +432,8 @@ def attach(
     probe: LinearProbe | Mapping[int, LinearProbe] | None = None,
     strength: float = 1.0,
     probe_mode: str = "soft",
+    noise: bool = True,
+    random_state: Any = None,
 ) -> SteeringHandle:
     """Register steering hooks and return the handle (call ``handle.remove()`` when done).
 
@@ -479,6 +451,10 @@ def attach(
         strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map).
         probe_mode: with a probe, ``"soft"`` mixes the group maps with ``P(a | h)``; ``"hard"`` applies the
             most probable group's map.
+        noise: for a bundle of garblings (``fit_bundle(..., target="shared")``): add each group's noise, drawn per
+            position (default), or apply only the deterministic part with ``False`` (see the module docstring).
+        random_state: seed of the garbling noise (``None``, an int or a numpy ``Generator``); ``None`` takes the
+            bundle's recorded ``random_state`` (fresh entropy if it has none). Unused for deterministic maps.
 
     Raises:
         ValueError: unknown layers, maps of the wrong dimension, a map missing for a layer, unknown
@@ -488,12 +464,18 @@ def attach(
         raise ValueError(f"unknown positions {positions!r}; use one of {POSITIONS} or a boolean mask")
     if isinstance(positions, torch.Tensor) and (positions.ndim != 2 or positions.dtype != torch.bool):
         raise ValueError("a positions mask must be a boolean batch x T tensor")
+    if not isinstance(noise, bool):
+        raise ValueError(f"noise must be True or False; got {noise!r}")
     is_bundle = hasattr(maps, "layer_maps") and callable(maps.layer_maps)
+    noise_of: Mapping[Any, Mapping[Any, np.ndarray]] = {}
     if is_bundle:
         if layers is None:
             layers = list(maps.layers)
         layer_path = layer_path if layer_path is not None else getattr(maps, "layer_path", None)
         probe = probe if probe is not None else (getattr(maps, "probes", None) or None)
+        if random_state is None:
+            random_state = (getattr(maps, "metadata", None) or {}).get("random_state")
+        noise_of = (getattr(maps, "noise", None) or {}) if noise else {}
         maps = maps.layer_maps()
     if layers is None:
         if isinstance(maps, Mapping) and maps and all(isinstance(k, int) and not isinstance(k, bool) for k in maps):
@@ -508,9 +490,10 @@ def attach(
         keys = [layers]
     else:
         keys = list(layers)
-    spec = _normalise_maps(maps, keys, ids, _hidden_size(model))
+    spec = normalise_maps(maps, keys, ids, _hidden_size(model))
     if not (isinstance(strength, (int, float)) and np.isfinite(strength)):
         raise ValueError(f"strength must be a finite number; got {strength!r}")
+    factors = layer_noise(noise_of, spec, keys, ids, float(strength))
     if strength != 1.0:
         spec = {
             i: interpolate(m, float(strength))
@@ -518,7 +501,7 @@ def attach(
             else {g: interpolate(T, float(strength)) for g, T in m.items()}
             for i, m in spec.items()
         }
-    handle = SteeringHandle(model, spec, blocks, positions, probe, probe_mode)
+    handle = SteeringHandle(model, spec, blocks, positions, probe, probe_mode, factors, random_state)
     try:
         handle.set_groups(groups, group_proba)
     except Exception:
