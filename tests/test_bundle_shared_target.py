@@ -93,8 +93,9 @@ def steered_rows(model: torch.nn.Module, bundle: SteeringBundle, group: str, X: 
 
 
 def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    # input ids and mask only: transformers 4.x Llama's forward takes no token_type_ids
     with torch.no_grad():
-        return model(**batch).logits
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
 def n_hooks(model: torch.nn.Module) -> int:
