@@ -301,9 +301,10 @@ def steihaug_cg(
     radius: float,
     rtol: float,
     maxiter: int,
+    pre_g: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Steihaug-Toint truncated CG for ``min g.s + s.H s / 2`` subject to ``||s||_M <= radius``, where ``M`` is the
-    metric whose inverse is ``pre`` (the preconditioner).
+    metric whose inverse is ``pre`` (the preconditioner); ``pre_g``: ``pre(g)`` if the caller has it.
 
     Stops at the relative residual ``rtol``, at negative curvature or on the boundary (then on the boundary); the
     ``M``-norms come from the standard recurrences (no product with ``M``).
@@ -313,7 +314,7 @@ def steihaug_cg(
     """
     s, Hs = np.zeros_like(g), np.zeros_like(g)
     r = g.copy()
-    z = pre(r)
+    z = pre(r) if pre_g is None else pre_g
     p = -z
     rz = float(np.vdot(r, z))
     sMs, sMp, pMp = 0.0, 0.0, rz
@@ -384,7 +385,8 @@ def newton_map(
     n_cg = n_iter = 0
     converged = False
     while n_iter < max_iter:
-        gpre = float(np.vdot(g, pre(g)))
+        pre_g = pre(g)
+        gpre = float(np.vdot(g, pre_g))
         if gpre <= rtol * max(1.0, abs(f)):
             converged = True
             if n_iter >= min_iter or gpre == 0.0:
@@ -395,14 +397,16 @@ def newton_map(
         def hvp(G: np.ndarray, X: np.ndarray = X) -> np.ndarray:
             return problem.hvp(X, G)
 
-        s, Hs, s_norm, k = steihaug_cg(hvp, g, pre, radius, eta, max_cg)
+        s, Hs, s_norm, k = steihaug_cg(hvp, g, pre, radius, eta, max_cg, pre_g)
         n_cg += k
         predicted = -(float(np.vdot(g, s)) + 0.5 * float(np.vdot(s, Hs)))
         try:
             Xn, ld_c = cayley(s, X)
             ld_n = ld + ld_c
-            fn = problem.value(Xn, ld_n)
+            fn, gn = problem.value_grad(Xn, ld_n)  # the gradient is needed if the step is taken
         except np.linalg.LinAlgError:
+            fn, gn = np.inf, g
+        if not np.isfinite(fn):
             fn = np.inf
         rho = (f - fn) / predicted if predicted > 0.0 else -1.0
         if rho < 0.25:
@@ -410,8 +414,7 @@ def newton_map(
         elif rho > 0.75 and s_norm >= 0.99 * radius:
             radius *= 2.0
         if rho > 1e-4 and fn < f:
-            X, ld = Xn, ld_n
-            f, g = problem.value_grad(X, ld)
+            X, ld, f, g = Xn, ld_n, fn, gn
         if radius < RADIUS_FLOOR:  # no model step decreases the value any more: rounding, if the gradient is small
             converged = float(np.vdot(g, pre(g))) <= np.sqrt(rtol) * max(1.0, abs(f))
             break
