@@ -178,3 +178,11 @@ def test_anderson_descent_cuts_the_rounds_of_a_slow_alternation() -> None:
     fast = anderson_descent(gauss_seidel, objective, np.zeros(30), memory=5, max_rounds=100_000, rtol=1e-14)
     assert fast.value <= plain.value + 1e-10
     assert fast.rounds * 3 < plain.rounds
+
+
+@pytest.mark.parametrize("memory", [-1, 1.5, "3"])
+def test_anderson_descent_rejects_a_bad_memory(memory: object) -> None:
+    from steerfair.ideal.anderson import anderson_descent
+
+    with pytest.raises(ValueError, match="memory"):
+        anderson_descent(lambda x: (x, True), lambda x: 0.0, np.zeros(2), memory=memory)  # type: ignore[arg-type]

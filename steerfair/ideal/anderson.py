@@ -52,7 +52,12 @@ def anderson_descent(
 
     Returns:
         The :class:`AndersonResult`; its value is never above the plain round's from the same point.
+
+    Raises:
+        ValueError: if ``memory`` is not a non-negative int.
     """
+    if not isinstance(memory, int) or memory < 0:
+        raise ValueError(f"memory must be a non-negative int (0: plain rounds); got {memory!r}")
     x = np.asarray(x0, dtype=np.float64)
     xs: list[np.ndarray] = []
     rs: list[np.ndarray] = []
@@ -60,7 +65,8 @@ def anderson_descent(
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - the count is reported
         g, converged = step(x)
         value = objective(g)
-        xs, rs = [*xs[-memory:], x], [*rs[-memory:], g - x]
+        keep = slice(max(len(xs) - memory, 0), None)  # the last ``memory`` (none for 0: ``[-0:]`` would keep all)
+        xs, rs = [*xs[keep], x], [*rs[keep], g - x]
         new = g
         if memory > 0 and len(rs) >= 2:
             dR = np.diff(np.array(rs), axis=0).T
