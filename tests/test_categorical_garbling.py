@@ -189,13 +189,18 @@ def test_end_to_end_the_equalized_odds_gap_shrinks_for_every_model() -> None:
     [
         ({"discrete": "onehot"}, "unknown discrete"),
         ({"discrete": "kernel"}, "discrete='kernel' needs target='shared'"),
-        ({"discrete": "copula", "target": "shared"}, "discrete='copula' needs marginals='copula'"),
+        (
+            {"discrete": "copula", "target": "shared", "marginals": "gaussian"},
+            "discrete='copula' needs marginals='copula'",
+        ),
     ],
 )
 def test_bad_discrete_options_are_refused(kwargs: dict[str, object], match: str) -> None:
     X, y, g = two_group_table(200, np.random.default_rng(2))
     with pytest.raises(ValueError, match=match):
         FairSteerer(**kwargs).fit(X, y, groups=g)  # type: ignore[arg-type]
+    # the default marginals="auto" takes the copula when discrete="copula" asks for it
+    assert FairSteerer(discrete="copula", target="shared").fit(X, y, groups=g).marginals_ == "copula"
 
 
 def test_defaults_and_bad_laws() -> None:

@@ -48,7 +48,10 @@ class FeatureData:
             return TemplateSteerer(rank=self.rank, group_epsilon=group_epsilon)
         from ..tabular import FairSteerer
 
-        return FairSteerer(columns=self.columns, shrinkage=self.shrinkage, group_epsilon=group_epsilon)
+        # the values themselves (not the copula's jittered scores): the study isolates the privacy channel
+        return FairSteerer(
+            columns=self.columns, shrinkage=self.shrinkage, group_epsilon=group_epsilon, marginals="gaussian"
+        )
 
     def split(self, seed: int, test_size: float = 0.3) -> tuple[tuple[Any, np.ndarray, np.ndarray], ...]:
         """Split stratified jointly by group and label.

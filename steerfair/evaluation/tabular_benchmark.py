@@ -13,9 +13,12 @@ gap).
 Methods (:mod:`steerfair.evaluation.tabular_methods`):
 
 * ``raw``: unchanged features.
-* ``steerfair``: :class:`steerfair.FairSteerer` (the ideal target, default settings) on the continuous columns
-  (one-hot columns pass through); training rows move by the exact per-(group, class) OT maps onto the KL-nearest
-  ideal, test rows by the label-free per-group map (``test_mode="group"``).
+* ``steerfair``: :class:`steerfair.FairSteerer` (the ideal target, default settings, ``random_state=seed``) on the
+  continuous columns (one-hot columns pass through); training rows move by the exact per-(group, class) OT maps onto
+  the KL-nearest ideal, test rows by the label-free per-group map (``test_mode="group"``). The default
+  ``marginals="auto"`` steers normal scores (the copula) on these tables, whose columns have atoms.
+* ``steerfair (gaussian)``: the same with ``marginals="gaussian"`` (the values themselves: the labelled maps send
+  atoms to class-specific values, which trees read the label off).
 * ``steerfair (label-free)``: training rows moved by the same per-group map as test rows (``train_maps="unlabeled"``).
 * ``steerfair+priors``: ``steerfair`` plus the ideal class-prior weights (:meth:`FairSteerer.sample_weight`).
 * ``steerfair (posterior)``: test rows moved by the posterior mixture of the class maps.

@@ -54,6 +54,7 @@ PREPROCESSING: tuple[str, ...] = (
     "raw",
     "steerfair",
     "steerfair (label-free)",
+    "steerfair (gaussian)",
     "steerfair+priors",
     "steerfair (posterior)",
     "steerfair (shared)",
@@ -187,12 +188,17 @@ def prepare(method: str, fold: Fold) -> Prepared:
     if method == "steerfair (shared)":
         return (*_steered(fold.shared_steerer(), fold), None)
     if method == "steerfair (shared, gaussian)":
-        fs = FairSteerer(target="shared", random_state=fold.seed).fit(tr.X, tr.y, groups=tr.groups)
+        fs = FairSteerer(target="shared", marginals="gaussian", random_state=fold.seed)
+        fs.fit(tr.X, tr.y, groups=tr.groups)
         return (*_steered(fs, fold), None)
     if method.startswith("steerfair"):
         mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"
-        fs = FairSteerer(columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps)
+        marginals = "gaussian" if method == "steerfair (gaussian)" else "auto"
+        fs = FairSteerer(
+            columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps, marginals=marginals,
+            random_state=fold.seed,
+        )  # fmt: skip
         Xtr = fs.fit_transform(tr.X, tr.y, groups=tr.groups).to_numpy(np.float64)
         Xte = fs.transform(te.X, groups=te.groups).to_numpy(np.float64)
         w = fs.sample_weight(tr.y, groups=tr.groups) if method == "steerfair+priors" else None
