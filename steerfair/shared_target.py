@@ -37,6 +37,7 @@ from .linalg import cholesky, eigh_sym
 from .maps import AffineMap, ot_map_matrix
 from .membership import Membership
 from .model import GroupConditionalModel
+from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
 from .validation import as_unit_weight, symmetrize
 
@@ -332,10 +333,24 @@ class SharedTargetSteering:
 
     @classmethod
     def fit(
-        cls, model: GroupConditionalModel, coordinates: Coordinates | None = None, *, reference: int | None = None
+        cls,
+        model: GroupConditionalModel,
+        coordinates: Coordinates | None = None,
+        *,
+        reference: int | None = None,
+        shrink_means: bool = False,
     ) -> SharedTargetSteering:
-        """Solve the shared target of ``model`` (given in ``coordinates``; cells pooled per group over classes)."""
+        """Solve the shared target of ``model`` (given in ``coordinates``; cells pooled per group over classes).
+
+        ``shrink_means=True`` solves it for the denoised class means of
+        :func:`~steerfair.shared_target_estimation.shrink_group_deviations` (needs ``model.counts``); the garbling is
+        then exact for the shrunk cells. The default (``False``) uses the fitted means as they are.
+        """
+        if not isinstance(shrink_means, (bool, np.bool_)):
+            raise ValueError(f"shrink_means must be True or False; got {shrink_means!r}")
         means, covs = within_group_laws(model)
+        if shrink_means:
+            means = shrink_group_deviations(means, covs, model.counts)
         return cls(solve_shared_target(means, covs, reference=reference), coordinates or Coordinates())
 
     @staticmethod

@@ -55,7 +55,9 @@ def test_garbling_pushes_every_cell_exactly_onto_the_target(seed: int, k: int, m
         for y in range(m):
             mean, cov = K.push(means[a, y], covs[a])
             np.testing.assert_allclose(mean, target.means[y], rtol=0, atol=1e-10 * scale)
-            np.testing.assert_allclose(cov, target.cov, rtol=0, atol=1e-10 * np.abs(target.cov).max())
+            # 1e-8: the noise factor is a square root of I - G G^T, whose round-off-negative eigenvalues are clipped
+            # (seed 120, k = 3, m = 4, d = 3: 5.5e-10 relative, where other examples get 1e-15)
+            np.testing.assert_allclose(cov, target.cov, rtol=0, atol=1e-8 * np.abs(target.cov).max())
         # the target experiment is reachable from (dominated by) every group's experiment
         assert loewner_leq(target.experiment, class_experiment(means[a], covs[a])[1])
     # the target's own experiment is the one reported

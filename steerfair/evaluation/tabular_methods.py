@@ -194,7 +194,7 @@ def prepare(method: str, fold: Fold) -> Prepared:
     if method.startswith("steerfair"):
         mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"
-        marginals = "gaussian" if method == "steerfair (gaussian)" else "auto"
+        marginals: Literal["gaussian", "auto"] = "gaussian" if method == "steerfair (gaussian)" else "auto"
         fs = FairSteerer(
             columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps, marginals=marginals,
             random_state=fold.seed,

@@ -20,6 +20,7 @@ prior is updated in closed form after every accepted step (an exact block minimi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,44 +114,44 @@ def profile_newton(
 
     f, F, grads = evaluate(L, q)
     n_iter = n_cg = 0
-    converged = False
+    converged, moved = False, True
     gpre = np.inf
     while n_iter < max_iter:
-        w = group_priors[:, None] * q[None, :]
-        offsets, _, _ = affine_inner_closed_form(
-            dataclasses.replace(stats, weights=w), [None if a == gauge else L[a] for a in range(k)], gauge
-        )
-        nu, omega, t_logdets = _templates(stats, w, L, offsets)
-        problems = [
-            GroupMapProblem(stats.precs[a], stats.means[a], logdets[a], w[a], nu, omega, t_logdets) for a in free
-        ]
-        X = [p.to_x(L[a]) for p, a in zip(problems, free, strict=True)]
-        B = [p.U @ Xa for p, Xa in zip(problems, X, strict=True)]  # dL = B G V^T
+        if moved:  # the frame (templates, bases, metric) of the current point; kept while steps are rejected
+            w = group_priors[:, None] * q[None, :]
+            offsets, _, _ = affine_inner_closed_form(
+                dataclasses.replace(stats, weights=w), [None if a == gauge else L[a] for a in range(k)], gauge
+            )
+            nu, omega, t_logdets = _templates(stats, w, L, offsets)
+            problems = [
+                GroupMapProblem(stats.precs[a], stats.means[a], logdets[a], w[a], nu, omega, t_logdets) for a in free
+            ]
+            X = [p.to_x(L[a]) for p, a in zip(problems, free, strict=True)]
+            B = [p.U @ Xa for p, Xa in zip(problems, X, strict=True)]  # dL = B G V^T
 
-        def to_relative(gr: dict[int, np.ndarray], B: list[np.ndarray] = B, problems: list = problems) -> np.ndarray:
-            return np.array([Bj.T @ gr[a] @ p.V for Bj, p, a in zip(B, problems, free, strict=True)])
+            def to_relative(gr: dict[int, np.ndarray], B: list = B, problems: list = problems) -> np.ndarray:
+                return np.array([Bj.T @ gr[a] @ p.V for Bj, p, a in zip(B, problems, free, strict=True)])
 
-        g = to_relative(grads)
+            def pre(R: np.ndarray, problems: list = problems) -> np.ndarray:
+                return np.array([p.fisher_inv(Rj) for p, Rj in zip(problems, R, strict=True)])
 
-        def pre(R: np.ndarray, problems: list = problems) -> np.ndarray:
-            return np.array([p.fisher_inv(Rj) for p, Rj in zip(problems, R, strict=True)])
-
-        pre_g = pre(g)
-        gpre = float(np.vdot(g, pre_g))
+            g = to_relative(grads)
+            pre_g = pre(g)
+            gpre = float(np.vdot(g, pre_g))
+            moved = False
         if gpre <= rtol * max(1.0, abs(f)):
             q_new = prior_update(F)
             f_q, F_q, grads_q = evaluate(L, q_new)
             if f - f_q <= rtol * max(1.0, abs(f)):
                 converged = True
                 break
-            if f_q < f:
-                q, f, F, grads = q_new, f_q, F_q, grads_q
+            q, f, F, grads, moved = q_new, f_q, F_q, grads_q, True  # lower by more than the tolerance
             continue
         n_iter += 1
         eta = min(0.1, gpre**0.25)
 
         def hvp(P: np.ndarray, L: np.ndarray = L, B: list = B, problems: list = problems, q: np.ndarray = q,
-                g: np.ndarray = g, to_relative=to_relative) -> np.ndarray:  # fmt: skip
+                g: np.ndarray = g, to_relative: Callable[..., np.ndarray] = to_relative) -> np.ndarray:  # fmt: skip
             eps = FD_STEP / max(float(np.linalg.norm(P)), 1e-300)
             Le = L.copy()
             for j, a in enumerate(free):
@@ -177,7 +178,7 @@ def profile_newton(
         elif rho > 0.75 and s_norm >= 0.99 * radius:
             radius *= 2.0
         if got is not None and rho > 1e-4 and fn < f:
-            L, (f, F, grads) = Ln, got
+            L, (f, F, grads), moved = Ln, got, True
             q_new = prior_update(F)  # exact block step on the prior: the value never rises
             got_q = safe_evaluate(L, q_new)
             if got_q is not None and got_q[0] <= f:
