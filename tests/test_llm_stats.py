@@ -510,6 +510,9 @@ def _dist_worker(rank: int, world: int, tmp: str, texts: list[str], groups: list
         except ValueError:
             Path(f"{tmp}/guard{rank}").touch()
     finally:
+        # both ranks done before either tears gloo down (a rank that destroyed its group while the other was still
+        # in a collective aborted once under load: "terminate called without an active exception")
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
