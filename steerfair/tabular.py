@@ -112,10 +112,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             ``groups`` are reports privatised with k-ary randomized response at ``eps`` (``math.inf`` is the raw
             attribute, exactly as ``None``).
         train_maps: ({"labeled", "unlabeled"}) How ``fit_transform`` moves the training rows: with their own (group,
-            class) maps (the exact ideal; the paper's protocol) or with the label-free test-time transform. Use
-            ``"unlabeled"`` for flexible downstream models (trees, boosting) on columns with atoms (zeros, counts): the
-            cell maps send an atom to a different value in every class, and a tree can read the label off it (measured
-            in docs/tabular.md).
+            class) maps (the exact ideal; the paper's protocol) or with the label-free test-time transform. With
+            ``marginals="gaussian"`` on columns with atoms (zeros, counts) the cell maps send an atom to a different
+            value in every class and a tree reads the label off it; the default ``marginals="auto"`` jitters atoms
+            through the copula instead, which keeps trees accurate with labelled maps (measured in docs/tabular.md).
         target: ({"ideal", "shared"}) ``"ideal"``: the nearest ideal (above). ``"shared"``: every group is garbled,
             label-free, onto one common law per class (docs/shared_target.md), for train and test rows alike, so any
             downstream model that does not read the group has equal TPR and FPR across groups.
