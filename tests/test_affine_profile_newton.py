@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from steerfair import Gaussian, GroupConditionalModel
 from steerfair.ideal import affine_family as af
+from steerfair.ideal.affine_profile import cell_logdets, profile_terms
 from steerfair.ideal.affine_profile_newton import profile_newton
 from steerfair.ideal.scale_family import CellFactors
 
@@ -48,15 +49,15 @@ def _model(seed: int, d: int, k: int, m: int, ideal_noise: float | None = None) 
 def _setup(model: GroupConditionalModel) -> tuple:
     q0 = model.group_priors @ model.class_priors
     stats = CellFactors.from_components(model.components, model.group_priors[:, None] * q0[None, :])
-    return stats, af._cell_logdets(stats), q0
+    return stats, cell_logdets(stats), q0
 
 
 def _value(model: GroupConditionalModel, stats: CellFactors, L: np.ndarray, q: np.ndarray, gauge: int) -> float:
     import dataclasses
 
     st_ = dataclasses.replace(stats, weights=model.group_priors[:, None] * q[None, :])
-    F, _ = af._profile(
-        st_, [None if a == gauge else L[a] for a in range(model.n_groups)], gauge, af._cell_logdets(stats)
+    F, _ = profile_terms(
+        st_, [None if a == gauge else L[a] for a in range(model.n_groups)], gauge, cell_logdets(stats)
     )
     return float(np.sum(st_.weights * F)) + float(
         model.group_priors @ ((np.log(q)[None, :] - np.log(model.class_priors)) @ q)

@@ -1,12 +1,11 @@
 """Trust-region Newton-CG on the all-subgroup profile: every free group's map at once, templates and offsets optimal.
 
 The all-subgroup objective over the affine family (docs/theory.md, section 12) with the templates and offsets at
-their closed-form optimum for the maps (:func:`steerfair.ideal.affine_family.affine_inner_closed_form`) is a smooth
-function of the maps of the non-gauge groups alone; its gradient is the envelope theorem's
-(:func:`steerfair.ideal.affine_family._profile`). Block-coordinate descent (templates, then each group's map) contracts
-slowly near the minimum, because moving one group's map moves the templates every other group is fitted to (about
-0.45 per round on the benchmark's models); a Newton method on the profile sees that coupling and converges
-superlinearly.
+their closed-form optimum for the maps (:mod:`.affine_profile`) is a smooth function of the maps of the non-gauge
+groups alone; its gradient is the envelope theorem's (:func:`.affine_profile.profile_terms`). Block-coordinate
+descent (templates, then each group's map) contracts slowly near the minimum, because moving one group's map moves the
+templates every other group is fitted to (about 0.45 per round on the benchmark's models); a Newton method on the
+profile sees that coupling and converges superlinearly.
 
 Each step works in every free group's relative coordinates ``L_a -> U_a X_a (I + G_a) V_a^T`` of its
 :class:`~steerfair.ideal.affine_newton.GroupMapProblem` at the current templates, moves along the Cayley retraction,
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .affine_newton import GroupMapProblem, cayley, steihaug_cg
+from .affine_profile import affine_inner_closed_form, prior_given_cells, templates_for_maps, total_kl
 from .scale_family import CellFactors
 
 __all__ = ["ProfileNewtonResult", "profile_newton"]
@@ -86,23 +86,16 @@ def profile_newton(
     Returns:
         The :class:`ProfileNewtonResult`; its value is never above the start's.
     """
-    from .affine_family import _profile, _templates, affine_inner_closed_form  # noqa: PLC0415 (they import us)
-
     k, m, d = stats.shape
     free = [a for a in range(k) if a != gauge]
-    logq = np.log(class_priors)
     L = np.array(maps, dtype=np.float64)
 
     def evaluate(L: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray, dict[int, np.ndarray]]:
-        st = dataclasses.replace(stats, weights=group_priors[:, None] * q[None, :])
-        F, grads = _profile(st, [None if a == gauge else L[a] for a in range(k)], gauge, logdets)
-        value = float(np.sum(st.weights * F)) + float(group_priors @ ((np.log(q)[None, :] - logq) @ q))
-        return value, F, grads
+        maps_l = [None if a == gauge else L[a] for a in range(k)]
+        return total_kl(stats, maps_l, gauge, q, group_priors, class_priors, logdets)
 
-    def prior_update(F: np.ndarray) -> np.ndarray:  # q_i ∝ exp(sum_a pi_a (log q_ia - KL_ai))
-        z = group_priors @ (logq - F)
-        qn = np.exp(z - z.max())
-        return qn / qn.sum()
+    def prior_update(F: np.ndarray) -> np.ndarray:
+        return prior_given_cells(F, group_priors, class_priors)
 
     def safe_evaluate(L: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray, dict[int, np.ndarray]] | None:
         try:
@@ -122,7 +115,7 @@ def profile_newton(
             offsets, _, _ = affine_inner_closed_form(
                 dataclasses.replace(stats, weights=w), [None if a == gauge else L[a] for a in range(k)], gauge
             )
-            nu, omega, t_logdets = _templates(stats, w, L, offsets)
+            nu, omega, t_logdets = templates_for_maps(stats, w, L, offsets)
             problems = [
                 GroupMapProblem(stats.precs[a], stats.means[a], logdets[a], w[a], nu, omega, t_logdets) for a in free
             ]
