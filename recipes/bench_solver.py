@@ -12,6 +12,11 @@ with the fast path (``intervention="affirmative"`` and ``"all"``), with the cvxp
 (each cvxpy run in a subprocess killed after ``--cvxpy-timeout`` seconds) and, for ``d`` in
 ``--affine-dims``, over the affine-equivalence family (``family="affine"``, killed after
 ``--affine-timeout`` seconds; its KL next to the isotropic one, and the time ratio affine / isotropic).
+With ``--pools`` (and no ``--threads``) the affine solves run a second time with the BLAS pool guard switched off
+(``STEERFAIR_KEEP_BLAS_THREADS=1``, :mod:`steerfair.blas_pools`), at the libraries' default thread counts:
+
+    python recipes/bench_solver.py --families-only --pools --dims 128 256 512 --affine-dims 128 256 512 \
+        --out results/bench/solver_pools.json
 Writes JSON and prints markdown tables with the ratios.
 """
 
@@ -53,7 +58,12 @@ def random_model(d: int, seed: int = 0, groups: int = 2, classes: int = 2) -> Gr
 def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue, shape: tuple[int, int] = (2, 2)) -> None:
     # warm up BLAS threads and solver imports on a tiny problem, then take the best of a few runs
     # solver "affine": the fast path over the affine-equivalence family (family="affine")
-    kw = {"family": "affine"} if solver == "affine" else {"solver": solver}
+    # solver "affine_keep": the same with the BLAS pool guard off (every pool at its own size)
+    if solver == "affine_keep":
+        from steerfair.blas_pools import KEEP_THREADS_VARIABLE
+
+        os.environ[KEEP_THREADS_VARIABLE] = "1"
+    kw = {"family": "affine"} if solver.startswith("affine") else {"solver": solver}
     solve_nearest_ideal(random_model(4, seed=1), intervention=intervention, **kw)  # type: ignore[arg-type]
     model = random_model(d, 0, *shape)
     repeats = 3 if d <= 256 else 1
@@ -135,6 +145,7 @@ def main() -> None:
     ap.add_argument("--skip-ot", action="store_true")
     ap.add_argument("--affine-dims", type=int, nargs="*", default=[2, 8, 32, 128, 256, 1024])
     ap.add_argument("--affine-timeout", type=float, default=120.0)
+    ap.add_argument("--pools", action="store_true", help="also time the affine solves with the BLAS pool guard off")
     ap.add_argument("--groups", type=int, default=2)
     ap.add_argument("--classes", type=int, default=2)
     ap.add_argument(
@@ -150,6 +161,8 @@ def main() -> None:
         "recorded CPU seconds are a proxy for one idle core that other load on the machine barely moves",
     )
     args = ap.parse_args()
+    if args.pools and args.threads is not None:
+        ap.error("--pools compares the libraries' default thread counts; leave out --threads")
     if args.out.exists() and not args.overwrite:
         ap.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
     if args.threads is not None:  # inherited by the spawned processes before they import numpy / torch
@@ -183,6 +196,10 @@ def main() -> None:
                 row[f"{iv}_affine_s"], row[f"{iv}_affine_kl"], row[f"{iv}_affine_cpu_s"] = t_aff, kl_aff, cpu_aff
                 row[f"{iv}_affine_timeout_s"] = args.affine_timeout if t_aff is None else None
                 row[f"{iv}_affine_over_isotropic"] = (t_aff / t_fast) if (t_aff and t_fast) else None
+                if args.pools:
+                    t_keep, kl_keep, _, cpu_keep = run_with_timeout(d, iv, "affine_keep", args.affine_timeout, shape)
+                    row[f"{iv}_keep_s"], row[f"{iv}_keep_kl"], row[f"{iv}_keep_cpu_s"] = t_keep, kl_keep, cpu_keep
+                    row[f"{iv}_keep_over_guard"] = (t_keep / t_aff) if (t_keep and t_aff) else None
         sf, ce, diff = (None, None, float("nan")) if args.skip_ot else _time_ot_threads(d, args.threads)
         row.update(
             {
@@ -209,6 +226,29 @@ def main() -> None:
         print(markdown(rows))
     if any(f"{iv}_affine_s" in r for r in rows for iv in ("affirmative", "all")):
         print(markdown_families(rows))
+    if args.pools:
+        print(markdown_pools(rows))
+
+
+def markdown_pools(rows: list[dict]) -> str:
+    """The affine solves with the BLAS pool guard on (the default) and off: wall / CPU seconds and the ratio."""
+    out = [
+        "| d | groups x classes | intervention | guard on (s, wall / CPU) | guard off (s, wall / CPU) "
+        "| off / on (wall) | KL on - off |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for iv in ("affirmative", "all"):
+            if f"{iv}_keep_s" not in r:
+                continue
+            kl_a, kl_k = r.get(f"{iv}_affine_kl"), r.get(f"{iv}_keep_kl")
+            diff = f"{kl_a - kl_k:.1e}" if (kl_a is not None and kl_k is not None) else "—"
+            out.append(
+                f"| {r['d']} | {r['groups']} x {r['classes']} | {iv} | {_fmt(r.get(f'{iv}_affine_s'))} / "
+                f"{_fmt(r.get(f'{iv}_affine_cpu_s'))} | {_fmt(r.get(f'{iv}_keep_s'))} / "
+                f"{_fmt(r.get(f'{iv}_keep_cpu_s'))} | {_fmt(r.get(f'{iv}_keep_over_guard'), '.1f')}x | {diff} |"
+            )
+    return "\n".join(out)
 
 
 def markdown_families(rows: list[dict]) -> str:

@@ -56,9 +56,7 @@ def _value(model: GroupConditionalModel, stats: CellFactors, L: np.ndarray, q: n
     import dataclasses
 
     st_ = dataclasses.replace(stats, weights=model.group_priors[:, None] * q[None, :])
-    F, _ = profile_terms(
-        st_, [None if a == gauge else L[a] for a in range(model.n_groups)], gauge, cell_logdets(stats)
-    )
+    F, _ = profile_terms(st_, [None if a == gauge else L[a] for a in range(model.n_groups)], gauge, cell_logdets(stats))
     return float(np.sum(st_.weights * F)) + float(
         model.group_priors @ ((np.log(q)[None, :] - np.log(model.class_priors)) @ q)
     )
@@ -117,3 +115,49 @@ def test_profile_newton_leaves_an_ideal_model_at_zero(seed: int, d: int, k: int,
     res = profile_newton(stats, L0, q0, 0, model.group_priors, model.class_priors, logdets)
     assert res.converged and abs(res.value) <= 1e-8
     np.testing.assert_allclose(res.maps, L0, atol=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seeds, st.integers(2, 8), st.integers(2, 3))
+def test_congruence_frame_keeps_the_profile_and_diagonalises_two_classes(seed, d, k):
+    """In each group's congruence coordinates (where the all-subgroup solver works for two classes) both precisions
+    are diagonal, the profile's value is the original's at the corresponding maps, its gradient maps back by
+    ``G_L = U_a^-T G~ U_g^T``, and the solution's parameters map back to the maps they came from."""
+    from steerfair.ideal.affine_family import AffineFamilyParams
+    from steerfair.ideal.affine_solve import _CongruenceFrame
+
+    model = _model(seed, d, k, 2)
+    rng = np.random.default_rng(seed + 1)
+    gauge = 0
+    stats = CellFactors.from_components(model.components, model.group_priors[:, None] * np.array([0.6, 0.4]))
+    frame = _CongruenceFrame.of(stats)
+    tr = frame.apply(stats)
+    for a in range(k):
+        for i in range(2):
+            off = tr.precs[a, i] - np.diag(np.diag(tr.precs[a, i]))
+            assert np.abs(off).max() == 0.0
+            U = frame.bases[a]
+            np.testing.assert_allclose(U.T @ stats.precs[a, i] @ U, tr.precs[a, i], atol=1e-9 * np.abs(tr.precs).max())
+    maps = {a: np.eye(d) + 0.3 * rng.normal(size=(d, d)) for a in range(1, k)}
+    full = [None, *[maps[a] for a in range(1, k)]]
+    maps_t = frame.maps_in(maps, gauge)
+    F, G = profile_terms(stats, full, gauge, cell_logdets(stats))
+    Ft, Gt = profile_terms(tr, [None, *[maps_t[a] for a in range(1, k)]], gauge, cell_logdets(tr))
+    np.testing.assert_allclose(Ft, F, rtol=1e-8, atol=1e-10)
+    for a in range(1, k):
+        back = np.linalg.solve(frame.bases[a].T, Gt[a]) @ frame.bases[gauge].T
+        np.testing.assert_allclose(back, G[a], rtol=1e-7, atol=1e-9 * max(1.0, np.abs(G[a]).max()))
+    params_t = AffineFamilyParams(
+        np.array([np.eye(d), *[maps_t[a] for a in range(1, k)]]), rng.normal(size=(k, d)),
+        rng.normal(size=(2, d)), np.array([_spd(rng, d) for _ in range(2)]), 0.0,
+    )  # fmt: skip
+    params = frame.params_out(params_t, gauge)
+    for a in range(1, k):
+        np.testing.assert_allclose(params.linear_maps[a], maps[a], rtol=1e-8, atol=1e-9)
+    for a in range(k):  # each cell is the frame's cell mapped back by U_a
+        for i in range(2):
+            m_t, S_t = params_t.cell(a, i)
+            m_o, S_o = params.cell(a, i)
+            U = frame.bases[a]
+            np.testing.assert_allclose(m_o, U @ m_t, rtol=1e-8, atol=1e-8)
+            np.testing.assert_allclose(S_o, U @ S_t @ U.T, rtol=1e-7, atol=1e-8)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve
+from scipy.linalg import cho_solve, lapack
 
 from ..linalg import cholesky, spd_solve
 from .scale_family import CellFactors
@@ -42,6 +42,18 @@ def _right(P: np.ndarray, L: Map) -> np.ndarray:
     return P @ L
 
 
+def _prec_times(stats: CellFactors, a: int, i: int, L: Map) -> np.ndarray:
+    """``P_ai L`` (a row scaling when the precisions are diagonal)."""
+    if stats.prec_diags is None:
+        return _right(stats.precs[a, i], L)
+    p = stats.prec_diags[a, i]
+    if L is None:
+        return np.diag(p)
+    if np.ndim(L) == 0:
+        return np.diag(float(L) * p)
+    return p[:, None] * np.asarray(L)
+
+
 def _left_t(L: Map, E: np.ndarray) -> np.ndarray:
     """``L^T E`` for a map given as ``None``, a scale or a matrix."""
     if L is None:
@@ -67,7 +79,7 @@ class _Inner:
     nu: np.ndarray  # (m, d)
     offsets: np.ndarray  # (k, d)
     LH: list[np.ndarray]  # Cholesky factors of H_i = sum_a w_ia L_a^T P_ia L_a
-    HinvEt: dict[tuple[int, int], np.ndarray]  # (i, a) -> H_i^-1 L_a^T P_ia
+    HinvEt: dict[tuple[int, int], np.ndarray]  # (i, a) -> H_i^-1 L_a^T P_ia, free groups only
 
 
 def _inner(stats: CellFactors, maps: Sequence[Map], gauge: int) -> _Inner:
@@ -80,14 +92,14 @@ def _inner(stats: CellFactors, maps: Sequence[Map], gauge: int) -> _Inner:
     k, m, d = stats.shape
     w, P, mu = stats.weights, stats.precs, stats.means
     free = [a for a in range(k) if a != gauge]
-    E = [[_right(P[a, i], maps[a]) for i in range(m)] for a in range(k)]
+    E = [[_prec_times(stats, a, i, maps[a]) for i in range(m)] for a in range(k)]
     LH, Hinvb = [], []
     HinvEt: dict[tuple[int, int], np.ndarray] = {}
     for i in range(m):
         H = sum(w[a, i] * _left_t(maps[a], E[a][i]) for a in range(k))
         LH.append(cholesky(0.5 * (H + H.T), "template precision"))
         Hinvb.append(cho_solve((LH[i], True), sum(w[a, i] * (E[a][i].T @ mu[a, i]) for a in range(k))))
-        for a in range(k):
+        for a in free:  # the gauge's trace follows from the others' (profile_terms); its product is not needed
             HinvEt[i, a] = cho_solve((LH[i], True), E[a][i].T)
     nf = len(free)
     M = np.zeros((nf * d, nf * d))
@@ -141,15 +153,19 @@ def _chol_inv(L: np.ndarray) -> np.ndarray:
 
 
 def _logdet_and_inv_t(L: np.ndarray) -> tuple[float, np.ndarray]:
-    """``log |det L|`` and ``L^-T``.
+    """``log |det L|`` and ``L^-T`` from one LU factorisation.
 
     Raises:
         numpy.linalg.LinAlgError: if ``L`` is singular.
     """
-    sign, logdet = np.linalg.slogdet(L)
-    if sign == 0:
+    lu, piv, info = lapack.dgetrf(L)
+    diag = np.abs(np.diag(lu))
+    if info != 0 or not np.all(diag > 0.0) or not np.all(np.isfinite(diag)):
         raise np.linalg.LinAlgError("singular map")
-    return float(logdet), np.linalg.inv(L).T
+    inv, info = lapack.dgetri(lu, piv)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular map")
+    return float(np.sum(np.log(diag))), inv.T
 
 
 def cell_logdets(stats: CellFactors) -> np.ndarray:
@@ -174,18 +190,31 @@ def profile_terms(
     logdetH = [2.0 * float(np.sum(np.log(np.diag(LH)))) for LH in inner.LH]
     F = np.zeros((k, m))
     grads: dict[int, np.ndarray] = {}
+    # sum_a w_ai tr(H_i^-1 L_a^T P_ai L_a) = tr(H_i^-1 H_i) = d: the gauge's trace from the free groups'
+    traces = np.zeros((k, m))
+    for a in range(k):
+        if a != gauge:
+            L = maps[a]
+            for i in range(m):
+                HE = inner.HinvEt[i, a]
+                traces[a, i] = float(np.trace(HE)) if L is None else float(np.sum(HE * np.asarray(L).T))
+    traces[gauge] = (d - np.sum(np.delete(w * traces, gauge, axis=0), axis=0)) / w[gauge]
     for a in range(k):
         L = maps[a]
-        ld, inv_t = (0.0, None) if L is None else _logdet_and_inv_t(np.asarray(L))
-        G = None if a == gauge else -w[a].sum() * inv_t
+        if L is None:
+            ld, G = 0.0, None
+        elif a == gauge:
+            ld, G = float(np.linalg.slogdet(np.asarray(L))[1]), None
+        else:
+            ld, inv_t = _logdet_and_inv_t(np.asarray(L))
+            G = -w[a].sum() * inv_t
         for i in range(m):
-            HE = inner.HinvEt[i, a]
-            tr = float(np.trace(HE)) if L is None else float(np.sum(HE * np.asarray(L).T))
+            tr = traces[a, i]
             r = _apply(L, inner.nu[i]) + inner.offsets[a] - mu[a, i]
             Pr = P[a, i] @ r
             F[a, i] = 0.5 * (Wi[i] * tr + float(r @ Pr) - d + logdets[a, i] - 2.0 * ld - d * np.log(Wi[i]) + logdetH[i])
             if G is not None:
-                G += w[a, i] * (Wi[i] * HE.T + np.outer(Pr, inner.nu[i]))
+                G += w[a, i] * (Wi[i] * inner.HinvEt[i, a].T + np.outer(Pr, inner.nu[i]))
         if G is not None:
             grads[a] = G
     return F, grads
@@ -199,7 +228,7 @@ def templates_for_maps(
     k, m, d = stats.shape
     nu, omega, lds = np.zeros((m, d)), np.zeros((m, d, d)), np.zeros(m)
     for i in range(m):
-        PL = [stats.precs[a, i] @ L[a] for a in range(k)]
+        PL = [_prec_times(stats, a, i, L[a]) for a in range(k)]
         H = sum(w[a, i] * (L[a].T @ PL[a]) for a in range(k))
         LH = cholesky(0.5 * (H + H.T), "template precision")
         rhs = sum(w[a, i] * (PL[a].T @ (stats.means[a, i] - offsets[a])) for a in range(k))

@@ -92,6 +92,8 @@ class CellFactors:
         chols: lower Cholesky factors ``L_ia`` of ``covs``.
         precs: ``(k, m, d, d)`` precisions ``S_ia^-1`` (zeros for groups not requested).
         weights: ``(k, m)`` cell weights ``w_ia`` of the objective.
+        prec_diags: ``(k, m, d)`` the precisions' diagonals when every precision is diagonal (cells given in
+            coordinates that diagonalise them: products with a precision are then row scalings), else ``None``.
     """
 
     means: np.ndarray  # (k, m, d)
@@ -99,6 +101,7 @@ class CellFactors:
     chols: CellMatrices  # (k, m, d, d)
     precs: np.ndarray  # (k, m, d, d)
     weights: np.ndarray  # (k, m) cell weights of the objective
+    prec_diags: np.ndarray | None = None
 
     @classmethod
     def from_components(

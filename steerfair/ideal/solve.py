@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
+from ..blas_pools import with_single_extra_pools
 from ..families.gaussian import Gaussian
 from ..linalg import tril_solve_tril
 from ..model import GroupConditionalModel
@@ -124,6 +125,7 @@ def _resolve_reference(model: GroupConditionalModel, reference: object, interven
     return int(model.group_index(np.asarray([reference]), "reference")[0])
 
 
+@with_single_extra_pools
 def solve_nearest_ideal(
     model: GroupConditionalModel,
     criterion: Criterion = "equal_opportunity",
@@ -152,6 +154,10 @@ def solve_nearest_ideal(
             Proposition 3.2 form); ``"affine"`` searches every invertible ``L_a`` (the whole Gaussian ideal
             set, docs/theory.md section 12), started from the isotropic solution, with the class priors
             optimised jointly with the features for ``"all"``. Its KL is never above the isotropic one.
+
+    While it runs, a BLAS library loaded beside numpy's (scipy's own OpenBLAS in pip wheels) is limited to one
+    thread, so that the two thread pools do not spin against each other (:mod:`steerfair.blas_pools`; about 4x
+    less wall time on two cores; ``STEERFAIR_KEEP_BLAS_THREADS=1`` leaves them alone).
 
     Returns:
         The solution; ``solution.ideal`` is the ideal model.
