@@ -44,7 +44,7 @@ from .affine_profile import (
     cell_logdets,
     prior_given_cells,
     profile_terms,
-    templates_for_maps,
+    templates_and_offsets,
     total_kl,
 )
 from .affine_profile_newton import profile_newton
@@ -386,8 +386,7 @@ def _alternate(
         nonlocal iters
         L, qx = unpack(x)
         w = group_priors[:, None] * qx[None, :]
-        offsets, _, _ = affine_inner_closed_form(dataclasses.replace(stats, weights=w), list(L), gauge)
-        nu, omega, t_logdets = templates_for_maps(stats, w, L, offsets)
+        _, nu, omega, t_logdets = templates_and_offsets(dataclasses.replace(stats, weights=w), list(L), gauge)
         F = np.zeros((k, m))
         converged = True
         for a in range(k):

@@ -117,9 +117,16 @@ class GroupMapProblem:
         self.w = np.asarray(weights, dtype=np.float64)
         self.W = float(self.w.sum())
         Pbar = np.einsum("i,ijk->jk", self.w, precs)
-        self.U, ld_u = congruence_basis(Pbar, precs[0])
+        diags = np.array([np.diag(P) for P in precs])
+        if all(np.array_equal(P, np.diag(p)) for P, p in zip(precs, diags, strict=True)) and np.all(np.diag(Pbar) > 0):
+            # diagonal precisions (cells in congruence coordinates): U = Pbar^-1/2, no factorisation or product
+            pbar = np.diag(Pbar)
+            self.U, ld_u = np.diag(1.0 / np.sqrt(pbar)), -0.5 * float(np.sum(np.log(pbar)))
+            self.M = np.array([np.diag(p / pbar) for p in diags])
+        else:
+            self.U, ld_u = congruence_basis(Pbar, precs[0])
+            self.M = np.array([_sym(self.U.T @ P @ self.U) for P in precs])
         V, ld_v = congruence_basis(np.einsum("i,ijk->jk", self.w / self.W, t_covs), t_covs[0])
-        self.M = np.array([_sym(self.U.T @ P @ self.U) for P in precs])
         self.diag = m == 2  # two classes: every M_i and Lambda_i is diagonal (to rounding)
         self.Md = np.array([np.diag(M) for M in self.M])
         Lam = np.array([_sym(V.T @ O @ V) for O in t_covs])

@@ -2,9 +2,9 @@
 
 For fixed group maps ``L_a`` the class templates ``(nu_i, Omega_i)`` and the group offsets ``c_a`` that minimise
 ``sum_ai w_ai KL(N(L_a nu_i + c_a, L_a Omega_i L_a^T) || N(mu_ai, S_ai))`` are in closed form
-(:func:`affine_inner_closed_form`, :func:`templates_for_maps`); :func:`profile_terms` gives the per-cell KLs there and
-the envelope-theorem gradient in every free map. The block-coordinate rounds of :mod:`.affine_family` and the Newton
-tail of :mod:`.affine_profile_newton` both evaluate the problem through these functions.
+(:func:`affine_inner_closed_form`, :func:`templates_and_offsets`); :func:`profile_terms` gives the per-cell KLs
+there and the envelope-theorem gradient in every free map. The block-coordinate rounds of :mod:`.affine_family`
+and the Newton tail of :mod:`.affine_profile_newton` both evaluate the problem through these functions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "cell_logdets",
     "prior_given_cells",
     "profile_terms",
-    "templates_for_maps",
+    "templates_and_offsets",
     "total_kl",
 ]
 
@@ -140,10 +140,21 @@ def affine_inner_closed_form(
     Raises:
         ValueError: if a template precision or the offset normal equations are not positive definite.
     """
+    offsets, nu, omega, _ = templates_and_offsets(stats, maps, gauge)
+    return offsets, nu, omega
+
+
+def templates_and_offsets(
+    stats: CellFactors, maps: Sequence[Map], gauge: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`affine_inner_closed_form` with the templates' log-determinants: ``(offsets, template_means,
+    template_covs, log det Omega_i)``, ``log det Omega_i = d log W_i - log det H_i`` from the same factors."""
     inner = _inner(stats, maps, gauge)
+    d = stats.shape[2]
     Wi = stats.weights.sum(axis=0)
     omega = np.array([Wi[i] * _chol_inv(L) for i, L in enumerate(inner.LH)])
-    return inner.offsets, inner.nu, omega
+    lds = np.array([d * np.log(Wi[i]) - 2.0 * float(np.sum(np.log(np.diag(L)))) for i, L in enumerate(inner.LH)])
+    return inner.offsets, inner.nu, omega, lds
 
 
 def _chol_inv(L: np.ndarray) -> np.ndarray:
@@ -218,25 +229,6 @@ def profile_terms(
         if G is not None:
             grads[a] = G
     return F, grads
-
-
-def templates_for_maps(
-    stats: CellFactors, w: np.ndarray, L: np.ndarray, offsets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Templates given every group's map and offset: ``Omega_i = W_i H_i^-1``, ``H_i = sum_a w_ai L_a^T P_ai
-    L_a``, ``nu_i = H_i^-1 sum_a w_ai L_a^T P_ai (mu_ai - c_a)``; with ``log det Omega_i``."""
-    k, m, d = stats.shape
-    nu, omega, lds = np.zeros((m, d)), np.zeros((m, d, d)), np.zeros(m)
-    for i in range(m):
-        PL = [_prec_times(stats, a, i, L[a]) for a in range(k)]
-        H = sum(w[a, i] * (L[a].T @ PL[a]) for a in range(k))
-        LH = cholesky(0.5 * (H + H.T), "template precision")
-        rhs = sum(w[a, i] * (PL[a].T @ (stats.means[a, i] - offsets[a])) for a in range(k))
-        nu[i] = cho_solve((LH, True), rhs)
-        Wi = float(w[:, i].sum())
-        omega[i] = Wi * _chol_inv(LH)
-        lds[i] = d * np.log(Wi) - 2.0 * float(np.sum(np.log(np.diag(LH))))
-    return nu, omega, lds
 
 
 def total_kl(

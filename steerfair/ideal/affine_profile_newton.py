@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .affine_newton import GroupMapProblem, cayley, steihaug_cg
-from .affine_profile import affine_inner_closed_form, prior_given_cells, templates_for_maps, total_kl
+from .affine_profile import prior_given_cells, templates_and_offsets, total_kl
 from .scale_family import CellFactors
 
 __all__ = ["ProfileNewtonResult", "profile_newton"]
@@ -112,10 +112,9 @@ def profile_newton(
     while n_iter < max_iter:
         if moved:  # the frame (templates, bases, metric) of the current point; kept while steps are rejected
             w = group_priors[:, None] * q[None, :]
-            offsets, _, _ = affine_inner_closed_form(
+            _, nu, omega, t_logdets = templates_and_offsets(
                 dataclasses.replace(stats, weights=w), [None if a == gauge else L[a] for a in range(k)], gauge
             )
-            nu, omega, t_logdets = templates_for_maps(stats, w, L, offsets)
             problems = [
                 GroupMapProblem(stats.precs[a], stats.means[a], logdets[a], w[a], nu, omega, t_logdets) for a in free
             ]
