@@ -25,9 +25,16 @@ from steerfair.datasets.prompts import (
     load_prompts,
 )
 from steerfair.evaluation.generation_bias import BiasEvaluator, EvaluationData
-from steerfair.evaluation.generation_methods import METHODS, build_methods, contrast_corpus, contrast_statistics
+from steerfair.evaluation.generation_methods import (
+    METHODS,
+    READOUT_METHODS,
+    build_methods,
+    contrast_corpus,
+    contrast_statistics,
+)
 from steerfair.evaluation.generation_run import METRICS, load_generation_model, markdown
 from steerfair.evaluation.output import atomic_write_file, check_output, run_record, to_json
+from steerfair.evaluation.readout_methods import model_readout
 
 
 def main() -> None:
@@ -36,7 +43,8 @@ def main() -> None:
     ap.add_argument("--prompts", default="winogender")
     ap.add_argument("--templates", type=int, default=2, help="built-in sets: the first N occupation templates")
     ap.add_argument("--layer-sets", nargs="+", default=["15"], help="comma-separated blocks, one set per entry")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--readout-layer", type=int, default=-1, help="readout methods: the steered readout block")
     ap.add_argument("--strengths", nargs="+", type=float, default=[0.5, 1.0])
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--fit-pairs", type=int, default=200)
@@ -58,7 +66,8 @@ def main() -> None:
     data = EvaluationData.build(prompts, heldout)
     texts, groups, labels = contrast_corpus(args.fit_pairs, seed=args.seed)
     model, tok = load_generation_model(args.model)
-    union = sorted({layer for s in sets for layer in s})
+    readout = model_readout(model, tok, args.readout_layer) if set(args.methods) & set(READOUT_METHODS) else None
+    union = sorted({layer for s in sets for layer in s} | ({readout.layer} if readout else set()))
     stats = contrast_statistics(model, tok, texts, groups, labels, union, batch_size=args.batch_size)
     print(f"statistics at blocks {union}: {time.perf_counter() - t0:.0f} s", flush=True)
     evaluator = BiasEvaluator(model, tok, data, batch_size=args.batch_size)
@@ -71,7 +80,9 @@ def main() -> None:
     out: dict[str, Any] = {"unsteered": base, "sets": {}}
     tables = []
     for layers in sets:
-        methods = build_methods(stats, [m for m in args.methods if m != "none"], layers, rank=args.rank)
+        methods = build_methods(
+            stats, [m for m in args.methods if m != "none"], layers, rank=args.rank, readout=readout
+        )
         res: dict[str, Any] = {"unsteered": base, "layers": layers, "methods": {}}
         res["methods"]["none"] = {"strength": [0.0], **{m: [base[m]] for m in METRICS}}
         for name, method in methods.items():

@@ -22,14 +22,18 @@ from steerfair.evaluation.generation_bias import (
     perplexity,
 )
 from steerfair.evaluation.generation_methods import (
+    GROUPS,
     METHODS,
+    READOUT_METHODS,
     build_methods,
     contrast_statistics,
+    group_moments,
     kl_directions,
     leace_map,
     steered_positions,
 )
 from steerfair.evaluation.generation_run import tiny_model
+from steerfair.evaluation.readout_methods import final_norm, model_readout, readout_map
 
 PROMPTS = PromptSet(
     "test",
@@ -88,7 +92,7 @@ def words() -> list[str]:
 def setup(request):  # type: ignore[no-untyped-def]
     model, tok = tiny_model(request.param, words())
     texts, groups, labels = contrast()
-    stats = contrast_statistics(model, tok, texts, groups, labels, [1], batch_size=8)
+    stats = contrast_statistics(model, tok, texts, groups, labels, [1, 2], batch_size=8)  # 2: the readout block
     return model, tok, stats
 
 
@@ -132,7 +136,7 @@ def test_steered_positions_skip_the_first_real_token() -> None:
 @pytest.mark.parametrize("name", [m for m in METHODS if m != "none"])
 def test_each_method_changes_logits_strength_zero_is_identity_and_removal_restores(setup, name: str) -> None:  # type: ignore[no-untyped-def]
     model, tok, stats = setup
-    method = build_methods(stats, [name], [1], rank=2)[name]
+    method = build_methods(stats, [name], [1], rank=2, readout=model_readout(model, tok))[name]
     plain = next_token_logprobs(model, tok, PROMPTS.prompts, batch_size=4)
     steered = next_token_logprobs(
         model, tok, PROMPTS.prompts, batch_size=4, steering=lambda mask: method.steering(model, mask, 1.0)
@@ -192,6 +196,132 @@ def test_kl_erase_at_rank_zero_is_leace() -> None:
     assert np.allclose(erase.A, leace.A, atol=1e-8) and np.allclose(erase.b, leace.b, atol=1e-8)
 
 
+def _last_block_states(model, tok, texts, steering=None):  # type: ignore[no-untyped-def]
+    """The last block's output at every steered position (one text per call: no padding), as the norm sees it."""
+    block = model.get_decoder().layers[-1] if hasattr(model, "model") else model.transformer.h[-1]
+    seen: list[torch.Tensor] = []
+
+    def grab(module, args, output):  # type: ignore[no-untyped-def]
+        seen.append((output[0] if isinstance(output, tuple) else output).detach())
+
+    rows = []
+    for text in texts:
+        enc = tok([text], return_tensors="pt")
+        mask = enc["attention_mask"]
+        ctx = steering(mask) if steering is not None else torch.no_grad()
+        with ctx:
+            handle = block.register_forward_hook(grab)  # after the steering hook: sees the steered output
+            try:
+                with torch.no_grad():
+                    model(**enc)
+            finally:
+                handle.remove()
+        rows.append(seen.pop()[0][steered_positions(mask)[0]].double().numpy())
+    return rows
+
+
+def test_readout_directions_are_the_pronoun_logit_contrasts(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, _ = setup
+    readout = model_readout(model, tok)
+    assert readout.layer == 2 and readout.directions.shape == (32, 3)
+    norm = final_norm(model)
+    ids = [tok(w, add_special_tokens=False)["input_ids"][0] for w in (" she", " he", " her", " his", " him")]
+    seen: list[torch.Tensor] = []
+    handle = norm.register_forward_hook(lambda m, a, o: seen.append(a[0].detach()))
+    try:
+        with torch.no_grad():
+            logits = model(**tok(["The nurse said that she would be late ."], return_tensors="pt")).logits[0]
+    finally:
+        handle.remove()
+    h = seen[0][0].double()
+    eps = float(getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-6)))
+    if isinstance(norm, torch.nn.LayerNorm):
+        scale = torch.sqrt(h.var(-1, unbiased=False) + eps)
+    else:
+        scale = torch.sqrt(h.pow(2).mean(-1) + eps)
+    lg = logits.double()
+    contrast = torch.stack(
+        [lg[:, ids[0]] - lg[:, ids[1]], lg[:, ids[2]] - lg[:, ids[3]], lg[:, ids[2]] - lg[:, ids[4]]]
+    )
+    read = torch.from_numpy(readout.directions).T @ h.T / scale  # (3, T): the contrasts up to a constant offset
+    offset = contrast - read
+    torch.testing.assert_close(offset, offset[:, :1].expand_as(offset), rtol=0, atol=1e-4)
+
+
+def test_readout_erasure_equalises_the_group_means_of_the_readout_contrasts(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, stats = setup
+    readout = model_readout(model, tok)
+    texts, groups, _ = contrast()
+    method = build_methods(stats, ["readout"], [1], readout=readout)["readout"]
+    assert list(method.maps) == [readout.layer] and method.maps[readout.layer].U.shape == (32, 1)
+    plain = _last_block_states(model, tok, texts)
+    steered = _last_block_states(model, tok, texts, lambda mask: method.steering(model, mask, 1.0))
+    A = readout.directions
+
+    def contrast_means(rows):  # type: ignore[no-untyped-def]
+        return [np.concatenate([r for r, g in zip(rows, groups, strict=True) if g == a]) @ A for a in GROUPS]
+
+    before = [c.mean(0) for c in contrast_means(plain)]
+    after = [c.mean(0) for c in contrast_means(steered)]
+    gap_before, gap_after = np.abs(before[0] - before[1]).max(), np.abs(after[0] - after[1]).max()
+    assert gap_before > 1e-4  # the groups differ in the readout span before
+    assert gap_after < 1e-3 * gap_before, (gap_after, gap_before)  # equal means there after (float32 rounding)
+    n, m, _ = group_moments(stats, readout.layer)
+    u = -method.maps[readout.layer].U[:, 0]
+    for p, q in zip(plain, steered, strict=True):
+        moved = q - p
+        np.testing.assert_allclose(moved - np.outer(moved @ u, u), 0.0, atol=1e-4)  # only along u
+        np.testing.assert_allclose(q @ u, u @ ((n / n.sum()) @ m), atol=1e-4)  # every token: the pooled mean's
+    half = _last_block_states(model, tok, texts[:2], lambda mask: method.steering(model, mask, 0.5))
+    for p, q, r in zip(plain[:2], steered[:2], half, strict=True):
+        np.testing.assert_allclose(r, 0.5 * (p + q), atol=1e-4)
+
+
+def test_readout_map_modes_and_errors() -> None:
+    rng = np.random.default_rng(3)
+    d = 6
+    A = rng.standard_normal((d, 2))
+    means = rng.standard_normal((2, d))
+    counts = np.array([3.0, 1.0])
+    mu = (counts / counts.sum()) @ means
+    X = rng.standard_normal((50, d))
+    Q = np.linalg.qr(A)[0]
+    span = readout_map(counts, means, A, "span")
+    np.testing.assert_allclose(span(X) @ Q, np.tile(mu @ Q, (50, 1)), atol=1e-10)  # the whole span is clamped
+    group = readout_map(counts, means, A, "group")
+    T = group(means)
+    np.testing.assert_allclose(Q.T @ (T[0] - T[1]), 0.0, atol=1e-10)
+    with pytest.raises(ValueError, match="mode"):
+        readout_map(counts, means, A, "nope")
+    with pytest.raises(ValueError, match="do not differ"):
+        readout_map(counts, np.stack([mu, mu]), A)
+
+
+def test_readout_methods_need_a_readout(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, stats = setup
+    for name in READOUT_METHODS:
+        with pytest.raises(ValueError, match="readout="):
+            build_methods(stats, [name], [1])
+
+
+def test_mean_diff_readout_combines_both_maps(setup) -> None:  # type: ignore[no-untyped-def]
+    model, tok, stats = setup
+    readout = model_readout(model, tok)
+    both = build_methods(stats, ["mean_diff", "readout", "mean_diff_readout"], [1], readout=readout)
+    combo = both["mean_diff_readout"].maps
+    assert sorted(combo) == [1, readout.layer]
+    assert np.allclose(combo[1].U, both["mean_diff"].maps[1].U)
+    assert np.allclose(combo[readout.layer].U, both["readout"].maps[readout.layer].U)
+    out = generate(
+        model,
+        tok,
+        PROMPTS.prompts[:2],
+        max_new_tokens=3,
+        steering=lambda mask, extra: both["mean_diff_readout"].steering(model, mask, 1.0, extra),
+    )
+    assert len(out) == 2
+
+
 def test_generate_with_steering_runs_and_is_reproducible(setup) -> None:  # type: ignore[no-untyped-def]
     model, tok, stats = setup
     method = build_methods(stats, ["steerfair_kl"], [1], rank=2)["steerfair_kl"]
@@ -208,9 +338,10 @@ def test_generate_with_steering_runs_and_is_reproducible(setup) -> None:  # type
     assert len(s) == 3
 
 
-def test_bfloat16_model_evaluates(setup) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name", ["leace", "mean_diff_readout"])
+def test_bfloat16_model_evaluates(setup, name: str) -> None:  # type: ignore[no-untyped-def]
     model, tok, stats = setup
-    method = build_methods(stats, ["leace"], [1])["leace"]
+    method = build_methods(stats, [name], [1], readout=model_readout(model, tok))[name]
     m16 = model.to(torch.bfloat16)
     try:
         ev = BiasEvaluator(m16, tok, EvaluationData.build(PROMPTS, HELDOUT), batch_size=4)
@@ -336,6 +467,7 @@ def test_command_on_smollm2(tmp_path) -> None:  # type: ignore[no-untyped-def]
         "none",
         "leace",
         "steerfair_kl",
+        "mean_diff_readout",
         "--layers",
         "15",
         "--strengths",
@@ -350,4 +482,7 @@ def test_command_on_smollm2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert cli_main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["unsteered"]["pronoun_corr"] > 0.3  # the model's stereotype is there to be measured
-    assert set(res["methods"]) == {"none", "leace", "steerfair_kl"}
+    assert set(res["methods"]) == {"none", "leace", "steerfair_kl", "mean_diff_readout"}
+    # the readout erasure at the last block takes the occupation dependence out of the pronoun log-odds
+    assert res["methods"]["mean_diff_readout"]["pronoun_spread_ratio"][0] < 0.7
+    assert res["methods"]["mean_diff_readout"]["perplexity_ratio"][0] < 1.1

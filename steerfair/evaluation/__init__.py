@@ -21,6 +21,7 @@ module                     what it holds
 ``plots``                  shared plot helpers (a legend below the axes that fits the figure)
 ``generation_bias``        the generation-bias harness: pronoun log-odds, occupation TV, perplexity ratio, KL
 ``generation_methods``     steering methods for generation (mean difference, LEACE, MiMiC, steerfair variants)
+``readout_methods``        the pronoun readout subspace (unembedding contrasts) and its erasure map
 ``generation_run``         end to end: validate, load, fit, sweep, write (``steerfair generation-bias``)
 =========================  ============================================================================
 """

@@ -41,10 +41,12 @@ from torch import nn
 from ..families import Gaussian
 from ..llm import ActivationStats, LinearProbe, capture_blocks, fit_bundle, steer
 from ..maps import AffineMap, bures_barycenter, gaussian_ot_map
+from .readout_methods import Readout, readout_map
 
 __all__ = [
     "GROUPS",
     "METHODS",
+    "READOUT_METHODS",
     "SteeringMethod",
     "build_methods",
     "contrast_corpus",
@@ -59,7 +61,19 @@ __all__ = [
 #: the two groups of the contrast statistics
 GROUPS = ("female", "male")
 #: the method names :func:`build_methods` knows
-METHODS = ("none", "mean_diff", "leace", "mimic", "steerfair", "steerfair_kl", "steerfair_kl_erase")
+METHODS = (
+    "none",
+    "mean_diff",
+    "leace",
+    "mimic",
+    "steerfair",
+    "steerfair_kl",
+    "steerfair_kl_erase",
+    "readout",
+    "mean_diff_readout",
+)
+#: the methods that need :func:`build_methods`'s ``readout`` (the readout block and its contrast directions)
+READOUT_METHODS = ("readout", "mean_diff_readout")
 
 _SUBJECTS = (
     ("She", "He"),
@@ -288,7 +302,13 @@ def steered_positions(attention_mask: torch.Tensor, extra: int = 0) -> torch.Ten
 
 
 def build_methods(
-    stats: ActivationStats, names: Sequence[str], layers: Sequence[int], *, rank: int = 4, ridge: float = 1e-4
+    stats: ActivationStats,
+    names: Sequence[str],
+    layers: Sequence[int],
+    *,
+    rank: int = 4,
+    ridge: float = 1e-4,
+    readout: Readout | None = None,
 ) -> dict[str, SteeringMethod]:
     """Fit every method in ``names`` at ``layers`` from contrast statistics.
 
@@ -299,14 +319,20 @@ def build_methods(
         rank: ``steerfair_kl``: the number of pencil eigenvectors (the mean direction comes on top).
         ridge: relative diagonal regularisation of covariances (``ridge * tr / d``) for ``mimic`` and
             ``steerfair_kl``.
+        readout: the readout block and contrast directions for :data:`READOUT_METHODS`
+            (:func:`steerfair.evaluation.readout_methods.model_readout`); its block needs statistics too.
 
     Raises:
-        ValueError: an unknown method or layer.
+        ValueError: an unknown method or layer, or a readout method without ``readout``.
     """
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-    missing = [layer for layer in layers if layer not in stats.layers]
+    needs_readout = [n for n in names if n in READOUT_METHODS]
+    if needs_readout and readout is None:
+        raise ValueError(f"method(s) {needs_readout} need readout= (from readout_methods.model_readout)")
+    fitted = [*layers, *([readout.layer] if needs_readout and readout is not None else [])]
+    missing = [layer for layer in fitted if layer not in stats.layers]
     if missing:
         raise ValueError(f"layers {missing} have no statistics (collected: {list(stats.layers)})")
     out: dict[str, SteeringMethod] = {}
@@ -335,6 +361,14 @@ def build_methods(
                 mu = (n / n.sum()) @ m
                 erase[layer] = AffineMap.low_rank(-C, W, C @ (W.T @ mu))
             out[name] = SteeringMethod(name, erase, {}, {"rank": rank, "subspace_dim": rank + 1})
+        elif name in READOUT_METHODS:
+            assert readout is not None
+            n, m, _ = group_moments(stats, readout.layer)
+            ro_maps: dict[int, Any] = {}
+            if name == "mean_diff_readout":
+                ro_maps.update({lr: mean_diff_map(c, mm) for lr, (c, mm, _) in moments.items()})
+            ro_maps[readout.layer] = readout_map(n, m, readout.directions)  # replaces mean_diff there if listed
+            out[name] = SteeringMethod(name, ro_maps, {}, {"readout_layer": readout.layer})
         else:  # steerfair_kl
             maps = {}
             for layer, (n, m, S) in moments.items():

@@ -30,8 +30,16 @@ from ..datasets.prompts import (
 )
 from ..llm import find_layer_list
 from .generation_bias import BiasEvaluator, EvaluationData, Steering, generate
-from .generation_methods import METHODS, SteeringMethod, build_methods, contrast_corpus, contrast_statistics
+from .generation_methods import (
+    METHODS,
+    READOUT_METHODS,
+    SteeringMethod,
+    build_methods,
+    contrast_corpus,
+    contrast_statistics,
+)
 from .output import atomic_write_file, check_output, result_names, write_results
+from .readout_methods import model_readout
 
 __all__ = [
     "CONTINUATION_PROMPTS",
@@ -276,8 +284,10 @@ def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = p
         f"generation-bias: {args.model}, blocks {layers}, {len(prompts)} occupation prompts ({prompts.name}), "
         f"{len(texts)} contrast texts, {len(heldout)} held-out sentences"
     )
-    stats = contrast_statistics(model, tok, texts, groups, labels, layers, batch_size=args.batch_size)
-    methods = build_methods(stats, args.methods, layers, rank=args.rank)
+    readout = model_readout(model, tok) if set(args.methods) & set(READOUT_METHODS) else None
+    fit_layers = sorted(set(layers) | ({readout.layer} if readout else set()))
+    stats = contrast_statistics(model, tok, texts, groups, labels, fit_layers, batch_size=args.batch_size)
+    methods = build_methods(stats, args.methods, layers, rank=args.rank, readout=readout)
     evaluator = BiasEvaluator(model, tok, data, batch_size=args.batch_size)
     base = evaluator.evaluate(None)
     log(
@@ -364,31 +374,75 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: the plot's perplexity-ratio axis ends here; settings beyond it are drawn at the edge, hollow, and named
+PLOT_MAX_PERPLEXITY_RATIO = 2.0
+#: (result key, axis label, the issue's target line) of the three panels
+PLOT_PANELS = (
+    ("pronoun_corr", "pronoun-occupation correlation", 0.3),
+    ("pronoun_spread_ratio", "pronoun spread / unsteered", 0.4),
+    ("occupation_tv_ratio", "occupation TV / unsteered", 0.4),
+)
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
-    """Pronoun correlation and occupation TV ratio against the perplexity ratio, one curve per method."""
+    """Pronoun correlation, pronoun spread ratio and occupation TV ratio against the perplexity ratio, one curve per
+    method over its strength (starting at the unsteered model), with the target lines (bias 0.3 / 0.4x / 0.4x,
+    perplexity ratio 1.05). The axis stops at :data:`PLOT_MAX_PERPLEXITY_RATIO`: settings past it are drawn hollow at
+    the edge and the legend gives their largest ratio."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    from .plots import legend_below
+
+    xmax = PLOT_MAX_PERPLEXITY_RATIO
+    fig, axes = plt.subplots(1, len(PLOT_PANELS), figsize=(14, 4.8), layout="constrained")
     base = results["unsteered"]
-    for name, r in results["methods"].items():
+    handles, labels = [], []
+    colors = plt.get_cmap("tab10").colors
+    for index, (name, r) in enumerate(results["methods"].items()):
+        color = colors[index % len(colors)]
         start = [] if name == "none" else [base]  # every curve starts at the unsteered model (strength 0)
         x = np.asarray([1.0] * len(start) + [np.nan if v is None else v for v in r["perplexity_ratio"]], dtype=float)
-        for ax, key in zip(axes, ("pronoun_corr", "occupation_tv_ratio"), strict=True):
-            first = [1.0 if key == "occupation_tv_ratio" else b[key] for b in start]
-            y = np.asarray(first + [np.nan if v is None else v for v in r[key]], dtype=float)
-            ax.plot(x, y, marker="o", label=name)
-    for ax, title in zip(axes, ("pronoun-occupation correlation", "occupation TV / unsteered"), strict=True):
-        ax.set_xscale("log")
+        off = x > xmax
+        xc = np.minimum(x, xmax) - 1.0  # plotted as the increase, ratio - 1
+        for ax, (key, _, _) in zip(axes, PLOT_PANELS, strict=True):
+            first = [1.0 if key.endswith("_ratio") else b[key] for b in start]
+            y = np.asarray(first + [np.nan if v is None else v for v in r.get(key, [])], dtype=float)
+            if len(y) != len(x):
+                continue
+            (line,) = ax.plot(xc, y, marker="o", color=color)
+            if off.any():
+                ax.plot(xc[off], y[off], ls="none", marker="o", mfc="white", mec=color)
+        label = name if not off.any() else f"{name} (past {xmax:g}: up to {np.nanmax(x):.3g})"
+        handles.append(line)
+        labels.append(label)
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
+
+    ticks = [t for t in (1.0, 1.01, 1.05, 1.2, 1.5, 2.0) if t <= xmax]
+    for ax, (key, title, target) in zip(axes, PLOT_PANELS, strict=True):
+        # the axis is the perplexity increase (ratio - 1) on a symmetric log scale: 1.00-1.05, where the usable
+        # settings are, gets as much room as 1.05-2
+        ax.set_xscale("symlog", linthresh=0.005, linscale=0.5)
+        ax.set_xlim(-0.004, (xmax - 1.0) * 1.1)
+        ax.xaxis.set_major_locator(FixedLocator([t - 1.0 for t in ticks]))
+        ax.xaxis.set_major_formatter(FixedFormatter([f"{t:g}" for t in ticks]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        low, high = ax.get_ylim()  # ratios past 2 (and correlations below -1) leave the panel at its edge
+        ax.set_ylim(
+            max(low, -1.05 if key == "pronoun_corr" else 0.0), min(high, 1.05 if key == "pronoun_corr" else 2.0)
+        )
         ax.set_xlabel("perplexity ratio (held-out BOLD text)")
         ax.set_ylabel(title)
-        ax.axvline(1.05, color="grey", lw=0.8, ls="--")
+        ax.axvline(0.05, color="grey", lw=0.8, ls="--")
+        ax.axhline(target, color="grey", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
-        ax.legend(loc="best", fontsize=8)  # inside the axes
-    fig.suptitle(f"bias vs fluency, blocks {results['layers']} (curves over strength)")
-    fig.tight_layout()
+    legend_below(fig, handles, labels, max_cols=4)
+    fig.suptitle(
+        f"bias vs fluency, blocks {results['layers']} (curves over strength; dashed: perplexity ratio 1.05, "
+        "dotted: target)"
+    )
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
 
