@@ -400,7 +400,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, len(PLOT_PANELS), figsize=(14, 4.8), layout="constrained")
     base = results["unsteered"]
     handles, labels = [], []
-    colors = plt.get_cmap("tab10").colors
+    colors = [f"C{j}" for j in range(10)]  # the default colour cycle, fixed per method across the panels
     for index, (name, r) in enumerate(results["methods"].items()):
         color = colors[index % len(colors)]
         start = [] if name == "none" else [base]  # every curve starts at the unsteered model (strength 0)
