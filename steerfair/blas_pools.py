@@ -3,9 +3,9 @@
 The pip wheels of numpy and scipy each ship their own OpenBLAS, and each starts its own pool of worker threads (one
 per core). The solvers alternate numpy products with scipy factorisations and triangular solves thousands of times;
 after each call a pool's workers keep spinning for a while, so the other library's next call competes with them for
-the cores. On a 2-core machine the all-subgroup affine solver at d = 256 took 9.6 s of wall time with both pools at
-their default size, 2.3 s with scipy's pool at one thread, and 2.9 s with every pool at one thread
-(``recipes/bench_solver.py --pools``, docs/benchmarks.md). :func:`single_extra_pools` limits every BLAS library other
+the cores. On a 2-core machine the all-subgroup affine solver at d = 256 took 6.66 s of wall time with both pools at
+their default size and 1.74 s with this guard (``recipes/bench_solver.py --pools``, docs/benchmarks.md; 1.56 s with
+every pool at one thread). :func:`single_extra_pools` limits every BLAS library other
 than numpy's to one thread while the block runs (numpy keeps its threads, where large products gain from them) and
 restores the previous sizes afterwards; with a single BLAS library loaded (a conda or system build shared by both) it
 does nothing.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -65,13 +66,27 @@ def extra_blas_pools() -> list[Any]:
     return [lc for lc in blas if lc is not mine[0]]
 
 
+_cache: tuple[int, list[Any]] | None = None
+
+
+def _extra_pools_cached() -> list[Any]:
+    """:func:`extra_blas_pools`, listed again only after a Python module was imported (a new BLAS library can only
+    come with one). Listing the loaded libraries costs about 2 ms, more than a small solve."""
+    global _cache
+    key = len(sys.modules)
+    if _cache is None or _cache[0] != key:
+        pools = extra_blas_pools()
+        _cache = (len(sys.modules), pools)  # listing may import (threadpoolctl, scipy.linalg): key after it
+    return _cache[1]
+
+
 @contextmanager
 def single_extra_pools() -> Iterator[None]:
     """Run the block with every BLAS library but numpy's limited to one thread (module docstring); restore after."""
     if _keep_threads():
         yield
         return
-    pools = extra_blas_pools()
+    pools = _extra_pools_cached()
     before = [lc.num_threads for lc in pools]
     try:
         for lc in pools:

@@ -69,3 +69,23 @@ def test_the_solution_does_not_depend_on_the_guard(pools, monkeypatch, intervent
     for a, b in zip(guarded.ideal.components, kept.ideal.components, strict=True):
         for ga, gb in zip(a, b, strict=True):
             np.testing.assert_allclose(ga.mean, gb.mean, atol=1e-6)
+
+
+def test_the_guard_lists_the_pools_again_after_an_import():
+    """The guard caches the pool listing (it costs more than a small solve) and lists again after any import."""
+    import importlib
+    import sys
+
+    from steerfair import blas_pools
+
+    with single_extra_pools():
+        pass
+    assert blas_pools._cache is not None
+    assert [lc.filepath for lc in blas_pools._cache[1]] == [lc.filepath for lc in extra_blas_pools()]
+    key = blas_pools._cache[0]
+    name = next(m for m in ("colorsys", "wave", "netrc", "mailbox", "tabnanny") if m not in sys.modules)
+    importlib.import_module(name)
+    with single_extra_pools():
+        pass
+    assert blas_pools._cache[0] != key
+    assert [lc.filepath for lc in blas_pools._cache[1]] == [lc.filepath for lc in extra_blas_pools()]

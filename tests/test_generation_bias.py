@@ -486,3 +486,37 @@ def test_command_on_smollm2(tmp_path) -> None:  # type: ignore[no-untyped-def]
     # the readout erasure at the last block takes the occupation dependence out of the pronoun log-odds
     assert res["methods"]["mean_diff_readout"]["pronoun_spread_ratio"][0] < 0.7
     assert res["methods"]["mean_diff_readout"]["perplexity_ratio"][0] < 1.1
+
+
+def test_plot_draws_off_chart_settings_at_the_edge_and_old_results(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A setting past the axis end is named in the legend with its ratio; results without a panel's key still plot."""
+    import matplotlib.figure
+
+    from steerfair.evaluation import (
+        generation_run,
+        plots,  # the plot imports its legend helper from here when it runs
+    )
+
+    labels: list[list[str]] = []
+
+    real = plots.legend_below
+
+    def spy(fig: matplotlib.figure.Figure, handles, names, **kw):  # type: ignore[no-untyped-def]
+        labels.append(list(names))
+        return real(fig, handles, names, **kw)
+
+    monkeypatch.setattr(plots, "legend_below", spy)
+    unsteered = {"pronoun_corr": 0.7}
+    row = {"strength": [1.0], "pronoun_corr": [0.2], "pronoun_spread_ratio": [0.5], "occupation_tv_ratio": [0.3]}
+    results = {
+        "unsteered": unsteered,
+        "layers": [1],
+        "methods": {
+            "none": {**row, "perplexity_ratio": [1.0]},
+            "wild": {**row, "perplexity_ratio": [37.0]},
+            "old": {"strength": [1.0], "pronoun_corr": [0.4], "occupation_tv_ratio": [0.5], "perplexity_ratio": [1.01]},
+        },
+    }
+    generation_run.plot(results, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert labels == [["none", "wild (past 2: up to 37)", "old"]]

@@ -407,6 +407,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         x = np.asarray([1.0] * len(start) + [np.nan if v is None else v for v in r["perplexity_ratio"]], dtype=float)
         off = x > xmax
         xc = np.minimum(x, xmax) - 1.0  # plotted as the increase, ratio - 1
+        line = None
         for ax, (key, _, _) in zip(axes, PLOT_PANELS, strict=True):
             first = [1.0 if key.endswith("_ratio") else b[key] for b in start]
             y = np.asarray(first + [np.nan if v is None else v for v in r.get(key, [])], dtype=float)
@@ -415,9 +416,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
             (line,) = ax.plot(xc, y, marker="o", color=color)
             if off.any():
                 ax.plot(xc[off], y[off], ls="none", marker="o", mfc="white", mec=color)
-        label = name if not off.any() else f"{name} (past {xmax:g}: up to {np.nanmax(x):.3g})"
+        if line is None:  # results written before a panel's key existed: nothing to draw for this method
+            continue
         handles.append(line)
-        labels.append(label)
+        labels.append(name if not off.any() else f"{name} (past {xmax:g}: up to {np.nanmax(x):.3g})")
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
     ticks = [t for t in (1.0, 1.01, 1.05, 1.2, 1.5, 2.0) if t <= xmax]
