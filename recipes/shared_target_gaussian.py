@@ -3,10 +3,11 @@
     OMP_NUM_THREADS=1 python recipes/shared_target_gaussian.py --out results/shared_target
 
 Two groups with Mahalanobis separations 2.8 and 1.2 (different frames and base rates), ``d = 2..5``. Train and test
-rows are steered with ``FairSteerer(target="shared")`` (labels unknown at test time: the map is per group and
-label-free); logistic regression, histogram gradient boosting, kNN and an MLP (scikit-learn) are trained on the
-steered training table and evaluated on ``--n-test`` Monte Carlo test rows. Writes ``gaussian.json`` (every number,
-with the Monte Carlo standard error of a rate difference) under ``--out``.
+rows are steered with ``FairSteerer(target="shared")`` and, beside it, ``FairSteerer(target="shared_positive")``
+(labels unknown at test time: the maps are per group and label-free); logistic regression, histogram gradient
+boosting, kNN and an MLP (scikit-learn) are trained on the steered training table and evaluated on ``--n-test``
+Monte Carlo test rows. Writes ``gaussian.json`` (every number, with the Monte Carlo standard error of a rate
+difference) under ``--out``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from steerfair.datasets import separability_groups
 from steerfair.evaluation.output import check_output
 from steerfair.files import atomic_write
 from steerfair.metrics import group_rates
+
+#: The label-free targets compared: one common law per class (equalized odds) and for the positive class only.
+TARGETS = ("shared", "shared_positive")
 
 
 def models(seed: int) -> dict[str, Any]:
@@ -62,21 +66,24 @@ def run(d: int, seed: int, n_train: int, n_test: int) -> dict:
     rng = np.random.default_rng(seed)
     X_tr, y_tr, g_tr = separability_groups(n_train, d, rng)
     X_te, y_te, g_te = separability_groups(n_test, d, rng)
-    steer = FairSteerer(target="shared", random_state=seed)
-    A, B = steer.fit_transform(X_tr, y_tr, groups=g_tr), steer.transform(X_te, groups=g_te)
+    steered = {}
+    for target in TARGETS:
+        steer = FairSteerer(target=target, random_state=seed)  # type: ignore[arg-type]
+        steered[target] = steer.fit_transform(X_tr, y_tr, groups=g_tr), steer.transform(X_te, groups=g_te)
     se = {}
     for name, cls in (("tpr", 1), ("fpr", 0)):
         n = [int(np.sum((y_te == cls) & (g_te == a))) for a in (0, 1)]
         se[name] = float(np.sqrt(0.25 * (1 / n[0] + 1 / n[1])))  # worst case p(1-p) = 1/4
-    out: dict[str, Any] = {"d": d, "seed": seed, "mc_se_max": se, "raw": {}, "shared": {}}
+    out: dict[str, Any] = {"d": d, "seed": seed, "mc_se_max": se, "raw": {}, **{t: {} for t in TARGETS}}
     for name, model in models(seed).items():
-        t0 = time.perf_counter()
         out["raw"][name] = evaluate(sklearn.clone(model), X_tr, y_tr, X_te, y_te, g_te)
-        out["shared"][name] = evaluate(model, A, y_tr, B, y_te, g_te)
-        out["shared"][name]["seconds"] = time.perf_counter() - t0
-        s, r = out["shared"][name], out["raw"][name]
-        print(f"d={d} seed={seed} {name:4s} raw acc {r['accuracy']:.4f} EO {r['eo_gap']:.4f} FPR {r['fpr_gap']:.4f}"
-              f" | shared acc {s['accuracy']:.4f} EO {s['eo_gap']:.4f} FPR {s['fpr_gap']:.4f}", flush=True)  # fmt: skip
+        for target, (A, B) in steered.items():
+            t0 = time.perf_counter()
+            out[target][name] = evaluate(sklearn.clone(model), A, y_tr, B, y_te, g_te)
+            out[target][name]["seconds"] = time.perf_counter() - t0
+        cells = [f"{key}: acc {out[key][name]['accuracy']:.4f} EO {out[key][name]['eo_gap']:.4f} "
+                 f"FPR {out[key][name]['fpr_gap']:.4f}" for key in ("raw", *TARGETS)]  # fmt: skip
+        print(f"d={d} seed={seed} {name:4s} " + " | ".join(cells), flush=True)
     return out
 
 
@@ -95,18 +102,21 @@ def main(argv: list[str] | None = None) -> None:
     worst = {
         k: max(r["shared"][m][k] for r in runs for m in r["shared"]) for k in ("eo_gap", "fpr_gap")
     }  # fmt: skip
+    worst_positive = max(r["shared_positive"][m]["eo_gap"] for r in runs for m in r["shared_positive"])
     report = {
         "command": " ".join(["python recipes/shared_target_gaussian.py", *(sys.argv[1:] if argv is None else argv)]),
         "settings": vars(args),
         "versions": {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": np.__version__},
         "seconds": time.perf_counter() - t0,
         "worst_shared": worst,
+        "worst_shared_positive_eo_gap": worst_positive,
         "runs": runs,
     }
     path = Path(args.out) / "gaussian.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write({str(path): json.dumps(report, indent=1).encode()})
-    print(f"worst shared-target gaps: EO {worst['eo_gap']:.4f}, FPR {worst['fpr_gap']:.4f}; wrote {path}")
+    print(f"worst shared-target gaps: EO {worst['eo_gap']:.4f}, FPR {worst['fpr_gap']:.4f}; positive-class target: "
+          f"EO {worst_positive:.4f}; wrote {path}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from .ideal.solve import Criterion, Intervention
 from .model import GroupConditionalModel
 from .privacy.posterior import model_group_proba
 from .privacy.reports import group_reader
-from .shared_target import SharedTargetSteering, as_generator, check_target_options
+from .shared_positive import fit_label_free
+from .shared_target import as_generator, check_target_options
 from .steering import Coordinates, SteeringTransform
 from .validation import as_matrix, as_unit_weight
 
@@ -59,8 +60,10 @@ class IdealTemplateSteering:
         target: ``"ideal"`` (default: the cell maps above) or ``"shared"``: every group is garbled, label-free, onto
             one common law per class (:mod:`steerfair.shared_target`, docs/shared_target.md), training and test rows
             alike (``y`` is not used by :meth:`transform`), so a classifier that does not read the group has equal
-            TPR and FPR across groups whatever it is.
-        strength: ``target="shared"`` only: each row is steered with this probability (every gap of a fixed
+            TPR and FPR across groups whatever it is. ``"shared_positive"`` (two classes only): each group's positive
+            class is carried by an invertible label-free map onto the largest group's
+            (:mod:`steerfair.shared_positive`): equal TPR for any such classifier, FPRs not equalised.
+        strength: shared targets only: each row is steered with this probability (every gap of a fixed
             classifier shrinks by ``1 - strength``).
         random_state: seed (or numpy ``Generator``) of the shared target's garbling noise.
     """
@@ -78,7 +81,7 @@ class IdealTemplateSteering:
         group_epsilon: float | None = None,
         share_covariance: float = 0.0,
         estimator: CovarianceEstimator | None = None,
-        target: Literal["ideal", "shared"] = "ideal",
+        target: Literal["ideal", "shared", "shared_positive"] = "ideal",
         strength: float = 1.0,
         random_state: Any = None,
     ) -> None:
@@ -114,7 +117,7 @@ class IdealTemplateSteering:
             frame=self.frame, coordinates=coords,
         )  # fmt: skip
         self.model_, self.solution_ = model, self.steering_.solution
-        self.shared_ = SharedTargetSteering.fit(model, coords) if self.target == "shared" else None
+        self.shared_ = fit_label_free(self.target, model, coords)  # None for the ideal
         self.rng_ = as_generator(self.random_state)
         return self
 
@@ -124,7 +127,7 @@ class IdealTemplateSteering:
 
     # ------------------------------------------------------------- application
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:
-        """Steer rows: with ``y`` by their cell map, else by ``test_mode`` (``target="shared"``: by their group's
+        """Steer rows: with ``y`` by their cell map, else by ``test_mode`` (shared targets: by their group's
         garbling, ``y`` unused); ``groups`` are labels, ``(n, k)``
         probabilities (soft: the per-group results are mixed), privatised reports (with ``group_epsilon``), or
         ``None`` (the fitted model's posterior ``P(A | x)``)."""

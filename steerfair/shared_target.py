@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -40,6 +40,9 @@ from .model import GroupConditionalModel
 from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
 from .validation import as_unit_weight, symmetrize
+
+if TYPE_CHECKING:
+    from .shared_positive import PositiveTarget
 
 __all__ = [
     "MARGINALS",
@@ -59,10 +62,11 @@ __all__ = [
     "within_group_laws",
 ]
 
-#: What ``FairSteerer`` steers onto: the per-cell nearest ideal, or one common law per class (label-free garbling).
-Target = Literal["ideal", "shared"]
+#: What ``FairSteerer`` steers onto: the per-cell nearest ideal, one common law per class (label-free garbling), or
+#: one common law for the positive class (label-free invertible maps, :mod:`steerfair.shared_positive`).
+Target = Literal["ideal", "shared", "shared_positive"]
 #: the accepted values of ``FairSteerer(target=...)``
-TARGETS: tuple[str, ...] = ("ideal", "shared")
+TARGETS: tuple[str, ...] = ("ideal", "shared", "shared_positive")
 #: How ``FairSteerer`` models the marginals of the steered columns: as they are, or through a Gaussian copula.
 Marginals = Literal["gaussian", "copula"]
 #: the accepted values of ``FairSteerer(marginals=...)``
@@ -324,11 +328,12 @@ class SharedTargetSteering:
     """The shared target of a fitted model, applied to rows by group (label-free), in working coordinates.
 
     Attributes:
-        target: the solved :class:`SharedTarget` (in working coordinates).
+        target: the solved :class:`SharedTarget` or :class:`~steerfair.shared_positive.PositiveTarget` (in working
+            coordinates).
         coordinates: the working coordinates of the model it was fitted on.
     """
 
-    target: SharedTarget
+    target: SharedTarget | PositiveTarget
     coordinates: Coordinates = Coordinates()
 
     @classmethod

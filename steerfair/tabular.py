@@ -56,7 +56,8 @@ from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
-from .shared_target import Marginals, SharedTargetSteering, Target, as_generator, check_target_options
+from .shared_positive import fit_label_free
+from .shared_target import Marginals, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
 from .table_columns import atom_columns, column_index, column_scale, numeric_dtype, skew, well_conditioned
 
@@ -105,7 +106,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         group_probe: ({"logistic", None}) Model of ``P(A | x)`` used when ``transform`` gets no ``groups``; ``None``
             makes ``groups`` required.
         reference: (group label or None) The advantaged group for ``intervention="affirmative"`` (default: the most
-            separable group).
+            separable group); with ``target="shared_positive"``, the group whose positive law is the target (default:
+            the largest).
         solver: ({"auto", "cvxpy"}) Fast closed form / line search, or the cvxpy reference.
         min_samples: (int) The fewest training rows allowed in a (group, class) cell.
         group_epsilon: (float or None) ``None``: ``groups`` are the raw sensitive attribute. A number ``eps > 0``:
@@ -116,10 +118,13 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             ``marginals="gaussian"`` on columns with atoms (zeros, counts) the cell maps send an atom to a different
             value in every class and a tree reads the label off it; the default ``marginals="auto"`` jitters atoms
             through the copula instead, which keeps trees accurate with labelled maps (measured in docs/tabular.md).
-        target: ({"ideal", "shared"}) ``"ideal"``: the nearest ideal (above). ``"shared"``: every group is garbled,
-            label-free, onto one common law per class (docs/shared_target.md), for train and test rows alike, so any
-            downstream model that does not read the group has equal TPR and FPR across groups.
-        strength: (float in [0, 1]) ``target="shared"`` only: each row is steered with probability ``t`` (every gap of
+        target: ({"ideal", "shared", "shared_positive"}) ``"ideal"``: the nearest ideal (above). ``"shared"``: every
+            group is garbled, label-free, onto one common law per class (docs/shared_target.md), for train and test
+            rows alike, so any downstream model that does not read the group has equal TPR and FPR across groups.
+            ``"shared_positive"`` (two classes): every group's positive class is carried by an invertible label-free
+            map onto one common law (:mod:`steerfair.shared_positive`): equal TPR (equal opportunity) for any such
+            model, without levelling any group's information down; FPRs are not equalised.
+        strength: (float in [0, 1]) Shared targets only: each row is steered with probability ``t`` (every gap of
             a fixed classifier shrinks by ``1 - t``); 0 leaves rows unchanged, 1 is the exact shared target
             (:func:`steerfair.shared_target.pick_strength` picks it for a gap budget).
         marginals: ({"auto", "gaussian", "copula"}) ``"copula"``: steer normal scores of the columns
@@ -312,7 +317,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
         self.rng_ = as_generator(self.random_state)
-        per_group = membership if self.target == "shared" else None  # shared: each group's own scores
+        per_group = membership if self.target != "ideal" else None  # shared targets: each group's own scores
         self.copula_ = GaussianCopula.fit(Z, sample_weight, per_group) if marginals == "copula" else None
         Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, per_group)
         self.group_reader_ = reader
@@ -326,7 +331,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             coords.model(self.model_), self.criterion, self.intervention, self.solver,
             reference=self.reference, coordinates=coords,
         )  # fmt: skip
-        self.shared_ = SharedTargetSteering.fit(coords.model(self.model_), coords) if self.target == "shared" else None
+        ref = self.reference if self.target == "shared_positive" else None  # whose positive law is the target
+        self.shared_ = fit_label_free(self.target, coords.model(self.model_), coords, ref)
         rest = [j for j in range(arr.shape[1]) if j not in set(cols) | self._nonnumeric]
         found = discrete_variables(arr, rest) if self.discrete_mode_ == "kernel" else ()
         self.categorical_ = CategoricalGarbling.fit(  # None: no discrete column to garble
@@ -484,7 +490,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         with its group probabilities (the posterior given the report, for ``group_epsilon``).
         """
         self.fit(X, y, groups=groups, sample_weight=sample_weight, group_labels=group_labels)
-        if self.train_maps == "unlabeled" or self.target == "shared":
+        if self.train_maps == "unlabeled" or self.target != "ideal":
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
         self._warn_atoms(Z)
@@ -517,10 +523,11 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         The posterior mixture of cell maps has no closed-form inverse; it raises ``NotImplementedError``.
         """
         check_is_fitted(self, "steering_")
-        if self.target == "shared" or self.marginals_ == "copula":
+        if self.target != "ideal" or self.marginals_ == "copula":
             raise NotImplementedError(
-                f"no inverse for target={self.target!r} with marginals_={self.marginals_!r}: a garbling and the "
-                "copula's jittered ties are not invertible; fit with target='ideal', marginals='gaussian'"
+                f"no inverse for target={self.target!r} with marginals_={self.marginals_!r}: a garbling, a shared "
+                "target (which rows were steered is random) and the copula's jittered ties are not invertible; fit "
+                "with target='ideal', marginals='gaussian'"
             )
         if self.test_mode == "identity":
             check_is_fitted(self, "steering_")

@@ -7,16 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
+from _downstream import steered_separability_groups, true_model_rates, two_separability_cells
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
 
 from steerfair import FairSteerer, Gaussian, GroupConditionalModel, Membership
 from steerfair.datasets import separability_groups
-from steerfair.metrics import group_rates
 from steerfair.shared_target import (
     SharedTargetSteering,
     class_experiment,
@@ -203,59 +200,19 @@ def test_soft_membership_draws_each_row_group() -> None:
     assert mixed.shape == same.shape and np.all(np.isfinite(mixed))
 
 
-def sampling_bound(y_tr: np.ndarray, g_tr: np.ndarray, y_te: np.ndarray, g_te: np.ndarray, cls: int) -> float:
-    """Three standard errors of a rate difference between the groups, from the counts of class ``cls`` rows in test
-    (Monte Carlo) and train (the estimated target: its error is of the order of a rate estimated on those rows)."""
-    counts = [np.sum((y == cls) & (g == a)) for y, g in ((y_te, g_te), (y_tr, g_tr)) for a in (0, 1)]
-    return float(3.0 * np.sqrt(0.25 * sum(1.0 / c for c in counts)))
-
-
 @pytest.mark.parametrize("d", [2, 5])
 def test_every_downstream_model_has_equal_tpr_and_fpr(d: int) -> None:
     """The acceptance property at unit-test size (recipes/shared_target_gaussian.py runs it on 200k test rows)."""
-    rng = np.random.default_rng(100 + d)
-    X_tr, y_tr, g_tr = separability_groups(40_000, d, rng)
-    X_te, y_te, g_te = separability_groups(80_000, d, rng)
-    steer = FairSteerer(target="shared", random_state=d)
-    A, B = steer.fit_transform(X_tr, y_tr, groups=g_tr), steer.transform(X_te, groups=g_te)
-    tpr_bound = sampling_bound(y_tr, g_tr, y_te, g_te, 1)
-    fpr_bound = sampling_bound(y_tr, g_tr, y_te, g_te, 0)
-    raw = group_rates(y_te, LogisticRegression().fit(X_tr, y_tr).predict(X_te), g_te)
-    assert np.ptp(raw.tpr) > 2 * tpr_bound  # the raw gap is far outside the bound: the test has power
-    models = [
-        LogisticRegression(),
-        HistGradientBoostingClassifier(max_iter=60, random_state=0),
-        KNeighborsClassifier(n_neighbors=50),
-        MLPClassifier(hidden_layer_sizes=(16,), max_iter=60, random_state=0),
-    ]
-    for model in models:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # MLP convergence at this size
-            pred = model.fit(A, y_tr).predict(B)
-        r = group_rates(y_te, pred, g_te)
-        assert np.ptp(r.tpr) <= tpr_bound, (type(model).__name__, r.tpr, tpr_bound)
-        assert np.ptp(r.fpr) <= fpr_bound, (type(model).__name__, r.fpr, fpr_bound)
+    rates, tpr_bound, fpr_bound = steered_separability_groups("shared", d, 100 + d)
+    for name, r in rates.items():
+        assert np.ptp(r.tpr) <= tpr_bound, (name, r.tpr, tpr_bound)
+        assert np.ptp(r.fpr) <= fpr_bound, (name, r.fpr, fpr_bound)
 
 
 def test_the_true_garbling_equalises_rates_in_law() -> None:
     """With the true model's garbling the steered laws are equal exactly: gaps are Monte Carlo error only."""
-    d, rng = 3, np.random.default_rng(11)
-    direction = np.ones(d) / np.sqrt(d)
-    comps = [
-        (Gaussian(np.zeros(d), np.eye(d)), Gaussian(2.8 * direction, np.eye(d))),
-        (Gaussian(np.ones(d), 4 * np.eye(d)), Gaussian(np.ones(d) + 2.4 * direction, 4 * np.eye(d))),
-    ]
-    model = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [[0.55, 0.45], [0.7, 0.3]], comps)
-    steer = SharedTargetSteering.fit(model)
-    X_tr, y_tr, g_tr = model.sample(20_000, rng)
-    X_te, y_te, g_te = model.sample(60_000, rng)
-    A = steer.transform(X_tr, Membership.one_hot(g_tr, [0, 1]), rng)
-    B = steer.transform(X_te, Membership.one_hot(g_te, [0, 1]), rng)
-    pred = HistGradientBoostingClassifier(max_iter=60, random_state=0).fit(A, y_tr).predict(B)
-    r = group_rates(y_te, pred, g_te)
-    for cls, rate in ((1, r.tpr), (0, r.fpr)):
-        n = [np.sum((y_te == cls) & (g_te == a)) for a in (0, 1)]
-        assert np.ptp(rate) <= 4.0 * np.sqrt(0.25 * (1 / n[0] + 1 / n[1]))
+    r, (tpr_bound, fpr_bound) = true_model_rates(SharedTargetSteering.fit(two_separability_cells()), 11)
+    assert np.ptp(r.tpr) <= tpr_bound and np.ptp(r.fpr) <= fpr_bound
 
 
 def test_pick_strength_meets_the_budget_and_traces_the_trade_off() -> None:

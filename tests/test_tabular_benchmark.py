@@ -21,7 +21,8 @@ from steerfair.datasets import TabularDataset  # noqa: E402
 from steerfair.evaluation import tabular_benchmark as tb  # noqa: E402
 from steerfair.evaluation import tabular_methods, tabular_report  # noqa: E402
 
-NEW = ("steerfair (shared)", "steerfair (shared, picked)", "threshold_optimizer", "exponentiated_gradient")
+NEW = ("steerfair (shared)", "steerfair (shared positive)", "steerfair (shared, picked)", "threshold_optimizer",
+       "exponentiated_gradient")  # fmt: skip
 
 
 def toy(n: int = 360, seed: int = 0) -> TabularDataset:
@@ -60,6 +61,9 @@ def test_new_methods_and_mlp_run_end_to_end(toy_task: tb.Task, tmp_path: Path) -
     for model in ("lr", "mlp"):
         picked = task["per_seed"][model]["steerfair (shared, picked)"]
         assert all(p["strength"] in tabular_methods.PICK["strengths"] and p["budget"] >= 0 for p in picked)
+    floors = [s["eo_floor"] for m in ("lr", "mlp") for s in task["per_seed"][m]["raw"]]
+    assert all(0.0 < f < 1.0 for f in floors)  # the raw model's noise floor, read by the verdict
+    assert all("eo_floor" in r for r in res["verdict"])
     on_disk = json.loads((tmp_path / "tabular_benchmark.json").read_text())
     assert on_disk["tasks"]["toy/g"]["summary"] == task["summary"]
     assert on_disk["verdict"] == json.loads(json.dumps(res["verdict"]))
@@ -77,6 +81,8 @@ def test_the_shared_target_moves_train_and_test_rows_and_the_picked_strength_is_
     assert w is None and Xtr.shape == tr.X.shape and Xte.shape == te.X.shape
     assert not np.allclose(Xte, te.to_numpy())
     assert set(np.unique(Xtr[:, 3:])) <= {0.0, 1.0}  # the copula keeps one-hot columns 0/1
+    Xtr, Xte, _ = tabular_methods.prepare("steerfair (shared positive)", fold)
+    assert not np.allclose(Xte, te.to_numpy()) and set(np.unique(Xte[:, 3:])) <= {0.0, 1.0}
     pred, info = tabular_methods.predict("steerfair (shared, picked)", "lr", fold)
     assert pred.shape == te.y.shape and info["strength"] in tabular_methods.PICK["strengths"]
     pred, info = tabular_methods.predict("threshold_optimizer", "gbm", fold)
@@ -191,3 +197,42 @@ def test_pareto_plot_is_written_with_every_method_in_its_legend(tmp_path: Path) 
     fig = tabular_report.figure(results)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(tb.METHODS)
     assert len(fig.axes) == len(tb.MODELS) + 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eo_noise_floor_is_the_sampling_noise_of_a_tpr_difference(seed: int) -> None:
+    """Hits independent of the group: the floor is the mean absolute difference of two binomial rates, about
+    sqrt(2/pi) standard errors, and it falls as 1/sqrt(n) (pure noise, whatever the predictor's real gap)."""
+    rng = np.random.default_rng(seed)
+
+    def floor(n: int, gap: float) -> tuple[float, float]:
+        y = (rng.random(n) < 0.4).astype(int)
+        g = (rng.random(n) < 0.3).astype(int)
+        hit = rng.random(n) < np.where(g == 1, 0.7 - gap, 0.7)  # the predictor's true TPR gap is `gap`
+        pred = np.where(y == 1, hit, rng.random(n) < 0.2).astype(int)
+        n1 = [np.sum((y == 1) & (g == a)) for a in (0, 1)]
+        t = pred[y == 1].mean()
+        return tb.eo_noise_floor(y, pred, g), float(np.sqrt(2 / np.pi * t * (1 - t) * (1 / n1[0] + 1 / n1[1])))
+
+    small, expect_small = floor(2_000, 0.0)
+    assert small == pytest.approx(expect_small, rel=0.15)
+    large, expect_large = floor(32_000, 0.2)  # a real gap of 0.2 does not enter the floor
+    assert large == pytest.approx(expect_large, rel=0.15) and large < 0.35 * small
+    assert np.isnan(tb.eo_noise_floor(np.ones(10), np.ones(10), np.zeros(10)))  # one group: no gap to measure
+
+
+def test_a_target_below_the_noise_floor_is_said_so_and_not_counted_as_met() -> None:
+    missed = {"steer_eo": 0.12, "steer_acc": 0.79, "shared_acc": 0.79, "to_eo": 0.05}
+    res = constructed(**missed)
+    seeds = res["tasks"]["t/a"]["per_seed"]["lr"]["raw"]
+    for s, floor in zip(seeds, (0.11, 0.12, 0.13), strict=True):
+        s["eo_floor"] = floor
+    lr = tabular_report.verdict(res)[0]
+    assert lr["eo_floor"] == pytest.approx(0.12) and lr["below_floor"] and not lr["meets"]
+    table = tabular_report.verdict_markdown([lr])
+    assert "no: the target 0.100 is below the noise floor" in table and "| 0.120 |" in table
+    assert "met on 0 of 1 (task, model) pairs; on 1 of the others the target is below the noise floor" in table
+    for s in seeds:
+        s["eo_floor"] = 0.05  # a floor under the target: an ordinary miss
+    lr = tabular_report.verdict(res)[0]
+    assert not lr["below_floor"] and "below the noise floor" not in tabular_report.verdict_markdown([lr])

@@ -59,6 +59,7 @@ PREPROCESSING: tuple[str, ...] = (
     "steerfair (posterior)",
     "steerfair (shared)",
     "steerfair (shared, gaussian)",
+    "steerfair (shared positive)",
     "reweighing",
     "correlation_remover",
     "mean_matching",
@@ -189,8 +190,10 @@ def prepare(method: str, fold: Fold) -> Prepared:
         return (*_steered(fold.shared_steerer(), fold), None)
     if method == "steerfair (shared, gaussian)":
         fs = FairSteerer(target="shared", marginals="gaussian", random_state=fold.seed)
-        fs.fit(tr.X, tr.y, groups=tr.groups)
-        return (*_steered(fs, fold), None)
+        return (*_steered(fs.fit(tr.X, tr.y, groups=tr.groups), fold), None)
+    if method == "steerfair (shared positive)":
+        fs = FairSteerer(target="shared_positive", marginals="copula", random_state=fold.seed)
+        return (*_steered(fs.fit(tr.X, tr.y, groups=tr.groups), fold), None)
     if method.startswith("steerfair"):
         mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"

@@ -23,7 +23,7 @@ from ..files import atomic_write, decode_label, encode_label, read_bytes, safete
 from ..ideal.solve import Criterion, Intervention
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
-from ..shared_target import TARGETS, SharedTargetSteering, Target
+from ..shared_target import TARGETS, SharedTarget, SharedTargetSteering, Target
 from ..steering import Coordinates, SteeringTransform
 from .probe import LinearProbe
 
@@ -355,6 +355,7 @@ def fit_bundle(
         groups = tuple(model.groups.tolist())
         if target == "shared":
             solved = SharedTargetSteering.fit(model, coords).target
+            assert isinstance(solved, SharedTarget)  # the all-class target (SharedTargetSteering.fit solves it)
             garblings = dict(zip(groups, solved.garblings, strict=True))
             maps[layer] = {g: coords.lift_map(K.linear) for g, K in garblings.items()}
             noise[layer] = {g: coords.lift_factor(K.noise_factor) for g, K in garblings.items()}
