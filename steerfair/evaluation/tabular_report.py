@@ -217,7 +217,8 @@ _MARKERS = "os^vDP*XphH<>d8"
 
 def figure(results: dict[str, Any]) -> Figure:
     """Accuracy against EO gap (mean ± std over seeds): one row of panels per task, one panel per model; the dashed
-    staircase joins the Pareto-optimal methods (no other has both a smaller mean EO gap and a higher accuracy)."""
+    staircase joins the Pareto-optimal methods (no other has both a smaller mean EO gap and a higher accuracy), and
+    the grey band is the EO noise floor (when the results have one)."""
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -252,11 +253,16 @@ def figure(results: dict[str, Any]) -> Figure:
             handles.setdefault(method, h)
         front = _pareto_front(tasks[name]["summary"][model])
         ax.plot(*front, color="0.6", lw=1, ls="--", zorder=0)
+        raw_seeds = tasks[name].get("per_seed", {}).get(model, {}).get("raw", [])
+        floors = [s["eo_floor"] for s in raw_seeds if "eo_floor" in s]
+        if floors:  # what an exactly fair method measures on average on these test rows
+            handles.setdefault("EO noise floor", ax.axvspan(0.0, sum(floors) / len(floors), color="0.88", zorder=0))
         ax.set_title(f"{name}, {model}", fontsize=9)
         ax.set_xlabel("equal-opportunity gap (lower is fairer)", fontsize=8)
         ax.set_ylabel("accuracy", fontsize=8)
         ax.grid(alpha=0.3)
-    legend_below(fig, [handles[m] for m in methods], methods, max_cols=5, fontsize=8)
+    names = methods + [k for k in handles if k not in methods]
+    legend_below(fig, [handles[m] for m in names], names, max_cols=5, fontsize=8)
     return fig
 
 
