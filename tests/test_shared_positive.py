@@ -117,3 +117,20 @@ def test_the_true_maps_equalise_tpr_in_law_and_not_fpr() -> None:
     negative class is not aligned, so the FPR gap stays (the target promises equal opportunity, not equalized odds)."""
     r, (tpr_bound, _) = true_model_rates(fit_shared_positive(two_separability_cells()), 12)
     assert np.ptp(r.tpr) <= tpr_bound and np.ptp(r.fpr) > 0.05
+
+
+@pytest.mark.parametrize("how", ["probe", "soft", "private"])
+def test_unknown_soft_or_private_groups_draw_each_row_group(how: str) -> None:
+    """Without groups the probe's P(A | x), with soft groups their probabilities, with privatised reports the
+    posterior pick each row's map; every steered row is either unmoved (the reference group's identity) or moved by
+    the other group's map, never anything else."""
+    X, y, g = separability_groups(4000, 2, np.random.default_rng(9))
+    kwargs = {"group_epsilon": 2.0} if how == "private" else {}
+    groups = {"probe": g, "soft": np.eye(2)[g] * 0.8 + 0.1, "private": g}[how]
+    fs = FairSteerer(target="shared_positive", random_state=0, **kwargs).fit(X, y, groups=groups)
+    out = fs.transform(X) if how == "probe" else fs.transform(X, groups=groups)
+    target = fs.shared_.target
+    other = fs.shared_.coordinates.lift_map(target.garblings[1 - target.reference].linear)
+    kept = np.all(out == X, axis=1)
+    moved = np.all(np.isclose(out, other(X), rtol=0, atol=1e-9 * np.abs(X).max()), axis=1)
+    assert np.all(kept | moved) and kept.any() and moved.any()
