@@ -93,7 +93,7 @@ def fit_shared_positive(
     """
     if model.n_classes != 2:
         raise ValueError(
-            f"target='shared_positive' needs two classes (a positive class); got {model.n_classes} classes. "
+            f"target='shared_positive' needs y with two classes (a positive class); got {model.n_classes} classes. "
             "Use target='shared' (one common law per class) for more classes"
         )
     pos = [model.components[a][1] for a in range(model.n_groups)]

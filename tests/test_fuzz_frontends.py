@@ -21,6 +21,8 @@ from _fuzz import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from steerfair.shared_target import TARGETS
+
 
 # ------------------------------------------------------------------------------------------- front ends
 @SLOW_FUZZ
@@ -35,7 +37,7 @@ def test_fuzz_fair_steerer(seed: int, arg: str, data_: st.DataObject) -> None:
 
     rng = np.random.default_rng(seed)
     X, y, g = data(seed, n=80)
-    options: dict[str, Any] = {"group_probe": None}
+    options: dict[str, Any] = {"group_probe": None, "target": data_.draw(st.sampled_from(TARGETS))}
     if arg == "X":
         X = corrupt_matrix(X, data_.draw(st.sampled_from(MATRIX_CORRUPTIONS)), rng)
     elif arg == "y":
