@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .maps import AffineMap, ot_map_matrix
+from .families import Gaussian
+from .maps import AffineMap, gaussian_ot_map
 from .model import GroupConditionalModel
 from .shared_target import Garbling, SharedTargetSteering
 from .steering import Coordinates
@@ -76,11 +77,10 @@ def solve_shared_positive(
         r = int(reference)
     else:
         raise ValueError(f"reference must be a group index in 0..{k - 1}; got {reference!r}")
-    garblings = []
-    for a in range(k):
-        A = np.eye(d) if a == r else ot_map_matrix(covs[a], covs[r])
-        garblings.append(Garbling(AffineMap(A, means[r] - A @ means[a]), np.zeros((d, 0))))
-    return PositiveTarget(means[r].copy(), covs[r].copy(), r, tuple(garblings))
+    target = Gaussian(means[r], covs[r])
+    maps = [AffineMap.identity(d) if a == r else gaussian_ot_map(Gaussian(means[a], covs[a]), target) for a in range(k)]
+    garblings = tuple(Garbling(T, np.zeros((d, 0))) for T in maps)
+    return PositiveTarget(target.mean.copy(), target.cov.copy(), r, garblings)
 
 
 def fit_shared_positive(
