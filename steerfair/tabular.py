@@ -52,6 +52,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .categorical_garbling import CategoricalGarbling, Discrete, check_discrete, discrete_variables
 from .copula import GaussianCopula
 from .covariance import CovarianceEstimator, Regularisation, Shrinkage
+from .derived_columns import find_binned_columns, rederive
 from .ideal.solve import CRITERIA, Criterion, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
@@ -140,6 +141,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         discrete: ({"kernel", "copula", "passthrough"} or None) Two-valued and one-hot columns: garbled by categorical
             kernels onto the shared target (:mod:`steerfair.categorical_garbling`), steered by the copula, or left
             as they are. ``None``: ``"kernel"`` for the shared target, else ``"copula"`` with copula marginals.
+        derived: ({"rederive", "keep"}) Discrete columns that bin a steered column (COMPAS's ``age_cat`` of
+            ``age``; :mod:`steerfair.derived_columns`, found at fit as ``derived_``): ``"rederive"`` (default) sets
+            them from the steered value in every row whose value moved, so no row is left aged 30 in "Greater than
+            45", a combination only the moved group would show and a tree would read; ``"keep"``: as ``discrete``.
+            Not with ``discrete="kernel"`` (the shared target's default), whose kernels already put each discrete
+            variable on the common law: re-deriving there raised the group leakage on COMPAS (docs/tabular.md).
         random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter.
 
     Attributes:
@@ -147,7 +154,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             columns).
         steering_: (SteeringTransform) The solved projection and its maps.
         steer_columns_: (ndarray of int) Indices of the steered columns; ``log_columns_`` the log-normal ones among them
-            (positions in ``steer_columns_``); ``categorical_`` the discrete kernels (``CategoricalGarbling`` or None).
+            (positions in ``steer_columns_``); ``categorical_`` the discrete kernels (``CategoricalGarbling`` or None);
+            ``derived_`` the binned copies of steered columns (``BinnedColumns``) that ``derived="rederive"`` sets.
         groups_, classes_: (ndarray) Group and class labels seen in ``fit``.
     """
 
@@ -172,24 +180,16 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         strength: float = 1.0,
         marginals: Marginals | Literal["auto"] = "auto",
         discrete: Discrete | None = None,
+        derived: Literal["rederive", "keep"] = "rederive",
         random_state: Any = None,
     ) -> None:
-        self.criterion = criterion
-        self.intervention = intervention
-        self.columns = columns
-        self.lognormal_columns = lognormal_columns
-        self.shrinkage = shrinkage
-        self.reg = reg
-        self.test_mode = test_mode
-        self.group_probe = group_probe
-        self.reference = reference
-        self.train_maps = train_maps
-        self.solver = solver
-        self.min_samples = min_samples
-        self.group_epsilon = group_epsilon
-        self.estimator = estimator
+        self.criterion, self.intervention, self.columns = criterion, intervention, columns
+        self.lognormal_columns, self.shrinkage, self.reg = lognormal_columns, shrinkage, reg
+        self.test_mode, self.group_probe, self.reference = test_mode, group_probe, reference
+        self.train_maps, self.solver, self.min_samples = train_maps, solver, min_samples
+        self.group_epsilon, self.estimator = group_epsilon, estimator
         self.target, self.strength, self.marginals, self.random_state = target, strength, marginals, random_state
-        self.discrete = discrete
+        self.discrete, self.derived = discrete, derived
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
@@ -275,6 +275,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             raise ValueError(f"unknown test_mode {self.test_mode!r}; use one of {_TEST_MODES}")
         if self.group_probe not in ("logistic", None):
             raise ValueError(f"unknown group_probe {self.group_probe!r}; use 'logistic' or None")
+        if self.derived not in ("rederive", "keep"):
+            raise ValueError(f"unknown derived {self.derived!r}; use 'rederive' or 'keep'")
         if self.marginals == "auto" and self.discrete == "copula":
             marginals = "copula"  # discrete='copula' needs the copula
         else:
@@ -334,6 +336,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         ref = self.reference if self.target == "shared_positive" else None  # whose positive law is the target
         self.shared_ = fit_label_free(self.target, coords.model(self.model_), coords, ref)
         rest = [j for j in range(arr.shape[1]) if j not in set(cols) | self._nonnumeric]
+        numeric = [j for j in range(arr.shape[1]) if j not in self._nonnumeric]
+        rederiving = self.derived == "rederive" and self.discrete_mode_ != "kernel"  # kernels: measured worse
+        self.derived_ = find_binned_columns(arr, cols.tolist(), numeric) if rederiving else ()
         found = discrete_variables(arr, rest) if self.discrete_mode_ == "kernel" else ()
         self.categorical_ = CategoricalGarbling.fit(  # None: no discrete column to garble
             arr, self.model_.class_index(y_arr), membership, found, self.model_.n_classes, sample_weight
@@ -459,17 +464,16 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if self.log_columns_.size:
             Zs = Zs.copy()
             Zs[:, self.log_columns_] = np.exp(Zs[:, self.log_columns_])
-        if _is_frame(X):
-            out = X.copy()
-            for j, c in enumerate(self.steer_columns_):
-                out[out.columns[c]] = Zs[:, j]
-            for v in self.categorical_.variables if self.categorical_ is not None else ():
-                for c in v.columns:
-                    out[out.columns[c]] = arr[:, c].astype(X.dtypes.iloc[c])
-            return out
         out = arr.copy()
         out[:, self.steer_columns_] = Zs
-        return out
+        derived = rederive(out, arr, self.derived_)  # binned copies follow their steered source
+        if not _is_frame(X):
+            return out
+        frame, steered = X.copy(), set(self.steer_columns_.tolist())
+        kernels = [c for v in (self.categorical_.variables if self.categorical_ is not None else ()) for c in v.columns]
+        for c in sorted(steered | set(kernels) | set(derived)):
+            frame[frame.columns[c]] = out[:, c] if c in steered else out[:, c].astype(X.dtypes.iloc[c])
+        return frame
 
     def transform(self, X: Any, *, groups: Any = None) -> Any:
         """Steer test rows (label unknown) with ``test_mode``; the group probe stands in for missing groups."""

@@ -236,3 +236,28 @@ def test_a_target_below_the_noise_floor_is_said_so_and_not_counted_as_met() -> N
         s["eo_floor"] = 0.05  # a floor under the target: an ordinary miss
     lr = tabular_report.verdict(res)[0]
     assert not lr["below_floor"] and "below the noise floor" not in tabular_report.verdict_markdown([lr])
+
+
+def test_equalized_odds_threshold_optimizer_equalises_both_rates_where_it_was_fitted() -> None:
+    """The equalized-odds variant is the alternative to the all-class shared target: on the rows it was fitted on,
+    both rates agree across groups to sampling error, where the equal-TPR variant leaves the FPR gap."""
+    from steerfair.metrics import group_rates
+
+    rng = np.random.default_rng(1)
+    n = 6000
+    g = np.where(rng.random(n) < 0.4, "B", "A")
+    y = (rng.random(n) < 0.4).astype(int)
+    sep = np.where(g == "A", 2.5, 0.8)  # different class separations: equal TPR leaves unequal FPR
+    X = pd.DataFrame(rng.normal(size=(n, 2)) + (sep * y)[:, None], columns=["a", "b"])
+    ds = TabularDataset(name="sep", X=X, y=y, groups=g, feature_names=["a", "b"], numeric_columns=["a", "b"],
+                        categorical_columns=[], sensitive="g")  # fmt: skip
+    fold = tabular_methods.Fold(ds, ds, 0)  # test = train: the post-processor's own constraint set
+    se = []
+    for cls in (0, 1):
+        n = [int(np.sum((ds.y == cls) & (ds.groups == a))) for a in ("A", "B")]
+        se.append(float(np.sqrt(0.25 * (1 / n[0] + 1 / n[1]))))
+    tpr_only = group_rates(ds.y, tabular_methods.predict("threshold_optimizer", "lr", fold)[0], ds.groups)
+    pred = tabular_methods.predict("threshold_optimizer (equalized odds)", "lr", fold)[0]
+    eodds = group_rates(ds.y, pred, ds.groups)
+    assert np.ptp(tpr_only.fpr) > 6 * se[0]  # the test has power: equal TPR alone leaves an FPR gap
+    assert np.ptp(eodds.fpr) < 4 * se[0] and np.ptp(eodds.tpr) < 4 * se[1]

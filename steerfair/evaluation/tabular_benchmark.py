@@ -34,6 +34,9 @@ Methods (:mod:`steerfair.evaluation.tabular_methods`):
   candidates 0, 0.25, 0.5, 0.75, 1).
 * ``threshold_optimizer``: fairlearn's ``ThresholdOptimizer`` (true-positive-rate parity) on the same base model,
   predicting with the group.
+* ``threshold_optimizer (equalized odds)``: the same with equal TPR *and* FPR (fairlearn's ``"equalized_odds"``),
+  the notion the all-class shared target guarantees: what exact equalized odds costs the same model when the group
+  is read at prediction.
 * ``exponentiated_gradient``: fairlearn's ``ExponentiatedGradient`` (TruePositiveRateParity, eps 0.02, fairlearn's
   50 iterations at most, 3 on Adult) around the same model; it needs a model whose ``fit`` takes ``sample_weight``.
 * ``reweighing``: Kamiran-Calders weights, features unchanged.

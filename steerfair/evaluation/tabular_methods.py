@@ -36,6 +36,7 @@ __all__ = [
     "NEEDS_SAMPLE_WEIGHT",
     "PICK",
     "PREPROCESSING",
+    "TO_CONSTRAINTS",
     "Fold",
     "canonical_model",
     "check_models",
@@ -67,7 +68,17 @@ PREPROCESSING: tuple[str, ...] = (
     "leace",
 )
 #: Methods fitted once per downstream model.
-MODEL_DEPENDENT: tuple[str, ...] = ("steerfair (shared, picked)", "threshold_optimizer", "exponentiated_gradient")
+MODEL_DEPENDENT: tuple[str, ...] = (
+    "steerfair (shared, picked)",
+    "threshold_optimizer",
+    "threshold_optimizer (equalized odds)",
+    "exponentiated_gradient",
+)
+#: fairlearn's ThresholdOptimizer constraint behind each of its method names.
+TO_CONSTRAINTS: dict[str, str] = {
+    "threshold_optimizer": "true_positive_rate_parity",
+    "threshold_optimizer (equalized odds)": "equalized_odds",
+}
 #: Methods that train the downstream model with per-row weights.
 NEEDS_SAMPLE_WEIGHT: frozenset[str] = frozenset({"steerfair+priors", "reweighing", "exponentiated_gradient"})
 #: fairlearn's ExponentiatedGradient: the constraint (``"tpr"``: TruePositiveRateParity, the benchmark's EO gap;
@@ -247,14 +258,13 @@ def _picked(kind: str, fold: Fold) -> tuple[np.ndarray, dict[str, float]]:
     return fit_model(kind, seed, Xtr, tr.y).predict(Xte), {"strength": choice.strength, "budget": budget}
 
 
-def _threshold_optimizer(kind: str, fold: Fold) -> np.ndarray:
-    """fairlearn's ThresholdOptimizer (equal TPR) on the same base model; the group is given at prediction."""
+def _threshold_optimizer(kind: str, fold: Fold, constraints: str) -> np.ndarray:
+    """fairlearn's ThresholdOptimizer (``constraints``) on the same base model; the group is given at prediction."""
     from fairlearn.postprocessing import ThresholdOptimizer
 
     tr, te = fold.train, fold.test
-    to = ThresholdOptimizer(
-        estimator=make_model(kind, fold.seed), constraints="true_positive_rate_parity", predict_method="predict_proba"
-    )
+    base = make_model(kind, fold.seed)
+    to = ThresholdOptimizer(estimator=base, constraints=constraints, predict_method="predict_proba")
     to.fit(tr.to_numpy(), tr.y, sensitive_features=tr.groups)
     return np.asarray(to.predict(te.to_numpy(), sensitive_features=te.groups, random_state=fold.seed))
 
@@ -281,8 +291,8 @@ def predict(method: str, kind: str, fold: Fold) -> tuple[np.ndarray, dict[str, f
     """Fit a model-dependent ``method`` with model ``kind``; its test predictions and what it chose."""
     if method == "steerfair (shared, picked)":
         return _picked(kind, fold)
-    if method == "threshold_optimizer":
-        return _threshold_optimizer(kind, fold), {}
+    if method in TO_CONSTRAINTS:
+        return _threshold_optimizer(kind, fold, TO_CONSTRAINTS[method]), {}
     if method == "exponentiated_gradient":
         return _exponentiated_gradient(kind, fold)
     raise ValueError(f"unknown method {method!r}; use one of {PREPROCESSING + MODEL_DEPENDENT}")

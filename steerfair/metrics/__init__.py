@@ -16,6 +16,10 @@ MiMiC, Singh et al. 2024): for every class ``c`` the gap ``TPR_{a,c} - TPR_{b,c}
 square over classes (:func:`rms_tpr_gap`); and the Pearson correlation between the per-class gaps and the
 per-class share of group ``a`` (:func:`gap_share_correlation`, :func:`group_share_per_class`).
 
+:func:`group_leakage` audits a steered table rather than a classifier: per class, how well the group can
+still be predicted from the features (out of fold); the largest TPR gap any model of the discriminator's kind can
+show on those rows is bounded below by its advantage.
+
 :func:`bootstrap_ci` gives percentile bootstrap intervals for any of these, and :func:`fairness_report` bundles
 the binary metrics into a printable / plottable :class:`FairnessReport`.
 
@@ -26,11 +30,13 @@ fewer than two groups, unknown options -- raises :class:`ValueError` naming the 
 
 from .bootstrap import bootstrap_ci
 from .gaps import GapMethod, demographic_parity_gap, equal_opportunity_gap, equalized_odds_gap, worst_group_accuracy
+from .leakage import ClassLeakage, group_leakage
 from .per_class import GapSign, gap_share_correlation, group_share_per_class, rms_tpr_gap, tpr_gaps_per_class
 from .rates import GroupRates, false_positive_rate, group_rates, selection_rate, true_positive_rate
 from .report import FairnessReport, fairness_report
 
 __all__ = [
+    "ClassLeakage",
     "FairnessReport",
     "GapMethod",
     "GapSign",
@@ -42,6 +48,7 @@ __all__ = [
     "fairness_report",
     "false_positive_rate",
     "gap_share_correlation",
+    "group_leakage",
     "group_rates",
     "group_share_per_class",
     "rms_tpr_gap",

@@ -1,0 +1,159 @@
+"""How well the group can still be told apart within each class: an audit of the shared targets' premise.
+
+The shared targets (:mod:`steerfair.shared_target`, :mod:`steerfair.shared_positive`) promise equal TPR (and FPR)
+for *every* downstream model when, after steering, ``X | Y=y, A=a`` has one law for all groups ``a``. On Gaussian
+cells that holds by construction; on a real table it holds only as far as the steering map's model of the cells
+(two moments of the normal scores) is right. :func:`group_leakage` measures what is left: for each class, a
+discriminator (by default histogram gradient boosting, the kind of model that reads what a linear model misses)
+is trained to predict the group from the features among that class's rows, and scored out of fold.
+
+Why this is the right quantity. For a classifier ``h`` and two groups ``a, b``, the TPR gap
+``P(h=1 | Y=1, a) − P(h=1 | Y=1, b)`` is exactly the advantage of ``h`` used as a group discriminator among the
+positives. So the largest gap any threshold of a discriminator's score shows between two groups (its Kolmogorov-
+Smirnov distance, :attr:`ClassLeakage.advantage`) is an EO gap that a model of that kind *can* have on those
+rows, and if no discriminator of a family finds an advantage above the sampling floor, no model of that family
+has a TPR gap above it either. The measurement is a lower bound on what the family can find (one fitted
+discriminator, finite rows), not a certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .inputs import as_1d, check_lengths, unique_values
+
+__all__ = ["ClassLeakage", "group_leakage"]
+
+
+@dataclass(frozen=True)
+class ClassLeakage:
+    """The group leakage among one class's rows.
+
+    Attributes:
+        label: The class.
+        n: Its number of rows.
+        auc: Out-of-fold ROC AUC of the discriminator (two groups; one-vs-rest macro average for more). 0.5 is
+            no leakage.
+        advantage: The largest ``|P(s > t | a) − P(s > t | b)|`` over pairs of groups ``a, b`` and thresholds
+            ``t`` of the discriminator's out-of-fold score ``s`` for group ``a`` (Kolmogorov-Smirnov distance):
+            the largest TPR gap (for the positive class) that thresholding that score shows.
+        floor: The mean ``advantage`` over random reassignments of the groups among these rows with the scores
+            kept (group sizes kept): what sampling alone gives. Leakage shows as ``advantage`` well above it.
+    """
+
+    label: Hashable
+    n: int
+    auc: float
+    advantage: float
+    floor: float
+
+
+def _ks(s: np.ndarray, in_a: np.ndarray, in_b: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance between the scores of two row sets (exact over every threshold)."""
+    a, b = np.sort(s[in_a]), np.sort(s[in_b])
+    grid = np.concatenate([a, b])
+    fa = np.searchsorted(a, grid, side="right") / a.size
+    fb = np.searchsorted(b, grid, side="right") / b.size
+    return float(np.max(np.abs(fa - fb)))
+
+
+def _advantage(proba: np.ndarray, g: np.ndarray, levels: np.ndarray) -> float:
+    """Largest KS distance, over ordered pairs of groups, of the score "probability of group a"."""
+    best = 0.0
+    for i, a in enumerate(levels):
+        for b in levels:
+            if a != b:
+                best = max(best, _ks(proba[:, i], g == a, g == b))
+    return best
+
+
+def _check_X(X: Any) -> np.ndarray:
+    if X is None:
+        raise ValueError("X must be a 2-D array of features; got None")
+    if hasattr(X, "detach"):
+        X = X.detach().cpu().numpy()
+    arr = np.asarray(X, dtype=np.float64) if not hasattr(X, "to_numpy") else X.to_numpy(dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"X must be 2-D (rows x features, at least one feature); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("X contains NaN or infinite values; impute or drop them first")
+    return arr
+
+
+def group_leakage(
+    X: Any,
+    y: Any,
+    groups: Any,
+    *,
+    estimator: Any = None,
+    cv: int = 5,
+    permutations: int = 20,
+    random_state: int | None = 0,
+) -> dict[Hashable, ClassLeakage]:
+    """Per class, how well the group can be predicted from ``X`` among that class's rows (out of fold).
+
+    Args:
+        X: Features, ``(n, d)``, e.g. a table steered by ``FairSteerer(target="shared_positive")``.
+        y: Class labels, ``(n,)`` (the true labels of the rows, as the guarantee is about ``X | Y``).
+        groups: Group labels, ``(n,)``; at least two groups in every class.
+        estimator: A scikit-learn classifier with ``predict_proba`` (cloned per fold). Default:
+            ``HistGradientBoostingClassifier(random_state=random_state)``, which reads interactions and atoms.
+        cv: Stratified folds per class (each group needs at least ``cv`` rows in every class).
+        permutations: Random group reassignments behind :attr:`ClassLeakage.floor`.
+        random_state: Seed of the folds, the reassignments and the default estimator.
+
+    Returns:
+        ``{class: ClassLeakage}`` for every class of ``y``, in sorted order.
+
+    Raises:
+        ValueError: For mismatched lengths, missing values, non-finite features, a class with rows of one group
+            only, or a group with fewer than ``cv`` rows in a class (the message names the class and group).
+    """
+    from sklearn.base import clone
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    Xa = _check_X(X)
+    ya, ga = as_1d(y, "y"), as_1d(groups, "groups")
+    check_lengths(X=np.empty(Xa.shape[0]), y=ya, groups=ga)
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an integer >= 2 (folds per class); got {cv!r}")
+    if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 1:
+        raise ValueError(f"permutations must be a positive integer; got {permutations!r}")
+    if estimator is None:
+        estimator = HistGradientBoostingClassifier(random_state=random_state)
+    elif not hasattr(estimator, "predict_proba"):
+        name = type(estimator).__name__
+        raise ValueError(f"estimator must have predict_proba (a probabilistic classifier); got {name}")
+    rng = np.random.default_rng(random_state)
+    out: dict[Hashable, ClassLeakage] = {}
+    for label in unique_values(ya):
+        rows = ya == label
+        label = label.item() if isinstance(label, np.generic) else label
+        g = ga[rows]
+        levels, counts = np.unique(g, return_counts=True)
+        if levels.size < 2:
+            raise ValueError(
+                f"class {label!r} has rows of one group only ({levels[0]!r}); leakage needs two groups in every "
+                "class of y"
+            )
+        if counts.min() < cv:
+            small = levels[int(np.argmin(counts))]
+            raise ValueError(
+                f"group {small!r} has {int(counts.min())} row(s) of class {label!r}, fewer than cv={cv}; "
+                "lower cv or pass more rows"
+            )
+        folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+        proba = cross_val_predict(clone(estimator), Xa[rows], g, cv=folds, method="predict_proba")
+        if levels.size == 2:
+            auc = float(roc_auc_score(g == levels[1], proba[:, 1]))
+        else:
+            auc = float(roc_auc_score(g, proba, multi_class="ovr", average="macro", labels=levels))
+        floor = float(np.mean([_advantage(proba, rng.permutation(g), levels) for _ in range(permutations)]))
+        out[label] = ClassLeakage(label, int(rows.sum()), auc, _advantage(proba, g, levels), floor)
+    return out
