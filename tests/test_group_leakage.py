@@ -3,6 +3,8 @@ invariance, the positive-class target removes the positive class's leakage only,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,7 +14,7 @@ from sklearn.svm import LinearSVC
 
 from steerfair import FairSteerer
 from steerfair.datasets import separability_groups
-from steerfair.metrics import ClassLeakage, group_leakage
+from steerfair.metrics import ClassLeakage, group_leakage, plot_group_leakage
 
 
 def _auc_se(n_a: int, n_b: int) -> float:
@@ -104,3 +106,16 @@ def test_bad_input_names_the_argument(kwargs: dict, match: str) -> None:
     X, y, groups = args.pop("X"), args.pop("y"), args.pop("groups")
     with pytest.raises(ValueError, match=match):
         group_leakage(X, y, groups, **args)
+
+
+def test_plot_shows_one_bar_per_class_and_refuses_other_input(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    X, y, g = _cells(0, 2, shift=2.0, n=1500)
+    leak = group_leakage(X, y, g, estimator=LogisticRegression())
+    fig = plot_group_leakage(leak, tmp_path / "leak.png")
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == pytest.approx([leak[0].advantage, leak[1].advantage])
+    assert (tmp_path / "leak.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="result of group_leakage"):
+        plot_group_leakage({0: 0.5})  # type: ignore[dict-item]

@@ -30,7 +30,7 @@ fewer than two groups, unknown options -- raises :class:`ValueError` naming the 
 
 from .bootstrap import bootstrap_ci
 from .gaps import GapMethod, demographic_parity_gap, equal_opportunity_gap, equalized_odds_gap, worst_group_accuracy
-from .leakage import ClassLeakage, group_leakage
+from .leakage import ClassLeakage, group_leakage, plot_group_leakage
 from .per_class import GapSign, gap_share_correlation, group_share_per_class, rms_tpr_gap, tpr_gaps_per_class
 from .rates import GroupRates, false_positive_rate, group_rates, selection_rate, true_positive_rate
 from .report import FairnessReport, fairness_report
@@ -51,6 +51,7 @@ __all__ = [
     "group_leakage",
     "group_rates",
     "group_share_per_class",
+    "plot_group_leakage",
     "rms_tpr_gap",
     "selection_rate",
     "tpr_gaps_per_class",

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .inputs import as_1d, check_lengths, unique_values
 
-__all__ = ["ClassLeakage", "group_leakage"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["ClassLeakage", "group_leakage", "plot_group_leakage"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +160,39 @@ def group_leakage(
         floor = float(np.mean([_advantage(proba, rng.permutation(g), levels) for _ in range(permutations)]))
         out[label] = ClassLeakage(label, int(rows.sum()), auc, _advantage(proba, g, levels), floor)
     return out
+
+
+def plot_group_leakage(leakage: dict[Hashable, ClassLeakage], path: Any = None, *, title: str | None = None) -> Figure:
+    """Bar chart of :func:`group_leakage`: each class's advantage, with its sampling floor marked.
+
+    Args:
+        leakage: The result of :func:`group_leakage` (or several merged: one bar per key).
+        path: If given, the figure is saved there (format from the extension).
+        title: Optional title.
+
+    Returns:
+        matplotlib.figure.Figure: The figure (Agg canvas; no pyplot state).
+    """
+    if not leakage or not all(isinstance(v, ClassLeakage) for v in leakage.values()):
+        raise ValueError("leakage must be the non-empty result of group_leakage ({class: ClassLeakage})")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("plot_group_leakage needs matplotlib: pip install 'steerfair[plot]'") from exc
+    names, rows = [str(k) for k in leakage], list(leakage.values())
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(max(4.0, 0.45 * len(rows) + 2.0), 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(x, [r.advantage for r in rows], 0.6, label="advantage (largest gap a threshold of the score shows)")
+    ax.scatter(x, [r.floor for r in rows], marker="_", s=400, color="black", zorder=3, label="sampling floor")
+    ax.set_xticks(x, names, rotation=90 if len(rows) > 8 else 0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("class")
+    ax.set_ylabel("group advantage")
+    ax.set_title(title or "How well the group is predicted within each class", fontsize=9)
+    ax.legend(fontsize=7)
+    if path is not None:
+        fig.savefig(path)
+    return fig
