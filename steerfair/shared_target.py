@@ -407,11 +407,11 @@ class SharedTargetSteering:
 # ---------------------------------------------------------------------------------------------- the trade-off knob
 @dataclass(frozen=True)
 class StrengthChoice:
-    """The strength picked on a validation split, and what every candidate measured.
+    """The strength picked on a validation split or by cross-validation, and what every candidate measured.
 
     Attributes:
         strength: the chosen strength.
-        accuracy, gap: the chosen point's validation accuracy and fairness gap.
+        accuracy, gap: the chosen point's validation (or pooled out-of-fold) accuracy and fairness gap.
         table: one ``{"strength", "accuracy", "gap"}`` dict per candidate, in the order tried.
         steerer: the fitted steerer, set to the chosen strength.
     """
@@ -423,61 +423,111 @@ class StrengthChoice:
     steerer: Any = field(repr=False)
 
 
+def _take(X: Any, rows: np.ndarray) -> Any:
+    """Rows of an array or DataFrame (positional)."""
+    return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+
+
+def _candidate_rows(
+    fitted: Any, model: Any, grid: np.ndarray, fit: tuple[Any, Any, Any], val: tuple[Any, Any, Any]
+) -> list[np.ndarray]:
+    """Validation predictions of a clone of ``model`` trained on the steered ``fit`` rows, one per strength."""
+    from sklearn.base import clone
+
+    preds = []
+    for s in grid:
+        fitted.set_params(strength=float(s))
+        clf = clone(model).fit(fitted.transform(fit[0], groups=fit[2]), fit[1])
+        preds.append(np.asarray(clf.predict(fitted.transform(val[0], groups=val[2]))))
+    return preds
+
+
 def pick_strength(
     steerer: Any,
     model: Any,
     X_train: Any,
     y_train: Any,
     groups_train: Any,
-    X_val: Any,
-    y_val: Any,
-    groups_val: Any,
+    X_val: Any = None,
+    y_val: Any = None,
+    groups_val: Any = None,
     *,
     budget: float,
     strengths: Any = None,
     gap: Literal["equal_opportunity", "equalized_odds"] = "equalized_odds",
+    cv: int = 5,
+    random_state: int | None = 0,
 ) -> StrengthChoice:
-    """Pick the strength of a ``FairSteerer(target="shared")`` for a fairness-gap budget on a validation split.
+    """Pick the strength of a shared-target ``FairSteerer`` for a fairness-gap budget, on a validation split or by
+    cross-validation.
 
-    The steerer is fitted once on the training split; for every candidate strength, train and validation rows are
-    steered (label-free, as at deployment), a clone of ``model`` is trained on the steered training rows, and its
-    accuracy and gap are measured on the steered validation rows. The most accurate strength whose gap is within
-    ``budget`` is returned (the smallest such strength on ties); if none is, the one with the smallest gap.
+    With a validation split (``X_val``, ``y_val``, ``groups_val``), the steerer is fitted once on the training rows;
+    for every candidate strength, train and validation rows are steered (label-free, as at deployment), a clone of
+    ``model`` is trained on the steered training rows, and its accuracy and gap are measured on the steered
+    validation rows. Without one (the default), the same is done in ``cv`` folds of the training rows (stratified by
+    group and label; the steerer refitted on each fold's training part), and accuracy and gap are measured on the
+    pooled out-of-fold predictions: every row is a validation row once, so the gaps compared are less noisy than on
+    one split (docs/shared_target.md section 8). The most accurate strength whose gap is within ``budget`` is
+    returned (the smallest such strength on ties); if none is, the one with the smallest gap. The returned steerer
+    is fitted on all of ``X_train``.
 
     Args:
-        steerer: an unfitted ``FairSteerer`` with ``target="shared"`` (it is cloned, not modified).
-        model: a scikit-learn classifier (cloned for every candidate).
-        X_train, y_train, groups_train: the training split (groups: the sensitive attribute, never a feature).
-        X_val, y_val, groups_val: the validation split.
+        steerer: an unfitted ``FairSteerer`` with ``target="shared"`` or ``"shared_positive"`` (cloned, not
+            modified).
+        model: a scikit-learn classifier (cloned for every candidate and fold).
+        X_train, y_train, groups_train: the training rows (groups: the sensitive attribute, never a feature).
+        X_val, y_val, groups_val: an optional validation split (all three or none).
         budget: the largest acceptable gap (``>= 0``).
         strengths: candidate strengths in ``[0, 1]`` (default ``0, 0.1, ..., 1``).
         gap: ``"equalized_odds"`` (max of the TPR and FPR gaps) or ``"equal_opportunity"`` (TPR gap).
+        cv: folds when no validation split is given (``>= 2``).
+        random_state: seed of the folds.
     """
     from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold
 
     from .metrics import equal_opportunity_gap, equalized_odds_gap
 
-    if getattr(steerer, "target", None) != "shared":
-        raise ValueError("pick_strength needs a FairSteerer with target='shared' (strength only acts on that target)")
+    if getattr(steerer, "target", None) not in ("shared", "shared_positive"):
+        raise ValueError(
+            "pick_strength needs a FairSteerer with target='shared' or 'shared_positive' (strength only acts on those)"
+        )
     if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget must be a finite number >= 0; got {budget!r}")
     if gap not in ("equal_opportunity", "equalized_odds"):
         raise ValueError(f"unknown gap {gap!r}; use 'equal_opportunity' or 'equalized_odds'")
+    given = [v is not None for v in (X_val, y_val, groups_val)]
+    if any(given) and not all(given):
+        raise ValueError("pass all of X_val, y_val and groups_val, or none of them (then cv folds are used)")
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an integer >= 2 (folds of the training rows); got {cv!r}")
     grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()
     if grid.size == 0:
         raise ValueError("strengths must hold at least one value in [0, 1]")
     for s in grid:
         as_unit_weight(s, "strengths")
     measure = equalized_odds_gap if gap == "equalized_odds" else equal_opportunity_gap
-    fitted = clone(steerer).fit(X_train, y_train, groups=groups_train)
-    y_val = np.asarray(y_val)
-    rows = []
-    for s in grid:
-        fitted.set_params(strength=float(s))
-        clf = clone(model).fit(fitted.transform(X_train, groups=groups_train), y_train)
-        pred = clf.predict(fitted.transform(X_val, groups=groups_val))
-        acc = float(np.mean(pred == y_val))
-        rows.append({"strength": float(s), "accuracy": acc, "gap": float(measure(y_val, pred, groups=groups_val))})
+    y_tr, g_tr = np.asarray(y_train), np.asarray(groups_train)
+    if all(given):
+        fitted = clone(steerer).fit(X_train, y_tr, groups=g_tr)
+        y_true, g_true = np.asarray(y_val), np.asarray(groups_val)
+        preds = _candidate_rows(fitted, model, grid, (X_train, y_tr, g_tr), (X_val, y_true, g_true))
+    else:
+        strata = np.unique(np.column_stack([g_tr.astype(str), y_tr.astype(str)]), axis=0, return_inverse=True)[1]
+        folds = StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
+        oof: list[np.ndarray] = [np.empty(y_tr.shape[0], dtype=y_tr.dtype) for _ in grid]
+        for fit_rows, val_rows in folds.split(np.zeros(y_tr.shape[0]), strata.ravel()):
+            fold = clone(steerer).fit(_take(X_train, fit_rows), y_tr[fit_rows], groups=g_tr[fit_rows])
+            fit = (_take(X_train, fit_rows), y_tr[fit_rows], g_tr[fit_rows])
+            val = (_take(X_train, val_rows), y_tr[val_rows], g_tr[val_rows])
+            for k, pred in enumerate(_candidate_rows(fold, model, grid, fit, val)):
+                oof[k][val_rows] = pred
+        preds, y_true, g_true = oof, y_tr, g_tr
+        fitted = clone(steerer).fit(X_train, y_tr, groups=g_tr)
+    rows = [
+        {"strength": float(s), "accuracy": float(np.mean(p == y_true)), "gap": float(measure(y_true, p, groups=g_true))}
+        for s, p in zip(grid, preds, strict=True)
+    ]
     ok = [r for r in rows if r["gap"] <= budget]
     best = max(ok, key=lambda r: (r["accuracy"], -r["strength"])) if ok else min(rows, key=lambda r: r["gap"])
     fitted.set_params(strength=best["strength"])

@@ -264,3 +264,40 @@ def test_without_groups_the_probe_draws_each_row_group() -> None:
     kept = np.all(out == X, axis=1)
     p_ref = steer.probe_.predict_proba(X)[:, 1]
     assert abs(kept.mean() - p_ref.mean()) <= 4 * np.sqrt(0.25 / len(X))
+
+
+def test_cross_validated_pick_uses_every_row_once_and_meets_the_budget() -> None:
+    """Without a validation split the candidates are scored on pooled out-of-fold predictions: strength 0 is the
+    raw model's out-of-fold score exactly, the choice is the most accurate feasible candidate, and the seed of the
+    folds makes it repeatable."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from steerfair.metrics import equalized_odds_gap
+
+    X, y, g = separability_groups(4000, 3, np.random.default_rng(8))
+    kw = {"budget": 0.05, "strengths": [0.0, 0.5, 1.0], "cv": 4, "random_state": 3}
+    choice = pick_strength(FairSteerer(target="shared", random_state=0), LogisticRegression(), X, y, g, **kw)
+    by = {row["strength"]: row for row in choice.table}
+    strata = np.unique(np.column_stack([g.astype(str), y.astype(str)]), axis=0, return_inverse=True)[1].ravel()
+    folds = list(StratifiedKFold(4, shuffle=True, random_state=3).split(X, strata))
+    raw = cross_val_predict(LogisticRegression(), X, y, cv=folds)  # strength 0 leaves every row as it is
+    assert by[0.0]["accuracy"] == pytest.approx(np.mean(raw == y), abs=1e-12)
+    assert by[0.0]["gap"] == pytest.approx(equalized_odds_gap(y, raw, groups=g), abs=1e-12)
+    assert by[0.0]["gap"] > by[1.0]["gap"]  # the trade-off is traced out of fold too
+    feasible = [row for row in choice.table if row["gap"] <= kw["budget"]]
+    assert feasible and choice.accuracy == max(row["accuracy"] for row in feasible)
+    again = pick_strength(FairSteerer(target="shared", random_state=0), LogisticRegression(), X, y, g, **kw)
+    assert again.table == choice.table and again.steerer.strength == choice.strength
+
+
+def test_pick_strength_takes_the_positive_target_and_refuses_bad_splits() -> None:
+    X, y, g = separability_groups(1500, 2, np.random.default_rng(9))
+    choice = pick_strength(FairSteerer(target="shared_positive"), LogisticRegression(), X, y, g, budget=0.05,
+                           strengths=[0.0, 1.0], gap="equal_opportunity", cv=3)  # fmt: skip
+    assert choice.steerer.target == "shared_positive" and choice.strength in (0.0, 1.0)
+    with pytest.raises(ValueError, match="all of X_val, y_val and groups_val"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, X, budget=0.05)
+    with pytest.raises(ValueError, match="cv must be"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, budget=0.05, cv=1)
+    with pytest.raises(ValueError, match="target='shared' or 'shared_positive'"):
+        pick_strength(FairSteerer(), LogisticRegression(), X, y, g, budget=0.05)
