@@ -119,3 +119,17 @@ def test_plot_shows_one_bar_per_class_and_refuses_other_input(tmp_path: Path) ->
     assert (tmp_path / "leak.png").stat().st_size > 0
     with pytest.raises(ValueError, match="result of group_leakage"):
         plot_group_leakage({0: 0.5})  # type: ignore[dict-item]
+
+
+def test_skip_small_leaves_out_only_the_unmeasurable_classes_and_says_so() -> None:
+    rng = np.random.default_rng(2)
+    X, y, g = rng.normal(size=(900, 2)), np.repeat([0, 1, 2], 300), np.tile([0, 1], 450)
+    g[(y == 2)] = 0  # class 2: one group only
+    g[np.nonzero(y == 2)[0][:3]] = 1  # ... but for three rows, fewer than cv
+    with pytest.warns(UserWarning, match="left out 1 class"):
+        leak = group_leakage(X, y, g, estimator=LogisticRegression(), skip_small=True)
+    assert sorted(leak) == [0, 1]
+    with pytest.raises(ValueError, match="fewer than cv=5"):
+        group_leakage(X, y, g, estimator=LogisticRegression())
+    with pytest.warns(UserWarning, match="left out 3 class"), pytest.raises(ValueError, match="no class of y"):
+        group_leakage(X, y, np.zeros(900, dtype=int), skip_small=True)

@@ -96,6 +96,7 @@ def group_leakage(
     cv: int = 5,
     permutations: int = 20,
     random_state: int | None = 0,
+    skip_small: bool = False,
 ) -> dict[Hashable, ClassLeakage]:
     """Per class, how well the group can be predicted from ``X`` among that class's rows (out of fold).
 
@@ -108,14 +109,20 @@ def group_leakage(
         cv: Stratified folds per class (each group needs at least ``cv`` rows in every class).
         permutations: Random group reassignments behind :attr:`ClassLeakage.floor`.
         random_state: Seed of the folds, the reassignments and the default estimator.
+        skip_small: Leave out, with a warning that names them, the classes with rows of one group only or a group
+            with fewer than ``cv`` rows (many small classes, as in Bios), instead of raising.
 
     Returns:
-        ``{class: ClassLeakage}`` for every class of ``y``, in sorted order.
+        ``{class: ClassLeakage}`` for every class of ``y`` (every measurable one with ``skip_small``), in sorted
+        order.
 
     Raises:
-        ValueError: For mismatched lengths, missing values, non-finite features, a class with rows of one group
-            only, or a group with fewer than ``cv`` rows in a class (the message names the class and group).
+        ValueError: For mismatched lengths, missing values, non-finite features, and (unless ``skip_small``) a
+            class with rows of one group only or a group with fewer than ``cv`` rows in a class (the message names
+            the class and group).
     """
+    import warnings
+
     from sklearn.base import clone
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -135,11 +142,15 @@ def group_leakage(
         raise ValueError(f"estimator must have predict_proba (a probabilistic classifier); got {name}")
     rng = np.random.default_rng(random_state)
     out: dict[Hashable, ClassLeakage] = {}
+    skipped: list[str] = []
     for label in unique_values(ya):
         rows = ya == label
         label = label.item() if isinstance(label, np.generic) else label
         g = ga[rows]
         levels, counts = np.unique(g, return_counts=True)
+        if skip_small and (levels.size < 2 or counts.min() < cv):
+            skipped.append(repr(label))
+            continue
         if levels.size < 2:
             raise ValueError(
                 f"class {label!r} has rows of one group only ({levels[0]!r}); leakage needs two groups in every "
@@ -159,6 +170,11 @@ def group_leakage(
             auc = float(roc_auc_score(g, proba, multi_class="ovr", average="macro", labels=levels))
         floor = float(np.mean([_advantage(proba, rng.permutation(g), levels) for _ in range(permutations)]))
         out[label] = ClassLeakage(label, int(rows.sum()), auc, _advantage(proba, g, levels), floor)
+    if skipped:
+        warnings.warn(f"group_leakage left out {len(skipped)} class(es) with too few rows of some group for "
+                      f"cv={cv}: {', '.join(skipped)}", stacklevel=2)  # fmt: skip
+    if not out:
+        raise ValueError(f"no class of y has at least cv={cv} rows of two groups; lower cv or pass more rows")
     return out
 
 
