@@ -6,7 +6,8 @@ the models trained on the steered rows.
 For every task and seed (the tabular benchmark's 70/30 split and its methods ``raw``, ``steerfair (shared
 positive)`` and ``steerfair (shared)``), :func:`steerfair.metrics.group_leakage` is measured on the steered *test*
 rows with two discriminators (histogram gradient boosting, logistic regression on standardised features), and LR
-and gradient boosting are trained on the steered training rows and scored on the test rows (accuracy, EO gap).
+and gradient boosting are trained on the steered training rows and scored on the test rows (accuracy, EO gap),
+beside fairlearn's ThresholdOptimizer (equal TPR, the same models on the raw rows, the group read at prediction).
 The TPR gap of any model is its own advantage as a group discriminator among the positives, so where a
 discriminator of a kind still finds the group among steered positives, models of that kind can have a gap.
 Writes ``leakage.json`` (every number) and ``leakage.md`` (means over seeds) under ``--out``.
@@ -29,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 
 from steerfair.datasets import load_dataset
 from steerfair.evaluation.output import check_output, run_record, to_json
-from steerfair.evaluation.tabular_methods import Fold, fit_model, prepare
+from steerfair.evaluation.tabular_methods import Fold, fit_model, predict, prepare
 from steerfair.files import atomic_write
 from steerfair.metrics import equal_opportunity_gap, group_leakage
 
@@ -63,6 +64,14 @@ def run_seed(task: str, seed: int) -> dict[str, Any]:
         print(f"{task} seed {seed} {method}: positives' advantage gbm {pos['gbm']['advantage']:.3f} "
               f"(floor {pos['gbm']['floor']:.3f}) lr {pos['lr']['advantage']:.3f}; EO gap "
               f"lr {gaps['lr']['eo_gap']:.3f} gbm {gaps['gbm']['eo_gap']:.3f}", flush=True)  # fmt: skip
+    to = {}  # the alternative: ThresholdOptimizer (equal TPR) on the raw rows; it steers no features (no leakage)
+    for kind in ("lr", "gbm"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred, _ = predict("threshold_optimizer", kind, fold)
+        to[kind] = {"accuracy": float(np.mean(pred == te.y)),
+                    "eo_gap": float(equal_opportunity_gap(te.y, pred, groups=te.groups))}  # fmt: skip
+    out["threshold_optimizer"] = {"models": to}
     return out
 
 
@@ -91,6 +100,10 @@ def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
                 f"{mean(lambda r: r['models']['lr']['accuracy']):.3f} / "
                 f"{mean(lambda r: r['models']['gbm']['accuracy']):.3f} |"
             )
+        to = [s["threshold_optimizer"]["models"] for s in seeds]
+        cells = [f"{np.mean([t[k]['eo_gap'] for t in to]):.3f}" for k in ("lr", "gbm")]
+        acc = " / ".join(f"{np.mean([t[k]['accuracy'] for t in to]):.3f}" for k in ("lr", "gbm"))
+        lines.append(f"| {task} | threshold_optimizer (raw rows) | - | - | - | {cells[0]} | {cells[1]} | {acc} |")
     return "\n".join(lines) + "\n"
 
 

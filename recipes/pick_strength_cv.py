@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import cross_val_predict
 
 from steerfair import FairSteerer
 from steerfair.datasets import load_dataset
@@ -30,7 +30,7 @@ from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.evaluation.tabular_methods import PICK, fit_model, make_model
 from steerfair.files import atomic_write
 from steerfair.metrics import equal_opportunity_gap
-from steerfair.shared_target import pick_strength
+from steerfair.shared_target import pick_strength, strength_folds
 
 TASKS = ("compas/race", "law/race", "german/sex")
 
@@ -52,8 +52,7 @@ def run_seed(task: str, kind: str, seed: int) -> dict[str, Any]:
     out["split"] = _deploy(split.strength, base, kind, seed, tr, te) | {"budget": budget, "seconds": 0.0}
     out["split"]["seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    strata = np.unique(np.column_stack([tr.groups.astype(str), tr.y.astype(str)]), axis=0, return_inverse=True)[1]
-    folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(tr.to_numpy(), strata.ravel()))
+    folds = strength_folds(tr.y, tr.groups, 5, seed)  # the folds pick_strength(cv=5, random_state=seed) uses
     raw_oof = cross_val_predict(make_model(kind, seed), tr.to_numpy(), tr.y, cv=folds)
     budget = PICK["budget_fraction"] * float(equal_opportunity_gap(tr.y, raw_oof, groups=tr.groups))
     cv = pick_strength(base, make_model(kind, seed), tr.X, tr.y, tr.groups, budget=budget, strengths=strengths,

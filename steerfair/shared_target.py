@@ -59,6 +59,7 @@ __all__ = [
     "experiment_meet",
     "pick_strength",
     "solve_shared_target",
+    "strength_folds",
     "within_group_laws",
 ]
 
@@ -428,6 +429,22 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
 
 
+def strength_folds(
+    y: Any, groups: Any, cv: int = 5, random_state: int | None = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``cv`` folds :func:`pick_strength` cross-validates on: ``(fit_rows, val_rows)`` index pairs, stratified
+    by (group, label) and shuffled with ``random_state`` (use them to measure a raw model's out-of-fold gap on the
+    same rows, e.g. for the budget)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
+        raise ValueError(f"cv must be an integer >= 2 (folds of the training rows); got {cv!r}")
+    cells = np.column_stack([np.asarray(groups).astype(str), np.asarray(y).astype(str)])
+    strata = np.unique(cells, axis=0, return_inverse=True)[1].ravel()
+    folds = StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
+    return list(folds.split(np.zeros(strata.size), strata))
+
+
 def _candidate_rows(
     fitted: Any, model: Any, grid: np.ndarray, fit: tuple[Any, Any, Any], val: tuple[Any, Any, Any]
 ) -> list[np.ndarray]:
@@ -457,6 +474,7 @@ def pick_strength(
     gap: Literal["equal_opportunity", "equalized_odds"] = "equalized_odds",
     cv: int = 5,
     random_state: int | None = 0,
+    progress: bool = False,
 ) -> StrengthChoice:
     """Pick the strength of a shared-target ``FairSteerer`` for a fairness-gap budget, on a validation split or by
     cross-validation.
@@ -480,11 +498,12 @@ def pick_strength(
         budget: the largest acceptable gap (``>= 0``).
         strengths: candidate strengths in ``[0, 1]`` (default ``0, 0.1, ..., 1``).
         gap: ``"equalized_odds"`` (max of the TPR and FPR gaps) or ``"equal_opportunity"`` (TPR gap).
-        cv: folds when no validation split is given (``>= 2``).
+        cv: folds when no validation split is given (``>= 2``; :func:`strength_folds`).
         random_state: seed of the folds.
+        progress: show a progress bar over the folds (``cv`` steerer fits and ``cv * len(strengths)`` model fits).
     """
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
+    from tqdm.auto import tqdm
 
     from .metrics import equal_opportunity_gap, equalized_odds_gap
 
@@ -499,8 +518,7 @@ def pick_strength(
     given = [v is not None for v in (X_val, y_val, groups_val)]
     if any(given) and not all(given):
         raise ValueError("pass all of X_val, y_val and groups_val, or none of them (then cv folds are used)")
-    if isinstance(cv, bool) or not isinstance(cv, (int, np.integer)) or cv < 2:
-        raise ValueError(f"cv must be an integer >= 2 (folds of the training rows); got {cv!r}")
+    folds = [] if all(given) else strength_folds(y_train, groups_train, cv, random_state)
     grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()
     if grid.size == 0:
         raise ValueError("strengths must hold at least one value in [0, 1]")
@@ -513,10 +531,8 @@ def pick_strength(
         y_true, g_true = np.asarray(y_val), np.asarray(groups_val)
         preds = _candidate_rows(fitted, model, grid, (X_train, y_tr, g_tr), (X_val, y_true, g_true))
     else:
-        strata = np.unique(np.column_stack([g_tr.astype(str), y_tr.astype(str)]), axis=0, return_inverse=True)[1]
-        folds = StratifiedKFold(n_splits=int(cv), shuffle=True, random_state=random_state)
         oof: list[np.ndarray] = [np.empty(y_tr.shape[0], dtype=y_tr.dtype) for _ in grid]
-        for fit_rows, val_rows in folds.split(np.zeros(y_tr.shape[0]), strata.ravel()):
+        for fit_rows, val_rows in tqdm(folds, desc="pick_strength", unit="fold", disable=not progress):
             fold = clone(steerer).fit(_take(X_train, fit_rows), y_tr[fit_rows], groups=g_tr[fit_rows])
             fit = (_take(X_train, fit_rows), y_tr[fit_rows], g_tr[fit_rows])
             val = (_take(X_train, val_rows), y_tr[val_rows], g_tr[val_rows])

@@ -146,7 +146,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             them from the steered value in every row whose value moved, so no row is left aged 30 in "Greater than
             45", a combination only the moved group would show and a tree would read; ``"keep"``: as ``discrete``.
             Not with ``discrete="kernel"`` (the shared target's default), whose kernels already put each discrete
-            variable on the common law: re-deriving there raised the group leakage on COMPAS (docs/tabular.md).
+            variable on the common law: re-deriving there raised the group leakage on COMPAS (docs/shared_target.md
+            section 11). With ``marginals="gaussian"`` it raised the ideal target's COMPAS EO gap (docs/tabular.md).
         random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter.
 
     Attributes:

@@ -20,6 +20,7 @@ from steerfair.shared_target import (
     experiment_meet,
     pick_strength,
     solve_shared_target,
+    strength_folds,
 )
 
 seeds = st.integers(0, 2**31 - 1)
@@ -270,7 +271,7 @@ def test_cross_validated_pick_uses_every_row_once_and_meets_the_budget() -> None
     """Without a validation split the candidates are scored on pooled out-of-fold predictions: strength 0 is the
     raw model's out-of-fold score exactly, the choice is the most accurate feasible candidate, and the seed of the
     folds makes it repeatable."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import cross_val_predict
 
     from steerfair.metrics import equalized_odds_gap
 
@@ -278,8 +279,11 @@ def test_cross_validated_pick_uses_every_row_once_and_meets_the_budget() -> None
     kw = {"budget": 0.05, "strengths": [0.0, 0.5, 1.0], "cv": 4, "random_state": 3}
     choice = pick_strength(FairSteerer(target="shared", random_state=0), LogisticRegression(), X, y, g, **kw)
     by = {row["strength"]: row for row in choice.table}
-    strata = np.unique(np.column_stack([g.astype(str), y.astype(str)]), axis=0, return_inverse=True)[1].ravel()
-    folds = list(StratifiedKFold(4, shuffle=True, random_state=3).split(X, strata))
+    folds = strength_folds(y, g, 4, 3)
+    for _, val_rows in folds:  # stratified by (group, label): every cell split in the same proportion
+        for cell in {(a, c) for a, c in zip(g, y, strict=True)}:
+            in_cell = (g == cell[0]) & (y == cell[1])
+            assert abs(np.sum(in_cell[val_rows]) - np.sum(in_cell) / 4) <= 1
     raw = cross_val_predict(LogisticRegression(), X, y, cv=folds)  # strength 0 leaves every row as it is
     assert by[0.0]["accuracy"] == pytest.approx(np.mean(raw == y), abs=1e-12)
     assert by[0.0]["gap"] == pytest.approx(equalized_odds_gap(y, raw, groups=g), abs=1e-12)

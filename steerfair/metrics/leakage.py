@@ -56,12 +56,10 @@ class ClassLeakage:
 
 
 def _ks(s: np.ndarray, in_a: np.ndarray, in_b: np.ndarray) -> float:
-    """Kolmogorov-Smirnov distance between the scores of two row sets (exact over every threshold)."""
-    a, b = np.sort(s[in_a]), np.sort(s[in_b])
-    grid = np.concatenate([a, b])
-    fa = np.searchsorted(a, grid, side="right") / a.size
-    fb = np.searchsorted(b, grid, side="right") / b.size
-    return float(np.max(np.abs(fa - fb)))
+    """Kolmogorov-Smirnov distance between the scores of two row sets (over every threshold)."""
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(s[in_a], s[in_b], method="asymp").statistic)
 
 
 def _advantage(proba: np.ndarray, g: np.ndarray, levels: np.ndarray) -> float:
