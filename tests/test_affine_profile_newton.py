@@ -63,12 +63,19 @@ def _value(model: GroupConditionalModel, stats: CellFactors, L: np.ndarray, q: n
 
 
 @settings(max_examples=10, deadline=None)
-@given(seed=seeds, d=st.integers(1, 6), k=st.integers(2, 3), m=st.integers(2, 3))
-def test_profile_newton_never_rises_and_ends_stationary(seed: int, d: int, k: int, m: int) -> None:
+@given(seed=seeds, d=st.integers(1, 6), k=st.integers(2, 3), m=st.integers(2, 3), congruence=st.booleans())
+def test_profile_newton_never_rises_and_ends_stationary(seed: int, d: int, k: int, m: int, congruence: bool) -> None:
     """From a perturbed start the value only falls, and at the end neither a map nor the class prior can lower it:
-    the profile gradient's Fisher norm is at rounding level and the closed-form prior update gains nothing."""
-    model = _model(seed, d, k, m)
+    the profile gradient's Fisher norm is at rounding level and the closed-form prior update gains nothing. With
+    ``congruence`` (two classes), in each group's congruence coordinates: diagonal precisions, the fast path the
+    solver takes there."""
+    from steerfair.ideal.affine_solve import _CongruenceFrame
+
+    model = _model(seed, d, k, 2 if congruence else m)
     stats, logdets, q0 = _setup(model)
+    if congruence:
+        stats = _CongruenceFrame.of(stats).apply(stats)
+        logdets = cell_logdets(stats)
     rng = np.random.default_rng(seed + 1)
     L0 = np.array([np.eye(d) if a == 0 else np.eye(d) + 0.3 * rng.normal(size=(d, d)) for a in range(k)])
     start = _value(model, stats, L0, q0, 0)
@@ -84,6 +91,8 @@ def test_profile_newton_never_rises_and_ends_stationary(seed: int, d: int, k: in
         Lp = res.maps.copy()
         Lp[1] = Lp[1] + 1e-5 * E
         assert _value(model, stats, Lp, res.q, 0) >= res.value - 1e-9 * max(1.0, abs(res.value))
+        qp = res.q * np.exp(1e-4 * rng.normal(size=res.q.shape))
+        assert _value(model, stats, res.maps, qp / qp.sum(), 0) >= res.value - 1e-9 * max(1.0, abs(res.value))
 
 
 @settings(max_examples=8, deadline=None)
@@ -161,3 +170,69 @@ def test_congruence_frame_keeps_the_profile_and_diagonalises_two_classes(seed, d
             U = frame.bases[a]
             np.testing.assert_allclose(m_o, U @ m_t, rtol=1e-8, atol=1e-8)
             np.testing.assert_allclose(S_o, U @ S_t @ U.T, rtol=1e-7, atol=1e-8)
+
+
+def _diagonal_cells(rng: np.random.Generator, k: int, m: int, d: int) -> CellFactors:
+    """Random cells with diagonal precisions, once with ``prec_diags`` (the fast path) and the same cells as
+    dense matrices."""
+    from steerfair.ideal.scale_family import CellMatrices
+
+    diags = rng.uniform(0.2, 4.0, size=(k, m, d))
+    return CellFactors(
+        rng.normal(size=(k, m, d)),
+        CellMatrices([[np.diag(1.0 / p) for p in row] for row in diags]),
+        CellMatrices([[np.diag(1.0 / np.sqrt(p)) for p in row] for row in diags]),
+        np.array([[np.diag(p) for p in row] for row in diags]),
+        rng.dirichlet(np.ones(k * m)).reshape(k, m),
+        prec_diags=diags,
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=seeds, d=st.integers(1, 7), k=st.integers(2, 3), m=st.integers(2, 3), gauge=st.integers(0, 2))
+def test_diagonal_fast_path_equals_the_general_profile(seed: int, d: int, k: int, m: int, gauge: int) -> None:
+    """With diagonal precisions the profile takes symmetric rank-k products and triangular solves
+    (``_inner_diagonal``); its per-cell KLs, gradients, templates and offsets are the general path's, for maps given
+    as ``None``, as scales and as matrices."""
+    import dataclasses
+
+    from steerfair.ideal.affine_profile import templates_and_offsets
+
+    gauge = gauge % k
+    rng = np.random.default_rng(seed)
+    fast = _diagonal_cells(rng, k, m, d)
+    general = dataclasses.replace(fast, prec_diags=None)
+    maps: list = [None] * k
+    for a in range(k):
+        if a != gauge:
+            maps[a] = float(rng.uniform(0.5, 2.0)) if rng.random() < 0.3 else np.eye(d) + 0.4 * rng.normal(size=(d, d))
+    logdets = cell_logdets(general)
+    F1, G1 = profile_terms(fast, maps, gauge, logdets)
+    F2, G2 = profile_terms(general, maps, gauge, logdets)
+    np.testing.assert_allclose(F1, F2, rtol=1e-9, atol=1e-11)
+    for a in G2:
+        np.testing.assert_allclose(G1[a], G2[a], rtol=1e-8, atol=1e-10 * max(1.0, np.abs(G2[a]).max()))
+    for x, y in zip(templates_and_offsets(fast, maps, gauge), templates_and_offsets(general, maps, gauge), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-8, atol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=seeds, d=st.integers(1, 6), k=st.integers(2, 3), m=st.integers(2, 3))
+def test_log_det_parts_add_up_to_the_full_profile(seed: int, d: int, k: int, m: int) -> None:
+    """``log_det="value"`` leaves ``-W_a L_a^-T`` out of each free group's gradient and nothing out of the KLs;
+    ``"none"`` also leaves ``-log|det L_a|`` out of the free groups' KLs (what the Newton tail's Hessian products
+    use, adding the log-determinant's exact second derivative)."""
+    rng = np.random.default_rng(seed)
+    model = _model(seed, d, k, m)
+    stats, logdets, _ = _setup(model)
+    maps = [None, *[np.eye(d) + 0.4 * rng.normal(size=(d, d)) for _ in range(k - 1)]]
+    F, G = profile_terms(stats, maps, 0, logdets)
+    Fv, Gv = profile_terms(stats, maps, 0, logdets, log_det="value")
+    Fn, Gn = profile_terms(stats, maps, 0, logdets, log_det="none")
+    np.testing.assert_array_equal(Fv, F)
+    for a in range(1, k):
+        W = stats.weights[a].sum()
+        np.testing.assert_allclose(Gv[a] - W * np.linalg.inv(maps[a]).T, G[a], rtol=1e-9, atol=1e-11)
+        np.testing.assert_array_equal(Gn[a], Gv[a])
+        np.testing.assert_allclose(Fn[a] - np.linalg.slogdet(maps[a])[1], F[a], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(Fn[0], F[0])

@@ -212,3 +212,24 @@ def test_group_problem_with_diagonal_precisions_is_the_rotated_dense_problem(see
     np.testing.assert_allclose(Q @ Ld, Lq, atol=1e-8 * max(1.0, np.abs(Lq).max()))
     np.testing.assert_allclose(Q @ cd, cq, atol=1e-8 * max(1.0, np.abs(cq).max()))
     assert np.all(diag_problem.U == np.diag(np.diag(diag_problem.U)))  # the fast path was taken
+    assert diag_problem.u_diag is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, d=st.integers(1, 12))
+def test_two_class_matching_by_sorting_is_an_optimal_assignment(seed: int, d: int) -> None:
+    """Two classes: the template basis is matched to the group's by sorting (the cost ``log D_jk`` is
+    supermodular); the matching costs no more than the Hungarian method's optimum."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    m = 2
+    precs = np.array([_spd(rng, d) for _ in range(m)])
+    w = rng.dirichlet(np.full(m, 2.0)) * rng.uniform(0.2, 2.0)
+    t_covs = np.array([_spd(rng, d) for _ in range(m)])
+    t_logdets = np.array([np.linalg.slogdet(O)[1] for O in t_covs])
+    logdets = -np.array([np.linalg.slogdet(P)[1] for P in precs])
+    problem = GroupMapProblem(precs, rng.normal(size=(m, d)), logdets, w, rng.normal(size=(m, d)), t_covs, t_logdets)
+    cost = np.log(problem.D)  # after the matching: the matched pairs lie on the diagonal
+    rows, cols = linear_sum_assignment(cost)
+    assert np.trace(cost) <= cost[rows, cols].sum() + 1e-9 * max(1.0, np.abs(cost).sum())

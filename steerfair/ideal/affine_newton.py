@@ -42,6 +42,8 @@ RADIUS_FLOOR = 1e-14
 RESUME_RADIUS = 1e-3
 #: relative floor on the determinant of each 2 x 2 pair block of the Fisher metric (flat pairs stay invertible)
 PAIR_FLOOR = 1e-12
+#: the value's rounding floor in units of ``eps * d`` (:func:`stopping_tolerance`)
+VALUE_NOISE_ULPS = 8.0
 
 __all__ = [
     "RESUME_RADIUS",
@@ -51,7 +53,20 @@ __all__ = [
     "congruence_basis",
     "newton_map",
     "steihaug_cg",
+    "stopping_tolerance",
 ]
+
+
+def stopping_tolerance(rtol: float, value: float, d: int) -> float:
+    """The threshold on the squared Fisher norm of the gradient (about twice the decrease a Newton step would
+    still give): ``rtol * max(1, |value|)``, but at least ``VALUE_NOISE_ULPS * eps * d``.
+
+    The values sum terms of size ``d`` (traces, log-determinants), so a decrease below about ``eps * d`` cannot be
+    told from rounding by the trust region's ratio of actual to predicted decrease. Without the floor, at d = 1024
+    (``recipes/bench_solver.py``'s model) the affirmative solve ended with 14 rejected steps of shrinking radius and
+    the all-subgroup tail with 9, each a Hessian-vector product and an evaluation.
+    """
+    return max(rtol * max(1.0, abs(value)), VALUE_NOISE_ULPS * float(np.finfo(np.float64).eps) * d)
 
 
 def congruence_basis(pooled: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, float]:
@@ -122,20 +137,26 @@ class GroupMapProblem:
             # diagonal precisions (cells in congruence coordinates): U = Pbar^-1/2, no factorisation or product
             pbar = np.diag(Pbar)
             self.U, ld_u = np.diag(1.0 / np.sqrt(pbar)), -0.5 * float(np.sum(np.log(pbar)))
+            self.u_diag: np.ndarray | None = 1.0 / np.sqrt(pbar)  # U as a row scaling
             self.M = np.array([np.diag(p / pbar) for p in diags])
         else:
             self.U, ld_u = congruence_basis(Pbar, precs[0])
+            self.u_diag = None
             self.M = np.array([_sym(self.U.T @ P @ self.U) for P in precs])
         V, ld_v = congruence_basis(np.einsum("i,ijk->jk", self.w / self.W, t_covs), t_covs[0])
         self.diag = m == 2  # two classes: every M_i and Lambda_i is diagonal (to rounding)
         self.Md = np.array([np.diag(M) for M in self.M])
-        Lam = np.array([_sym(V.T @ O @ V) for O in t_covs])
-        Ld = np.array([np.diag(La) for La in Lam])
+        if self.diag:  # both Lambda_i diagonal: only their diagonals are read
+            Ld = np.array([np.einsum("ji,ji->i", V, O @ V) for O in t_covs])
+            Lam = None
+        else:
+            Lam = np.array([_sym(V.T @ O @ V) for O in t_covs])
+            Ld = np.array([np.diag(La) for La in Lam])
         # order the template basis like the group's: the mean-free stationary points are X = (signs) x
         # (permutation) with X_jk^2 = W / D_jk, of value -W/2 sum_j log(W / D_j,pi(j)) + const
-        _, perm = linear_sum_assignment(np.log(np.einsum("i,ij,ik->jk", self.w, self.Md, Ld)))
+        perm = _matching(self.w, self.Md, Ld)
         self.V = V[:, perm]
-        self.Lam = Lam[:, perm][:, :, perm]
+        self.Lam = None if Lam is None else Lam[:, perm][:, :, perm]
         self.Ld = Ld[:, perm]
         self.D = np.einsum("i,ij,ik->jk", self.w, self.Md, self.Ld)
         self.b = t_means @ self.V  # (m, d): V^T nu_i
@@ -147,10 +168,13 @@ class GroupMapProblem:
     # --------------------------------------------------------------------------------- conversions
     def to_x(self, L: np.ndarray) -> np.ndarray:
         """``X = U^-1 L V^-T``."""
-        return np.linalg.solve(self.U, np.linalg.solve(self.V, L.T).T)
+        LVt = np.linalg.solve(self.V, L.T).T
+        return LVt / self.u_diag[:, None] if self.u_diag is not None else np.linalg.solve(self.U, LVt)
 
     def to_map(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(L, c)``: the map and its optimal offset."""
+        if self.u_diag is not None:
+            return (self.u_diag[:, None] * X) @ self.V.T, self.u_diag * self._offset(X)
         return self.U @ X @ self.V.T, self.U @ self._offset(X)
 
     def matched_start(self) -> np.ndarray:
@@ -167,6 +191,7 @@ class GroupMapProblem:
         """``sum_i w_i M_i X Lambda_i`` (the trace part's gradient)."""
         if self.diag:
             return self.D * X
+        assert self.Lam is not None  # built whenever the Lambda_i are not all diagonal
         return sum(wi * (M @ X @ La) for wi, M, La in zip(self.w, self.M, self.Lam, strict=True))
 
     def _mv(self, i: int, v: np.ndarray) -> np.ndarray:
@@ -188,6 +213,7 @@ class GroupMapProblem:
             if self.diag:
                 tr = float(np.sum(self.Md[i][:, None] * X * X * self.Ld[i][None, :]))
             else:
+                assert self.Lam is not None
                 tr = float(np.sum((self.M[i] @ X) * (X @ self.Lam[i])))
             out[i] = tr + float(R[i] @ self._mv(i, R[i]))
         return 0.5 * out - ld + self.cell_const
@@ -262,6 +288,23 @@ class GroupMapProblem:
             return z - binv(np.einsum("jpk,jp->jk", F, sol))
 
         return apply
+
+
+def _matching(w: np.ndarray, Md: np.ndarray, Ld: np.ndarray) -> np.ndarray:
+    """The template column matched to each row of the group: the assignment minimising
+    ``sum_j log D_j,pi(j)``, ``D_jk = sum_i w_i Md_ij Ld_ik``.
+
+    Two classes: with ``sum_i w_i Md_ij = 1`` and ``sum_i (w_i / W) Ld_ik = 1`` (the two congruence bases),
+    ``D_jk = a_j b_k / alpha + (1 - a_j)(1 - b_k) / beta`` for ``a_j = w_0 Md_0j``, ``b_k = alpha Ld_0k``,
+    ``alpha = w_0 / W``, ``beta = w_1 / W``, and ``d^2 log D / da db = 1 / (alpha beta D^2) > 0``: the cost is
+    supermodular, so the minimum pairs the rows and columns in opposite orders (a sort, against the Hungarian
+    method's ``O(d^3)``: 0.4 s at d = 1024). More classes: the Hungarian method.
+    """
+    if Md.shape[0] == 2:
+        perm = np.empty(Md.shape[1], dtype=np.intp)
+        perm[np.argsort(w[0] * Md[0], kind="stable")] = np.argsort(w[0] / w.sum() * Ld[0], kind="stable")[::-1]
+        return perm
+    return linear_sum_assignment(np.log(np.einsum("i,ij,ik->jk", w, Md, Ld)))[1]
 
 
 def _sym(S: np.ndarray) -> np.ndarray:
@@ -369,9 +412,9 @@ def newton_map(
     curvature instead.
 
     Stops when the squared Fisher norm of the gradient, ``g.M^-1 g`` (twice the decrease a Newton step would
-    give near the minimum), falls below ``rtol * max(1, |value|)`` (converged), when the radius collapses below
-    :data:`RADIUS_FLOOR` (converged if that norm is below ``sqrt(rtol) * max(1, |value|)``: rounding), or after
-    ``max_iter`` steps.
+    give near the minimum), falls below :func:`stopping_tolerance` (``rtol * max(1, |value|)``, at least the
+    value's rounding floor; converged), when the radius collapses below :data:`RADIUS_FLOOR` (converged if that
+    norm is below the tolerance for ``sqrt(rtol)``: rounding), or after ``max_iter`` steps.
 
     Args:
         problem: the group's problem.
@@ -394,7 +437,7 @@ def newton_map(
     while n_iter < max_iter:
         pre_g = pre(g)
         gpre = float(np.vdot(g, pre_g))
-        if gpre <= rtol * max(1.0, abs(f)):
+        if gpre <= stopping_tolerance(rtol, f, problem.d):
             converged = True
             if n_iter >= min_iter or gpre == 0.0:
                 break
@@ -423,6 +466,6 @@ def newton_map(
         if rho > 1e-4 and fn < f:
             X, ld, f, g = Xn, ld_n, fn, gn
         if radius < RADIUS_FLOOR:  # no model step decreases the value any more: rounding, if the gradient is small
-            converged = float(np.vdot(g, pre(g))) <= np.sqrt(rtol) * max(1.0, abs(f))
+            converged = float(np.vdot(g, pre(g))) <= stopping_tolerance(np.sqrt(rtol), f, problem.d)
             break
     return NewtonResult(X, f, float(np.linalg.norm(g)), n_iter, n_cg, radius, converged)

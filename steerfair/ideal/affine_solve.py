@@ -71,7 +71,7 @@ class _CongruenceFrame:
         """The cells in the frame's coordinates (diagonal precisions, their diagonals in ``prec_diags``)."""
         k, m, d = stats.shape
         diags = np.array(
-            [[np.einsum("ji,jk,ki->i", U, stats.precs[a, i], U) for i in range(m)] for a, U in enumerate(self.bases)]
+            [[np.einsum("ji,ji->i", U, stats.precs[a, i] @ U) for i in range(m)] for a, U in enumerate(self.bases)]
         )
         if np.any(diags <= 0.0) or not np.all(np.isfinite(diags)):
             raise ValueError("a cell precision is not positive definite in its group's congruence coordinates")
