@@ -15,11 +15,7 @@ Writes ``leakage.json`` (every number) and ``leakage.md`` (means over seeds) und
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +25,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from steerfair.datasets import load_dataset
-from steerfair.evaluation.output import check_output, run_record, to_json
+from steerfair.evaluation.output import run_task_seeds
 from steerfair.evaluation.tabular_methods import Fold, fit_model, predict, prepare
-from steerfair.files import atomic_write
 from steerfair.metrics import equal_opportunity_gap, group_leakage
 
 TASKS = ("adult/sex", "adult/race", "compas/race", "german/sex", "law/race")
@@ -108,24 +103,16 @@ def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="results/leakage")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    out = check_output(Path(args.out), ["leakage.json", "leakage.md"], overwrite=args.overwrite)
-    t0 = time.perf_counter()
-    runs = {task: [run_seed(task, seed) for seed in args.seeds] for task in args.tasks}
-    report = {
-        "command": " ".join(["python recipes/group_leakage.py", *(sys.argv[1:] if argv is None else argv)]),
-        "run": run_record(vars(args)),
-        "seconds": time.perf_counter() - t0,
-        "runs": runs,
-    }
-    table = markdown(runs)
-    atomic_write({str(out / "leakage.json"): to_json(report).encode(), str(out / "leakage.md"): table.encode()})
-    print(table + f"wrote {out}/leakage.{{json,md}} in {report['seconds']:.0f} s")
+    run_task_seeds(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        script="recipes/group_leakage.py",
+        tasks=TASKS,
+        default_out="results/leakage",
+        stem="leakage",
+        run_seed=run_seed,
+        markdown=markdown,
+    )
 
 
 if __name__ == "__main__":

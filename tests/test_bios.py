@@ -3,7 +3,6 @@ steering methods' invariants, and the protocol end to end on synthetic represent
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -15,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import transformers
+from _recipes import load_recipe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -42,11 +42,7 @@ transformers.logging.set_verbosity_error()
 
 def _recipe(name: str) -> Any:
     """Import ``recipes/<name>.py`` as a module (recipes are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "recipes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_recipe(name)
 
 
 # --------------------------------------------------------------------------------------------- data

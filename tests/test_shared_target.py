@@ -305,3 +305,30 @@ def test_pick_strength_takes_the_positive_target_and_refuses_bad_splits() -> Non
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, budget=0.05, cv=1)
     with pytest.raises(ValueError, match="target='shared' or 'shared_positive'"):
         pick_strength(FairSteerer(), LogisticRegression(), X, y, g, budget=0.05)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(5, 200), shift=st.floats(0.0, 3.0))
+def test_roc_hull_of_the_ceiling_recipe_is_concave_and_dominates_the_curve(seed: int, n: int, shift: float) -> None:
+    """``recipes/shared_target_ceiling.py`` reads each group's experiment off the concave hull of its ROC curve: the
+    hull runs from (0, 0) to (1, 1), is concave, and lies on or above every point of the empirical curve; the
+    common law's ceiling (pointwise minimum of two hulls) is never above either group's own accuracy."""
+    from _recipes import load_recipe
+    from sklearn.metrics import roc_curve
+
+    recipe = load_recipe("shared_target_ceiling")
+    rng = np.random.default_rng(seed)
+    y = np.r_[np.zeros(n, bool), np.ones(n, bool)]
+    score = rng.normal(size=2 * n) + shift * y
+    grid = np.linspace(0.0, 1.0, 2001)
+    hull = recipe._roc_hull(y, score, grid)
+    assert 0.0 <= hull[0] <= 1.0 and hull[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(hull) >= -1e-12)  # non-decreasing
+    assert np.all(np.diff(hull, 2) <= 1e-9)  # concave on the uniform grid
+    fpr, tpr, _ = roc_curve(y, score)
+    assert np.all(recipe._roc_hull(y, score, fpr) >= tpr - 1e-12)  # at the curve's own points
+    other = recipe._roc_hull(y, rng.normal(size=2 * n) + 0.5 * shift * y, grid)
+    meet = np.minimum(hull, other)
+    for q1 in (0.1, 0.5, 0.8):
+        acc = [float(np.max(q1 * c + (1 - q1) * (1 - grid))) for c in (hull, other, meet)]
+        assert acc[2] <= min(acc[0], acc[1]) + 1e-12

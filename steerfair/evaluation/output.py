@@ -16,7 +16,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..files import atomic_write, atomic_write_file
 
-__all__ = ["atomic_write_file", "check_output", "jsonable", "run_record", "to_json", "write_results"]
+__all__ = ["atomic_write_file", "check_output", "jsonable", "run_record", "run_task_seeds", "to_json", "write_results"]
 
 
 def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = False) -> Path:
@@ -152,3 +152,56 @@ def _render(folder: Path, name: str, draw: Callable[[Path], None]) -> bytes:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def run_task_seeds(
+    argv: list[str] | None,
+    *,
+    description: str,
+    script: str,
+    tasks: Sequence[str],
+    default_out: str,
+    stem: str,
+    run_seed: Callable[[str, int], dict[str, Any]],
+    markdown: Callable[[dict[str, list[dict[str, Any]]]], str],
+    default_seeds: Sequence[int] = (0, 1, 2),
+) -> None:
+    """The command line of a recipe that runs ``run_seed(task, seed)`` for every task and seed: ``--out``,
+    ``--tasks``, ``--seeds``, ``--overwrite``; the output folder is checked before any work, then ``<stem>.json``
+    (the command, the run record, the seconds and every run) and ``<stem>.md`` (``markdown`` of the runs) are
+    written atomically and the table printed.
+
+    Args:
+        argv: the arguments (``None``: ``sys.argv[1:]``).
+        description: the command's help text.
+        script: the recipe's path, recorded with the arguments as ``"command"``.
+        tasks: the tasks that may be chosen (all by default).
+        default_out: the default ``--out`` folder.
+        stem: the result files' name without extension.
+        run_seed: one task and seed's results (JSON-serialisable).
+        markdown: the table of all runs, ``{task: [per-seed results]}``.
+        default_seeds: the default ``--seeds``.
+    """
+    import argparse
+    import sys
+    import time
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--tasks", nargs="+", default=list(tasks), choices=list(tasks))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(default_seeds))
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    args = parser.parse_args(argv)
+    names = [f"{stem}.json", f"{stem}.md"]
+    out = check_output(Path(args.out), names, overwrite=args.overwrite)
+    t0 = time.perf_counter()
+    runs = {task: [run_seed(task, seed) for seed in args.seeds] for task in args.tasks}
+    report = {
+        "command": " ".join([f"python {script}", *(sys.argv[1:] if argv is None else argv)]),
+        "run": run_record(vars(args)),
+        "seconds": time.perf_counter() - t0,
+        "runs": runs,
+    }
+    table = markdown(runs)
+    atomic_write({str(out / names[1]): table.encode(), str(out / names[0]): to_json(report).encode()})
+    print(table + f"wrote {out}/{stem}.{{json,md}} in {report['seconds']:.0f} s")

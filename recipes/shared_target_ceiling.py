@@ -1,0 +1,157 @@
+"""The accuracy ceiling of every label-free shared target on the benchmark's tables, beside what the shared target
+reaches, in one run.
+
+    OMP_NUM_THREADS=1 python recipes/shared_target_ceiling.py --out results/shared_ceiling --seeds 0 1 2 3 4
+
+Why there is a ceiling (docs/shared_target.md): label-free maps carry every group's class-conditional laws onto one
+common law ``Q_y = K_a P_a,y`` per class, so ``Q`` is a garbling of every group's experiment, and Bayes accuracy at any
+class prior can only fall under garbling (Blackwell). A model trained on the steered rows, whatever it is, therefore
+has accuracy on group ``a`` at most the Bayes accuracy, at group ``a``'s class prior, of the greatest common garbling
+of the groups' experiments (for two classes: the pointwise minimum of their ROC curves). The overall ceiling weighs
+the groups by their test shares; beside it, ``own``: the same with each group's own curve (no garbling).
+
+Estimated per task, seed (the tabular benchmark's 70/30 split) and model kind (``lr``, ``gbm``) by one group-aware
+model of that kind (:func:`ceiling_terms`). The estimates are limited by the model and the rows, and the best
+threshold is read off the test rows (optimistic by about the gap between ``own`` and the raw model), so the
+comparison that carries is the one within the estimator: ``own - ceiling``, the accuracy any label-free common law
+must give up. Beside them, in the same run: the raw model and ``FairSteerer(target="shared")`` (the benchmark's
+``steerfair (shared)``). Writes ``ceiling.json`` and ``ceiling.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from steerfair.datasets import load_dataset
+from steerfair.evaluation.output import run_task_seeds
+from steerfair.evaluation.tabular_methods import Fold, fit_model, prepare
+
+TASKS = ("adult/sex", "adult/race", "compas/race", "german/sex", "law/race")
+MODELS = ("lr", "gbm")
+
+
+def _prior(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.array([np.mean(y == c) for c in classes])
+
+
+def _with_group(X: np.ndarray, groups: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Features, the group's indicators and their products with the features (each group its own slopes)."""
+    ind = (groups[:, None] == levels[None, 1:]).astype(np.float64)
+    return np.column_stack([X, ind, *(X * ind[:, [j]] for j in range(ind.shape[1]))])
+
+
+def _roc_hull(y: np.ndarray, score: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The upper concave hull of the ROC curve of ``score`` on the rows ``y`` (reachable by randomising between
+    thresholds), evaluated at the false-positive rates ``grid``."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, score)
+    hull: list[tuple[float, float]] = []
+    for point in sorted(zip(fpr, tpr, strict=True)):  # monotone chain, upper hull
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (point[1] - y1) - (y2 - y1) * (point[0] - x1) >= 0:  # hull[-1] lies on or below the chord
+                hull.pop()
+            else:
+                break
+        hull.append(point)
+    hx, hy = np.array(hull).T
+    return np.interp(grid, hx, hy)
+
+
+def ceiling_terms(kind: str, seed: int, fold: Fold) -> dict[str, Any]:
+    """Per group: the accuracy at its class prior of the greatest common garbling of the groups' experiments, and
+    the test-share-weighted overall ceiling (two classes).
+
+    For two classes an experiment is its ROC curve, one experiment garbles another where its curve lies below, and
+    the greatest common garbling's curve is the pointwise minimum of the groups' (docs/shared_target.md). Each
+    group's curve is estimated on its test rows from the scores of one group-aware model (the features, the group's
+    indicators and their products, trained on every training row: a model per group underestimates the small groups'
+    experiments), taking the concave hull; group ``a``'s ceiling is
+    ``max_f q_a(1) min_b ROC_b(f) + q_a(0) (1 - f)``.
+    """
+    tr, te = fold.train, fold.test
+    classes = np.unique(tr.y)
+    if len(classes) != 2:
+        raise ValueError(f"the ROC ceiling needs two classes, got {len(classes)}")
+    levels = np.unique(tr.groups)
+    clf = fit_model(kind, seed, _with_group(tr.to_numpy(), tr.groups, levels), tr.y)
+    score = clf.predict_proba(_with_group(te.to_numpy(), te.groups, levels))[:, list(clf.classes_).index(classes[1])]
+    grid = np.linspace(0.0, 1.0, 20001)
+    curves = {b: _roc_hull(te.y[te.groups == b] == classes[1], score[te.groups == b], grid) for b in levels}
+    meet = np.min(np.array(list(curves.values())), axis=0)
+    per_group: dict[str, Any] = {}
+    for a in levels:
+        q1 = float(np.mean(tr.y[tr.groups == a] == classes[1]))
+        own = float(np.max(q1 * curves[a] + (1 - q1) * (1 - grid)))
+        ceiling = float(np.max(q1 * meet + (1 - q1) * (1 - grid)))
+        per_group[str(a)] = {"own": own, "ceiling": ceiling, "share": float(np.mean(te.groups == a))}
+    overall = sum(g["share"] * g["ceiling"] for g in per_group.values())
+    own_overall = sum(g["share"] * g["own"] for g in per_group.values())
+    return {"groups": per_group, "ceiling": float(overall), "own": float(own_overall)}
+
+
+def run_seed(task: str, seed: int) -> dict[str, Any]:
+    """Raw and shared-target accuracy and the estimated ceiling, per model kind."""
+    dataset, sensitive = task.split("/")
+    tr, te = load_dataset(dataset, sensitive=sensitive).split(0.3, seed=seed)
+    fold, out = Fold(tr, te, seed), {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        steered = prepare("steerfair (shared)", fold)
+        for kind in MODELS:
+            raw = fit_model(kind, seed, tr.to_numpy(), tr.y).predict(te.to_numpy())
+            shared = fit_model(kind, seed, steered[0], tr.y).predict(steered[1])
+            out[kind] = {
+                "raw_accuracy": float(np.mean(raw == te.y)),
+                "shared_accuracy": float(np.mean(shared == te.y)),
+                **ceiling_terms(kind, seed, fold),
+            }
+            row = out[kind]
+            print(f"{task} seed {seed} {kind}: raw {row['raw_accuracy']:.3f} shared {row['shared_accuracy']:.3f} "
+                  f"ceiling {row['ceiling']:.3f}", flush=True)  # fmt: skip
+    return out
+
+
+def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Means over seeds per task and model (differences in points, mean ± standard deviation over seeds)."""
+    lines = [
+        "| task | model | raw | own (no garbling) | ceiling | shared target | own - ceiling (pt) | shared - raw (pt) "
+        "| shared - ceiling (pt) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pts(x: np.ndarray) -> str:
+        return f"{100 * x.mean():+.1f} ± {100 * x.std():.1f}"
+
+    for task, seeds in runs.items():
+        for kind in MODELS:
+            raw, own, ceil, shared = (
+                np.array([s[kind][key] for s in seeds]) for key in ("raw_accuracy", "own", "ceiling", "shared_accuracy")
+            )
+            lines.append(
+                f"| {task} | {kind} | {raw.mean():.3f} | {own.mean():.3f} | {ceil.mean():.3f} | {shared.mean():.3f} | "
+                f"{pts(own - ceil)} | {pts(shared - raw)} | {pts(shared - ceil)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_task_seeds(
+        argv,
+        description=__doc__.split("\n\n")[0],
+        script="recipes/shared_target_ceiling.py",
+        tasks=TASKS,
+        default_out="results/shared_ceiling",
+        stem="ceiling",
+        run_seed=run_seed,
+        markdown=markdown,
+        default_seeds=(0, 1, 2, 3, 4),
+    )
+
+
+if __name__ == "__main__":
+    main()
