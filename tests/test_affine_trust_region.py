@@ -233,3 +233,19 @@ def test_two_class_matching_by_sorting_is_an_optimal_assignment(seed: int, d: in
     cost = np.log(problem.D)  # after the matching: the matched pairs lie on the diagonal
     rows, cols = linear_sum_assignment(cost)
     assert np.trace(cost) <= cost[rows, cols].sum() + 1e-9 * max(1.0, np.abs(cost).sum())
+
+
+@settings(max_examples=50, deadline=None)
+@given(slope=st.floats(-10.0, 10.0), curvature=st.floats(-10.0, 10.0))
+def test_radius_cut_is_the_clipped_minimiser_of_the_interpolating_quadratic(slope: float, curvature: float) -> None:
+    """After a poor step the trust radius is cut by the minimiser of ``slope t + curvature t^2`` (the quadratic
+    through the value's change along the step), kept in [1/16, 1/4]; by 1/4 where it has no minimiser in (0, 1)."""
+    from steerfair.ideal.affine_newton import _shrink
+
+    factor = _shrink(slope, slope + curvature)
+    assert 0.0625 <= factor <= 0.25
+    if slope < 0.0 and curvature > 0.0:
+        t = -slope / (2.0 * curvature)
+        assert factor == pytest.approx(min(0.25, max(0.0625, t)))
+    else:
+        assert factor == 0.25

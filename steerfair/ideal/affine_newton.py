@@ -307,6 +307,18 @@ def _matching(w: np.ndarray, Md: np.ndarray, Ld: np.ndarray) -> np.ndarray:
     return linear_sum_assignment(np.log(np.einsum("i,ij,ik->jk", w, Md, Ld)))[1]
 
 
+def _shrink(slope: float, change: float) -> float:
+    """The factor that cuts the trust radius after a poor step: the minimiser ``t`` of the quadratic through the
+    value's change along the step (``slope t + (change - slope) t^2``), kept in ``[1/16, 1/4]``; ``1/4`` where that
+    quadratic has no minimum in ``(0, 1)``. A step that raised the value a lot shrinks the radius 16x at once instead
+    of 4x per rejected step. Against the fixed 1/4 (``recipes/compare_affine_revisions.py``, 45 models): two ended in
+    a lower minimum (-8.8e-5 and -6.9e-5 relative), none higher, the times within noise."""
+    curvature = change - slope
+    if slope >= 0.0 or curvature <= 0.0:
+        return 0.25
+    return min(0.25, max(0.0625, -slope / (2.0 * curvature)))
+
+
 def _sym(S: np.ndarray) -> np.ndarray:
     return 0.5 * (S + S.T)
 
@@ -460,7 +472,7 @@ def newton_map(
             fn = np.inf
         rho = (f - fn) / predicted if predicted > 0.0 else -1.0
         if rho < 0.25:
-            radius = 0.25 * min(radius, s_norm) if np.isfinite(fn) else 0.25 * s_norm
+            radius = _shrink(float(np.vdot(g, s)), fn - f) * min(radius, s_norm) if np.isfinite(fn) else 0.25 * s_norm
         elif rho > 0.75 and s_norm >= 0.99 * radius:
             radius *= 2.0
         if rho > 1e-4 and fn < f:
