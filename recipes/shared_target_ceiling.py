@@ -17,7 +17,9 @@ comparison that carries is the one within the estimator: ``own - ceiling``, the 
 must give up. Beside them, in the same run: the raw model, ``FairSteerer(target="shared")`` (the benchmark's
 ``steerfair (shared)``) and the same with ``discrete="passthrough"`` (one-hot and two-valued columns left as they
 are, so no guarantee on them: it shows how much of the shared target's loss its discrete kernels cause), with their
-EO gaps. Writes ``ceiling.json`` and ``ceiling.md`` under ``--out``.
+EO gaps, and fairlearn's ThresholdOptimizer (equal TPR, the same model kind on the raw rows, reading the group at
+prediction: the strongest alternative for one deployed model). Writes ``ceiling.json`` and ``ceiling.md`` under
+``--out``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from steerfair.datasets import load_dataset
 from steerfair.evaluation.output import run_task_seeds
-from steerfair.evaluation.tabular_methods import Fold, fit_model, prepare
+from steerfair.evaluation.tabular_methods import Fold, fit_model, predict, prepare
 from steerfair.metrics import equal_opportunity_gap
 
 TASKS = ("adult/sex", "adult/race", "compas/race", "german/sex", "law/race")
@@ -123,6 +125,10 @@ def run_seed(task: str, seed: int) -> dict[str, Any]:
                 pred = fit_model(kind, seed, Xtr, tr.y).predict(Xte)
                 row[f"{name}_accuracy"] = float(np.mean(pred == te.y))
                 row[f"{name}_eo_gap"] = float(equal_opportunity_gap(te.y, pred, groups=te.groups))
+            # the strongest alternative in the same run: ThresholdOptimizer (equal TPR), raw rows, the group read
+            to_pred, _ = predict("threshold_optimizer", kind, fold)
+            row["threshold_optimizer_accuracy"] = float(np.mean(to_pred == te.y))
+            row["threshold_optimizer_eo_gap"] = float(equal_opportunity_gap(te.y, to_pred, groups=te.groups))
             out[kind] = {**row, **ceiling_terms(kind, seed, fold)}
             print(f"{task} seed {seed} {kind}: raw {row['raw_accuracy']:.3f} shared {row['shared_accuracy']:.3f} "
                   f"passthrough {row['shared_passthrough_accuracy']:.3f} ceiling {out[kind]['ceiling']:.3f}",
@@ -134,8 +140,9 @@ def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
     """Means over seeds per task and model (differences in points, mean ± standard deviation over seeds)."""
     lines = [
         "| task | model | raw | own (no garbling) | ceiling | shared target | own - ceiling (pt) | shared - raw (pt) "
-        "| shared - ceiling (pt) | EO gap raw / shared | shared, discrete passed through: accuracy / EO gap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| shared - ceiling (pt) | EO gap raw / shared | shared, discrete passed through: accuracy / EO gap "
+        "| ThresholdOptimizer: accuracy / EO gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def pts(x: np.ndarray) -> str:
@@ -144,12 +151,16 @@ def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
     for task, seeds in runs.items():
         for kind in MODELS:
             keys = ("raw_accuracy", "own", "ceiling", "shared_accuracy", "raw_eo_gap", "shared_eo_gap",
-                    "shared_passthrough_accuracy", "shared_passthrough_eo_gap")  # fmt: skip
-            raw, own, ceil, shared, raw_gap, gap, pt_acc, pt_gap = (np.array([s[kind][k] for s in seeds]) for k in keys)
+                    "shared_passthrough_accuracy", "shared_passthrough_eo_gap", "threshold_optimizer_accuracy",
+                    "threshold_optimizer_eo_gap")  # fmt: skip
+            raw, own, ceil, shared, raw_gap, gap, pt_acc, pt_gap, to_acc, to_gap = (
+                np.array([s[kind][k] for s in seeds]) for k in keys
+            )
             lines.append(
                 f"| {task} | {kind} | {raw.mean():.3f} | {own.mean():.3f} | {ceil.mean():.3f} | {shared.mean():.3f} | "
                 f"{pts(own - ceil)} | {pts(shared - raw)} | {pts(shared - ceil)} | {raw_gap.mean():.3f} / "
-                f"{gap.mean():.3f} | {pt_acc.mean():.3f} / {pt_gap.mean():.3f} |"
+                f"{gap.mean():.3f} | {pt_acc.mean():.3f} / {pt_gap.mean():.3f} | "
+                f"{to_acc.mean():.3f} / {to_gap.mean():.3f} |"
             )
     return "\n".join(lines) + "\n"
 
