@@ -8,7 +8,10 @@ common law ``Q_y = K_a P_a,y`` per class, so ``Q`` is a garbling of every group'
 class prior can only fall under garbling (Blackwell). A model trained on the steered rows, whatever it is, therefore
 has accuracy on group ``a`` at most the Bayes accuracy, at group ``a``'s class prior, of the greatest common garbling
 of the groups' experiments (for two classes: the pointwise minimum of their ROC curves). The overall ceiling weighs
-the groups by their test shares; beside it, ``own``: the same with each group's own curve (no garbling).
+the groups by their test shares; beside it, ``own``: the same with each group's own curve (no garbling). Both let
+every group have its own operating point, which only a model that reads the group can have; a model that does not
+read it has one TPR and one FPR for every group on a shared target, as every equalized-odds classifier does, and
+``ceiling_one_point`` is their bound: one false-positive rate for all groups on the minimum curve.
 
 Estimated per task, seed (the tabular benchmark's 70/30 split) and model kind (``lr``, ``gbm``) by one group-aware
 model of that kind (:func:`ceiling_terms`). The estimates are limited by the model and the rows, and the best
@@ -17,9 +20,11 @@ comparison that carries is the one within the estimator: ``own - ceiling``, the 
 must give up. Beside them, in the same run: the raw model, ``FairSteerer(target="shared")`` (the benchmark's
 ``steerfair (shared)``) and the same with ``discrete="passthrough"`` (one-hot and two-valued columns left as they
 are, so no guarantee on them: it shows how much of the shared target's loss its discrete kernels cause), with their
-EO gaps, and fairlearn's ThresholdOptimizer (equal TPR, the same model kind on the raw rows, reading the group at
-prediction: the strongest alternative for one deployed model). Writes ``ceiling.json`` and ``ceiling.md`` under
-``--out``.
+EO gaps, :class:`steerfair.SharedScore` (the benchmark's ``steerfair (shared score)``: the greatest common garbling
+of the groups' binned experiments of a cross-fitted score, docs/shared_target.md section 12), and fairlearn's
+ThresholdOptimizer with equal TPR and with equalized odds (the same model kind on the raw rows, reading the group at
+prediction: the strongest alternatives for one deployed model). Writes ``ceiling.json`` and ``ceiling.md`` (two
+tables) under ``--out``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 from steerfair.datasets import load_dataset
 from steerfair.evaluation.output import run_task_seeds
 from steerfair.evaluation.tabular_methods import Fold, fit_model, predict, prepare
-from steerfair.metrics import equal_opportunity_gap
+from steerfair.metrics import equal_opportunity_gap, equalized_odds_gap
 
 TASKS = ("adult/sex", "adult/race", "compas/race", "german/sex", "law/race")
 MODELS = ("lr", "gbm")
@@ -76,7 +81,10 @@ def ceiling_terms(kind: str, seed: int, fold: Fold) -> dict[str, Any]:
     group's curve is estimated on its test rows from the scores of one group-aware model (the features, the group's
     indicators and their products, trained on every training row: a model per group underestimates the small groups'
     experiments), taking the concave hull; group ``a``'s ceiling is
-    ``max_f q_a(1) min_b ROC_b(f) + q_a(0) (1 - f)``.
+    ``max_f q_a(1) min_b ROC_b(f) + q_a(0) (1 - f)``. That bound lets each group have its own operating point ``f``,
+    which only a model that reads the group can have; a model that does not read the group has the same TPR and FPR
+    in every group on a shared target, and so does every equalized-odds classifier of these scores, so for them the
+    bound is ``ceiling_one_point = max_f sum_a share_a (q_a(1) min_b ROC_b(f) + q_a(0) (1 - f))``.
     """
     tr, te = fold.train, fold.test
     classes = np.unique(tr.y)
@@ -93,10 +101,16 @@ def ceiling_terms(kind: str, seed: int, fold: Fold) -> dict[str, Any]:
         q1 = float(np.mean(tr.y[tr.groups == a] == classes[1]))
         own = float(np.max(q1 * curves[a] + (1 - q1) * (1 - grid)))
         ceiling = float(np.max(q1 * meet + (1 - q1) * (1 - grid)))
-        per_group[str(a)] = {"own": own, "ceiling": ceiling, "share": float(np.mean(te.groups == a))}
+        per_group[str(a)] = {"own": own, "ceiling": ceiling, "share": float(np.mean(te.groups == a)), "prior": q1}
     overall = sum(g["share"] * g["ceiling"] for g in per_group.values())
     own_overall = sum(g["share"] * g["own"] for g in per_group.values())
-    return {"groups": per_group, "ceiling": float(overall), "own": float(own_overall)}
+    # one operating point for every group: what a model that does not read the group reaches on a shared target
+    # (its TPR and FPR are the same in every group), and what any equalized-odds classifier of these scores reaches
+    one_point = sum(
+        g["share"] * (g["prior"] * meet + (1 - g["prior"]) * (1 - grid)) for g in per_group.values()
+    )  # fmt: skip
+    return {"groups": per_group, "ceiling": float(overall), "own": float(own_overall),
+            "ceiling_one_point": float(np.max(one_point))}  # fmt: skip
 
 
 def run_seed(task: str, seed: int) -> dict[str, Any]:
@@ -109,30 +123,32 @@ def run_seed(task: str, seed: int) -> dict[str, Any]:
     fold, out = Fold(tr, te, seed), {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        steered = {"shared": prepare("steerfair (shared)", fold)[:2]}
+        steered = {
+            "shared": prepare("steerfair (shared)", fold)[:2],
+            "shared_score": prepare("steerfair (shared score)", fold)[:2],
+        }
         passthrough = FairSteerer(target="shared", marginals="copula", discrete="passthrough", random_state=seed)
         passthrough.fit(tr.X, tr.y, groups=tr.groups)
         steered["shared_passthrough"] = tuple(
             np.asarray(passthrough.transform(d.X, groups=d.groups), dtype=np.float64) for d in (tr, te)
         )
         for kind in MODELS:
-            raw = fit_model(kind, seed, tr.to_numpy(), tr.y).predict(te.to_numpy())
-            row: dict[str, Any] = {
-                "raw_accuracy": float(np.mean(raw == te.y)),
-                "raw_eo_gap": float(equal_opportunity_gap(te.y, raw, groups=te.groups)),
-            }
+            preds = {"raw": fit_model(kind, seed, tr.to_numpy(), tr.y).predict(te.to_numpy())}
             for name, (Xtr, Xte) in steered.items():
-                pred = fit_model(kind, seed, Xtr, tr.y).predict(Xte)
+                preds[name] = fit_model(kind, seed, Xtr, tr.y).predict(Xte)
+            # the strongest alternatives in the same run: ThresholdOptimizer (equal TPR; equal TPR and FPR), raw
+            # rows, the group read at prediction
+            preds["threshold_optimizer"] = predict("threshold_optimizer", kind, fold)[0]
+            preds["threshold_optimizer_eodds"] = predict("threshold_optimizer (equalized odds)", kind, fold)[0]
+            row: dict[str, Any] = {}
+            for name, pred in preds.items():
                 row[f"{name}_accuracy"] = float(np.mean(pred == te.y))
                 row[f"{name}_eo_gap"] = float(equal_opportunity_gap(te.y, pred, groups=te.groups))
-            # the strongest alternative in the same run: ThresholdOptimizer (equal TPR), raw rows, the group read
-            to_pred, _ = predict("threshold_optimizer", kind, fold)
-            row["threshold_optimizer_accuracy"] = float(np.mean(to_pred == te.y))
-            row["threshold_optimizer_eo_gap"] = float(equal_opportunity_gap(te.y, to_pred, groups=te.groups))
+                row[f"{name}_eodds_gap"] = float(equalized_odds_gap(te.y, pred, groups=te.groups))
             out[kind] = {**row, **ceiling_terms(kind, seed, fold)}
             print(f"{task} seed {seed} {kind}: raw {row['raw_accuracy']:.3f} shared {row['shared_accuracy']:.3f} "
-                  f"passthrough {row['shared_passthrough_accuracy']:.3f} ceiling {out[kind]['ceiling']:.3f}",
-                  flush=True)  # fmt: skip
+                  f"passthrough {row['shared_passthrough_accuracy']:.3f} score {row['shared_score_accuracy']:.3f} "
+                  f"ceiling {out[kind]['ceiling']:.3f}", flush=True)  # fmt: skip
     return out
 
 
@@ -162,7 +178,42 @@ def markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
                 f"{gap.mean():.3f} | {pt_acc.mean():.3f} / {pt_gap.mean():.3f} | "
                 f"{to_acc.mean():.3f} / {to_gap.mean():.3f} |"
             )
+    return "\n".join(lines) + "\n\n" + score_markdown(runs)
+
+
+#: The methods of the second table: label-free shared targets and the post-processing alternatives.
+SCORE_METHODS = (("raw", "raw"), ("shared", "FairSteerer(target='shared')"), ("shared_score", "SharedScore"),
+                 ("threshold_optimizer", "ThresholdOptimizer (equal TPR)"),
+                 ("threshold_optimizer_eodds", "ThresholdOptimizer (equalized odds)"))  # fmt: skip
+
+
+def score_markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
+    """Accuracy / EO gap / equalized-odds gap of the label-free targets and ThresholdOptimizer (means over seeds),
+    the estimated ceiling at one operating point for every group, ``SharedScore``'s accuracy change against raw and
+    its distance to that ceiling."""
+    head = " | ".join(label for _, label in SCORE_METHODS)
+    lines = [
+        f"| task | model | {head} | ceiling, one operating point | SharedScore - raw (pt) "
+        "| SharedScore - that ceiling (pt) |",
+        "|---|---|" + "---|" * (len(SCORE_METHODS) + 3),
+    ]
+    for task, seeds in runs.items():
+        for kind in MODELS:
+            cells = []
+            for name, _ in SCORE_METHODS:
+                acc, eo, eodds = (np.mean([s[kind][f"{name}_{m}"] for s in seeds]) for m in METRIC_KEYS)
+                cells.append(f"{acc:.3f} / {eo:.3f} / {eodds:.3f}")
+            score, raw, ceil = (np.array([s[kind][k] for s in seeds]) for k in SCORE_GAP_KEYS)
+            lines.append(
+                f"| {task} | {kind} | {' | '.join(cells)} | {ceil.mean():.3f} | {100 * (score - raw).mean():+.1f} ± "
+                f"{100 * (score - raw).std():.1f} | {100 * (score - ceil).mean():+.1f} ± "
+                f"{100 * (score - ceil).std():.1f} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+METRIC_KEYS = ("accuracy", "eo_gap", "eodds_gap")
+SCORE_GAP_KEYS = ("shared_score_accuracy", "raw_accuracy", "ceiling_one_point")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,6 +40,10 @@ def __getattr__(name: str) -> object:
         from .tabular import FairSteerer
 
         return FairSteerer
+    if name == "SharedScore":
+        from .shared_score import SharedScore
+
+        return SharedScore
     raise AttributeError(f"module 'steerfair' has no attribute {name!r}")
 
 
@@ -55,6 +59,7 @@ __all__ = [
     "IdealSolution",
     "LogNormal",
     "Membership",
+    "SharedScore",
     "SharedTarget",
     "SharedTargetSteering",
     "SteeringTransform",

@@ -21,8 +21,8 @@ from steerfair.datasets import TabularDataset  # noqa: E402
 from steerfair.evaluation import tabular_benchmark as tb  # noqa: E402
 from steerfair.evaluation import tabular_methods, tabular_report  # noqa: E402
 
-NEW = ("steerfair (shared)", "steerfair (shared positive)", "steerfair (shared, picked)", "threshold_optimizer",
-       "exponentiated_gradient")  # fmt: skip
+NEW = ("steerfair (shared)", "steerfair (shared positive)", "steerfair (shared score)", "steerfair (shared, picked)",
+       "threshold_optimizer", "exponentiated_gradient")  # fmt: skip
 
 
 def toy(n: int = 360, seed: int = 0) -> TabularDataset:

@@ -29,6 +29,9 @@ Methods (:mod:`steerfair.evaluation.tabular_methods`):
 * ``steerfair (shared positive)``: ``FairSteerer(target="shared_positive", marginals="copula", random_state=seed)``:
   one invertible label-free map per group carries its positive class onto the largest group's (every column through
   the copula), so any downstream model has equal TPR across groups (:mod:`steerfair.shared_positive`).
+* ``steerfair (shared score)``: :class:`steerfair.shared_score.SharedScore` (``random_state=seed``; every column):
+  one column, a cross-fitted group-aware score garbled per group onto the greatest common garbling of the groups'
+  binned experiments, so any model trained on it has equal TPR and FPR across groups.
 * ``steerfair (shared, picked)``: the shared target at the strength :func:`steerfair.shared_target.pick_strength`
   picks, per model, on a 70/30 split of the training part (budget: half the raw model's validation EO gap;
   candidates 0, 0.25, 0.5, 0.75, 1).

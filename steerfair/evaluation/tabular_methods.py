@@ -61,6 +61,7 @@ PREPROCESSING: tuple[str, ...] = (
     "steerfair (shared)",
     "steerfair (shared, gaussian)",
     "steerfair (shared positive)",
+    "steerfair (shared score)",
     "reweighing",
     "correlation_remover",
     "mean_matching",
@@ -205,6 +206,12 @@ def prepare(method: str, fold: Fold) -> Prepared:
     if method == "steerfair (shared positive)":
         fs = FairSteerer(target="shared_positive", marginals="copula", random_state=fold.seed)
         return (*_steered(fs.fit(tr.X, tr.y, groups=tr.groups), fold), None)
+    if method == "steerfair (shared score)":
+        from ..shared_score import SharedScore
+
+        ss = SharedScore(random_state=fold.seed)
+        Xtr = ss.fit_transform(tr.to_numpy(), tr.y, groups=tr.groups)
+        return Xtr, ss.transform(te.to_numpy(), groups=te.groups), None
     if method.startswith("steerfair"):
         mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"

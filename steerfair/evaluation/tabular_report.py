@@ -36,8 +36,11 @@ __all__ = ["DEFAULTS", "DEFAULT_LOSS_PT", "METRICS", "NEAR_CONSTANT_PT", "TARGET
 METRICS: tuple[str, ...] = ("accuracy", "dp_gap", "eo_gap", "eodds_gap")
 #: The acceptance target of the best steerfair variant, and the models it is required for.
 TARGET: dict[str, Any] = {"eo_ratio": 0.5, "accuracy_drop_pt": 1.5, "models": ("lr", "gbm", "logistic")}
-#: The steerfair methods run at their default settings (the ideal target; the shared targets with the copula).
-DEFAULTS: tuple[str, ...] = ("steerfair", "steerfair (shared)", "steerfair (shared positive)")
+#: The steerfair methods run at their default settings (the ideal target; the shared targets with the copula;
+#: ``SharedScore``).
+DEFAULTS: tuple[str, ...] = (
+    "steerfair", "steerfair (shared)", "steerfair (shared positive)", "steerfair (shared score)"
+)  # fmt: skip
 #: A default that loses more accuracy than this (points) is flagged.
 DEFAULT_LOSS_PT = 3.0
 #: ThresholdOptimizer counts as better with a smaller EO gap at an accuracy at most this many points below the best

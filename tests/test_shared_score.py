@@ -1,0 +1,203 @@
+"""The greatest common garbling of two-class experiments (steerfair.dichotomy) and ``SharedScore``: the target's ROC
+curve is the pointwise minimum of the groups' (so no common target is more informative), every kernel carries its
+group exactly onto it, and models trained on the steered score have equal error rates in every group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from steerfair.categorical_garbling import solve_common_garbling
+from steerfair.datasets import separability_groups
+from steerfair.dichotomy import greatest_common_dichotomy, roc_curve_of, roc_value
+from steerfair.metrics import group_rates
+from steerfair.shared_score import SharedScore
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+def random_experiments(seed: int, k: int, n_max: int) -> list[np.ndarray]:
+    """``k`` two-class experiments with different numbers of outcomes, some outcomes absent from one class."""
+    rng = np.random.default_rng(seed)
+    laws = []
+    for a in range(k):
+        n = int(rng.integers(1, n_max + 1))
+        P = rng.dirichlet(np.full(n, 0.6), size=2)
+        if n > 2 and (seed + a) % 3 == 0:  # an outcome class 0 never shows (infinite likelihood ratio)
+            P[0, 0] = 0.0
+            P[0] /= P[0].sum()
+        laws.append(P)
+    return laws
+
+
+def bayes_accuracy(P: np.ndarray, prior1: float) -> float:
+    return float(np.sum(np.maximum((1 - prior1) * P[0], prior1 * P[1])))
+
+
+@given(seed=seeds, k=st.integers(1, 4), n_max=st.integers(1, 9))
+@settings(max_examples=60, deadline=None)
+def test_the_target_is_the_pointwise_minimum_and_every_group_reaches_it(seed: int, k: int, n_max: int) -> None:
+    """``ROC_target == min_a ROC_a`` at every false-positive rate (by Blackwell's theorem for dichotomies, the
+    greatest common garbling), and ``P_a K_a = target`` with stochastic kernels for every group."""
+    laws = random_experiments(seed, k, n_max)
+    meet = greatest_common_dichotomy(laws)
+    x = np.linspace(0.0, 1.0, 2001)
+    lowest = np.min([roc_value(*roc_curve_of(P), x) for P in laws], axis=0)
+    np.testing.assert_allclose(roc_value(*meet.roc(), x), lowest, atol=1e-9)
+    assert np.all(meet.target >= 0) and np.allclose(meet.target.sum(axis=1), 1.0, atol=1e-12)
+    for P, K in zip(laws, meet.kernels, strict=True):
+        assert K.shape == (P.shape[1], meet.target.shape[1])
+        assert np.all(K >= 0) and np.allclose(K.sum(axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(P @ K, meet.target, atol=1e-8)
+    assert meet.residual <= 1e-8
+    if k == 1:  # a lone group keeps its experiment: the same curve, the same accuracy at every prior
+        for prior in (0.1, 0.5, 0.8):
+            assert bayes_accuracy(meet.target, prior) == pytest.approx(bayes_accuracy(laws[0], prior), abs=1e-9)
+
+
+@given(seed=seeds, k=st.integers(2, 3), n=st.integers(2, 6), prior=st.floats(0.05, 0.95))
+@settings(max_examples=30, deadline=None)
+def test_no_common_target_is_more_accurate_at_any_prior(seed: int, k: int, n: int, prior: float) -> None:
+    """At every class prior the target's Bayes accuracy is at least that of the categorical LP's common target
+    (which maximises accuracy at that one prior) and at most every group's own."""
+    rng = np.random.default_rng(seed)
+    laws = rng.dirichlet(np.full(n, 0.6), size=(k, 2))
+    meet = greatest_common_dichotomy(laws)
+    lp = solve_common_garbling(laws, np.array([1 - prior, prior]))
+    acc = bayes_accuracy(meet.target, prior)
+    assert acc >= bayes_accuracy(lp.target, prior) - 1e-7
+    assert acc <= min(bayes_accuracy(P, prior) for P in laws) + 1e-9
+
+
+def test_bad_experiments_are_refused_with_the_argument_named() -> None:
+    with pytest.raises(ValueError, match="at least one group"):
+        greatest_common_dichotomy([])
+    with pytest.raises(ValueError, match=r"laws\[1\] must be \(2, n"):
+        greatest_common_dichotomy([np.full((2, 2), 0.5), np.full((3, 2), 0.5)])
+    with pytest.raises(ValueError, match=r"laws\[0\] must be finite"):
+        greatest_common_dichotomy([np.array([[0.5, 0.6], [0.5, 0.5]])])
+
+
+# ---------------------------------------------------------------------------------------------- the transformer
+@pytest.fixture(scope="module")
+def gaussian_fit() -> tuple[SharedScore, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``SharedScore`` on 48k rows of two Gaussian groups of separations 2.8 and 1.2; its output on 60k fresh rows."""
+    rng = np.random.default_rng(0)
+    X, y, g = separability_groups(48_000, 3, rng)
+    steer = SharedScore(estimator=LogisticRegression(), random_state=0)
+    Ztr = steer.fit_transform(X, y, groups=g)
+    Xt, yt, gt = separability_groups(60_000, 3, rng)
+    return steer, Ztr, np.c_[y, g], steer.transform(Xt, groups=gt), np.c_[yt, gt]
+
+
+def test_the_training_rows_expected_law_is_the_target_exactly(gaussian_fit: tuple) -> None:
+    """On the training rows (held-out scores) the expected law of the output given ``(Y, A)`` is the target: the
+    bins, their laws and the kernels are one consistent construction."""
+    steer = gaussian_fit[0]
+    y, g = gaussian_fit[2].T
+    for a in range(2):
+        bins = np.searchsorted(steer.edges_[a], steer.oof_scores_[g == a], side="right")
+        for c in (0, 1):
+            expected = steer.meet_.kernels[a][bins[y[g == a] == c]].mean(axis=0)
+            np.testing.assert_allclose(expected, steer.meet_.target[c], atol=1e-9)
+
+
+def test_every_model_on_the_steered_score_has_equal_error_rates(gaussian_fit: tuple) -> None:
+    """New rows, labels unknown: TPR and FPR of every threshold of the output and of LR, GBM and kNN trained on it are
+    equal across groups within Monte Carlo error, while the raw groups' rates differ (steering changed them)."""
+    steer, Ztr, ytr_g, Zte, yte_g = gaussian_fit
+    ytr = ytr_g[:, 0]
+    yt, gt = yte_g.T
+    # 4 standard deviations of a rate difference: the bins' laws are estimated on training cells of >= 7,000 rows
+    # (an error that shrinks as 1 / sqrt(n): measured 0.05 / 0.015 largest gap at 12k / 48k rows), test cells >= 9,000
+    se = 4 * np.sqrt(2 * 0.25 / 7_000 + 2 * 0.25 / 9_000)
+    values = np.unique(Zte)
+    assert values.size >= 5
+    for v in values[1:]:  # every threshold of the score itself
+        r = group_rates(yt, (Zte[:, 0] >= v).astype(int), gt)
+        assert abs(r.tpr[0] - r.tpr[1]) <= se and abs(r.fpr[0] - r.fpr[1]) <= se
+    for model in (LogisticRegression(), HistGradientBoostingClassifier(random_state=0), KNeighborsClassifier(50)):
+        pred = model.fit(Ztr, ytr).predict(Zte)
+        r = group_rates(yt, pred, gt)
+        assert abs(r.tpr[0] - r.tpr[1]) <= se and abs(r.fpr[0] - r.fpr[1]) <= se
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5])
+def test_strength_scales_every_gap_of_a_fixed_threshold(strength: float) -> None:
+    """``strength = t`` steers each row with probability ``t``: a fixed threshold's TPR gap is ``(1 - t)`` times the
+    unsteered one (``t = 0``: each group's own calibrated bins, whose gap is large on these groups)."""
+    rng = np.random.default_rng(3)
+    X, y, g = separability_groups(12_000, 3, rng)
+    Xt, yt, gt = separability_groups(100_000, 3, rng)
+    gaps = {}
+    for t in (0.0, strength, 1.0):
+        steer = SharedScore(estimator=LogisticRegression(), strength=t, random_state=0).fit(X, y, groups=g)
+        r = group_rates(yt, (steer.transform(Xt, groups=gt)[:, 0] >= 0.4).astype(int), gt)
+        gaps[t] = r.tpr[0] - r.tpr[1]
+    assert abs(gaps[0.0]) > 0.1
+    se = 4 * np.sqrt(0.25 / 15_000 * 2)
+    assert gaps[strength] == pytest.approx((1 - strength) * gaps[0.0] + strength * gaps[1.0], abs=se)
+    assert abs(gaps[1.0]) <= se
+
+
+def test_dataframes_unseen_groups_and_bad_arguments_get_clear_errors() -> None:
+    rng = np.random.default_rng(0)
+    X, y, g = separability_groups(400, 2, rng)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    steer = SharedScore(estimator=LogisticRegression(), random_state=0).fit(frame, y, groups=g)
+    assert list(steer.get_feature_names_out()) == ["shared_score"]
+    assert steer.transform(frame, groups=g).shape == (400, 1)
+    with pytest.raises(ValueError, match="different columns"):
+        steer.transform(frame[["b", "a"]], groups=g)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        steer.transform(frame, groups=np.full(400, 7))
+    with pytest.raises(ValueError, match="groups is required"):
+        steer.transform(frame)
+    with pytest.raises(ValueError, match="exactly two classes.*FairSteerer"):
+        SharedScore().fit(X, np.arange(400) % 3, groups=g)
+    with pytest.raises(ValueError, match="one label per row"):
+        SharedScore().fit(X, y, groups=np.c_[np.full(400, 0.5), np.full(400, 0.5)])
+    with pytest.raises(ValueError, match="at least n_folds"):
+        SharedScore(n_folds=5).fit(X[:14], np.r_[np.zeros(10), np.ones(4)], groups=np.r_[np.zeros(12), np.ones(2)])
+    with pytest.raises(ValueError, match="n_bins"):
+        SharedScore(n_bins=0).fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="strength"):
+        SharedScore(strength=1.5).fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="predict_proba"):
+        SharedScore(estimator=object()).fit(X, y, groups=g)
+    with pytest.raises(ValueError, match="numeric"):
+        SharedScore().fit(pd.DataFrame({"a": ["x"] * 400}), y, groups=g)
+
+
+def test_the_plot_is_written(tmp_path: object) -> None:
+    rng = np.random.default_rng(0)
+    X, y, g = separability_groups(2_000, 2, rng)
+    steer = SharedScore(estimator=LogisticRegression(), random_state=0).fit(X, y, groups=g)
+    curves = steer.roc_curves()
+    assert set(curves) == {"0", "1", "common target"}
+    path = tmp_path / "roc.png"  # type: ignore[operator]
+    steer.plot(path)
+    assert path.stat().st_size > 1000
+
+
+def test_the_default_score_model_is_the_candidate_with_the_smaller_held_out_log_loss() -> None:
+    """``estimator=None`` cross-fits every :func:`default_estimators` candidate and keeps the one with the smaller
+    held-out log-loss; the held-out scores kept are that candidate's."""
+    from steerfair.shared_score import default_estimators
+
+    rng = np.random.default_rng(0)
+    X, y, g = separability_groups(1_500, 2, rng)
+    steer = SharedScore(random_state=0).fit(X, y, groups=g)
+    losses = steer.held_out_log_loss_
+    assert set(losses) == set(default_estimators(0))
+    assert steer.estimator_name_ == min(losses, key=losses.__getitem__)
+    p = np.clip(steer.oof_scores_, 1e-12, 1 - 1e-12)
+    assert -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)) == pytest.approx(losses[steer.estimator_name_])
+    given_one = SharedScore(estimator=LogisticRegression(), random_state=0).fit(X, y, groups=g)
+    assert given_one.estimator_name_ == "estimator" and list(given_one.held_out_log_loss_) == ["estimator"]
