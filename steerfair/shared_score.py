@@ -87,13 +87,15 @@ class SharedScore(TransformerMixin, BaseEstimator):
         min_bin_rows: (int >= 1) Fewest training rows per bin (small groups get fewer bins).
         n_folds: (int >= 2) Folds of the cross-fitting.
         strength: (float in [0, 1]) Probability that a row is steered; every gap of a fixed classifier of the output
-            shrinks by ``1 - strength``.
+            shrinks by ``1 - strength``. Read when rows are steered, so it can be changed after ``fit``;
+            :func:`~steerfair.shared_target.pick_strength` picks it for a gap budget.
         random_state: (None, int or numpy Generator) Seeds the folds, the default estimator, the fold drawn for a new
             row and the kernels' draws.
 
     Attributes:
         classes_: the two classes; ``groups_``: the group labels seen in training.
-        scorers_: the fitted fold models; ``oof_scores_``: the training rows' held-out scores.
+        scorers_: the fitted fold models; ``oof_scores_``: the training rows' held-out scores; ``train_groups_``:
+            their group indices.
         estimator_name_: the score model used (``"estimator"`` when one was given); ``held_out_log_loss_``: the
             held-out log-loss of each candidate.
         edges_: each group's bin edges on the score.
@@ -176,7 +178,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
         n_bins = as_int(self.n_bins, "n_bins", low=1)
         min_rows = as_int(self.min_bin_rows, "min_bin_rows", low=1)
         n_folds = as_int(self.n_folds, "n_folds", low=2)
-        strength = as_unit_weight(self.strength, "strength")
+        as_unit_weight(self.strength, "strength")
         if self.estimator is not None and not hasattr(self.estimator, "predict_proba"):
             raise ValueError("estimator must be a scikit-learn classifier with predict_proba (or None for the default)")
         arr = self._features(X, fitting=True)
@@ -219,7 +221,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
         self.prior_ = float(np.mean(yi))
         self.values_ = self._posterior(self.meet_.target)
         self.own_values_ = tuple(self._posterior(P) for P in self.laws_)
-        self.strength_ = strength
+        self.train_groups_ = gidx
         return oof, gidx
 
     def _posterior(self, P: np.ndarray) -> np.ndarray:
@@ -230,7 +232,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ steering
     def _steer(self, scores: np.ndarray, gidx: np.ndarray) -> np.ndarray:
         out = np.empty(scores.size)
-        steered = self.rng_.random(scores.size) < self.strength_
+        strength = as_unit_weight(self.strength, "strength")  # read at use: set_params(strength=...) after fit works
+        steered = self.rng_.random(scores.size) < strength
         for a in range(self.groups_.size):
             rows = np.flatnonzero(gidx == a)
             b = np.searchsorted(self.edges_[a], scores[rows], side="right")
@@ -259,8 +262,14 @@ class SharedScore(TransformerMixin, BaseEstimator):
     def fit_transform(self, X: Any, y: Any = None, *, groups: Any = None) -> np.ndarray:
         """Fit, then steer the training rows from their held-out scores (cross-fitting, as scikit-learn's
         ``TargetEncoder`` does; ``fit(X, y).transform(X)`` would score rows with models that saw them)."""
-        oof, gidx = self._fit(X, y, groups)
-        return self._steer(oof, gidx)
+        self._fit(X, y, groups)
+        return self.training_rows_transform()
+
+    def training_rows_transform(self) -> np.ndarray:
+        """The steered output ``(n, 1)`` of the rows ``fit`` saw, from their held-out scores (what ``fit_transform``
+        returns; with the current ``strength``, so :func:`~steerfair.shared_target.pick_strength` can try several)."""
+        check_is_fitted(self, "meet_")
+        return self._steer(self.oof_scores_, self.train_groups_)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``["shared_score"]``: the one output column."""

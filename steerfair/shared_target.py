@@ -454,7 +454,9 @@ def _candidate_rows(
     preds = []
     for s in grid:
         fitted.set_params(strength=float(s))
-        clf = clone(model).fit(fitted.transform(fit[0], groups=fit[2]), fit[1])
+        # SharedScore steers the rows it was fitted on from their held-out scores (cross-fitting)
+        own = getattr(fitted, "training_rows_transform", None)
+        clf = clone(model).fit(fitted.transform(fit[0], groups=fit[2]) if own is None else own(), fit[1])
         preds.append(np.asarray(clf.predict(fitted.transform(val[0], groups=val[2]))))
     return preds
 
@@ -476,8 +478,8 @@ def pick_strength(
     random_state: int | None = 0,
     progress: bool = False,
 ) -> StrengthChoice:
-    """Pick the strength of a shared-target ``FairSteerer`` for a fairness-gap budget, on a validation split or by
-    cross-validation.
+    """Pick the strength of a shared-target ``FairSteerer`` or a ``SharedScore`` for a fairness-gap budget, on a
+    validation split or by cross-validation.
 
     With a validation split (``X_val``, ``y_val``, ``groups_val``), the steerer is fitted once on the training rows;
     for every candidate strength, train and validation rows are steered (label-free, as at deployment), a clone of
@@ -490,8 +492,8 @@ def pick_strength(
     is fitted on all of ``X_train``.
 
     Args:
-        steerer: an unfitted ``FairSteerer`` with ``target="shared"`` or ``"shared_positive"`` (cloned, not
-            modified).
+        steerer: an unfitted ``FairSteerer`` with ``target="shared"`` or ``"shared_positive"``, or an unfitted
+            :class:`~steerfair.shared_score.SharedScore` (cloned, not modified).
         model: a scikit-learn classifier (cloned for every candidate and fold).
         X_train, y_train, groups_train: the training rows (groups: the sensitive attribute, never a feature).
         X_val, y_val, groups_val: an optional validation split (all three or none).
@@ -506,10 +508,12 @@ def pick_strength(
     from tqdm.auto import tqdm
 
     from .metrics import equal_opportunity_gap, equalized_odds_gap
+    from .shared_score import SharedScore
 
-    if getattr(steerer, "target", None) not in ("shared", "shared_positive"):
+    if getattr(steerer, "target", None) not in ("shared", "shared_positive") and not isinstance(steerer, SharedScore):
         raise ValueError(
-            "pick_strength needs a FairSteerer with target='shared' or 'shared_positive' (strength only acts on those)"
+            "pick_strength needs a FairSteerer with target='shared' or 'shared_positive', or a SharedScore (strength "
+            "only acts on those)"
         )
     if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget must be a finite number >= 0; got {budget!r}")

@@ -201,3 +201,27 @@ def test_the_default_score_model_is_the_candidate_with_the_smaller_held_out_log_
     assert -np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)) == pytest.approx(losses[steer.estimator_name_])
     given_one = SharedScore(estimator=LogisticRegression(), random_state=0).fit(X, y, groups=g)
     assert given_one.estimator_name_ == "estimator" and list(given_one.held_out_log_loss_) == ["estimator"]
+
+
+def test_pick_strength_takes_a_shared_score_and_steers_its_training_rows_from_held_out_scores() -> None:
+    """``pick_strength`` accepts a ``SharedScore``: the strength is read when rows are steered, the training rows are
+    steered from their held-out scores (at strength 0: each row's own bin posterior in its group, exactly), and the
+    choice is the most accurate strength within the budget."""
+    from steerfair.shared_target import pick_strength
+
+    rng = np.random.default_rng(5)
+    X, y, g = separability_groups(6_000, 2, rng)
+    steer = SharedScore(estimator=LogisticRegression(), strength=0.0, random_state=0).fit(X, y, groups=g)
+    own = steer.training_rows_transform()[:, 0]
+    for a in range(2):
+        rows = steer.train_groups_ == a
+        bins = np.searchsorted(steer.edges_[a], steer.oof_scores_[rows], side="right")
+        np.testing.assert_array_equal(own[rows], steer.own_values_[a][bins])
+    choice = pick_strength(SharedScore(estimator=LogisticRegression(), random_state=0), LogisticRegression(), X, y, g,
+                           budget=0.05, strengths=[0.0, 0.5, 1.0], cv=3)  # fmt: skip
+    assert choice.strength in (0.5, 1.0)  # unsteered, the groups' rates differ by far more than 0.05
+    by = {r["strength"]: r for r in choice.table}
+    assert by[0.0]["gap"] > 0.1 and by[1.0]["gap"] <= 0.05
+    within = [r for r in choice.table if r["gap"] <= 0.05]
+    assert choice.accuracy == max(r["accuracy"] for r in within)
+    assert choice.steerer.strength == choice.strength and hasattr(choice.steerer, "meet_")
