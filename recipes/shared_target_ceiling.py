@@ -186,6 +186,10 @@ SCORE_METHODS = (("raw", "raw"), ("shared", "FairSteerer(target='shared')"), ("s
                  ("threshold_optimizer", "ThresholdOptimizer (equal TPR)"),
                  ("threshold_optimizer_eodds", "ThresholdOptimizer (equalized odds)"))  # fmt: skip
 
+#: The three figures of every method's cell, and the keys of SharedScore's two differences.
+METRIC_KEYS = ("accuracy", "eo_gap", "eodds_gap")
+SCORE_GAP_KEYS = ("shared_score_accuracy", "raw_accuracy", "ceiling_one_point")
+
 
 def score_markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
     """Accuracy / EO gap / equalized-odds gap of the label-free targets and ThresholdOptimizer (means over seeds),
@@ -211,9 +215,6 @@ def score_markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
             )
     return "\n".join(lines) + "\n"
 
-
-METRIC_KEYS = ("accuracy", "eo_gap", "eodds_gap")
-SCORE_GAP_KEYS = ("shared_score_accuracy", "raw_accuracy", "ceiling_one_point")
 
 
 def main(argv: list[str] | None = None) -> None:
