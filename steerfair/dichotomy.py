@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
-__all__ = ["DichotomyMeet", "greatest_common_dichotomy", "roc_curve_of", "roc_value"]
+__all__ = ["DichotomyMeet", "greatest_common_dichotomy", "pool_adjacent_violators", "roc_curve_of", "roc_value"]
 
 #: Probability mass below this is zero (an outcome a group never shows, a piece of zero length).
 MASS_TOL = 1e-12
@@ -53,6 +53,40 @@ def _by_likelihood_ratio(P: np.ndarray) -> np.ndarray:
         ratio = np.where(P[0] > MASS_TOL, P[1] / P[0], np.inf)
     ratio[(P[0] <= MASS_TOL) & (P[1] <= MASS_TOL)] = -np.inf
     return np.argsort(-ratio, kind="stable")
+
+
+def pool_adjacent_violators(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pool neighbouring outcomes until the likelihood ratio ``P1 / P0`` increases along the given order.
+
+    For outcomes in the order of a score that estimates ``P(Y = 1 | x)`` (a group's score bins, lowest first) the
+    population's likelihood ratio is nondecreasing, so an inversion between neighbours is sampling noise; sorting by
+    the empirical ratio, as :func:`roc_curve_of` does, would turn that noise into an optimistic curve. The pooled
+    experiment is the isotonic (pool-adjacent-violators) estimate: with counts, the maximum-likelihood class
+    frequencies per outcome that are monotone in the order, and its ROC curve in that order is the concave hull of
+    the unpooled one's. Ties are pooled too (outcomes with equal ratios carry the same information), and so are
+    outcomes of no mass.
+
+    Args:
+        P: ``(2, n)`` a dichotomy, outcomes in score order (lowest score first).
+
+    Returns:
+        tuple: ``(pooled, block)``: the ``(2, m)`` pooled dichotomy (its ratios strictly increasing) and, for every
+        original outcome, the index of its block (nondecreasing, from 0 to ``m - 1``).
+    """
+    P = _check_dichotomy(P, "P")
+    sums: list[list[float]] = []  # each block's (P0, P1)
+    starts: list[int] = []
+    for j in range(P.shape[1]):
+        sums.append([P[0, j], P[1, j]])
+        starts.append(j)
+        # the block below has a ratio at least the top's: pool (cross-multiplied, so zero masses need no division)
+        while len(sums) >= 2 and sums[-2][1] * sums[-1][0] >= sums[-1][1] * sums[-2][0]:
+            p0, p1 = sums.pop()
+            starts.pop()
+            sums[-1][0] += p0
+            sums[-1][1] += p1
+    block = np.searchsorted(np.asarray(starts), np.arange(P.shape[1]), side="right") - 1
+    return np.asarray(sums, dtype=np.float64).T.copy(), block
 
 
 def roc_curve_of(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,11 @@ is the same in every group, and whose experiment is the greatest common garbling
    all rows would be more confident on new rows than the laws estimated from held-out ones, and the kernels would no
    longer carry test rows onto the target).
 2. **Each group's experiment.** A group's held-out scores are cut at their quantiles into at most ``n_bins`` bins of
-   at least ``min_bin_rows`` rows; ``P(bin | y, a)`` is the group's experiment.
+   at least ``min_bin_rows`` rows; ``P(bin | y, a)`` is the group's experiment. Neighbouring bins are then pooled
+   until the likelihood ratio increases with the score (:func:`steerfair.dichotomy.pool_adjacent_violators`, the
+   isotonic estimate): the score estimates the posterior, so in the population a group's likelihood ratio grows
+   with it, and an inversion between bins is noise that would make the group's curve look better than it is on new
+   rows (on the small tables this cost 1-2 points of accuracy; docs/shared_target.md section 12).
 3. **The target.** :func:`steerfair.dichotomy.greatest_common_dichotomy`: the dichotomy whose ROC curve is the
    pointwise minimum of the groups' curves, the most informative law every group can be garbled onto, for every class
    prior and cost (Blackwell), and one kernel per group onto it.
@@ -36,7 +40,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .dichotomy import DichotomyMeet, greatest_common_dichotomy, roc_curve_of
+from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
 from .membership import Membership
 from .shared_target import as_generator
 from .validation import as_int, as_labels, as_unit_weight
@@ -61,13 +65,14 @@ def default_estimators(seed: int) -> dict[str, Any]:
     }
 
 
-def _cross_fit(model: Any, Z: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple:
-    """Held-out scores of every row and the fold models."""
+def _cross_fit(model: Any, Z: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]], bar: Any) -> tuple:
+    """Held-out scores of every row and the fold models (``bar``: a tqdm bar, advanced once per fold)."""
     oof, fitted = np.empty(Z.shape[0]), []
     for train, held in folds:
         m = clone(model).fit(Z[train], y[train])
         oof[held] = m.predict_proba(Z[held])[:, 1]
         fitted.append(m)
+        bar.update(1)
     return oof, tuple(fitted)
 
 
@@ -85,12 +90,16 @@ class SharedScore(TransformerMixin, BaseEstimator):
             and histogram gradient boosting) the one with the smaller held-out log-loss.
         n_bins: (int >= 1) Most bins per group.
         min_bin_rows: (int >= 1) Fewest training rows per bin (small groups get fewer bins).
+        pool_bins: (bool) Pool neighbouring bins until each group's likelihood ratio increases with the score (the
+            isotonic estimate; recommended for any score that estimates the class probability). False: the bins as
+            cut, their outcomes ordered by the empirical likelihood ratio.
         n_folds: (int >= 2) Folds of the cross-fitting.
         strength: (float in [0, 1]) Probability that a row is steered; every gap of a fixed classifier of the output
             shrinks by ``1 - strength``. Read when rows are steered, so it can be changed after ``fit``;
             :func:`~steerfair.shared_target.pick_strength` picks it for a gap budget.
         random_state: (None, int or numpy Generator) Seeds the folds, the default estimator, the fold drawn for a new
             row and the kernels' draws.
+        progress: (bool) Show a progress bar over the score model's fits (``n_folds`` per candidate).
 
     Attributes:
         classes_: the two classes; ``groups_``: the group labels seen in training.
@@ -98,8 +107,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
             their group indices.
         estimator_name_: the score model used (``"estimator"`` when one was given); ``held_out_log_loss_``: the
             held-out log-loss of each candidate.
-        edges_: each group's bin edges on the score.
-        laws_: each group's ``(2, n_bins_a)`` experiment ``P(bin | y, a)``.
+        edges_: each group's bin edges on the score (after pooling).
+        laws_: each group's ``(2, n_bins_a)`` experiment ``P(bin | y, a)`` (after pooling).
         meet_: the :class:`~steerfair.dichotomy.DichotomyMeet` (target law and kernels).
         values_: the output of each target outcome; ``own_values_``: each group's bins' own posteriors.
         prior_: the training share of ``classes_[1]``.
@@ -115,12 +124,15 @@ class SharedScore(TransformerMixin, BaseEstimator):
         *,
         n_bins: int = 20,
         min_bin_rows: int = 20,
+        pool_bins: bool = True,
         n_folds: int = 5,
         strength: float = 1.0,
         random_state: Any = None,
+        progress: bool = False,
     ) -> None:
         self.estimator, self.n_bins, self.min_bin_rows, self.n_folds = estimator, n_bins, min_bin_rows, n_folds
-        self.strength, self.random_state = strength, random_state
+        self.pool_bins = pool_bins
+        self.strength, self.random_state, self.progress = strength, random_state, progress
 
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
         tags = super().__sklearn_tags__()
@@ -178,6 +190,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         n_bins = as_int(self.n_bins, "n_bins", low=1)
         min_rows = as_int(self.min_bin_rows, "min_bin_rows", low=1)
         n_folds = as_int(self.n_folds, "n_folds", low=2)
+        if not isinstance(self.pool_bins, (bool, np.bool_)):
+            raise ValueError(f"pool_bins must be True or False; got {self.pool_bins!r}")
         as_unit_weight(self.strength, "strength")
         if self.estimator is not None and not hasattr(self.estimator, "predict_proba"):
             raise ValueError("estimator must be a scikit-learn classifier with predict_proba (or None for the default)")
@@ -203,7 +217,10 @@ class SharedScore(TransformerMixin, BaseEstimator):
         Z = self._scorer_input(arr, gidx)
         folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(Z, gidx * 2 + yi))
         candidates = default_estimators(seed) if self.estimator is None else {"estimator": self.estimator}
-        fits = {name: _cross_fit(model, Z, yi, folds) for name, model in candidates.items()}
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(candidates) * n_folds, desc="SharedScore", unit="fit", disable=not self.progress) as bar:
+            fits = {name: _cross_fit(model, Z, yi, folds, bar) for name, model in candidates.items()}
         self.held_out_log_loss_ = {name: _log_loss(yi, oof) for name, (oof, _) in fits.items()}
         self.estimator_name_ = min(self.held_out_log_loss_, key=self.held_out_log_loss_.__getitem__)
         oof, self.scorers_ = fits[self.estimator_name_]
@@ -214,7 +231,11 @@ class SharedScore(TransformerMixin, BaseEstimator):
             nb = int(np.clip(rows.sum() // min_rows, 1, n_bins))
             e = np.unique(np.quantile(oof[rows], np.linspace(0.0, 1.0, nb + 1)[1:-1]))
             b = np.searchsorted(e, oof[rows], side="right")
-            laws.append(np.array([np.bincount(b[yi[rows] == k], minlength=e.size + 1) / counts[a, k] for k in (0, 1)]))
+            law = np.array([np.bincount(b[yi[rows] == k], minlength=e.size + 1) / counts[a, k] for k in (0, 1)])
+            if self.pool_bins:  # a block of bins j0..j1 keeps the upper edge of its last bin, e[j1]
+                law, block = pool_adjacent_violators(law)
+                e = e[np.flatnonzero(np.diff(block))]
+            laws.append(law)
             edges.append(e)
         self.edges_, self.laws_ = tuple(edges), tuple(laws)
         self.meet_: DichotomyMeet = greatest_common_dichotomy(self.laws_)

@@ -15,7 +15,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from steerfair.categorical_garbling import solve_common_garbling
 from steerfair.datasets import separability_groups
-from steerfair.dichotomy import greatest_common_dichotomy, roc_curve_of, roc_value
+from steerfair.dichotomy import greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of, roc_value
 from steerfair.metrics import group_rates
 from steerfair.shared_score import SharedScore
 
@@ -73,6 +73,37 @@ def test_no_common_target_is_more_accurate_at_any_prior(seed: int, k: int, n: in
     acc = bayes_accuracy(meet.target, prior)
     assert acc >= bayes_accuracy(lp.target, prior) - 1e-7
     assert acc <= min(bayes_accuracy(P, prior) for P in laws) + 1e-9
+
+
+def _ordered_roc(P: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The ROC polyline of ``P`` with its outcomes taken in the given order from the last (the highest score) down."""
+    fpr = np.concatenate([[0.0], np.cumsum(P[0, ::-1])])
+    tpr = np.concatenate([[0.0], np.cumsum(P[1, ::-1])])
+    return np.interp(x, fpr, tpr)
+
+
+@given(seed=seeds, n=st.integers(1, 12))
+@settings(max_examples=80, deadline=None)
+def test_pooling_gives_increasing_ratios_the_ordered_hull_and_a_garbling(seed: int, n: int) -> None:
+    """``pool_adjacent_violators`` keeps the masses (every block is the sum of its outcomes, blocks contiguous),
+    leaves likelihood ratios strictly increasing, and its curve is the concave hull of the curve in the given order:
+    at least that curve, at most the curve with the outcomes sorted by ratio (pooling is a garbling, Blackwell); a
+    pooled experiment pools to itself."""
+    P = random_experiments(seed, 1, n)[0]
+    Q, block = pool_adjacent_violators(P)
+    assert block[0] == 0 and np.all(np.diff(block) >= 0) and np.all(np.diff(block) <= 1)
+    assert block[-1] == Q.shape[1] - 1
+    for k in range(Q.shape[1]):
+        np.testing.assert_allclose(P[:, block == k].sum(axis=1), Q[:, k], atol=1e-15)
+    assert np.all(Q[0, 1:] * Q[1, :-1] < Q[1, 1:] * Q[0, :-1])  # ratios strictly increasing (cross-multiplied)
+    x = np.linspace(0.0, 1.0, 1001)
+    pooled = _ordered_roc(Q, x)
+    assert np.all(pooled >= _ordered_roc(P, x) - 1e-12)
+    assert np.all(pooled <= roc_value(*roc_curve_of(P), x) + 1e-12)
+    np.testing.assert_allclose(pooled, roc_value(*roc_curve_of(Q), x), atol=1e-12)  # concave: the same curve
+    again, again_block = pool_adjacent_violators(Q)
+    np.testing.assert_array_equal(again, Q)
+    np.testing.assert_array_equal(again_block, np.arange(Q.shape[1]))
 
 
 def test_bad_experiments_are_refused_with_the_argument_named() -> None:
@@ -173,6 +204,30 @@ def test_dataframes_unseen_groups_and_bad_arguments_get_clear_errors() -> None:
         SharedScore(estimator=object()).fit(X, y, groups=g)
     with pytest.raises(ValueError, match="numeric"):
         SharedScore().fit(pd.DataFrame({"a": ["x"] * 400}), y, groups=g)
+
+
+def test_pooled_bins_have_increasing_likelihood_ratios_and_unpooled_ones_keep_the_cut() -> None:
+    """Fitted on a small table (where neighbouring bins invert by noise), every group's pooled bins have likelihood
+    ratios that increase with the score, the edges are the kept cut points, and the training rows' expected law is
+    still the target exactly; ``pool_bins=False`` keeps the quantile cut (and there some ratios do invert)."""
+    rng = np.random.default_rng(2)
+    X, y, g = separability_groups(900, 2, rng)
+    pooled = SharedScore(estimator=LogisticRegression(), random_state=0, progress=False).fit(X, y, groups=g)
+    cut = SharedScore(estimator=LogisticRegression(), random_state=0, pool_bins=False).fit(X, y, groups=g)
+    inversions = 0
+    for a in range(2):
+        P, Pc = pooled.laws_[a], cut.laws_[a]
+        assert np.all(P[0, 1:] * P[1, :-1] < P[1, 1:] * P[0, :-1])
+        assert set(pooled.edges_[a]) <= set(cut.edges_[a]) and P.shape[1] == pooled.edges_[a].size + 1
+        inversions += int(np.sum(Pc[0, 1:] * Pc[1, :-1] > Pc[1, 1:] * Pc[0, :-1]))
+        rows = pooled.train_groups_ == a
+        bins = np.searchsorted(pooled.edges_[a], pooled.oof_scores_[rows], side="right")
+        for c in (0, 1):
+            expected = pooled.meet_.kernels[a][bins[y[rows] == c]].mean(axis=0)
+            np.testing.assert_allclose(expected, pooled.meet_.target[c], atol=1e-9)
+    assert inversions > 0  # the unpooled cut does show noise inversions on this small table
+    with pytest.raises(ValueError, match="pool_bins"):
+        SharedScore(pool_bins="yes").fit(X, y, groups=g)
 
 
 def test_the_plot_is_written(tmp_path: object) -> None:
