@@ -160,15 +160,23 @@ class SharedScore(TransformerMixin, BaseEstimator):
         return arr
 
     def _group_index(self, groups: Any, n: int, *, fitting: bool) -> np.ndarray:
-        """Each row's group index (:class:`~steerfair.membership.Membership`, hard labels only)."""
+        """Each row's group index (:class:`~steerfair.membership.Membership`). Fitting needs hard labels; at
+        prediction, ``(n, k)`` probabilities draw each row's group from its row (a mixture of the groups' steering)."""
         if groups is None:
             raise ValueError(NEED_GROUPS)
         member = Membership.parse(groups, n) if fitting else Membership.align(groups, self.groups_, n)
-        if not member.is_hard:
-            raise ValueError("groups must be one label per row for SharedScore (group probabilities are not supported)")
         if fitting:
+            if not member.is_hard:
+                raise ValueError("groups must be one label per row when fitting SharedScore (probabilities are read "
+                                 "at prediction only)")  # fmt: skip
             self.groups_ = member.labels
-        return member.indices()
+        if member.is_hard:
+            return member.indices()
+        if member.kind != "probabilities":
+            raise ValueError("groups must be labels or (n, k) probabilities (signed memberships are not supported)")
+        cum = np.cumsum(member.weights, axis=1)
+        u = self.rng_.random((member.n, 1)) * cum[:, -1:]
+        return np.minimum((u >= cum).sum(axis=1), member.k - 1).astype(np.int64)
 
     def _scorer_input(self, arr: np.ndarray, gidx: np.ndarray) -> np.ndarray:
         return np.column_stack([arr, np.eye(self.groups_.size)[gidx]])
@@ -267,7 +275,14 @@ class SharedScore(TransformerMixin, BaseEstimator):
         return out[:, None]
 
     def transform(self, X: Any, *, groups: Any = None) -> np.ndarray:
-        """The steered score ``(n, 1)`` of new rows (each scored by a fold model drawn at random; label-free)."""
+        """The steered score ``(n, 1)`` of new rows (each scored by a fold model drawn at random; label-free).
+
+        Args:
+            X: ``(n, d)`` features, the columns seen in ``fit``.
+            groups: ``(n,)`` group labels seen in ``fit``, or ``(n, k)`` group probabilities (columns in the order
+                of ``groups_``, e.g. a probe's ``predict_proba`` where the group is not known at prediction): each
+                row is then scored and steered as a group drawn from its probabilities.
+        """
         check_is_fitted(self, "meet_")
         arr = self._features(X, fitting=False)
         gidx = self._group_index(groups, arr.shape[0], fitting=False)

@@ -192,7 +192,7 @@ def test_dataframes_unseen_groups_and_bad_arguments_get_clear_errors() -> None:
         steer.transform(frame)
     with pytest.raises(ValueError, match="exactly two classes.*FairSteerer"):
         SharedScore().fit(X, np.arange(400) % 3, groups=g)
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(ValueError, match="one label per row when fitting"):
         SharedScore().fit(X, y, groups=np.c_[np.full(400, 0.5), np.full(400, 0.5)])
     with pytest.raises(ValueError, match="at least n_folds"):
         SharedScore(n_folds=5).fit(X[:14], np.r_[np.zeros(10), np.ones(4)], groups=np.r_[np.zeros(12), np.ones(2)])
@@ -228,6 +228,26 @@ def test_pooled_bins_have_increasing_likelihood_ratios_and_unpooled_ones_keep_th
     assert inversions > 0  # the unpooled cut does show noise inversions on this small table
     with pytest.raises(ValueError, match="pool_bins"):
         SharedScore(pool_bins="yes").fit(X, y, groups=g)
+
+
+def test_group_probabilities_at_prediction_mix_the_groups_steering() -> None:
+    """At prediction ``groups`` may be ``(n, k)`` probabilities: one-hot rows give exactly the labels' output, and a
+    soft row is steered as a group drawn from it, so the output's mean is the probability-weighted mix of the
+    groups' (within Monte Carlo error); signed memberships are refused."""
+    rng = np.random.default_rng(4)
+    X, y, g = separability_groups(4_000, 2, rng)
+    Xt = separability_groups(40_000, 2, rng)[0]
+    a = SharedScore(estimator=LogisticRegression(), random_state=1).fit(X, y, groups=g)
+    b = SharedScore(estimator=LogisticRegression(), random_state=1).fit(X, y, groups=g)
+    labels = np.arange(40_000) % 2
+    np.testing.assert_array_equal(a.transform(Xt, groups=labels), b.transform(Xt, groups=np.eye(2)[labels]))
+    means = [float(a.transform(Xt, groups=np.full(40_000, k)).mean()) for k in (0, 1)]
+    assert abs(means[0] - means[1]) > 0.02  # the groups' steering differs on the same rows
+    soft = np.tile([0.3, 0.7], (40_000, 1))
+    mixed = float(a.transform(Xt, groups=soft).mean())
+    assert mixed == pytest.approx(0.3 * means[0] + 0.7 * means[1], abs=0.01)
+    with pytest.raises(ValueError):
+        a.transform(Xt[:2], groups=np.array([[1.5, -0.5], [0.5, 0.5]]))
 
 
 def test_the_plot_is_written(tmp_path: object) -> None:
