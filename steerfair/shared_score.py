@@ -41,14 +41,17 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
-from .membership import Membership
+from .membership import Membership, PlainGroups
 from .shared_target import as_generator
 from .validation import as_int, as_labels, as_unit_weight
 
 __all__ = ["SharedScore", "default_estimators"]
 
 
-NEED_GROUPS = "groups is required: one group label per row of X (the score and its kernel are per group)"
+NEED_GROUPS = (
+    "groups is required: one group label per row of X (the score and its kernel are per group); at prediction, "
+    "fit with group_probe='logistic' to estimate them"
+)
 
 
 def default_estimators(seed: int) -> dict[str, Any]:
@@ -99,6 +102,9 @@ class SharedScore(TransformerMixin, BaseEstimator):
             :func:`~steerfair.shared_target.pick_strength` picks it for a gap budget.
         random_state: (None, int or numpy Generator) Seeds the folds, the default estimator, the fold drawn for a new
             row and the kernels' draws.
+        group_probe: ({"logistic", None}) A model of ``P(A | x)`` (standardised logistic regression, fitted with the
+            score) that gives the group probabilities when ``transform`` gets no ``groups``; ``None`` makes
+            ``groups`` required.
         progress: (bool) Show a progress bar over the score model's fits (``n_folds`` per candidate).
 
     Attributes:
@@ -111,7 +117,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
         laws_: each group's ``(2, n_bins_a)`` experiment ``P(bin | y, a)`` (after pooling).
         meet_: the :class:`~steerfair.dichotomy.DichotomyMeet` (target law and kernels).
         values_: the output of each target outcome; ``own_values_``: each group's bins' own posteriors.
-        prior_: the training share of ``classes_[1]``.
+        prior_: the training share of ``classes_[1]``; ``probe_``: the group probe (None with ``group_probe=None``).
     """
 
     groups_: np.ndarray
@@ -128,11 +134,13 @@ class SharedScore(TransformerMixin, BaseEstimator):
         n_folds: int = 5,
         strength: float = 1.0,
         random_state: Any = None,
+        group_probe: str | None = "logistic",
         progress: bool = False,
     ) -> None:
         self.estimator, self.n_bins, self.min_bin_rows, self.n_folds = estimator, n_bins, min_bin_rows, n_folds
         self.pool_bins = pool_bins
         self.strength, self.random_state, self.progress = strength, random_state, progress
+        self.group_probe = group_probe
 
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
         tags = super().__sklearn_tags__()
@@ -198,6 +206,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         n_bins = as_int(self.n_bins, "n_bins", low=1)
         min_rows = as_int(self.min_bin_rows, "min_bin_rows", low=1)
         n_folds = as_int(self.n_folds, "n_folds", low=2)
+        if self.group_probe not in ("logistic", None):
+            raise ValueError(f"unknown group_probe {self.group_probe!r}; use 'logistic' or None")
         if not isinstance(self.pool_bins, (bool, np.bool_)):
             raise ValueError(f"pool_bins must be True or False; got {self.pool_bins!r}")
         as_unit_weight(self.strength, "strength")
@@ -248,6 +258,10 @@ class SharedScore(TransformerMixin, BaseEstimator):
         self.edges_, self.laws_ = tuple(edges), tuple(laws)
         self.meet_: DichotomyMeet = greatest_common_dichotomy(self.laws_)
         self.prior_ = float(np.mean(yi))
+        self.probe_: Any = None
+        if self.group_probe == "logistic":
+            member = Membership.one_hot(gidx, self.groups_)
+            self.probe_ = PlainGroups().fit_probe(np.where(np.isfinite(arr), arr, 0.0), None, member)
         self.values_ = self._posterior(self.meet_.target)
         self.own_values_ = tuple(self._posterior(P) for P in self.laws_)
         self.train_groups_ = gidx
@@ -281,10 +295,13 @@ class SharedScore(TransformerMixin, BaseEstimator):
             X: ``(n, d)`` features, the columns seen in ``fit``.
             groups: ``(n,)`` group labels seen in ``fit``, or ``(n, k)`` group probabilities (columns in the order
                 of ``groups_``, e.g. a probe's ``predict_proba`` where the group is not known at prediction): each
-                row is then scored and steered as a group drawn from its probabilities.
+                row is then scored and steered as a group drawn from its probabilities. None: the probabilities
+                of ``group_probe`` (an error with ``group_probe=None``).
         """
         check_is_fitted(self, "meet_")
         arr = self._features(X, fitting=False)
+        if groups is None and getattr(self, "probe_", None) is not None:  # P(A | x) from the probe
+            groups = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
         gidx = self._group_index(groups, arr.shape[0], fitting=False)
         Z = self._scorer_input(arr, gidx)
         which = self.rng_.integers(len(self.scorers_), size=arr.shape[0])

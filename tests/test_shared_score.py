@@ -189,7 +189,9 @@ def test_dataframes_unseen_groups_and_bad_arguments_get_clear_errors() -> None:
     with pytest.raises(ValueError, match="not seen in fit"):
         steer.transform(frame, groups=np.full(400, 7))
     with pytest.raises(ValueError, match="groups is required"):
-        steer.transform(frame)
+        SharedScore(estimator=LogisticRegression(), group_probe=None).fit(frame, y, groups=g).transform(frame)
+    with pytest.raises(ValueError, match="group_probe"):
+        SharedScore(group_probe="tree").fit(X, y, groups=g)
     with pytest.raises(ValueError, match="exactly two classes.*FairSteerer"):
         SharedScore().fit(X, np.arange(400) % 3, groups=g)
     with pytest.raises(ValueError, match="one label per row when fitting"):
@@ -233,7 +235,8 @@ def test_pooled_bins_have_increasing_likelihood_ratios_and_unpooled_ones_keep_th
 def test_group_probabilities_at_prediction_mix_the_groups_steering() -> None:
     """At prediction ``groups`` may be ``(n, k)`` probabilities: one-hot rows give exactly the labels' output, and a
     soft row is steered as a group drawn from it, so the output's mean is the probability-weighted mix of the
-    groups' (within Monte Carlo error); signed memberships are refused."""
+    groups' (within Monte Carlo error); signed memberships are refused; without ``groups`` the group probe's
+    probabilities are used."""
     rng = np.random.default_rng(4)
     X, y, g = separability_groups(4_000, 2, rng)
     Xt = separability_groups(40_000, 2, rng)[0]
@@ -248,6 +251,10 @@ def test_group_probabilities_at_prediction_mix_the_groups_steering() -> None:
     assert mixed == pytest.approx(0.3 * means[0] + 0.7 * means[1], abs=0.01)
     with pytest.raises(ValueError):
         a.transform(Xt[:2], groups=np.array([[1.5, -0.5], [0.5, 0.5]]))
+    # no groups: exactly the output for the probe's P(A | x) given as probabilities (same fitted state and draws)
+    c = SharedScore(estimator=LogisticRegression(), random_state=1).fit(X, y, groups=g)
+    d = SharedScore(estimator=LogisticRegression(), random_state=1).fit(X, y, groups=g)
+    np.testing.assert_array_equal(c.transform(Xt), d.transform(Xt, groups=d.probe_.predict_proba(Xt)))
 
 
 def test_the_plot_is_written(tmp_path: object) -> None:
