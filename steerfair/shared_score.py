@@ -214,6 +214,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         if self.estimator is not None and not hasattr(self.estimator, "predict_proba"):
             raise ValueError("estimator must be a scikit-learn classifier with predict_proba (or None for the default)")
         arr = self._features(X, fitting=True)
+        if y is None:
+            raise ValueError("SharedScore requires y to be passed, but the target y is None (the class labels)")
         labels = as_labels(y, "y", arr.shape[0])
         self.classes_ = np.unique(labels)
         if self.classes_.size != 2:

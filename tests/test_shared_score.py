@@ -198,6 +198,8 @@ def test_dataframes_unseen_groups_and_bad_arguments_get_clear_errors() -> None:
         SharedScore().fit(X, y, groups=np.c_[np.full(400, 0.5), np.full(400, 0.5)])
     with pytest.raises(ValueError, match="at least n_folds"):
         SharedScore(n_folds=5).fit(X[:14], np.r_[np.zeros(10), np.ones(4)], groups=np.r_[np.zeros(12), np.ones(2)])
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        SharedScore().fit(X, None, groups=g)
     with pytest.raises(ValueError, match="n_bins"):
         SharedScore(n_bins=0).fit(X, y, groups=g)
     with pytest.raises(ValueError, match="strength"):
