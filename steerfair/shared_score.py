@@ -15,7 +15,7 @@ is the same in every group, and whose experiment is the greatest common garbling
    until the likelihood ratio increases with the score (:func:`steerfair.dichotomy.pool_adjacent_violators`, the
    isotonic estimate): the score estimates the posterior, so in the population a group's likelihood ratio grows
    with it, and an inversion between bins is noise that would make the group's curve look better than it is on new
-   rows (on the small tables this cost 1-2 points of accuracy; docs/shared_target.md section 12).
+   rows (on German it cost about 2 points of accuracy; docs/shared_target.md section 12).
 3. **The target.** :func:`steerfair.dichotomy.greatest_common_dichotomy`: the dichotomy whose ROC curve is the
    pointwise minimum of the groups' curves, the most informative law every group can be garbled onto, for every class
    prior and cost (Blackwell), and one kernel per group onto it.
