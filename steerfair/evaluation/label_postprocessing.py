@@ -9,8 +9,8 @@ relabelled classifier has confusion ``C_a K_a`` and, in class ``y``, the true-po
 * :func:`equal_tpr_kernels`: the most accurate kernels whose per-class TPRs differ between two groups by at most a
   budget (a linear program; budget 0 is multi-class equal opportunity, the criterion the protocol measures, as
   fairlearn's ``ThresholdOptimizer`` does for two classes). It reads the group at prediction and acts on the final
-  decision, so no representation method evaluated by the protocol's classifier can do better *with the same score*
-  at the same accuracy, up to estimation.
+  decision: the best relabelling of *this one score* at each budget, up to estimation. Methods that change the
+  representation retrain the classifier and are not bound by it (on Bios they do better; docs/bios.md).
 * ``steerfair.categorical_garbling.solve_common_garbling`` on the confusion laws: equal confusion laws in every
   group (equalized odds), the label-free common law of :class:`~steerfair.shared_score.SharedScore` for many classes.
 
