@@ -12,7 +12,7 @@ relabelled classifier has confusion ``C_a K_a`` and, in class ``y``, the true-po
   decision: the best relabelling of *this one score* at each budget, up to estimation. Methods that change the
   representation retrain the classifier and are not bound by it (on Bios they do better; docs/bios.md).
 * ``steerfair.categorical_garbling.solve_common_garbling`` on the confusion laws: equal confusion laws in every
-  group (equalized odds), the label-free common law of :class:`~steerfair.shared_score.SharedScore` for many classes.
+  group (equalized odds): the many-class analogue of :class:`~steerfair.shared_score.SharedScore`'s common law.
 
 Both are estimated on held-out predictions (cross-fitting) so that the kernels carry the law new rows have.
 """
