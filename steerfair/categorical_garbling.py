@@ -49,6 +49,7 @@ __all__ = [
     "Discrete",
     "DiscreteVariable",
     "check_discrete",
+    "draw_from_rows",
     "discrete_variables",
     "solve_common_garbling",
 ]
@@ -63,6 +64,14 @@ JOINT_CATEGORIES = 200
 MASS_TOL = 1e-12
 #: Slack allowed in the accuracy held at the second stage of the LP (relative to 1).
 ACC_SLACK = 1e-9
+
+
+def draw_from_rows(P: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One category per row of ``P`` ``(n, c)`` (each row a law, up to its sum): the index where a uniform draw times
+    the row's sum first reaches the row's cumulative mass (one ``rng.random`` per row)."""
+    cum = np.cumsum(P, axis=1)
+    u = np.asarray(rng.random(cum.shape[0]))[:, None] * cum[:, -1:]
+    return np.minimum((u >= cum).sum(axis=1), cum.shape[1] - 1)
 
 
 def check_discrete(discrete: Any, target: str, marginals: str) -> str:
@@ -368,9 +377,7 @@ class CategoricalGarbling:
             for a in range(sol.kernels.shape[0]):
                 sel = np.flatnonzero((groups == a) & (codes >= 0))
                 if sel.size:
-                    cum = np.cumsum(sol.kernels[a][codes[sel]], axis=1)
-                    u = rng.random(sel.size)[:, None] * cum[:, -1:]
-                    new[sel] = np.minimum((u >= cum).sum(axis=1), v.n_categories - 1)
+                    new[sel] = draw_from_rows(sol.kernels[a][codes[sel]], rng)
             ok = new >= 0
             idx = rows[ok]
             out[np.ix_(idx, list(v.columns))] = v.decode(new[ok])

@@ -40,6 +40,8 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from .categorical_garbling import draw_from_rows
+from .copula import draw_groups
 from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
 from .membership import Membership, PlainGroups
 from .shared_target import as_generator
@@ -182,9 +184,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
             return member.indices()
         if member.kind != "probabilities":
             raise ValueError("groups must be labels or (n, k) probabilities (signed memberships are not supported)")
-        cum = np.cumsum(member.weights, axis=1)
-        u = self.rng_.random((member.n, 1)) * cum[:, -1:]
-        return np.minimum((u >= cum).sum(axis=1), member.k - 1).astype(np.int64)
+        return draw_groups(member, self.rng_).astype(np.int64)
 
     def _scorer_input(self, arr: np.ndarray, gidx: np.ndarray) -> np.ndarray:
         return np.column_stack([arr, np.eye(self.groups_.size)[gidx]])
@@ -284,10 +284,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
             b = np.searchsorted(self.edges_[a], scores[rows], side="right")
             out[rows] = self.own_values_[a][b]
             move = steered[rows]
-            cum = np.cumsum(self.meet_.kernels[a][b[move]], axis=1)
-            u = self.rng_.random((cum.shape[0], 1)) * cum[:, -1:]
-            t = np.minimum((u >= cum).sum(axis=1), self.values_.size - 1)
-            out[rows[move]] = self.values_[t]
+            out[rows[move]] = self.values_[draw_from_rows(self.meet_.kernels[a][b[move]], self.rng_)]
         return out[:, None]
 
     def transform(self, X: Any, *, groups: Any = None) -> np.ndarray:

@@ -25,6 +25,8 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
+from ..categorical_garbling import draw_from_rows
+
 __all__ = ["apply_label_kernels", "confusion_laws", "equal_tpr_kernels"]
 
 
@@ -133,6 +135,4 @@ def apply_label_kernels(pred: np.ndarray, groups: np.ndarray, kernels: np.ndarra
         numpy.ndarray: ``(n,)`` the relabelled outcomes in ``0 .. n_out - 1``.
     """
     pred, groups = np.asarray(pred, dtype=np.int64), np.asarray(groups, dtype=np.int64)
-    cum = np.cumsum(kernels[groups, pred], axis=1)
-    u = rng.random((pred.size, 1)) * cum[:, -1:]
-    return np.minimum((u >= cum).sum(axis=1), kernels.shape[2] - 1)
+    return draw_from_rows(kernels[groups, pred], rng)
