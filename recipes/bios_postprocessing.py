@@ -13,7 +13,10 @@ relabelling whose per-occupation TPRs (on the held-out training predictions) dif
 reads the gender at prediction (gold, and the protocol probe's prediction) and acts on the final decision, so it
 traces the accuracy / gap frontier of this score. Beside it, the equalized-odds common garbling of the confusion
 laws (``solve_common_garbling``: equal confusion laws per gender, the many-class analogue of
-:class:`steerfair.SharedScore`) and the protocol's unsteered classifier (``none``, the reference of the cut).
+:class:`steerfair.SharedScore`), the protocol's unsteered classifier (``none``, the reference of the cut), and, in
+the same run, the representation methods this is judged against, through the protocol itself
+(:func:`~steerfair.evaluation.bios_protocol.run_protocol` on the same splits): MiMiC and steerfair's ideal
+templates (``--methods``).
 
 Writes ``bios_postprocessing.json`` (every seed, and means over seeds) and ``bios_postprocessing.md`` under
 ``--out``.
@@ -34,7 +37,7 @@ from sklearn.model_selection import StratifiedKFold
 from steerfair.categorical_garbling import solve_common_garbling
 from steerfair.datasets.bios import stratified_split
 from steerfair.evaluation.bios_classifier import SoftmaxRegression
-from steerfair.evaluation.bios_protocol import ProtocolConfig, _evaluate, _gender_probe
+from steerfair.evaluation.bios_protocol import ProtocolConfig, _evaluate, _gender_probe, run_protocol
 from steerfair.evaluation.bios_run import encoded_features
 from steerfair.evaluation.label_postprocessing import apply_label_kernels, confusion_laws, equal_tpr_kernels
 from steerfair.evaluation.output import check_output, run_record, to_json
@@ -43,6 +46,8 @@ from steerfair.metrics import group_share_per_class
 
 BUDGETS = (None, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.02, 0.0)
 KEYS = ("accuracy", "rms_tpr_gap", "excess_rms_tpr_gap", "noise_floor_rms")
+#: the protocol's representation methods run beside the relabelling rules, and their rows' names
+PROTOCOL_METHODS = {"mimic": "MiMiC (representation)", "steerfair": "steerfair, ideal templates (representation)"}
 
 
 def _with_gender(X: np.ndarray, gi: np.ndarray) -> np.ndarray:
@@ -123,11 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="results/bios_postprocessing")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--max-per-class", type=int, default=None, help="the protocol's cap (0: every sentence)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, default=5, help="number of splits (seeds 0..N-1, as the protocol)")
+    parser.add_argument("--methods", nargs="*", default=list(PROTOCOL_METHODS), choices=list(PROTOCOL_METHODS),
+                        help="the protocol's representation methods to run beside (default: all)")  # fmt: skip
     parser.add_argument("--budgets", type=float, nargs="+", default=None,
                         help="per-class TPR budgets (default: none and 0.3 down to 0)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be a positive integer")
     if args.budgets is not None and any(not b >= 0 for b in args.budgets):
         parser.error("--budgets must be non-negative")
     budgets = list(BUDGETS) if args.budgets is None else list(args.budgets)
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     X, y, g = np.asarray(X, dtype=np.float64), np.asarray(occ).astype(str), np.asarray(gen).astype(str)
     cfg = ProtocolConfig()
     per_seed = []
-    for seed in args.seeds:
+    for seed in range(args.seeds):
         per_seed.append(run_seed(X, y, g, seed, budgets, cfg))
         row = per_seed[-1]
         cells = [f"{k} {v['predicted']['accuracy']:.3f} / {v['predicted']['excess_rms_tpr_gap']:.3f}"
@@ -147,9 +156,18 @@ def main(argv: list[str] | None = None) -> None:
     names = [k for k, v in per_seed[0].items() if isinstance(v, dict)]
     summary = {n: {w: {k: float(np.mean([r[n][w][k] for r in per_seed])) for k in KEYS} for w in ("gold", "predicted")}
                for n in names}  # fmt: skip
+    protocol: dict = {}
+    if args.methods:  # the representation methods, by the protocol itself on the same splits
+        protocol = run_protocol(X, y, g, ProtocolConfig(seeds=args.seeds, methods=tuple(args.methods)), progress=False,
+                                log=lambda line: print(line, flush=True))  # fmt: skip
+        for m in args.methods:
+            summary[PROTOCOL_METHODS[m]] = {
+                w: {k: protocol[key][m][k] for k in KEYS}
+                for w, key in (("gold", "methods"), ("predicted", "methods_predicted_gender"))
+            }
     command = " ".join(["python recipes/bios_postprocessing.py", *(sys.argv[1:] if argv is None else argv)])
     report = {"command": command, "run": run_record(vars(args)), "seconds": time.perf_counter() - t0,
-              "summary": summary, "per_seed": per_seed}  # fmt: skip
+              "summary": summary, "per_seed": per_seed, "protocol": protocol}  # fmt: skip
     table = markdown(summary, command)
     atomic_write({str(out / "bios_postprocessing.json"): to_json(report).encode(),
                   str(out / "bios_postprocessing.md"): table.encode()})  # fmt: skip
