@@ -1,5 +1,5 @@
-"""Bios / BUG: how much of the per-occupation TPR gap a group-aware relabelling of the classifier's predictions can
-remove at each accuracy, beside the protocol's unsteered classifier, in one run.
+"""Bios / BUG: how much of the per-occupation TPR gap group-aware post-processing of the classifier's output can
+remove at each accuracy, beside the protocol's unsteered classifier and the representation methods, in one run.
 
     OMP_NUM_THREADS=1 python recipes/bios_postprocessing.py --out results/bios_postprocessing
 
@@ -7,12 +7,15 @@ The issue's Bios acceptance asks a representation method to cut the noise-correc
 within 1 point of accuracy. This recipe measures what the strongest decision-level alternative reaches with the same
 protocol (splits, gender probe, noise floor and excess RMS of :mod:`steerfair.evaluation.bios_protocol`): a
 group-aware occupation classifier (the protocol's softmax regression on the features and the gender's indicator,
-cross-fitted in 5 folds so that its held-out confusion laws are the law new rows have), whose predicted occupation
-is relabelled per gender by :func:`steerfair.evaluation.label_postprocessing.equal_tpr_kernels`: the most accurate
-relabelling whose per-occupation TPRs (on the held-out training predictions) differ by at most ``--budgets``. It
-reads the gender at prediction (gold, and the protocol probe's prediction) and acts on the final decision, so it
-traces the accuracy / gap frontier of this score. Beside it, the equalized-odds common garbling of the confusion
-laws (``solve_common_garbling``: equal confusion laws per gender, the many-class analogue of
+cross-fitted in 5 folds so that its held-out probabilities are the law new rows have), post-processed per gender
+within a per-occupation TPR budget on the held-out training predictions, by two rules of
+:mod:`steerfair.evaluation.label_postprocessing`: class weights on its probabilities
+(:func:`~steerfair.evaluation.label_postprocessing.equal_tpr_class_weights`, ``--weight-budgets``, from the plug-in
+dual and corrected on the empirical rates; the form of the most accurate such classifier), and the most accurate
+relabelling of its predicted occupation (:func:`~steerfair.evaluation.label_postprocessing.equal_tpr_kernels`,
+``--budgets``). Both read the gender at prediction (gold, and the protocol probe's prediction) and act on the final
+decision, so they trace the accuracy / gap frontier of this score. Beside them, the equalized-odds common garbling
+of the confusion laws (``solve_common_garbling``: equal confusion laws per gender, the many-class analogue of
 :class:`steerfair.SharedScore`), the protocol's unsteered classifier (``none``, the reference of the cut), and, in
 the same run, the representation methods this is judged against, through the protocol itself
 (:func:`~steerfair.evaluation.bios_protocol.run_protocol` on the same splits): MiMiC and steerfair's ideal
@@ -39,12 +42,19 @@ from steerfair.datasets.bios import stratified_split
 from steerfair.evaluation.bios_classifier import SoftmaxRegression
 from steerfair.evaluation.bios_protocol import ProtocolConfig, _evaluate, _gender_probe, run_protocol
 from steerfair.evaluation.bios_run import encoded_features
-from steerfair.evaluation.label_postprocessing import apply_label_kernels, confusion_laws, equal_tpr_kernels
+from steerfair.evaluation.label_postprocessing import (
+    apply_label_kernels,
+    confusion_laws,
+    equal_tpr_class_weights,
+    equal_tpr_kernels,
+)
 from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.files import atomic_write
 from steerfair.metrics import group_share_per_class
 
 BUDGETS = (None, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.02, 0.0)
+#: the per-class TPR budgets of the class-weight rule (``--weight-budgets``)
+WEIGHT_BUDGETS = (0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.0)
 KEYS = ("accuracy", "rms_tpr_gap", "excess_rms_tpr_gap", "noise_floor_rms")
 #: the protocol's representation methods run beside the relabelling rules, and their rows' names
 PROTOCOL_METHODS = {"mimic": "MiMiC (representation)", "steerfair": "steerfair, ideal templates (representation)"}
@@ -54,8 +64,12 @@ def _with_gender(X: np.ndarray, gi: np.ndarray) -> np.ndarray:
     return np.column_stack([X, gi.astype(np.float64)])
 
 
-def run_seed(X: np.ndarray, y: np.ndarray, g: np.ndarray, seed: int, budgets: list, cfg: ProtocolConfig) -> dict:
-    """Every rule's test metrics (gold and predicted gender) on one split of the protocol."""
+def run_seed(
+    X: np.ndarray, y: np.ndarray, g: np.ndarray, seed: int, budgets: list, cfg: ProtocolConfig,
+    weight_budgets: tuple = (),
+) -> dict:  # fmt: skip
+    """Every rule's test metrics (gold and predicted gender) on one split of the protocol: relabelling at ``budgets``,
+    class weights at ``weight_budgets``."""
     tr, _, te = stratified_split(y, g, cfg.fractions, seed=seed)
     classes = np.unique(y)
     yi, gi = np.searchsorted(classes, y), (g == cfg.group_b).astype(np.int64)
@@ -74,22 +88,24 @@ def run_seed(X: np.ndarray, y: np.ndarray, g: np.ndarray, seed: int, budgets: li
         base = np.asarray(raw.predict(X[te])).astype(np.int64)
         record("none", {"gold": base, "predicted": base})
         Z = _with_gender(X[tr], gi[tr])
-        oof, models = np.empty(tr.size, dtype=np.int64), []
+        oof_proba, models = np.empty((tr.size, classes.size)), []
         folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, yi[tr] * 2 + gi[tr])
         for fit_rows, held in folds:
             model = SoftmaxRegression(C=cfg.C, max_iter=cfg.max_iter).fit(Z[fit_rows], yi[tr][fit_rows])
-            oof[held] = np.asarray(model.predict(Z[held])).astype(np.int64)
+            oof_proba[held] = model.predict_proba(Z[held])
             models.append(model)
+    oof = np.argmax(oof_proba, axis=1)  # the model's prediction: its most probable class
     rng = np.random.default_rng(seed)
     laws, counts = confusion_laws(yi[tr], oof, gi[tr], classes.size, 2)
-    test_pred = {}
+    test_proba = {}
     for which, gate in gates.items():  # a test row is scored by a fold model drawn at random (the held-out law)
         which_fold = rng.integers(len(models), size=te.size)
-        pred = np.empty(te.size, dtype=np.int64)
+        proba = np.empty((te.size, classes.size))
         for f, model in enumerate(models):
             rows = which_fold == f
-            pred[rows] = np.asarray(model.predict(_with_gender(X[te][rows], gate[rows]))).astype(np.int64)
-        test_pred[which] = pred
+            proba[rows] = model.predict_proba(_with_gender(X[te][rows], gate[rows]))
+        test_proba[which] = proba
+    test_pred = {w: np.argmax(p, axis=1) for w, p in test_proba.items()}
     record("group-aware score", test_pred)
     for budget in budgets:
         kernels, _ = equal_tpr_kernels(laws, counts, budget)
@@ -100,6 +116,12 @@ def run_seed(X: np.ndarray, y: np.ndarray, g: np.ndarray, seed: int, budgets: li
     decide = np.argmax(prior[:, None] * common.target, axis=0)  # the Bayes decision on the common outcome
     record("equalized odds (common garbling)",
            {w: decide[apply_label_kernels(test_pred[w], gates[w], common.kernels, rng)] for w in gates})  # fmt: skip
+    for labels, kind in ((None, "plug-in"), (yi[tr], "corrected")):  # per-gender class weights on the probabilities
+        for budget in weight_budgets:
+            rule = equal_tpr_class_weights(oof_proba, gi[tr], budget, y=labels)
+            record(
+                f"class weights ({kind}), budget {budget:g}", {w: rule.predict(test_proba[w], gates[w]) for w in gates}
+            )
     return out
 
 
@@ -128,27 +150,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="results/bios_postprocessing")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--max-per-class", type=int, default=None, help="the protocol's cap (0: every sentence)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per sentence (default: 128)")
     parser.add_argument("--seeds", type=int, default=5, help="number of splits (seeds 0..N-1, as the protocol)")
     parser.add_argument("--methods", nargs="*", default=list(PROTOCOL_METHODS), choices=list(PROTOCOL_METHODS),
                         help="the protocol's representation methods to run beside (default: all)")  # fmt: skip
     parser.add_argument("--budgets", type=float, nargs="+", default=None,
                         help="per-class TPR budgets (default: none and 0.3 down to 0)")  # fmt: skip
+    parser.add_argument("--weight-budgets", type=float, nargs="*", default=None,
+                        help="TPR budgets of the class weights (default: 0.2 down to 0; none: skip)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be a positive integer")
+    if args.max_length is not None and args.max_length < 1:
+        parser.error("--max-length must be a positive integer")
     if args.budgets is not None and any(not b >= 0 for b in args.budgets):
         parser.error("--budgets must be non-negative")
+    if args.weight_budgets is not None and any(not b >= 0 for b in args.weight_budgets):
+        parser.error("--weight-budgets must be non-negative")
     budgets = list(BUDGETS) if args.budgets is None else list(args.budgets)
+    weight_budgets = WEIGHT_BUDGETS if args.weight_budgets is None else tuple(args.weight_budgets)
     out = check_output(Path(args.out), ["bios_postprocessing.json", "bios_postprocessing.md"], overwrite=args.overwrite)
     t0 = time.perf_counter()
     options = {} if args.max_per_class is None else {"max_per_class": args.max_per_class or None}
+    if args.max_length is not None:
+        options["max_length"] = args.max_length
     X, occ, gen = encoded_features(args.model, "bug", **options)
     X, y, g = np.asarray(X, dtype=np.float64), np.asarray(occ).astype(str), np.asarray(gen).astype(str)
     cfg = ProtocolConfig()
     per_seed = []
     for seed in range(args.seeds):
-        per_seed.append(run_seed(X, y, g, seed, budgets, cfg))
+        per_seed.append(run_seed(X, y, g, seed, budgets, cfg, weight_budgets))
         row = per_seed[-1]
         cells = [f"{k} {v['predicted']['accuracy']:.3f} / {v['predicted']['excess_rms_tpr_gap']:.3f}"
                  for k, v in row.items() if isinstance(v, dict)]  # fmt: skip

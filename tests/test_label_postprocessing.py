@@ -106,10 +106,89 @@ def test_the_recipe_runs_one_split_of_the_protocol_on_small_data() -> None:
     g = np.where(rng.random(n) < 0.5, "female", "male")
     shift = np.where(g == "female", 1.0, 0.0)[:, None] * (y == 0)[:, None]  # class 0 is clearer for women
     X = rng.normal(size=(n, 6)) + np.eye(6)[y] * 1.2 + 2.0 * shift * np.eye(6)[0]
-    out = recipe.run_seed(X, np.array([f"job{c}" for c in y]), g, 0, [None, 0.0], ProtocolConfig())
+    out = recipe.run_seed(X, np.array([f"job{c}" for c in y]), g, 0, [None, 0.0], ProtocolConfig(), (0.0,))
     rules = [k for k, v in out.items() if isinstance(v, dict)]
     assert rules[:2] == ["none", "group-aware score"] and "equal TPR, budget 0" in rules
+    assert {"class weights (plug-in), budget 0", "class weights (corrected), budget 0"} <= set(rules)
     for rule in rules:
         for which in ("gold", "predicted"):
             assert set(out[rule][which]) == set(recipe.KEYS) and 0.0 < out[rule][which]["accuracy"] <= 1.0
-    assert out["equal TPR, budget 0"]["gold"]["rms_tpr_gap"] < out["group-aware score"]["gold"]["rms_tpr_gap"]
+    for rule in ("equal TPR, budget 0", "class weights (corrected), budget 0"):
+        assert out[rule]["gold"]["rms_tpr_gap"] < out["group-aware score"]["gold"]["rms_tpr_gap"]
+
+
+def calibrated_task(seed: int, m: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with exactly calibrated posteriors: ``y`` is drawn from each row's ``proba``, whose sharpness differs
+    between the two groups (the classifier is more certain in group 0), so the argmax's TPRs differ."""
+    rng = np.random.default_rng(seed)
+    groups = (rng.random(n) < 0.4).astype(np.int64)
+    logits = rng.normal(size=(n, m)) * np.where(groups == 0, 2.5, 1.0)[:, None] + rng.normal(size=m)
+    proba = np.exp(logits - logits.max(axis=1, keepdims=True))
+    proba /= proba.sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > np.cumsum(proba, axis=1)).sum(axis=1)
+    return proba, groups, np.minimum(y, m - 1)
+
+
+def plug_in(proba: np.ndarray, groups: np.ndarray, decision: np.ndarray) -> tuple[float, np.ndarray]:
+    """Expected accuracy and per-group TPRs of decision probabilities ``(n, m)`` under the probabilities themselves
+    (what the dual optimises)."""
+    chosen = proba * decision
+    tpr = np.stack([chosen[groups == a].sum(axis=0) / proba[groups == a].sum(axis=0) for a in (0, 1)])
+    return float(chosen.sum(axis=1).mean()), tpr
+
+
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 5))
+@settings(max_examples=15, deadline=None)
+def test_class_weights_keep_the_budget_and_trade_accuracy_for_it(seed: int, m: int) -> None:
+    """The dual's rule keeps every plug-in TPR difference near the budget, is as accurate as the plain argmax when
+    the budget is loose, and its plug-in accuracy falls (up to the smoothing) as the budget tightens; the empirical
+    correction meets the budget on the labelled rows up to about one row per cell."""
+    from steerfair.evaluation.label_postprocessing import equal_tpr_class_weights, tpr_by_group
+
+    proba, groups, y = calibrated_task(seed, m)
+    argmax_acc, argmax_tpr = plug_in(proba, groups, np.eye(m)[np.argmax(proba, axis=1)])
+    loose = equal_tpr_class_weights(proba, groups, 1.0)
+    assert np.allclose(loose.weights, 1.0)
+    accs = []
+    for budget in (0.2, 0.1, 0.05, 0.0):
+        rule = equal_tpr_class_weights(proba, groups, budget)
+        acc, tpr = plug_in(proba, groups, rule.decision_proba(proba, groups))
+        assert np.abs(tpr[0] - tpr[1]).max() <= budget + 2e-3  # the smoothed dual's randomised rule keeps it
+        assert acc <= argmax_acc + 1e-9
+        accs.append(acc)
+    assert all(b <= a + 1e-3 for a, b in zip(accs, accs[1:], strict=False))
+    if np.abs(argmax_tpr[0] - argmax_tpr[1]).max() > 0.1:
+        assert accs[-1] < argmax_acc - 1e-3  # equality had a price
+    rule = equal_tpr_class_weights(proba, groups, 0.05, y=y)
+    gap = np.nan_to_num(np.subtract(*tpr_by_group(y, rule.decision_proba(proba, groups), groups, m)))
+    assert np.abs(gap).max() <= 0.05 + 0.01  # the empirical correction meets the budget on the labelled rows
+
+
+def test_class_weights_move_the_test_rates_of_new_rows() -> None:
+    """Fitted on one sample and applied to a fresh one from the same law, exact equal opportunity shrinks the
+    largest TPR difference between the groups (steering did change what it should)."""
+    from steerfair.evaluation.label_postprocessing import equal_tpr_class_weights, tpr_by_group
+
+    proba, groups, y = calibrated_task(1, 4, n=20_000)
+    fit, new = slice(0, 10_000), slice(10_000, None)
+    rule = equal_tpr_class_weights(proba[fit], groups[fit], 0.0, y=y[fit])
+    before = np.abs(np.subtract(*tpr_by_group(y[new], np.argmax(proba[new], 1), groups[new], 4))).max()
+    drawn = rule.predict(proba[new], groups[new], np.random.default_rng(0))
+    after = np.abs(np.subtract(*tpr_by_group(y[new], drawn, groups[new], 4))).max()
+    assert before > 0.1 and after < 0.3 * before
+
+
+def test_class_weights_refuse_bad_inputs_with_the_argument_named() -> None:
+    from steerfair.evaluation.label_postprocessing import equal_tpr_class_weights
+
+    proba, groups, y = calibrated_task(0, 3, n=200)
+    with pytest.raises(ValueError, match="proba"):
+        equal_tpr_class_weights(proba[:, 0], groups, 0.1)
+    with pytest.raises(ValueError, match="proba"):
+        equal_tpr_class_weights(proba * 2.0, groups, 0.1)
+    with pytest.raises(ValueError, match="groups"):
+        equal_tpr_class_weights(proba, groups + 1, 0.1)
+    with pytest.raises(ValueError, match="budget"):
+        equal_tpr_class_weights(proba, groups, -0.1)
+    with pytest.raises(ValueError, match="y must"):
+        equal_tpr_class_weights(proba, groups, 0.1, y=y + 5)
