@@ -28,6 +28,7 @@ Writes ``bios_postprocessing.json`` (every seed, and means over seeds) and ``bio
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -145,6 +146,62 @@ def markdown(summary: dict[str, dict[str, dict[str, float]]], command: str) -> s
     return "\n".join(lines) + "\n"
 
 
+#: the frontier plot's families of rows: (name prefix, label, style)
+FAMILIES = (
+    ("class weights (plug-in), budget ", "class weights, plug-in", "o-"),
+    ("class weights (corrected), budget ", "class weights, corrected", "s-"),
+    ("equal TPR, budget ", "relabelling the predicted occupation", "^--"),
+)
+
+
+def frontier_png(summary: dict[str, dict[str, dict[str, float]]], title: str) -> bytes:
+    """The accuracy / gap frontier (PNG bytes): every rule's cut of the excess RMS gap against its accuracy change,
+    gold and predicted gender side by side; each post-processing family joined in budget order, the representation
+    methods and the group-aware score as points, the acceptance's corner (a 60 % cut within 1 point) shaded."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    raw = summary["none"]
+    for ax, which in zip(axes, ("gold", "predicted"), strict=True):
+
+        def point(row: dict[str, dict[str, float]], which: str = which) -> tuple[float, float]:
+            r, base = row[which], raw[which]
+            cut = 1.0 - r["excess_rms_tpr_gap"] / base["excess_rms_tpr_gap"]
+            return 100 * (r["accuracy"] - base["accuracy"]), 100 * cut
+
+        ax.axvspan(-1.0, 1.0, ymin=0, ymax=1, color="0.92", zorder=0)
+        ax.axhline(60, color="0.3", ls=":", lw=1)
+        ax.fill_between([-1.0, 1.0], 60, 100, color="C2", alpha=0.12, zorder=0, label="60 % cut within 1 point")
+        for prefix, label, style in FAMILIES:
+            rows = sorted((float(n[len(prefix) :]), n) for n in summary if n.startswith(prefix))
+            if rows:
+                xs, ys = zip(*(point(summary[n]) for _, n in rows), strict=True)
+                ax.plot(xs, ys, style, ms=4, lw=1.2, label=label)
+        for name, marker, color in (("MiMiC (representation)", "D", "C3"),
+                                    ("steerfair, ideal templates (representation)", "*", "C4"),
+                                    ("group-aware score", "x", "0.4")):  # fmt: skip
+            if name in summary:
+                x, y = point(summary[name])
+                ax.plot([x], [y], marker, color=color, ms=9 if marker == "*" else 6, ls="none", label=name)
+        ax.set_xlim(-8.0, 1.0)
+        ax.set_ylim(-35, 100)
+        ax.set_xlabel("accuracy change (points)")
+        ax.set_title(f"{title}: {which} gender at test time", fontsize=10)
+    axes[0].set_ylabel("cut of the excess RMS TPR gap (%)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/bios_postprocessing")
@@ -159,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weight-budgets", type=float, nargs="*", default=None,
                         help="TPR budgets of the class weights (default: 0.2 down to 0; none: skip)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    parser.add_argument("--replot", action="store_true",
+                        help="only draw bios_postprocessing.png again from the results already in --out")  # fmt: skip
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be a positive integer")
@@ -170,7 +229,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--weight-budgets must be non-negative")
     budgets = list(BUDGETS) if args.budgets is None else list(args.budgets)
     weight_budgets = WEIGHT_BUDGETS if args.weight_budgets is None else tuple(args.weight_budgets)
-    out = check_output(Path(args.out), ["bios_postprocessing.json", "bios_postprocessing.md"], overwrite=args.overwrite)
+    files = ["bios_postprocessing.json", "bios_postprocessing.md", "bios_postprocessing.png"]
+    if args.replot:
+        saved = Path(args.out) / files[0]
+        if not saved.is_file():
+            parser.error(f"--replot needs {saved} (run the recipe with this --out first)")
+        check_output(Path(args.out), files[2:], overwrite=args.overwrite)
+        report = json.loads(saved.read_text())
+        atomic_write({str(Path(args.out) / files[2]): frontier_png(report["summary"], _title(report["run"]))})
+        print(f"wrote {Path(args.out) / files[2]}")
+        return
+    out = check_output(Path(args.out), files, overwrite=args.overwrite)
     t0 = time.perf_counter()
     options = {} if args.max_per_class is None else {"max_per_class": args.max_per_class or None}
     if args.max_length is not None:
@@ -202,9 +271,17 @@ def main(argv: list[str] | None = None) -> None:
               "summary": summary, "per_seed": per_seed, "protocol": protocol}  # fmt: skip
     table = markdown(summary, command)
     atomic_write({str(out / "bios_postprocessing.json"): to_json(report).encode(),
-                  str(out / "bios_postprocessing.md"): table.encode()})  # fmt: skip
+                  str(out / "bios_postprocessing.md"): table.encode(),
+                  str(out / "bios_postprocessing.png"): frontier_png(summary, _title(report["run"]))})  # fmt: skip
     print(table)
-    print(f"wrote {out}/bios_postprocessing.{{json,md}} in {report['seconds']:.0f} s")
+    print(f"wrote {out}/bios_postprocessing.{{json,md,png}} in {report['seconds']:.0f} s")
+
+
+def _title(run: dict[str, Any]) -> str:
+    """The plot's title from a run record's arguments: the encoder and the data size."""
+    config = run.get("config", {})
+    rows = "all of BUG" if config.get("max_per_class") == 0 else "BUG, capped"
+    return f"{config.get('model', 'minilm')}, {rows}"
 
 
 if __name__ == "__main__":

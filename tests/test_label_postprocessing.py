@@ -1,9 +1,15 @@
-"""Group-aware relabelling of a multi-class classifier's predictions (steerfair.evaluation.label_postprocessing):
-the kernels are stochastic, keep every per-class TPR difference within the budget, are the most accurate such
-kernels (accuracy falls as the budget shrinks, and no budget is at least as accurate as leaving predictions alone),
-and the recipe's rows hold the protocol's metrics."""
+"""Group-aware post-processing of a multi-class classifier (steerfair.evaluation.label_postprocessing).
+
+Relabelling: the kernels are stochastic, keep every per-class TPR difference within the budget, are the most accurate
+such kernels (accuracy falls as the budget shrinks, and no budget is at least as accurate as leaving predictions
+alone). Class weights: the dual's randomised rule keeps the budget on the probabilities it was fitted to, costs
+accuracy only as the budget tightens, the empirical correction keeps it on the labelled rows, and the rule shrinks
+the TPR differences of new rows. The recipe's rows hold the protocol's metrics, and it draws its frontier.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,3 +198,29 @@ def test_class_weights_refuse_bad_inputs_with_the_argument_named() -> None:
         equal_tpr_class_weights(proba, groups, -0.1)
     with pytest.raises(ValueError, match="y must"):
         equal_tpr_class_weights(proba, groups, 0.1, y=y + 5)
+
+
+def test_the_recipe_draws_its_frontier_and_replots_only_from_saved_results(tmp_path: Any) -> None:
+    """``--replot`` refuses a folder without results, draws the PNG from saved ones, and keeps an existing PNG
+    unless ``--overwrite`` is given."""
+    import json
+
+    from _recipes import load_recipe
+
+    recipe = load_recipe("bios_postprocessing")
+    row = {"accuracy": 0.36, "excess_rms_tpr_gap": 0.1, "rms_tpr_gap": 0.12, "noise_floor_rms": 0.06}
+    summary = {"none": {"gold": row, "predicted": row}}
+    for budget, cut in ((0.1, 0.3), (0.0, 0.6)):
+        r = dict(row, accuracy=0.36 - cut / 50, excess_rms_tpr_gap=0.1 * (1 - cut))
+        summary[f"class weights (plug-in), budget {budget:g}"] = {"gold": r, "predicted": r}
+    summary["MiMiC (representation)"] = {"gold": dict(row, accuracy=0.35), "predicted": dict(row, accuracy=0.35)}
+    assert recipe.frontier_png(summary, "test").startswith(b"\x89PNG")
+    with pytest.raises(SystemExit):
+        recipe.main(["--out", str(tmp_path), "--replot"])
+    (tmp_path / "bios_postprocessing.json").write_text(json.dumps({"summary": summary, "run": {"config": {}}}))
+    recipe.main(["--out", str(tmp_path), "--replot"])
+    png = tmp_path / "bios_postprocessing.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="overwrite"):
+        recipe.main(["--out", str(tmp_path), "--replot"])
+    recipe.main(["--out", str(tmp_path), "--replot", "--overwrite"])
