@@ -229,9 +229,10 @@ def equal_tpr_class_weights(
     ``p(y | x, a) W[a, y]`` with ``W[a, y] = 1 + s_a mu_y / P(Y = y, A = a)`` (``s_0 = 1``, ``s_1 = -1``), split at
     random where classes tie. ``mu`` solves the convex dual ``min_mu mean_i max_y c_iy(mu) + budget ||mu||_1``, with
     ``p`` the classifier's held-out probabilities (cross-fitted: the rates of new rows). The max is smoothed by a
-    log-sum-exp whose temperature falls to 1e-3 (L-BFGS-B at each stage); the smoothed dual is exactly the dual of
-    the rule that draws from the softmax at that temperature, so that randomised rule (:class:`ClassWeightRule`)
-    meets the plug-in constraints at the optimum.
+    log-sum-exp whose temperature falls to 1e-3 (L-BFGS-B at each stage). The smoothed dual is the dual of the same
+    problem with an entropy bonus on the decisions, whose optimal rule draws from the softmax at that temperature;
+    so at the dual's optimum that randomised rule (:class:`ClassWeightRule`) meets the plug-in constraints, and its
+    accuracy is within ``temperature * log(m)`` of the unsmoothed optimum.
 
     The dual trusts the probabilities' calibration within each group. With ``y`` (the held-out rows' labels), ``mu``
     is then corrected on the empirical rates, as ``ThresholdOptimizer`` fits its thresholds on them: Newton steps on
