@@ -199,8 +199,9 @@ def tpr_by_group(y: Any, decision: Any, groups: Any, n_classes: int) -> np.ndarr
 TEMPERATURES = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
 
 
-def _plug_in_dual(P: np.ndarray, a: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray]:
-    """The smoothed dual of the plug-in problem (rates and accuracy under ``P``): ``mu`` and ``n / N_a(y)``."""
+def _plug_in_dual(P: np.ndarray, a: np.ndarray, budget: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smoothed dual of the plug-in problem (rates and accuracy under ``P``): ``mu``, ``n / N_a(y)`` and the
+    lever ``d c_iy / d mu_y``."""
     n, m = P.shape
     mass = np.stack([P[a == g].sum(axis=0) for g in (0, 1)])  # N_a(y) = sum_{i in a} p_i(y)
     present = np.all(mass > 0, axis=0)
@@ -216,7 +217,7 @@ def _plug_in_dual(P: np.ndarray, a: np.ndarray, budget: float) -> tuple[np.ndarr
             return value, np.concatenate([g_mu + budget, budget - g_mu])
 
         x = minimize(dual, x, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (2 * m)).x
-    return x[:m] - x[m:], scale
+    return x[:m] - x[m:], scale, lever
 
 
 def equal_tpr_class_weights(
@@ -269,7 +270,7 @@ def equal_tpr_class_weights(
     if max_iter < 0 or not step > 0:
         raise ValueError("max_iter must be >= 0 and step > 0")
     m, tau = P.shape[1], TEMPERATURES[-1]
-    mu, scale = _plug_in_dual(P, a, float(budget))
+    mu, scale, lever = _plug_in_dual(P, a, float(budget))
 
     def rule(mu: np.ndarray) -> ClassWeightRule:
         return ClassWeightRule(1.0 + np.array([[1.0], [-1.0]]) * mu[None, :] * scale, tau)
@@ -279,7 +280,6 @@ def equal_tpr_class_weights(
     yy = np.asarray(y)
     if yy.shape != a.shape or not np.all(np.isin(yy, np.arange(m))):
         raise ValueError(f"y must be a ({P.shape[0]},) array of class indices in 0 .. {m - 1}")
-    lever = P * np.where(a == 0, 1.0, -1.0)[:, None] * scale[a]
 
     def excess_and_slope(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pi = rule(mu).decision_proba(P, a)
