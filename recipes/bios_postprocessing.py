@@ -48,6 +48,7 @@ from steerfair.evaluation.label_postprocessing import (
     confusion_laws,
     equal_tpr_class_weights,
     equal_tpr_kernels,
+    expected_rates,
 )
 from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.files import atomic_write
@@ -56,6 +57,10 @@ from steerfair.metrics import group_share_per_class
 BUDGETS = (None, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.02, 0.0)
 #: the per-class TPR budgets of the class-weight rule (``--weight-budgets``)
 WEIGHT_BUDGETS = (0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.0)
+#: the per-seed entry of the model-implied frontier: the class weights fitted on the test rows' probabilities (no label
+#: read) and scored by those probabilities (:func:`~steerfair.evaluation.label_postprocessing.expected_rates`), the
+#: rates the rule would have if the score were calibrated
+MODEL_IMPLIED = "model-implied"
 KEYS = ("accuracy", "rms_tpr_gap", "excess_rms_tpr_gap", "noise_floor_rms")
 #: the protocol's representation methods run beside the relabelling rules, and their rows' names
 PROTOCOL_METHODS = {"mimic": "MiMiC (representation)", "steerfair": "steerfair, ideal templates (representation)"}
@@ -123,10 +128,37 @@ def run_seed(
             record(
                 f"class weights ({kind}), budget {budget:g}", {w: rule.predict(test_proba[w], gates[w]) for w in gates}
             )
+    out[MODEL_IMPLIED] = model_implied(test_proba["gold"], gates["gold"], weight_budgets, classes, cfg)
     return out
 
 
-def markdown(summary: dict[str, dict[str, dict[str, float]]], command: str) -> str:
+def _rms_gap(tpr: np.ndarray, classes: np.ndarray, cfg: ProtocolConfig) -> float:
+    keep = ~np.isin(classes, list(cfg.exclude)) & np.all(np.isfinite(tpr), axis=0)
+    return float(np.sqrt(np.mean((tpr[0, keep] - tpr[1, keep]) ** 2)))
+
+
+def model_implied(
+    proba: np.ndarray, gate: np.ndarray, budgets: tuple, classes: np.ndarray, cfg: ProtocolConfig
+) -> dict:
+    """The class weights' frontier as the score itself predicts it, on the test rows with the gold gender: the
+    randomised rule fitted on those rows' probabilities (no label read) at each budget, its expected accuracy and RMS
+    TPR gap under the same probabilities, and the argmax's (the reference of its change and cut). Were the score
+    calibrated, this is what the most accurate rule with these TPR budgets reaches; the measured rows show how much
+    of it the score's calibration keeps."""
+    acc, tpr = expected_rates(proba, np.argmax(proba, axis=1), gate)
+    out = {"argmax": {"accuracy": acc, "rms_tpr_gap": _rms_gap(tpr, classes, cfg)}}
+    for budget in budgets:
+        rule = equal_tpr_class_weights(proba, gate, budget)
+        acc, tpr = expected_rates(proba, rule.decision_proba(proba, gate), gate)
+        out[f"budget {budget:g}"] = {"accuracy": acc, "rms_tpr_gap": _rms_gap(tpr, classes, cfg)}
+    return out
+
+
+def markdown(
+    summary: dict[str, dict[str, dict[str, float]]], command: str, implied: dict[str, dict[str, float]] | None = None
+) -> str:
+    """The rules' table (accuracy and excess RMS gap, with their change and cut against ``none``) and, given
+    ``implied``, the model-implied frontier's (:func:`model_implied`, means over seeds)."""
     raw = summary["none"]
     lines = [
         f"`{command}`",
@@ -143,6 +175,23 @@ def markdown(summary: dict[str, dict[str, dict[str, float]]], command: str) -> s
             dacc = 100 * (r["accuracy"] - raw[which]["accuracy"])
             cells += [f"{r['accuracy']:.4f} ({dacc:+.1f} pt)", f"{r['excess_rms_tpr_gap']:.3f} ({100 * cut:.0f} %)"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if implied:
+        ref, measured = implied["argmax"], summary["group-aware score"]["gold"]["accuracy"]
+        lines += [
+            "",
+            "Model-implied frontier (gold gender; class weights fitted on the test rows' probabilities without their "
+            "labels, scored by those probabilities; change and cut against the score's argmax, whose expected "
+            f"accuracy is {ref['accuracy']:.4f} and measured accuracy {measured:.4f}):",
+            "",
+            "| budget | expected accuracy (change) | expected RMS TPR gap (cut) |",
+            "|---|---|---|",
+        ]
+        for name, r in implied.items():
+            if name != "argmax":
+                cut = 1.0 - r["rms_tpr_gap"] / ref["rms_tpr_gap"]
+                change = 100 * (r["accuracy"] - ref["accuracy"])
+                lines.append(f"| {name[len('budget '):]} | {r['accuracy']:.4f} ({change:+.1f} pt) "
+                             f"| {r['rms_tpr_gap']:.3f} ({100 * cut:.0f} %) |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -154,10 +203,14 @@ FAMILIES = (
 )
 
 
-def frontier_png(summary: dict[str, dict[str, dict[str, float]]], title: str) -> bytes:
+def frontier_png(
+    summary: dict[str, dict[str, dict[str, float]]], title: str, implied: dict[str, dict[str, float]] | None = None
+) -> bytes:
     """The accuracy / gap frontier (PNG bytes): every rule's cut of the excess RMS gap against its accuracy change,
     gold and predicted gender side by side; each post-processing family joined in budget order, the representation
-    methods and the group-aware score as points, the acceptance's corner (a 60 % cut within 1 point) shaded."""
+    methods and the group-aware score as points, the acceptance's corner (a 60 % cut within 1 point) shaded; given
+    ``implied``, the model-implied frontier on the gold panel, drawn from the group-aware score's measured point (its
+    expected changes of accuracy and gap against the score's argmax applied to the score's measured ones)."""
     import io
 
     import matplotlib
@@ -188,6 +241,15 @@ def frontier_png(summary: dict[str, dict[str, dict[str, float]]], title: str) ->
             if name in summary:
                 x, y = point(summary[name])
                 ax.plot([x], [y], marker, color=color, ms=9 if marker == "*" else 6, ls="none", label=name)
+        if implied and "group-aware score" in summary and which == "gold":  # drawn from the score's measured point
+            ref, score = implied["argmax"], summary["group-aware score"][which]
+            x0, y0 = point(summary["group-aware score"])
+            pts = sorted((float(n[len("budget ") :]), r) for n, r in implied.items() if n != "argmax")
+            left = score["excess_rms_tpr_gap"] / raw[which]["excess_rms_tpr_gap"]  # the score's gap, of none's
+            xs = [x0] + [x0 + 100 * (r["accuracy"] - ref["accuracy"]) for _, r in pts[::-1]]
+            ys = [y0] + [100 * (1.0 - left * r["rms_tpr_gap"] / ref["rms_tpr_gap"]) for _, r in pts[::-1]]
+            label = "class weights, model-implied (were the score calibrated)"
+            ax.plot(xs, ys, "--", color="0.45", lw=1.2, label=label)
         ax.set_xlim(-8.0, 1.0)
         ax.set_ylim(-35, 100)
         ax.set_xlabel("accuracy change (points)")
@@ -236,7 +298,13 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--replot needs {saved} (run the recipe with this --out first)")
         check_output(Path(args.out), files[2:], overwrite=args.overwrite)
         report = json.loads(saved.read_text())
-        atomic_write({str(Path(args.out) / files[2]): frontier_png(report["summary"], _title(report["run"]))})
+        atomic_write(
+            {
+                str(Path(args.out) / files[2]): frontier_png(
+                    report["summary"], _title(report["run"]), report.get("model_implied")
+                )
+            }
+        )
         print(f"wrote {Path(args.out) / files[2]}")
         return
     out = check_output(Path(args.out), files, overwrite=args.overwrite)
@@ -252,11 +320,13 @@ def main(argv: list[str] | None = None) -> None:
         per_seed.append(run_seed(X, y, g, seed, budgets, cfg, weight_budgets))
         row = per_seed[-1]
         cells = [f"{k} {v['predicted']['accuracy']:.3f} / {v['predicted']['excess_rms_tpr_gap']:.3f}"
-                 for k, v in row.items() if isinstance(v, dict)]  # fmt: skip
+                 for k, v in row.items() if isinstance(v, dict) and k != MODEL_IMPLIED]  # fmt: skip
         print(f"seed {seed}: " + "; ".join(cells), flush=True)
-    names = [k for k, v in per_seed[0].items() if isinstance(v, dict)]
+    names = [k for k, v in per_seed[0].items() if isinstance(v, dict) and k != MODEL_IMPLIED]
     summary = {n: {w: {k: float(np.mean([r[n][w][k] for r in per_seed])) for k in KEYS} for w in ("gold", "predicted")}
                for n in names}  # fmt: skip
+    implied = {n: {k: float(np.mean([r[MODEL_IMPLIED][n][k] for r in per_seed])) for k in ("accuracy", "rms_tpr_gap")}
+               for n in per_seed[0][MODEL_IMPLIED]}  # fmt: skip
     protocol: dict = {}
     if args.methods:  # the representation methods, by the protocol itself on the same splits
         protocol = run_protocol(X, y, g, ProtocolConfig(seeds=args.seeds, methods=tuple(args.methods)), progress=False,
@@ -268,11 +338,12 @@ def main(argv: list[str] | None = None) -> None:
             }
     command = " ".join(["python recipes/bios_postprocessing.py", *(sys.argv[1:] if argv is None else argv)])
     report = {"command": command, "run": run_record(vars(args)), "seconds": time.perf_counter() - t0,
-              "summary": summary, "per_seed": per_seed, "protocol": protocol}  # fmt: skip
-    table = markdown(summary, command)
+              "summary": summary, "model_implied": implied, "per_seed": per_seed, "protocol": protocol}  # fmt: skip
+    table = markdown(summary, command, implied)
+    png = frontier_png(summary, _title(report["run"]), implied)
     atomic_write({str(out / "bios_postprocessing.json"): to_json(report).encode(),
                   str(out / "bios_postprocessing.md"): table.encode(),
-                  str(out / "bios_postprocessing.png"): frontier_png(summary, _title(report["run"]))})  # fmt: skip
+                  str(out / "bios_postprocessing.png"): png})  # fmt: skip
     print(table)
     print(f"wrote {out}/bios_postprocessing.{{json,md,png}} in {report['seconds']:.0f} s")
 

@@ -95,6 +95,9 @@ def test_the_recipe_table_reports_cuts_against_the_unsteered_row() -> None:
     half = dict(row, accuracy=0.35, excess_rms_tpr_gap=0.04)
     table = recipe.markdown({"none": {"gold": row, "predicted": row}, "x": {"gold": half, "predicted": half}}, "cmd")
     assert "| x | 0.3500 (-1.0 pt) | 0.040 (60 %) |" in table
+    summary = {"none": {"gold": row, "predicted": row}, "group-aware score": {"gold": row, "predicted": row}}
+    implied = {"argmax": {"accuracy": 0.4, "rms_tpr_gap": 0.2}, "budget 0.1": {"accuracy": 0.39, "rms_tpr_gap": 0.05}}
+    assert "| 0.1 | 0.3900 (-1.0 pt) | 0.050 (75 %) |" in recipe.markdown(summary, "cmd", implied)
 
 
 def test_the_recipe_runs_one_split_of_the_protocol_on_small_data() -> None:
@@ -113,8 +116,12 @@ def test_the_recipe_runs_one_split_of_the_protocol_on_small_data() -> None:
     shift = np.where(g == "female", 1.0, 0.0)[:, None] * (y == 0)[:, None]  # class 0 is clearer for women
     X = rng.normal(size=(n, 6)) + np.eye(6)[y] * 1.2 + 2.0 * shift * np.eye(6)[0]
     out = recipe.run_seed(X, np.array([f"job{c}" for c in y]), g, 0, [None, 0.0], ProtocolConfig(), (0.0,))
+    implied = out.pop(recipe.MODEL_IMPLIED)
     rules = [k for k, v in out.items() if isinstance(v, dict)]
     assert rules[:2] == ["none", "group-aware score"] and "equal TPR, budget 0" in rules
+    # the model-implied frontier: exact equal opportunity under the score's own probabilities, for some accuracy
+    assert set(implied) == {"argmax", "budget 0"} and implied["argmax"]["rms_tpr_gap"] > 0.05
+    assert implied["budget 0"]["rms_tpr_gap"] <= 5e-3 < implied["argmax"]["accuracy"] - implied["budget 0"]["accuracy"]
     assert {"class weights (plug-in), budget 0", "class weights (corrected), budget 0"} <= set(rules)
     for rule in rules:
         for which in ("gold", "predicted"):
@@ -135,30 +142,22 @@ def calibrated_task(seed: int, m: int, n: int = 6_000) -> tuple[np.ndarray, np.n
     return proba, groups, np.minimum(y, m - 1)
 
 
-def plug_in(proba: np.ndarray, groups: np.ndarray, decision: np.ndarray) -> tuple[float, np.ndarray]:
-    """Expected accuracy and per-group TPRs of decision probabilities ``(n, m)`` under the probabilities themselves
-    (what the dual optimises)."""
-    chosen = proba * decision
-    tpr = np.stack([chosen[groups == a].sum(axis=0) / proba[groups == a].sum(axis=0) for a in (0, 1)])
-    return float(chosen.sum(axis=1).mean()), tpr
-
-
 @given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 5))
 @settings(max_examples=15, deadline=None)
 def test_class_weights_keep_the_budget_and_trade_accuracy_for_it(seed: int, m: int) -> None:
     """The dual's rule keeps every plug-in TPR difference near the budget, is as accurate as the plain argmax when
     the budget is loose, and its plug-in accuracy falls (up to the smoothing) as the budget tightens; the empirical
     correction meets the budget on the labelled rows up to about one row per cell."""
-    from steerfair.evaluation.label_postprocessing import equal_tpr_class_weights, tpr_by_group
+    from steerfair.evaluation.label_postprocessing import equal_tpr_class_weights, expected_rates, tpr_by_group
 
     proba, groups, y = calibrated_task(seed, m)
-    argmax_acc, argmax_tpr = plug_in(proba, groups, np.eye(m)[np.argmax(proba, axis=1)])
+    argmax_acc, argmax_tpr = expected_rates(proba, np.argmax(proba, axis=1), groups)
     loose = equal_tpr_class_weights(proba, groups, 1.0)
     assert np.allclose(loose.weights, 1.0)
     accs = []
     for budget in (0.2, 0.1, 0.05, 0.0):
         rule = equal_tpr_class_weights(proba, groups, budget)
-        acc, tpr = plug_in(proba, groups, rule.decision_proba(proba, groups))
+        acc, tpr = expected_rates(proba, rule.decision_proba(proba, groups), groups)
         assert np.abs(tpr[0] - tpr[1]).max() <= budget + 2e-3  # the smoothed dual's randomised rule keeps it
         assert acc <= argmax_acc + 1e-9
         accs.append(acc)
@@ -200,6 +199,41 @@ def test_class_weights_refuse_bad_inputs_with_the_argument_named() -> None:
         equal_tpr_class_weights(proba, groups, 0.1, y=y + 5)
 
 
+@given(seed=st.integers(0, 2**31 - 1), m=st.integers(2, 5))
+@settings(max_examples=10, deadline=None)
+def test_expected_rates_are_what_calibrated_probabilities_predict(seed: int, m: int) -> None:
+    """On rows whose labels are drawn from their probabilities, the label-free expected accuracy and TPRs of a rule
+    that does not read the labels agree with the measured ones to sampling error; with one-hot probabilities (a
+    classifier that knows the label) they are the measured rates exactly."""
+    from steerfair.evaluation.label_postprocessing import expected_rates, tpr_by_group
+
+    proba, groups, y = calibrated_task(seed, m, n=40_000)
+    weights = np.random.default_rng(seed).uniform(0.5, 2.0, size=(2, m))
+    decision = np.argmax(proba * weights[groups], axis=1)
+    acc, tpr = expected_rates(proba, decision, groups)
+    measured = tpr_by_group(y, decision, groups, m)
+    assert abs(acc - np.mean(decision == y)) <= 4 * np.sqrt(0.25 / y.size)
+    rows = np.array([[np.sum((groups == a) & (y == c)) for c in range(m)] for a in (0, 1)])
+    assert np.all(np.abs(tpr - measured) <= 4 * np.sqrt(0.25 / np.maximum(rows, 1)) + 1e-12)
+    exact_acc, exact_tpr = expected_rates(np.eye(m)[y], decision, groups)
+    assert exact_acc == pytest.approx(np.mean(decision == y), abs=1e-12)
+    assert np.allclose(exact_tpr, measured, equal_nan=True, atol=1e-12)
+
+
+def test_expected_rates_refuse_bad_inputs_with_the_argument_named() -> None:
+    from steerfair.evaluation.label_postprocessing import expected_rates
+
+    proba, groups, _ = calibrated_task(0, 3, n=50)
+    with pytest.raises(ValueError, match="proba"):
+        expected_rates(proba[:, 0], np.zeros(50, dtype=int), groups)
+    with pytest.raises(ValueError, match="groups"):
+        expected_rates(proba, np.zeros(50, dtype=int), groups + 1)
+    with pytest.raises(ValueError, match="decision"):
+        expected_rates(proba, np.full(50, 3), groups)
+    with pytest.raises(ValueError, match="decision"):
+        expected_rates(proba, np.zeros((50, 2)), groups)
+
+
 def test_the_recipe_draws_its_frontier_and_replots_only_from_saved_results(tmp_path: Any) -> None:
     """``--replot`` refuses a folder without results, draws the PNG from saved ones, and keeps an existing PNG
     unless ``--overwrite`` is given."""
@@ -217,7 +251,10 @@ def test_the_recipe_draws_its_frontier_and_replots_only_from_saved_results(tmp_p
     assert recipe.frontier_png(summary, "test").startswith(b"\x89PNG")
     with pytest.raises(SystemExit):
         recipe.main(["--out", str(tmp_path), "--replot"])
-    (tmp_path / "bios_postprocessing.json").write_text(json.dumps({"summary": summary, "run": {"config": {}}}))
+    summary["group-aware score"] = {"gold": row, "predicted": row}
+    implied = {"argmax": {"accuracy": 0.4, "rms_tpr_gap": 0.2}, "budget 0.1": {"accuracy": 0.39, "rms_tpr_gap": 0.05}}
+    saved = {"summary": summary, "run": {"config": {}}, "model_implied": implied}
+    (tmp_path / "bios_postprocessing.json").write_text(json.dumps(saved))
     recipe.main(["--out", str(tmp_path), "--replot"])
     png = tmp_path / "bios_postprocessing.png"
     assert png.read_bytes().startswith(b"\x89PNG")

@@ -41,6 +41,7 @@ __all__ = [
     "confusion_laws",
     "equal_tpr_class_weights",
     "equal_tpr_kernels",
+    "expected_rates",
     "tpr_by_group",
 ]
 
@@ -193,6 +194,46 @@ def tpr_by_group(y: Any, decision: Any, groups: Any, n_classes: int) -> np.ndarr
     np.add.at(hits, (groups, y), hit)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(rows > 0, hits / np.maximum(rows, 1.0), np.nan)
+
+
+def expected_rates(proba: Any, decision: Any, groups: Any) -> tuple[float, np.ndarray]:
+    """The accuracy and per-group TPRs a rule would have if the classifier's probabilities were calibrated (the
+    plug-in rates :func:`equal_tpr_class_weights` optimises): ``sum_y p(y | x) D(y | x)`` averaged over the rows,
+    and ``TPR_a(y) = sum_{rows of a} p(y | x) D(y | x) / sum_{rows of a} p(y | x)``. No label is read, so they can
+    be computed on new rows; beside the measured rates they show how much of a rule's promise the probabilities'
+    calibration loses.
+
+    Args:
+        proba: ``(n, m)`` the classifier's probabilities.
+        decision: ``(n,)`` hard decisions in ``0 .. m - 1``, or ``(n, m)`` decision probabilities.
+        groups: ``(n,)`` the group of each row, 0 or 1.
+
+    Returns:
+        ``(accuracy, tpr)`` with ``tpr`` of shape ``(2, m)`` (``nan`` where a group has no probability mass on a
+        class).
+
+    Raises:
+        ValueError: if the shapes disagree or ``groups`` is not 0 / 1.
+    """
+    P = np.asarray(proba, dtype=np.float64)
+    a = np.asarray(groups)
+    if P.ndim != 2:
+        raise ValueError(f"proba must be (n, m) class probabilities, got shape {P.shape}")
+    n, m = P.shape
+    if a.shape != (n,) or not np.isin(a, (0, 1)).all():
+        raise ValueError(f"groups must be ({n},) with values 0 and 1, one per row of proba")
+    D = np.asarray(decision)
+    if D.shape == (n,):
+        if not np.issubdtype(D.dtype, np.integer) or D.min(initial=0) < 0 or D.max(initial=0) >= m:
+            raise ValueError(f"decision must hold classes in 0 .. {m - 1} (or be ({n}, {m}) decision probabilities)")
+        D = np.eye(m)[D]
+    elif D.shape != (n, m):
+        raise ValueError(f"decision must be ({n},) classes or ({n}, {m}) decision probabilities, got {D.shape}")
+    chosen = P * D
+    a = a.astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = np.stack([chosen[a == g].sum(axis=0) / P[a == g].sum(axis=0) for g in (0, 1)])
+    return float(chosen.sum(axis=1).mean()), tpr
 
 
 #: the smoothing temperatures of the dual's continuation (a log-sum-exp in place of the max over classes)
