@@ -13,7 +13,9 @@ within a per-occupation TPR budget on the held-out training predictions, by two 
 (:func:`~steerfair.evaluation.label_postprocessing.equal_tpr_class_weights`, ``--weight-budgets``, from the plug-in
 dual and corrected on the empirical rates; the form of the most accurate such classifier), and the most accurate
 relabelling of its predicted occupation (:func:`~steerfair.evaluation.label_postprocessing.equal_tpr_kernels`,
-``--budgets``). Both read the gender at prediction (gold, and the protocol probe's prediction) and act on the final
+``--budgets``). The class weights also run on the protocol's own classifier (group-blind, fitted on every training
+row; the weights fitted on its cross-fitted probabilities), which starts from the unsteered row itself. All read the
+gender at prediction (gold, and the protocol probe's prediction) and act on the final
 decision, so they trace the accuracy / gap frontier of this score. Beside them, the equalized-odds common garbling
 of the confusion laws (``solve_common_garbling``: equal confusion laws per gender, the many-class analogue of
 :class:`steerfair.SharedScore`), the protocol's unsteered classifier (``none``, the reference of the cut), and, in
@@ -57,6 +59,10 @@ from steerfair.metrics import group_share_per_class
 BUDGETS = (None, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05, 0.02, 0.0)
 #: the per-class TPR budgets of the class-weight rule (``--weight-budgets``)
 WEIGHT_BUDGETS = (0.2, 0.15, 0.1, 0.07, 0.05, 0.03, 0.0)
+#: the name prefix of the class weights on the protocol's own classifier (group-blind, fitted on all training rows),
+#: fitted on the cross-fitted probabilities of the same model on the training rows: the weights read the gender, the
+#: score does not
+ON_PROTOCOL_CLASSIFIER = "class weights on the protocol's classifier "
 #: the per-seed entry of the model-implied frontier: the class weights fitted on the test rows' probabilities (no label
 #: read) and scored by those probabilities (:func:`~steerfair.evaluation.label_postprocessing.expected_rates`), the
 #: rates the rule would have if the score were calibrated
@@ -95,11 +101,16 @@ def run_seed(
         record("none", {"gold": base, "predicted": base})
         Z = _with_gender(X[tr], gi[tr])
         oof_proba, models = np.empty((tr.size, classes.size)), []
-        folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, yi[tr] * 2 + gi[tr])
+        oof_blind = np.empty((tr.size, classes.size))  # the protocol's classifier's law on held-out rows
+        folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(Z, yi[tr] * 2 + gi[tr]))
         for fit_rows, held in folds:
             model = SoftmaxRegression(C=cfg.C, max_iter=cfg.max_iter).fit(Z[fit_rows], yi[tr][fit_rows])
             oof_proba[held] = model.predict_proba(Z[held])
             models.append(model)
+        if weight_budgets:
+            for fit_rows, held in folds:
+                blind = SoftmaxRegression(C=cfg.C, max_iter=cfg.max_iter).fit(X[tr][fit_rows], yi[tr][fit_rows])
+                oof_blind[held] = blind.predict_proba(X[tr][held])
     oof = np.argmax(oof_proba, axis=1)  # the model's prediction: its most probable class
     rng = np.random.default_rng(seed)
     laws, counts = confusion_laws(yi[tr], oof, gi[tr], classes.size, 2)
@@ -128,6 +139,12 @@ def run_seed(
             record(
                 f"class weights ({kind}), budget {budget:g}", {w: rule.predict(test_proba[w], gates[w]) for w in gates}
             )
+    raw_proba = raw.predict_proba(X[te]) if weight_budgets else None
+    for labels, kind in ((None, "plug-in"), (yi[tr], "corrected")):  # the same on the protocol's own classifier
+        for budget in weight_budgets:
+            rule = equal_tpr_class_weights(oof_blind, gi[tr], budget, y=labels)
+            record(f"{ON_PROTOCOL_CLASSIFIER}({kind}), budget {budget:g}",
+                   {w: rule.predict(raw_proba, gates[w]) for w in gates})  # fmt: skip
     out[MODEL_IMPLIED] = model_implied(test_proba["gold"], gates["gold"], weight_budgets, classes, cfg)
     return out
 
@@ -200,6 +217,8 @@ FAMILIES = (
     ("class weights (plug-in), budget ", "class weights, plug-in", "o-"),
     ("class weights (corrected), budget ", "class weights, corrected", "s-"),
     ("equal TPR, budget ", "relabelling the predicted occupation", "^--"),
+    (ON_PROTOCOL_CLASSIFIER + "(plug-in), budget ", "class weights on the protocol's classifier, plug-in", "v-"),
+    (ON_PROTOCOL_CLASSIFIER + "(corrected), budget ", "class weights on the protocol's classifier, corrected", ">-"),
 )
 
 
@@ -218,7 +237,7 @@ def frontier_png(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharey=True)
     raw = summary["none"]
     for ax, which in zip(axes, ("gold", "predicted"), strict=True):
 
@@ -230,11 +249,11 @@ def frontier_png(
         ax.axvspan(-1.0, 1.0, ymin=0, ymax=1, color="0.92", zorder=0)
         ax.axhline(60, color="0.3", ls=":", lw=1)
         ax.fill_between([-1.0, 1.0], 60, 100, color="C2", alpha=0.12, zorder=0, label="60 % cut within 1 point")
-        for prefix, label, style in FAMILIES:
+        for (prefix, label, style), color in zip(FAMILIES, ("C0", "C1", "C2", "C9", "C6"), strict=False):
             rows = sorted((float(n[len(prefix) :]), n) for n in summary if n.startswith(prefix))
             if rows:
                 xs, ys = zip(*(point(summary[n]) for _, n in rows), strict=True)
-                ax.plot(xs, ys, style, ms=4, lw=1.2, label=label)
+                ax.plot(xs, ys, style, ms=4, lw=1.2, label=label, color=color)
         for name, marker, color in (("MiMiC (representation)", "D", "C3"),
                                     ("steerfair, ideal templates (representation)", "*", "C4"),
                                     ("group-aware score", "x", "0.4")):  # fmt: skip
@@ -256,8 +275,8 @@ def frontier_png(
         ax.set_title(f"{title}: {which} gender at test time", fontsize=10)
     axes[0].set_ylabel("cut of the excess RMS TPR gap (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -123,10 +123,12 @@ def test_the_recipe_runs_one_split_of_the_protocol_on_small_data() -> None:
     assert set(implied) == {"argmax", "budget 0"} and implied["argmax"]["rms_tpr_gap"] > 0.05
     assert implied["budget 0"]["rms_tpr_gap"] <= 5e-3 < implied["argmax"]["accuracy"] - implied["budget 0"]["accuracy"]
     assert {"class weights (plug-in), budget 0", "class weights (corrected), budget 0"} <= set(rules)
+    on_raw = f"{recipe.ON_PROTOCOL_CLASSIFIER}(corrected), budget 0"
+    assert {f"{recipe.ON_PROTOCOL_CLASSIFIER}(plug-in), budget 0", on_raw} <= set(rules)
     for rule in rules:
         for which in ("gold", "predicted"):
             assert set(out[rule][which]) == set(recipe.KEYS) and 0.0 < out[rule][which]["accuracy"] <= 1.0
-    for rule in ("equal TPR, budget 0", "class weights (corrected), budget 0"):
+    for rule in ("equal TPR, budget 0", "class weights (corrected), budget 0", on_raw):
         assert out[rule]["gold"]["rms_tpr_gap"] < out["group-aware score"]["gold"]["rms_tpr_gap"]
 
 
