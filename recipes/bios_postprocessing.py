@@ -192,7 +192,7 @@ def markdown(
             dacc = 100 * (r["accuracy"] - raw[which]["accuracy"])
             cells += [f"{r['accuracy']:.4f} ({dacc:+.1f} pt)", f"{r['excess_rms_tpr_gap']:.3f} ({100 * cut:.0f} %)"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if implied:
+    if implied and len(implied) > 1:  # the argmax and at least one budget
         ref, measured = implied["argmax"], summary["group-aware score"]["gold"]["accuracy"]
         lines += [
             "",
@@ -260,7 +260,8 @@ def frontier_png(
             if name in summary:
                 x, y = point(summary[name])
                 ax.plot([x], [y], marker, color=color, ms=9 if marker == "*" else 6, ls="none", label=name)
-        if implied and "group-aware score" in summary and which == "gold":  # drawn from the score's measured point
+        drawable = bool(implied) and len(implied) > 1 and "group-aware score" in summary
+        if drawable and which == "gold":  # drawn from the score's measured point
             ref, score = implied["argmax"], summary["group-aware score"][which]
             x0, y0 = point(summary["group-aware score"])
             pts = sorted((float(n[len("budget ") :]), r) for n, r in implied.items() if n != "argmax")

@@ -128,8 +128,10 @@ def test_the_recipe_runs_one_split_of_the_protocol_on_small_data() -> None:
     for rule in rules:
         for which in ("gold", "predicted"):
             assert set(out[rule][which]) == set(recipe.KEYS) and 0.0 < out[rule][which]["accuracy"] <= 1.0
-    for rule in ("equal TPR, budget 0", "class weights (corrected), budget 0", on_raw):
+    for rule in ("equal TPR, budget 0", "class weights (corrected), budget 0"):
         assert out[rule]["gold"]["rms_tpr_gap"] < out["group-aware score"]["gold"]["rms_tpr_gap"]
+    # on the protocol's own classifier the weights start from the unsteered row and must lower its gap
+    assert out[on_raw]["gold"]["rms_tpr_gap"] < out["none"]["gold"]["rms_tpr_gap"]
 
 
 def calibrated_task(seed: int, m: int, n: int = 6_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
