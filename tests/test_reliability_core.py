@@ -169,6 +169,30 @@ def test_finding_9_demo_records_its_run_and_overwrites_only_when_asked(
     assert json.loads((tmp_path / "r.json").read_text())["a"] == 2
 
 
+
+def test_demo_reports_the_strongest_alternative_beside_steerfair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The main job runs fairlearn's ThresholdOptimizer in the same run and prints its figures beside steerfair's."""
+    calls: list[dict[str, Any]] = []
+
+    def summary(acc: float, eo: float) -> dict[str, Any]:
+        return {"accuracy": {"mean": acc}, "eo_gap": {"mean": eo}}
+
+    def fake_run(out: Any, tasks: Any, **kw: Any) -> dict[str, Any]:
+        calls.append(kw)
+        by_method = {"raw": summary(0.84, 0.1), "steerfair": summary(0.83, 0.05),
+                     "threshold_optimizer": summary(0.82, 0.02)}  # fmt: skip
+        return {"tasks": {"adult/sex": {"summary": {"lr": by_method}}}, "seconds": 1.0}
+
+    monkeypatch.setattr(tabular_benchmark, "run", fake_run)
+    monkeypatch.setattr(tabular_benchmark, "markdown", lambda r: "")
+    assert cli_main(["demo", "--out", str(tmp_path), "--seeds", "1"]) == 0
+    assert "threshold_optimizer" in calls[0]["methods"] and "steerfair" in calls[0]["methods"]
+    out = capsys.readouterr().out
+    assert "steerfair: EO gap 0.100 -> 0.050 (0.50x), accuracy 0.8400 -> 0.8300 (-1.00 pt)" in out
+    assert "ThresholdOptimizer: EO gap 0.100 -> 0.020 (0.20x), accuracy 0.8400 -> 0.8200 (-2.00 pt)" in out
+
 def test_finding_9_failed_write_keeps_earlier_results(tmp_path: Path) -> None:
     """A failure while writing (here: the plot) leaves the earlier files intact and no temporary file behind."""
     write_results(tmp_path, "r", {"a": 1}, lambda r: "old", lambda r, p: p.write_bytes(b"old"))
