@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .validation import reject_continuous_labels
+
 __all__ = ["Membership", "MembershipKind", "PROBABILITY_ATOL", "PlainGroups", "check_probabilities"]
 
 #: How group membership was given: hard labels, probabilities, or de-biased reports.
@@ -54,6 +56,7 @@ def _label_array(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} contains NaN or infinite values")
     if arr.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in arr.tolist()):
         raise ValueError(f"{name} contains missing values (None or NaN)")
+    reject_continuous_labels(arr, name)
     return arr
 
 

@@ -181,8 +181,18 @@ def as_vector(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     return arr
 
 
+def reject_continuous_labels(arr: np.ndarray, name: str) -> None:
+    """Raise a ``ValueError`` if a float label array has a non-integer value (a continuous target or score passed
+    where classes or groups are expected)."""
+    if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
+        example = arr[arr != np.round(arr)][0]
+        raise ValueError(
+            f"{name} has non-integer values (e.g. {example:g}), so it looks continuous; pass discrete labels "
+            "(class or group names, or integer codes)"
+        )
+
 def as_labels(x: Any, name: str, n: int) -> np.ndarray:
-    """Return a 1-D label array of length ``n`` (any hashable dtype; no NaN)."""
+    """Return a 1-D label array of length ``n`` (any hashable dtype; no NaN; floats only with integer values)."""
     if hasattr(x, "to_numpy"):
         x = x.to_numpy()
     arr = np.asarray(x)
@@ -192,6 +202,7 @@ def as_labels(x: Any, name: str, n: int) -> np.ndarray:
         raise ValueError(f"{name} has {arr.shape[0]} entries but X has {n} rows")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
+    reject_continuous_labels(arr, name)
     if arr.dtype.kind == "O" and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in arr):
         raise ValueError(f"{name} contains missing values")
     return arr

@@ -177,6 +177,14 @@ def test_bad_input_is_refused() -> None:
     tiny = make_table(4, n=40, k=3, m=3)
     with pytest.raises(ValueError, match="sample"):
         FairSteerer(min_samples=20).fit(*tiny[:2], groups=tiny[2])
+    with pytest.raises(ValueError, match="y has non-integer values"):  # a regression target, not classes
+        fs.fit(df, np.random.default_rng(0).normal(size=len(df)), groups=g)
+    with pytest.raises(ValueError, match="groups has non-integer values"):  # a score, not a sensitive attribute
+        fs.fit(df, y, groups=np.random.default_rng(0).normal(size=len(df)))
+    codes = np.unique(np.asarray(g), return_inverse=True)[1]  # integer group codes (numpy scalars in the cells)
+    with pytest.raises(ValueError, match=r"\(group=1, y=1\): 0") as err:  # the label as the user wrote it
+        fs.fit(df, np.where(codes == 1, 0, np.asarray(y)), groups=codes)
+    assert "np.int64" not in str(err.value)
 
 
 def test_unlabeled_train_maps_equal_fit_then_transform() -> None:
