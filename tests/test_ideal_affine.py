@@ -203,3 +203,22 @@ def test_monte_carlo_gaps_of_the_affine_ideal_are_sampling_error(seed: int, d: i
             orig = _rule_rates(model, Xo, yo, go, tau)
             detected |= max(_gap_in_standard_errors(orig["pr"]), _gap_in_standard_errors(orig["tpr"])) > 4.0
     assert detected
+
+
+@pytest.mark.parametrize(("k", "m", "intervention"), [(2, 2, "all"), (2, 2, "affirmative"), (3, 3, "all")])
+def test_progress_bar_reports_the_solve_and_changes_nothing(
+    k: int, m: int, intervention: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = random_model(5, d=6, k=k, m=m)
+    quiet = solve_nearest_ideal(model, intervention=intervention, family="affine")  # type: ignore[arg-type]
+    capsys.readouterr()
+    shown = solve_nearest_ideal(model, intervention=intervention, family="affine", progress=True)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert f"nearest ideal (affine, {intervention})" in err and "KL" in err
+    assert ("group" if intervention == "affirmative" else "Newton") in err
+    assert shown.kl == quiet.kl and np.array_equal(shown.linear_maps, quiet.linear_maps)
+    assert "nearest ideal" not in capsys.readouterr().err  # off by default, and the isotropic family shows none
+    solve_nearest_ideal(model, intervention=intervention, progress=True)  # type: ignore[arg-type]
+    assert "nearest ideal" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="progress"):
+        solve_nearest_ideal(model, family="affine", progress="yes")  # type: ignore[arg-type]

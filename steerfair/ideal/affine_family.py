@@ -153,6 +153,10 @@ OPENING_RTOL = 1e-8
 #: the dense BFGS polish keeps an ``n x n`` inverse Hessian: only up to this many variables (d = 64, two groups)
 POLISH_MAX_VARIABLES = 4096
 
+#: a progress report: what the solver is doing (``"group 1"``, ``"opening round 2"``, ``"Newton"``) and the value
+#: of its objective there
+Report = Callable[[str, float], None]
+
 #: ``fg(maps, extra) -> (value, gradient per group, gradient of the extra variables)``
 ObjectiveWithGradient = Callable[[dict[int, np.ndarray], np.ndarray], tuple[float, dict[int, np.ndarray], np.ndarray]]
 
@@ -211,7 +215,7 @@ def _minimise(
 
 
 def affirmative_affine(
-    stats: CellFactors, reference: int, starts: Sequence[dict[int, np.ndarray]]
+    stats: CellFactors, reference: int, starts: Sequence[dict[int, np.ndarray]], report: Report | None = None
 ) -> AffineFamilyParams:
     """Affirmative action over the affine family: the reference group's cells are the templates and each
     other group's ``(L_a, c_a)`` minimises ``sum_i w_ai KL(N(L nu_i + c, L Omega_i L^T) || N(mu_ai, S_ai))``.
@@ -226,6 +230,7 @@ def affirmative_affine(
         stats: the original cells, with precisions of every non-reference group.
         reference: the group that is kept.
         starts: starting maps ``{group: L}`` (each must cover every non-reference group).
+        report: called after every trust-region step with ``"group a"`` and that group's value.
 
     Returns:
         The parameters (the reference group's map is the identity).
@@ -245,7 +250,9 @@ def affirmative_affine(
         points = [problem.to_x(s[a]) for s in starts] + [problem.matched_start()]
         if d * d > EVERY_START_MAX_ENTRIES:
             points = [min(points, key=problem.value)]
-        best = min((newton_map(problem, X0) for X0 in points), key=lambda r: r.value)
+        # the running total: the groups solved so far and this group's value
+        step = None if report is None else (lambda f, a=a, done=total: report(f"group {a}", done + f))
+        best = min((newton_map(problem, X0, callback=step) for X0 in points), key=lambda r: r.value)
         maps[a], offsets[a] = problem.to_map(best.X)
         total, gnorm, iters = total + best.value, float(np.hypot(gnorm, best.grad_norm)), iters + best.iterations
     return AffineFamilyParams(maps, offsets, nu.copy(), omega, total, gnorm, iters)
@@ -258,6 +265,7 @@ def all_subgroups_affine(
     group_priors: np.ndarray,
     class_priors: np.ndarray,
     q0: np.ndarray,
+    report: Report | None = None,
 ) -> tuple[AffineFamilyParams, np.ndarray]:
     """All subgroups over the affine family, with the common class prior optimised jointly.
 
@@ -278,6 +286,8 @@ def all_subgroups_affine(
         group_priors: ``(k,)`` ``pi_a``.
         class_priors: ``(k, m)`` the original ``q_ia``.
         q0: ``(m,)`` the starting class prior.
+        report: called after every opening round (``"opening round r"``) and Newton step (``"Newton"``) with the
+            whole KL there.
 
     Returns:
         ``(params, q)``: the parameters (``objective``: the feature part) and the class prior.
@@ -313,11 +323,15 @@ def all_subgroups_affine(
         logdets,
         max_rounds=ALTERNATION_ROUNDS,
         inner_rtol=OPENING_RTOL,
+        report=report,
     )
-    tail = profile_newton(stats, maps0, q_alt, gauge, group_priors, class_priors, logdets)
+    step = None if report is None else (lambda f: report("Newton", f))
+    tail = profile_newton(stats, maps0, q_alt, gauge, group_priors, class_priors, logdets, callback=step)
     maps0, q_alt, n_alt = tail.maps, tail.q, n_alt + tail.iterations
     if not tail.converged:  # the trust region stalled: finish with the (monotone) rounds
-        maps0, q_alt, n_more = _alternate(stats, list(maps0), gauge, group_priors, class_priors, q_alt, logdets)
+        maps0, q_alt, n_more = _alternate(
+            stats, list(maps0), gauge, group_priors, class_priors, q_alt, logdets, report=report
+        )
         n_alt += n_more
     alt_start = {a: maps0[a] for a in free}
     if (k - 1) * d * d <= ALL_STARTS_MAX_VARIABLES:  # small: polish jointly (and try the given starts too)
@@ -347,6 +361,7 @@ def _alternate(
     max_rounds: int = 500,
     rtol: float = 1e-13,
     inner_rtol: float = 1e-15,
+    report: Report | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Block-coordinate descent for all subgroups, accelerated by Anderson extrapolation.
 
@@ -356,7 +371,8 @@ def _alternate(
     is an exact minimisation, so a round never raises the total KL; :func:`.anderson.anderson_descent` mixes the
     last rounds' maps and log-prior where that lowers the profiled KL further (templates and offsets optimal).
 
-    ``inner_rtol`` is each group block's stopping tolerance (:func:`~steerfair.ideal.affine_newton.newton_map`).
+    ``inner_rtol`` is each group block's stopping tolerance (:func:`~steerfair.ideal.affine_newton.newton_map`);
+    ``report`` is called after every round with ``"opening round r"`` and the whole KL there.
 
     Returns:
         ``(maps, q, trust-region iterations)`` with ``maps[gauge] = I``.
@@ -364,7 +380,7 @@ def _alternate(
     k, m, d = stats.shape
     free = [a for a in range(k) if a != gauge]
     radii = np.ones(k)  # each group's trust radius, carried from round to round
-    iters = 0
+    iters = rounds = 0
 
     def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         L = np.tile(np.eye(d), (k, 1, 1))
@@ -383,7 +399,7 @@ def _alternate(
         return total_kl(stats, maps_x, gauge, qx, group_priors, class_priors, logdets)[0]
 
     def one_round(x: np.ndarray) -> tuple[np.ndarray, bool]:
-        nonlocal iters
+        nonlocal iters, rounds
         L, qx = unpack(x)
         w = group_priors[:, None] * qx[None, :]
         _, nu, omega, t_logdets = templates_and_offsets(dataclasses.replace(stats, weights=w), list(L), gauge)
@@ -404,7 +420,13 @@ def _alternate(
             iters += res.iterations
             radii[a] = res.radius
             converged = converged and res.converged
-        return pack(L, prior_given_cells(F, group_priors, class_priors)), converged
+        q_new = prior_given_cells(F, group_priors, class_priors)
+        rounds += 1
+        if report is not None:  # the cells' KLs at the round's maps, with the prior's part at the new class prior
+            w_new = group_priors[:, None] * q_new[None, :]
+            prior = float(group_priors @ ((np.log(q_new)[None, :] - np.log(class_priors)) @ q_new))
+            report(f"opening round {rounds}", float(np.sum(w_new * F)) + prior)
+        return pack(L, q_new), converged
 
     L0 = np.array(
         [np.eye(d) if M is None else (float(M) * np.eye(d) if np.ndim(M) == 0 else np.asarray(M)) for M in maps]

@@ -413,6 +413,7 @@ def newton_map(
     rtol: float = 1e-15,
     radius: float = 1.0,
     min_iter: int = 0,
+    callback: Callable[[float], None] | None = None,
 ) -> NewtonResult:
     """Minimise ``problem`` from ``X0`` by a trust-region Newton-CG method on the group of invertible maps.
 
@@ -436,6 +437,7 @@ def newton_map(
         rtol: relative stopping threshold.
         radius: the initial trust radius (Fisher norm).
         min_iter: iterations taken whatever the gradient (an outer loop whose other blocks moved a little).
+        callback: called with the value after every trust-region step (a progress report; it must not raise).
 
     Returns:
         The :class:`NewtonResult`; its value is never above the start's.
@@ -477,6 +479,8 @@ def newton_map(
             radius *= 2.0
         if rho > 1e-4 and fn < f:
             X, ld, f, g = Xn, ld_n, fn, gn
+        if callback is not None:
+            callback(f)
         if radius < RADIUS_FLOOR:  # no model step decreases the value any more: rounding, if the gradient is small
             converged = float(np.vdot(g, pre(g))) <= stopping_tolerance(np.sqrt(rtol), f, problem.d)
             break

@@ -71,6 +71,7 @@ def profile_newton(
     max_cg: int = 100,
     rtol: float = 1e-15,
     radius: float = 1.0,
+    callback: Callable[[float], None] | None = None,
 ) -> ProfileNewtonResult:
     """Minimise the all-subgroup profile over the non-gauge maps and the class prior from ``maps``, ``q``.
 
@@ -91,6 +92,7 @@ def profile_newton(
         max_cg: CG iterations per step at most.
         rtol: relative stopping threshold.
         radius: the initial trust radius (block Fisher norm).
+        callback: called with the value after every Newton step (a progress report; it must not raise).
 
     Returns:
         The :class:`ProfileNewtonResult`; its value is never above the start's.
@@ -217,6 +219,8 @@ def profile_newton(
             radius *= 2.0
         if got is not None and rho > 1e-4 and fn < f:
             L, q, (f, F, grads, gtheta), moved = Ln, qn, got, True
+        if callback is not None:
+            callback(f)
         if radius < RADIUS_FLOOR:
             converged = gpre <= stopping_tolerance(np.sqrt(rtol), f, d)
             break

@@ -115,7 +115,7 @@ def _components(model: GroupConditionalModel, params: AffineFamilyParams, keep: 
     return comps
 
 
-def solve_affine(iso: IdealSolution) -> IdealSolution:
+def solve_affine(iso: IdealSolution, progress: bool = False) -> IdealSolution:
     """Re-solve an isotropic-family solution over the affine family.
 
     Affirmative: the reference group's cells are the templates, the class prior is the reference group's,
@@ -127,10 +127,14 @@ def solve_affine(iso: IdealSolution) -> IdealSolution:
 
     Args:
         iso: an :class:`~steerfair.ideal.solve.IdealSolution` of the isotropic family.
+        progress: show a progress bar (tqdm, on stderr): one tick per trust-region step or opening round, the
+            phase and the KL beside it. The result does not depend on it.
 
     Returns:
         The :class:`~steerfair.ideal.solve.IdealSolution` of the affine family (``family="affine"``).
     """
+    from tqdm.auto import tqdm
+
     model: GroupConditionalModel = iso.original
     ref: int = iso.reference
     affirmative = iso.intervention == "affirmative"
@@ -140,14 +144,20 @@ def solve_affine(iso: IdealSolution) -> IdealSolution:
     starts = _starts(model, np.asarray(iso.gammas), ref, weights)
     keep = ref if affirmative else None
     stats = CellFactors.from_components(model.components, weights, precisions_for=others if affirmative else None)
-    if affirmative:
-        params = affirmative_affine(stats, ref, starts)
-    else:
-        if model.n_classes == 2:  # solved where both precisions of every group are diagonal
+    with tqdm(desc=f"nearest ideal (affine, {iso.intervention})", unit="step", disable=not progress) as bar:
+
+        def report(phase: str, value: float) -> None:
+            bar.set_postfix_str(f"{phase}, KL {value:.10g}", refresh=False)
+            bar.update(1)
+
+        shown = report if progress else None
+        if affirmative:
+            params = affirmative_affine(stats, ref, starts, shown)
+        elif model.n_classes == 2:  # solved where both precisions of every group are diagonal
             frame = _CongruenceFrame.of(stats)
             starts_in = [frame.maps_in(st, ref) for st in starts]
             params, q = all_subgroups_affine(
-                frame.apply(stats), ref, starts_in, model.group_priors, model.class_priors, q
+                frame.apply(stats), ref, starts_in, model.group_priors, model.class_priors, q, shown
             )
             params = frame.params_out(params, ref)
             grads = profile_terms(
@@ -159,7 +169,8 @@ def solve_affine(iso: IdealSolution) -> IdealSolution:
             grad = float(np.sqrt(sum(float(np.sum(G * G)) for G in grads.values())))
             params = dataclasses.replace(params, grad_norm=grad)
         else:
-            params, q = all_subgroups_affine(stats, ref, starts, model.group_priors, model.class_priors, q)
+            params, q = all_subgroups_affine(stats, ref, starts, model.group_priors, model.class_priors, q, shown)
+    if not affirmative:
         weights = model.group_priors[:, None] * q[None, :]
     comps = _components(model, params, keep)
     F = _cell_kls(model, comps)

@@ -134,6 +134,7 @@ def solve_nearest_ideal(
     *,
     reference: object = None,
     family: Family = "isotropic",
+    progress: bool = False,
 ) -> IdealSolution:
     """Minimise ``KL(ideal || model)`` over ideal distributions (details in docs/theory.md).
 
@@ -154,6 +155,9 @@ def solve_nearest_ideal(
             Proposition 3.2 form); ``"affine"`` searches every invertible ``L_a`` (the whole Gaussian ideal
             set, docs/theory.md section 12), started from the isotropic solution, with the class priors
             optimised jointly with the features for ``"all"``. Its KL is never above the isotropic one.
+        progress: with ``family="affine"``, show a progress bar (tqdm, on stderr) with the solver's phase and KL
+            (those solves take seconds at d = 256 and a minute or more at d = 1024; docs/benchmarks.md). The
+            isotropic family finishes in well under a second there and shows none. The result does not depend on it.
 
     While it runs, a BLAS library loaded beside numpy's (scipy's own OpenBLAS in pip wheels) is limited to one
     thread, so that the two thread pools do not spin against each other (:mod:`steerfair.blas_pools`; about 4x
@@ -170,12 +174,14 @@ def solve_nearest_ideal(
     """
     if family not in ("isotropic", "affine"):
         raise ValueError(f"unknown family {family!r}; use 'isotropic' or 'affine'")
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False; got {progress!r}")
     if family == "affine":
         if solver != "auto":
             raise ValueError("family='affine' has no cvxpy reference; use solver='auto'")
         from .affine_solve import solve_affine
 
-        return solve_affine(solve_nearest_ideal(model, criterion, intervention, reference=reference))
+        return solve_affine(solve_nearest_ideal(model, criterion, intervention, reference=reference), bool(progress))
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
     if criterion not in CRITERIA:
@@ -294,10 +300,13 @@ def nearest_ideal(
     *,
     reference: object = None,
     family: Family = "isotropic",
+    progress: bool = False,
 ) -> GroupConditionalModel:
     """The KL-nearest ideal model; see :func:`solve_nearest_ideal` for the arguments and details.
 
     Returns:
         ``solve_nearest_ideal(...).ideal``.
     """
-    return solve_nearest_ideal(model, criterion, intervention, solver, reference=reference, family=family).ideal
+    return solve_nearest_ideal(
+        model, criterion, intervention, solver, reference=reference, family=family, progress=progress
+    ).ideal
