@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .families import Gaussian
-from .ideal.solve import Criterion, IdealSolution, Intervention, solve_nearest_ideal
+from .ideal.solve import Criterion, Family, IdealSolution, Intervention, solve_nearest_ideal
 from .linalg import eigh_sym
 from .maps import AffineMap, gaussian_ot_map
 from .membership import Membership
@@ -224,6 +224,7 @@ class SteeringTransform:
         reference: Any = None,
         frame: Frame = "ideal",
         coordinates: Coordinates | None = None,
+        family: Family = "isotropic",
     ) -> SteeringTransform:
         """Solve the nearest ideal of ``model`` (given in ``coordinates``) and build the maps.
 
@@ -233,10 +234,11 @@ class SteeringTransform:
                 ``reference="largest"`` picks the group with the largest prior.
             frame: ``"ideal"`` or ``"template"`` (see the module docstring).
             coordinates: the working coordinates of ``model`` (default: the input coordinates).
+            family: the ideal set searched, ``"isotropic"`` or ``"affine"`` (see :func:`steerfair.solve_nearest_ideal`).
         """
         if isinstance(reference, str) and reference == "largest":
             reference = model.groups[int(np.argmax(model.group_priors))].item()
-        solution = solve_nearest_ideal(model, criterion, intervention, solver, reference=reference)
+        solution = solve_nearest_ideal(model, criterion, intervention, solver, reference=reference, family=family)
         return cls.from_solution(solution, frame=frame, coordinates=coordinates)
 
     # ---------------------------------------------------------------- views
@@ -368,6 +370,9 @@ def fit_steering(
     *,
     reference: object = None,
     frame: Frame = "ideal",
+    family: Family = "isotropic",
 ) -> SteeringTransform:
-    """Solve the nearest-ideal projection of ``model`` and build the steering maps."""
-    return SteeringTransform.fit(model, criterion, intervention, solver, reference=reference, frame=frame)
+    """Solve the nearest-ideal projection of ``model`` (over the ideal set ``family``) and build the steering maps."""
+    return SteeringTransform.fit(
+        model, criterion, intervention, solver, reference=reference, frame=frame, family=family
+    )

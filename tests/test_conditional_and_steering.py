@@ -13,16 +13,24 @@ from steerfair import GroupConditionalModel, fit_steering, is_ideal, kl
 seeds = st.integers(0, 10_000)
 
 
-@given(seed=seeds, d=st.integers(1, 4), k=st.integers(2, 3), m=st.integers(2, 3))
+@given(
+    seed=seeds, d=st.integers(1, 4), k=st.integers(2, 3), m=st.integers(2, 3),
+    family=st.sampled_from(["isotropic", "affine"]),
+)  # fmt: skip
 @settings(max_examples=25, deadline=None)
-def test_label_maps_push_the_empirical_model_exactly_onto_the_ideal(seed: int, d: int, k: int, m: int) -> None:
-    """Steering fitted data with the label maps gives data whose refitted model *is* the ideal."""
+def test_label_maps_push_the_empirical_model_exactly_onto_the_ideal(
+    seed: int, d: int, k: int, m: int, family: str
+) -> None:
+    """Steering fitted data with the label maps gives data whose refitted model *is* the ideal (either family)."""
     truth = random_model(seed, d, k, m)
     X, y, g = truth.sample(60 * k * m, seed=seed)
     cells = np.unique(np.column_stack([g, y]), axis=0, return_counts=True)[1]
     assume(len(cells) == k * m and cells.min() >= d + 2)
     model = GroupConditionalModel.fit(X, y, g, reg=None, min_samples=d + 2)
-    steer = fit_steering(model)
+    steer = fit_steering(model, family=family)  # type: ignore[arg-type]
+    assert steer.solution.family == family
+    if family == "affine":  # the larger ideal set: never farther than the isotropic family's projection
+        assert steer.solution.kl <= fit_steering(model).solution.kl * (1 + 1e-9) + 1e-12
     Xs = steer.transform(X, g, y)
     refit = GroupConditionalModel.fit(Xs, y, g, weights=steer.sample_weights(y, g), reg=None, min_samples=d + 2)
     for a in range(k):

@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
 import steerfair as sf
-from steerfair import FairSteerer
+from steerfair import FairSteerer, GroupConditionalModel, is_ideal
 
 seeds = st.integers(0, 10_000)
 
@@ -167,6 +167,8 @@ def test_bad_input_is_refused() -> None:
         FairSteerer(columns=["nope"]).fit(df, y, groups=g)
     with pytest.raises(ValueError, match="unknown criterion"):
         FairSteerer(criterion="accuracy").fit(df, y, groups=g)
+    with pytest.raises(ValueError, match="unknown family 'scalar'"):
+        FairSteerer(family="scalar").fit(df, y, groups=g)  # type: ignore[arg-type]
     fs.fit(df, y, groups=g)
     with pytest.raises(ValueError, match="not seen in fit"):
         fs.transform(df, groups=np.full(len(df), "g9"))
@@ -282,3 +284,18 @@ def test_steering_is_equivariant_under_column_rescaling(seed: int, log_c: list[f
         np.testing.assert_allclose(b.transform(X * c, **mode_args), a.transform(X, **mode_args) * c, rtol=1e-7)
     np.testing.assert_allclose(b.fit_transform(X * c, y, groups=g), a.fit_transform(X, y, groups=g) * c, rtol=1e-7)
     assert b.kl_ == pytest.approx(a.kl_, rel=1e-8)
+
+
+def test_affine_family_steers_the_training_rows_onto_its_lower_kl_ideal() -> None:
+    """``family="affine"``: the labelled training maps carry every cell onto the affine-family ideal, whose KL is
+    never above the isotropic family's, and the steered rows' refitted model is ideal."""
+    df, y, g = make_table(8)
+    cols = ["f0", "f1", "f2"]
+    iso = FairSteerer(columns=cols, marginals="gaussian", reg=None, random_state=0).fit(df, y, groups=g)
+    aff = FairSteerer(columns=cols, marginals="gaussian", reg=None, family="affine", random_state=0)
+    out = aff.fit_transform(df, y, groups=g)
+    sol = aff.steering_.solution
+    assert sol.family == "affine" and sol.kl < iso.steering_.solution.kl  # these cells are not affine images
+    refit = GroupConditionalModel.fit(out[cols].to_numpy(), y, g, weights=aff.sample_weight(y, groups=g), reg=None)
+    assert is_ideal(refit, tol=1e-7)
+    assert not np.allclose(out[cols].to_numpy(), iso.fit_transform(df, y, groups=g)[cols].to_numpy())

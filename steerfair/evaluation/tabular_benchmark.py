@@ -19,6 +19,8 @@ Methods (:mod:`steerfair.evaluation.tabular_methods`):
   ``marginals="auto"`` steers normal scores (the copula) on these tables, whose columns have atoms.
 * ``steerfair (gaussian)``: the same with ``marginals="gaussian"`` (the values themselves: the labelled maps send
   atoms to class-specific values, which trees read the label off).
+* ``steerfair (affine)``: the same with ``family="affine"``: the nearest ideal over every invertible affine image of
+  shared class templates (a lower KL than the paper's scale family; docs/theory.md section 12).
 * ``steerfair (label-free)``: training rows moved by the same per-group map as test rows (``train_maps="unlabeled"``).
 * ``steerfair+priors``: ``steerfair`` plus the ideal class-prior weights (:meth:`FairSteerer.sample_weight`).
 * ``steerfair (posterior)``: test rows moved by the posterior mixture of the class maps.

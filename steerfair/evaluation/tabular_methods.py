@@ -56,6 +56,7 @@ PREPROCESSING: tuple[str, ...] = (
     "steerfair",
     "steerfair (label-free)",
     "steerfair (gaussian)",
+    "steerfair (affine)",
     "steerfair+priors",
     "steerfair (posterior)",
     "steerfair (shared)",
@@ -216,9 +217,10 @@ def prepare(method: str, fold: Fold) -> Prepared:
         mode: Literal["posterior", "group"] = "posterior" if method == "steerfair (posterior)" else "group"
         train_maps = "unlabeled" if method == "steerfair (label-free)" else "labeled"
         marginals: Literal["gaussian", "auto"] = "gaussian" if method == "steerfair (gaussian)" else "auto"
+        family: Literal["isotropic", "affine"] = "affine" if method == "steerfair (affine)" else "isotropic"
         fs = FairSteerer(
             columns=tr.numeric_columns, test_mode=mode, train_maps=train_maps, marginals=marginals,
-            random_state=fold.seed,
+            family=family, random_state=fold.seed,
         )  # fmt: skip
         Xtr = fs.fit_transform(tr.X, tr.y, groups=tr.groups).to_numpy(np.float64)
         Xte = fs.transform(te.X, groups=te.groups).to_numpy(np.float64)
