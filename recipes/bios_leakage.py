@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
               "per_seed": per_seed}  # fmt: skip
     atomic_write({str(out / "bios_leakage.json"): to_json(report).encode(), **files})
     for name, row in summary.items():
-        print(f"{name}: mean advantage {row['mean_advantage']:.3f} (floor {row['mean_floor']:.3f}), "
-              f"{row['classes_above_twice_the_floor']:.1f} of {row['classes']:.0f} occupations above twice the floor")
+        print(
+            f"{name}: mean advantage {row['mean_advantage']:.3f} (floor {row['mean_floor']:.3f}), "
+            f"{row['classes_above_twice_the_floor']:.1f} of {row['classes']:.0f} occupations above twice the floor"
+        )
     print(f"wrote {out}/bios_leakage.json and {len(files)} plot(s) in {report['seconds']:.0f} s")
 
 

@@ -216,7 +216,6 @@ def score_markdown(runs: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-
 def main(argv: list[str] | None = None) -> None:
     run_task_seeds(
         argv,

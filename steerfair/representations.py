@@ -94,9 +94,7 @@ class IdealTemplateSteering:
         self.criterion, self.intervention, self.shrinkage = criterion, intervention, shrinkage
         self.rank, self.test_mode, self.frame, self.reg = rank, test_mode, frame, reg
         self.reference, self.share_covariance = reference, as_unit_weight(share_covariance, "share_covariance")
-        self.estimator = (
-            CovarianceEstimator(shrinkage, reg) if estimator is None else CovarianceEstimator.of(estimator)
-        )
+        self.estimator = CovarianceEstimator(shrinkage, reg) if estimator is None else CovarianceEstimator.of(estimator)
         self.group_reader = group_reader(group_epsilon)
         self.group_epsilon = getattr(self.group_reader, "epsilon", None if group_epsilon is None else math.inf)
         check_target_options(target, strength, "gaussian", ())

@@ -474,6 +474,7 @@ def _shown(label: Any) -> str:
     ``np.int64(1)``)."""
     return repr(label.item() if isinstance(label, np.generic) else label)
 
+
 def _labels(values: Any) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values

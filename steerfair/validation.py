@@ -191,6 +191,7 @@ def reject_continuous_labels(arr: np.ndarray, name: str) -> None:
             "(class or group names, or integer codes)"
         )
 
+
 def as_labels(x: Any, name: str, n: int) -> np.ndarray:
     """Return a 1-D label array of length ``n`` (any hashable dtype; no NaN; floats only with integer values)."""
     if hasattr(x, "to_numpy"):

@@ -169,7 +169,6 @@ def test_finding_9_demo_records_its_run_and_overwrites_only_when_asked(
     assert json.loads((tmp_path / "r.json").read_text())["a"] == 2
 
 
-
 def test_demo_reports_the_strongest_alternative_beside_steerfair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -192,6 +191,7 @@ def test_demo_reports_the_strongest_alternative_beside_steerfair(
     out = capsys.readouterr().out
     assert "steerfair: EO gap 0.100 -> 0.050 (0.50x), accuracy 0.8400 -> 0.8300 (-1.00 pt)" in out
     assert "ThresholdOptimizer: EO gap 0.100 -> 0.020 (0.20x), accuracy 0.8400 -> 0.8200 (-2.00 pt)" in out
+
 
 def test_finding_9_failed_write_keeps_earlier_results(tmp_path: Path) -> None:
     """A failure while writing (here: the plot) leaves the earlier files intact and no temporary file behind."""

@@ -149,7 +149,6 @@ def test_heteroscedastic_cells_match_means_and_pooled_covariance() -> None:
         np.testing.assert_allclose(cov, target.cov, atol=1e-10 * np.abs(target.cov).max())
 
 
-
 def test_strength_zero_is_the_identity_and_the_least_separable_group_is_not_moved() -> None:
     rng = np.random.default_rng(0)
     X, y, g = separability_groups(4000, 3, rng)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Gaussian", "Shrinkage", "AUTO_REG_RCOND", "AUTO_REG_SCALE", "gaussian_kl", "weighted_moments"]
 
+
 def _normalised_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
     if weights is None:
         return np.full(n, 1.0 / n)

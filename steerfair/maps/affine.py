@@ -173,8 +173,7 @@ class AffineMap:
         x64 = as_float_array(arr, "x")
         if x64.ndim == 0 or x64.shape[-1] != self.d_in:
             raise ValueError(
-                f"x has last dimension {x64.shape[-1] if x64.ndim else 0}; the map expects rows of {self.d_in} "
-                "features"
+                f"x has last dimension {x64.shape[-1] if x64.ndim else 0}; the map expects rows of {self.d_in} features"
             )
         if self._A is not None:
             y = x64 @ self._A.T + self._b

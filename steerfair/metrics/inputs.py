@@ -188,4 +188,3 @@ def check_group_present(g: np.ndarray, value: Any, name: str) -> np.ndarray:
         present = ", ".join(repr(v) for v in unique_values(g)[:10].tolist())
         raise ValueError(f"{name}={value!r} has no samples in groups (groups present: {present})")
     return m
-
