@@ -153,8 +153,8 @@ OPENING_RTOL = 1e-8
 #: the dense BFGS polish keeps an ``n x n`` inverse Hessian: only up to this many variables (d = 64, two groups)
 POLISH_MAX_VARIABLES = 4096
 
-#: a progress report: what the solver is doing (``"group 1"``, ``"opening round 2"``, ``"Newton"``) and the value
-#: of its objective there
+#: a progress report: what the solver is doing (``"group 1"``, ``"round 2"``, ``"Newton"``) and the value of its
+#: objective there
 Report = Callable[[str, float], None]
 
 #: ``fg(maps, extra) -> (value, gradient per group, gradient of the extra variables)``
@@ -230,7 +230,8 @@ def affirmative_affine(
         stats: the original cells, with precisions of every non-reference group.
         reference: the group that is kept.
         starts: starting maps ``{group: L}`` (each must cover every non-reference group).
-        report: called after every trust-region step with ``"group a"`` and that group's value.
+        report: called after every trust-region step with ``"group a"`` and the total so far (the groups solved
+            before it and its current value).
 
     Returns:
         The parameters (the reference group's map is the identity).
@@ -286,7 +287,7 @@ def all_subgroups_affine(
         group_priors: ``(k,)`` ``pi_a``.
         class_priors: ``(k, m)`` the original ``q_ia``.
         q0: ``(m,)`` the starting class prior.
-        report: called after every opening round (``"opening round r"``) and Newton step (``"Newton"``) with the
+        report: called after every block-coordinate round (``"round r"``) and Newton step (``"Newton"``) with the
             whole KL there.
 
     Returns:
@@ -372,7 +373,7 @@ def _alternate(
     last rounds' maps and log-prior where that lowers the profiled KL further (templates and offsets optimal).
 
     ``inner_rtol`` is each group block's stopping tolerance (:func:`~steerfair.ideal.affine_newton.newton_map`);
-    ``report`` is called after every round with ``"opening round r"`` and the whole KL there.
+    ``report`` is called after every round with ``"round r"`` and the whole KL there.
 
     Returns:
         ``(maps, q, trust-region iterations)`` with ``maps[gauge] = I``.
@@ -425,7 +426,7 @@ def _alternate(
         if report is not None:  # the cells' KLs at the round's maps, with the prior's part at the new class prior
             w_new = group_priors[:, None] * q_new[None, :]
             prior = float(group_priors @ ((np.log(q_new)[None, :] - np.log(class_priors)) @ q_new))
-            report(f"opening round {rounds}", float(np.sum(w_new * F)) + prior)
+            report(f"round {rounds}", float(np.sum(w_new * F)) + prior)
         return pack(L, q_new), converged
 
     L0 = np.array(

@@ -127,7 +127,7 @@ def solve_affine(iso: IdealSolution, progress: bool = False) -> IdealSolution:
 
     Args:
         iso: an :class:`~steerfair.ideal.solve.IdealSolution` of the isotropic family.
-        progress: show a progress bar (tqdm, on stderr): one tick per trust-region step or opening round, the
+        progress: show a progress bar (tqdm, on stderr): one tick per trust-region step or block-coordinate round, the
             phase and the KL beside it. The result does not depend on it.
 
     Returns:
