@@ -98,7 +98,8 @@ def test_fit_bundle_rejects_unknown_layers() -> None:
         fit_bundle(stats, layers=[0])
 
 
-def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
+@pytest.mark.parametrize("family", ["isotropic", "affine"])
+def test_subspace_bundle_steers_inside_and_leaves_the_complement(family: str) -> None:
     from steerfair import solve_nearest_ideal
     from steerfair.llm import ActivationStats
     from steerfair.llm.bundle import layer_model
@@ -113,10 +114,12 @@ def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
             X = rng.normal(size=(400, d)) @ L.T + rng.normal(size=d) * (1 + 2 * y)
             stats.update(4, torch.from_numpy(X), [g] * 400, [y] * 400)
             rows.setdefault(g, []).append(X)
-    bundle = fit_bundle(stats, rank=r, reg=None, probe=False)
+    bundle = fit_bundle(stats, rank=r, reg=None, probe=False, family=family)  # type: ignore[arg-type]
     model, coords = layer_model(stats, 4, rank=r, reg=None)
     P = coords.basis
-    target = solve_nearest_ideal(model).ideal
+    solution = solve_nearest_ideal(model, family=family)  # type: ignore[arg-type]
+    target = solution.ideal
+    assert bundle.metadata["family"] == family and bundle.metadata["kl"]["4"] == solution.kl
     comp = np.eye(d) - P @ P.T
     for a, g in enumerate(("a", "b")):
         T = bundle.maps[4][g]
@@ -130,3 +133,5 @@ def test_subspace_bundle_steers_inside_and_leaves_the_complement() -> None:
         np.testing.assert_allclose(np.cov(W.T, bias=True), want.cov, atol=1e-8)
     with pytest.raises(ValueError, match="rank"):
         fit_bundle(stats, rank=0)
+    with pytest.raises(ValueError, match="unknown family 'full'"):
+        fit_bundle(stats, rank=r, family="full")  # type: ignore[arg-type]

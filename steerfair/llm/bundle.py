@@ -20,7 +20,7 @@ import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
 from ..files import atomic_write, decode_label, encode_label, read_bytes, safetensors_metadata, sha256
-from ..ideal.solve import Criterion, Intervention
+from ..ideal.solve import Criterion, Family, Intervention
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
 from ..shared_target import TARGETS, SharedTarget, SharedTargetSteering, Target
@@ -289,6 +289,7 @@ def fit_bundle(
     metadata: dict[str, Any] | None = None,
     target: Target = "ideal",
     random_state: int | None = None,
+    family: Family = "isotropic",
 ) -> SteeringBundle:
     """Fit the per-group steering maps (and group probes) of every layer from activation statistics.
 
@@ -325,6 +326,9 @@ def fit_bundle(
         random_state: ``target="shared"``: the seed (``None`` or a non-negative int) recorded in the bundle, from
             which a hook's noise generator is seeded unless ``attach(..., random_state=...)`` overrides it
             (``None``: fresh noise at every attach).
+        family: ``target="ideal"``: the ideal set searched, ``"isotropic"`` (the paper's) or ``"affine"`` (see
+            :func:`steerfair.solve_nearest_ideal`; with many classes or a large ``rank`` the affine solver is slow,
+            docs/benchmarks.md). Recorded in ``metadata["family"]``.
 
     Returns:
         The :class:`SteeringBundle` (``metadata["target"]``; with ``target="shared"`` also
@@ -339,6 +343,8 @@ def fit_bundle(
         accepted = tuple(t for t in TARGETS if t in ("ideal", "shared"))
         raise ValueError(f"unknown target {target!r} for fit_bundle; use target= one of {accepted}")
     seed = _check_seed(random_state)
+    if family not in ("isotropic", "affine"):
+        raise ValueError(f"unknown family {family!r}; use 'isotropic' or 'affine'")
     chosen = list(stats.layers) if layers is None else list(layers)
     unknown = [layer for layer in chosen if layer not in list(stats.layers)]
     if unknown:
@@ -365,7 +371,7 @@ def fit_bundle(
                 "noise_rank": [int(K.noise_factor.shape[1]) for K in solved.garblings],
             }
         else:
-            steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords)
+            steering = SteeringTransform.fit(model, criterion, intervention, coordinates=coords, family=family)
             maps[layer] = steering.full_group_maps()
             kls[str(layer)] = float(steering.solution.kl)
         if probe:
@@ -376,5 +382,6 @@ def fit_bundle(
     if target == "shared":
         meta: dict[str, Any] = {"target": target, "rank": rank, "random_state": seed, "shared": shared}
     else:
-        meta = {"target": target, "criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls}
+        meta = {"target": target, "criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls,
+                "family": family}  # fmt: skip
     return SteeringBundle(maps, groups, probes, layer_path, {**meta, **(metadata or {})}, noise)
