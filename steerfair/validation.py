@@ -181,15 +181,14 @@ def as_vector(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     return arr
 
 
-def reject_continuous_labels(arr: np.ndarray, name: str) -> None:
+def reject_continuous_labels(
+    arr: np.ndarray, name: str, hint: str = "pass discrete labels (class or group names, or integer codes)"
+) -> None:
     """Raise a ``ValueError`` if a float label array has a non-integer value (a continuous target or score passed
-    where classes or groups are expected)."""
+    where classes or groups are expected); ``hint`` says what to pass instead."""
     if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
         example = arr[arr != np.round(arr)][0]
-        raise ValueError(
-            f"{name} has non-integer values (e.g. {example:g}), so it looks continuous; pass discrete labels "
-            "(class or group names, or integer codes)"
-        )
+        raise ValueError(f"{name} has non-integer values (e.g. {example:g}), so it looks continuous; {hint}")
 
 
 def as_labels(x: Any, name: str, n: int) -> np.ndarray:

@@ -106,6 +106,11 @@ def test_load_rejects_foreign_file(tmp_path) -> None:
     save_file({"A": np.eye(2)}, str(tmp_path / "x.safetensors"))
     with pytest.raises(ValueError, match="not a steerfair AffineMap"):
         AffineMap.load(tmp_path / "x.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")  # a damaged file, a clear error
+    with pytest.raises(ValueError, match="cannot read AffineMap file .*broken.safetensors"):
+        AffineMap.load(tmp_path / "broken.safetensors")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        AffineMap.load(tmp_path / "missing.safetensors")
 
 
 @pytest.mark.parametrize("lr", [False, True])

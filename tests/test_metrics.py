@@ -176,3 +176,35 @@ def test_bad_input_is_refused() -> None:
         warnings.simplefilter("always")
         gap = M.equal_opportunity_gap(y2, p, groups=g)
     assert math.isfinite(gap) and any("undefined" in str(w.message) for w in rec)
+
+
+@given(seed=st.integers(0, 2**16), threshold=st.floats(0.2, 0.8))
+@settings(max_examples=20, deadline=None)
+def test_scores_in_place_of_predicted_labels_are_refused_and_thresholded_scores_are_labels(
+    seed: int, threshold: float
+) -> None:
+    """Every label metric counts predicted labels: probabilities would never equal ``pos_label`` and give rates and
+    gaps of 0 without an error, so they are refused; the same scores thresholded are ordinary labels."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    y, groups = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    scores = np.clip(0.5 * y + 0.25 * groups + rng.uniform(0.0, 0.5, n), 1e-3, 1 - 1e-3)
+    assert np.any(scores != np.round(scores))
+    calls = [
+        lambda p: M.equal_opportunity_gap(y, p, groups=groups),
+        lambda p: M.demographic_parity_gap(y, p, groups=groups),
+        lambda p: M.equalized_odds_gap(y, p, groups=groups),
+        lambda p: M.fairness_report(y, p, groups),
+        lambda p: M.true_positive_rate(y, p),
+        lambda p: M.selection_rate(y, p),
+    ]
+    labels = (scores >= threshold).astype(int)
+    for call in calls:
+        with pytest.raises(ValueError, match="y_pred has non-integer values"):
+            call(scores)
+        call(labels)  # integer labels, and the same as floats 0.0 / 1.0
+    assert M.equal_opportunity_gap(y, labels.astype(float), groups=groups) == M.equal_opportunity_gap(
+        y, labels, groups=groups
+    )
+    with pytest.raises(ValueError, match="groups has non-integer values"):
+        M.equal_opportunity_gap(y, labels, groups=groups + rng.uniform(0.1, 0.9, n))

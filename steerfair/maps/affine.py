@@ -300,14 +300,25 @@ class AffineMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AffineMap:
-        """Read a map written by :meth:`save` (no code is executed)."""
-        from safetensors import safe_open
+        """Read a map written by :meth:`save` (no code is executed).
 
-        with safe_open(str(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a steerfair AffineMap file (format={meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        Raises:
+            FileNotFoundError: the file does not exist.
+            ValueError: a file that is not a readable safetensors file, or was not written by :meth:`save`.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        where = repr(os.fspath(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"AffineMap file {where} does not exist; pass the path given to AffineMap.save")
+        try:
+            with safe_open(os.fspath(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                if meta.get("format") != _FORMAT:
+                    raise ValueError(f"{where} is not a steerfair AffineMap file (format={meta.get('format')!r})")
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as exc:
+            raise ValueError(f"cannot read AffineMap file {where} ({exc}); write it with AffineMap.save") from None
         out = cls.from_state_dict(tensors)
         out.meta = json.loads(meta.get("meta", "{}"))
         return out

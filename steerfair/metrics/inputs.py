@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import reject_continuous_labels
+
 __all__ = [
     "as_1d",
     "as_list",
@@ -134,11 +136,24 @@ def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
     return str(value)
 
 
+#: what to pass instead of scores: every rate here counts predicted labels (a score never equals ``pos_label``, so
+#: probabilities would give rates of 0 and a gap of 0 without an error)
+PREDICTIONS_HINT = "pass predicted labels (clf.predict(X), or scores thresholded), not scores or probabilities"
+
+
+def _labels_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    yt, yp = as_1d(y_true, "y_true"), as_1d(y_pred, "y_pred")
+    reject_continuous_labels(yt, "y_true")
+    reject_continuous_labels(yp, "y_pred", PREDICTIONS_HINT)
+    return yt, yp
+
+
 def prepare(y_true: Any, y_pred: Any, groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``y_true``, ``y_pred`` and ``groups`` as checked 1-D arrays of one length (see :func:`as_1d`)."""
-    yt = as_1d(y_true, "y_true")
-    yp = as_1d(y_pred, "y_pred")
+    """``y_true``, ``y_pred`` and ``groups`` as checked 1-D arrays of one length (see :func:`as_1d`); labels, not
+    scores (a float array with a non-integer value is refused)."""
+    yt, yp = _labels_pair(y_true, y_pred)
     g = as_1d(groups, "groups")
+    reject_continuous_labels(g, "groups")
     check_lengths(y_true=yt, y_pred=yp, groups=g)
     return yt, yp, g
 
@@ -161,9 +176,8 @@ def check_pos_label(yt: np.ndarray, yp: np.ndarray, pos_label: Any) -> None:
 
 
 def prepare_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``y_true`` and ``y_pred`` as checked 1-D arrays of one length (see :func:`as_1d`)."""
-    yt = as_1d(y_true, "y_true")
-    yp = as_1d(y_pred, "y_pred")
+    """``y_true`` and ``y_pred`` as checked 1-D arrays of one length (see :func:`as_1d`); labels, not scores."""
+    yt, yp = _labels_pair(y_true, y_pred)
     check_lengths(y_true=yt, y_pred=yp)
     return yt, yp
 
