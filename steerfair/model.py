@@ -14,7 +14,15 @@ from .families import Gaussian, LogNormal
 from .families.lognormal import to_log
 from .membership import Membership
 from .statistics import PSD_FLOOR, CellStatistics, row_weights
-from .validation import as_float_array, as_labels, as_matrix, as_unit_weight, check_counts, check_psd_stack
+from .validation import (
+    as_float_array,
+    as_int,
+    as_labels,
+    as_matrix,
+    as_unit_weight,
+    check_counts,
+    check_psd_stack,
+)
 
 __all__ = ["GroupConditionalModel", "Family"]
 
@@ -211,7 +219,8 @@ class GroupConditionalModel:
         _check_family(family)
         est = CovarianceEstimator() if estimator is None else estimator
         if len(stats.classes) < 2:
-            raise ValueError(f"y has a single class ({stats.classes[0]!r}); need at least 2 classes")
+            only = stats.classes.tolist()[0]  # a Python value: 0, not np.int64(0)
+            raise ValueError(f"y has a single class ({only!r}); need at least 2 classes")
         stats.check_counts(min_samples)
         if est.needs_rows and intensities is None:
             raise ValueError("shrinkage='ledoit_wolf' needs the rows; from statistics use 'oas' or a fixed intensity")
@@ -287,8 +296,8 @@ class GroupConditionalModel:
         self, n: int, seed: int | np.random.Generator | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw ``n`` i.i.d. samples ``(X, y, groups)`` (labels in the model's own label values)."""
+        n = as_int(n, "n", low=0)
         rng = np.random.default_rng(seed)
-        n = int(n)
         joint = self.joint.ravel()
         cells = rng.choice(joint.size, size=n, p=joint / joint.sum())
         X = np.empty((n, self.dim))

@@ -226,3 +226,15 @@ def test_shared_class_covariances_use_the_cell_counts_and_reject_bad_weights() -
     for bad in (-0.1, 1.5, True, float("nan"), "half", None):
         with pytest.raises(ValueError, match="weight"):
             model.share_class_covariances(bad)
+
+
+def test_sample_and_single_class_errors_name_the_argument() -> None:
+    model = random_model(2, 2)
+    X, y, g = model.sample(40, seed=0)
+    assert model.sample(0, seed=0)[0].shape == (0, 2)
+    with pytest.raises(ValueError, match="n must be at least 0"):
+        model.sample(-1, seed=0)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        model.sample(2.5, seed=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"y has a single class \(0\); need at least 2 classes"):
+        GroupConditionalModel.fit(X, np.zeros(len(y), dtype=np.int64), g)

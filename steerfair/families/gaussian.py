@@ -11,7 +11,7 @@ from scipy.linalg import solve_triangular
 
 from ..covariance import AUTO_REG_RCOND, AUTO_REG_SCALE, CovarianceEstimator, Regularisation, Shrinkage
 from ..linalg import cholesky, logdet_spd
-from ..validation import as_matrix, as_vector, check_cov_chol, symmetrize
+from ..validation import as_int, as_matrix, as_vector, check_cov_chol, symmetrize
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..maps.affine import AffineMap
@@ -139,10 +139,9 @@ class Gaussian:
 
     def sample(self, n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` samples (rows)."""
-        if int(n) < 0:
-            raise ValueError(f"n must be non-negative; got {n}")
+        n = as_int(n, "n", low=0)
         rng = np.random.default_rng(seed)
-        Z = rng.standard_normal((int(n), self.dim))
+        Z = rng.standard_normal((n, self.dim))
         return self.mean + Z @ self._chol.T
 
     # -------------------------------------------------------------------- KL
