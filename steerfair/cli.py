@@ -87,21 +87,22 @@ def _demo(args: argparse.Namespace) -> int:
     print()
     print(tb.markdown(results))
     s = results["tasks"]["adult/sex"]["summary"]["lr"]
-    raw, st = s["raw"], s["steerfair"]
-    print(
-        f"\nsteerfair: EO gap {raw['eo_gap']['mean']:.3f} -> {st['eo_gap']['mean']:.3f} "
-        f"({st['eo_gap']['mean'] / raw['eo_gap']['mean']:.2f}x), accuracy {raw['accuracy']['mean']:.4f} -> "
-        f"{st['accuracy']['mean']:.4f} ({100 * (st['accuracy']['mean'] - raw['accuracy']['mean']):+.2f} pt)"
-    )
-    to = s.get("threshold_optimizer")
-    if to is not None:  # the strongest alternative measured in the same run, beside steerfair
-        print(
-            f"ThresholdOptimizer: EO gap {raw['eo_gap']['mean']:.3f} -> {to['eo_gap']['mean']:.3f} "
-            f"({to['eo_gap']['mean'] / raw['eo_gap']['mean']:.2f}x), accuracy {raw['accuracy']['mean']:.4f} -> "
-            f"{to['accuracy']['mean']:.4f} ({100 * (to['accuracy']['mean'] - raw['accuracy']['mean']):+.2f} pt)"
-        )
+    print()
+    # steerfair, then the strongest alternative measured in the same run
+    for name, method in (("steerfair", "steerfair"), ("ThresholdOptimizer", "threshold_optimizer")):
+        if method in s:
+            print(_change_line(name, s["raw"], s[method]))
     print(f"wrote {out / 'adult'}/tabular_benchmark.{{json,md,png}} in {results['seconds']:.0f} s")
     return 0
+
+
+def _change_line(name: str, raw: dict, steered: dict) -> str:
+    """``"name: EO gap a -> b (r x), accuracy c -> d (+e pt)"`` from two entries of a benchmark summary."""
+    eo, acc = (raw["eo_gap"]["mean"], steered["eo_gap"]["mean"]), (raw["accuracy"]["mean"], steered["accuracy"]["mean"])
+    return (
+        f"{name}: EO gap {eo[0]:.3f} -> {eo[1]:.3f} ({eo[1] / eo[0]:.2f}x), accuracy {acc[0]:.4f} -> {acc[1]:.4f} "
+        f"({100 * (acc[1] - acc[0]):+.2f} pt)"
+    )
 
 
 def _bios(args: argparse.Namespace) -> int:

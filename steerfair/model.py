@@ -22,6 +22,7 @@ from .validation import (
     as_unit_weight,
     check_counts,
     check_psd_stack,
+    label_repr,
 )
 
 __all__ = ["GroupConditionalModel", "Family"]
@@ -219,8 +220,7 @@ class GroupConditionalModel:
         _check_family(family)
         est = CovarianceEstimator() if estimator is None else estimator
         if len(stats.classes) < 2:
-            only = stats.classes.tolist()[0]  # a Python value: 0, not np.int64(0)
-            raise ValueError(f"y has a single class ({only!r}); need at least 2 classes")
+            raise ValueError(f"y has a single class ({label_repr(stats.classes[0])}); need at least 2 classes")
         stats.check_counts(min_samples)
         if est.needs_rows and intensities is None:
             raise ValueError("shrinkage='ledoit_wolf' needs the rows; from statistics use 'oas' or a fixed intensity")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .membership import Membership
-from .validation import as_matrix, as_number, symmetrize
+from .validation import as_matrix, as_number, label_repr, symmetrize
 
 __all__ = ["CellStatistics", "PSD_FLOOR", "psd_repair", "repair_correlation", "row_weights"]
 
@@ -405,7 +405,7 @@ class CellStatistics:
 
     def cell_name(self, a: int, i: int) -> str:
         """``"cell (group=..., y=...)"`` for messages."""
-        return f"cell (group={_shown(self.groups[a])}, y={_shown(self.classes[i])})"
+        return f"cell (group={label_repr(self.groups[a])}, y={label_repr(self.classes[i])})"
 
     def check_counts(self, min_samples: float) -> None:
         """Raise a ``ValueError`` naming the first cell whose (estimated) count is below ``min_samples``."""
@@ -414,7 +414,8 @@ class CellStatistics:
         if low.size == 0:
             return
         descr = ", ".join(
-            f"(group={_shown(self.groups[a])}, y={_shown(self.classes[i])}): {self.sizes[a, i]:.4g}" for a, i in low[:5]
+            f"(group={label_repr(self.groups[a])}, y={label_repr(self.classes[i])}): {self.sizes[a, i]:.4g}"
+            for a, i in low[:5]
         )
         hint = (
             " - too few rows for this epsilon (docs/privacy.md gives the sample size it needs)"
@@ -467,12 +468,6 @@ class CellStatistics:
 
 
 _ARRAYS = ("counts", "sq_weights", "means", "covs", "signed", "sizes")
-
-
-def _shown(label: Any) -> str:
-    """A group or class label as a message shows it: numpy scalars as their Python value (``1``, not
-    ``np.int64(1)``)."""
-    return repr(label.item() if isinstance(label, np.generic) else label)
 
 
 def _labels(values: Any) -> np.ndarray:

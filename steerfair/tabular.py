@@ -53,7 +53,7 @@ from .categorical_garbling import CategoricalGarbling, Discrete, check_discrete,
 from .copula import GaussianCopula
 from .covariance import CovarianceEstimator, Regularisation, Shrinkage
 from .derived_columns import find_binned_columns, rederive
-from .ideal.solve import CRITERIA, Criterion, Family, Intervention
+from .ideal.solve import CRITERIA, FAMILIES, Criterion, Family, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
@@ -274,7 +274,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         """
         for name, allowed in (("criterion", CRITERIA), ("train_maps", ("labeled", "unlabeled")), ("test_mode",
                 _TEST_MODES), ("group_probe", ("logistic", None)), ("derived", ("rederive", "keep")), ("family",
-                ("isotropic", "affine"))):  # fmt: skip
+                FAMILIES)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; use one of {allowed}")
         if self.marginals == "auto" and self.discrete == "copula":

@@ -181,6 +181,12 @@ def as_vector(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     return arr
 
 
+def label_repr(label: Any) -> str:
+    """A group or class label as a message shows it: numpy scalars as their Python value (``1``, not
+    ``np.int64(1)``)."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def reject_continuous_labels(
     arr: np.ndarray, name: str, hint: str = "pass discrete labels (class or group names, or integer codes)"
 ) -> None:

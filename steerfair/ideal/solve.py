@@ -16,11 +16,21 @@ from .line_search import search_gammas
 from .priors import cell_weights, ideal_class_priors, prior_kl
 from .scale_family import CellFactors, ScaleFamilyParams, affirmative_closed_form
 
-__all__ = ["IdealSolution", "nearest_ideal", "solve_nearest_ideal", "choose_reference", "CRITERIA"]
+__all__ = [
+    "CRITERIA",
+    "FAMILIES",
+    "IdealSolution",
+    "check_family",
+    "choose_reference",
+    "nearest_ideal",
+    "solve_nearest_ideal",
+]
 
 Criterion = Literal["equal_opportunity", "demographic_parity", "equalized_odds"]
 Intervention = Literal["all", "affirmative"]
 Family = Literal["isotropic", "affine"]
+#: the ideal sets the solvers search: the paper's scale family and the whole Gaussian ideal set (docs/theory.md s. 12)
+FAMILIES: tuple[str, ...] = ("isotropic", "affine")
 #: The fairness criteria every solver accepts (``criterion=``).
 CRITERIA = ("equal_opportunity", "demographic_parity", "equalized_odds")
 
@@ -125,6 +135,13 @@ def _resolve_reference(model: GroupConditionalModel, reference: object, interven
     return int(model.group_index(np.asarray([reference]), "reference")[0])
 
 
+def check_family(family: object) -> None:
+    """Raise a ``ValueError`` naming ``family`` unless it is one of :data:`FAMILIES` (every front end checks its
+    ``family=`` here, before any work)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
+
+
 @with_single_extra_pools
 def solve_nearest_ideal(
     model: GroupConditionalModel,
@@ -172,8 +189,7 @@ def solve_nearest_ideal(
             ``solver="cvxpy"`` with ``family="affine"``.
         SolverFailedError: if the cvxpy reference does not report an optimal solution.
     """
-    if family not in ("isotropic", "affine"):
-        raise ValueError(f"unknown family {family!r}; use 'isotropic' or 'affine'")
+    check_family(family)
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}")
     if family == "affine":

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
 from ..files import atomic_write, decode_label, encode_label, read_bytes, safetensors_metadata, sha256
-from ..ideal.solve import Criterion, Family, Intervention
+from ..ideal.solve import Criterion, Family, Intervention, check_family
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
 from ..shared_target import TARGETS, SharedTarget, SharedTargetSteering, Target
@@ -343,8 +343,7 @@ def fit_bundle(
         accepted = tuple(t for t in TARGETS if t in ("ideal", "shared"))
         raise ValueError(f"unknown target {target!r} for fit_bundle; use target= one of {accepted}")
     seed = _check_seed(random_state)
-    if family not in ("isotropic", "affine"):
-        raise ValueError(f"unknown family {family!r}; use 'isotropic' or 'affine'")
+    check_family(family)
     chosen = list(stats.layers) if layers is None else list(layers)
     unknown = [layer for layer in chosen if layer not in list(stats.layers)]
     if unknown:
