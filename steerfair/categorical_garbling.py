@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from .copula import onehot_blocks
@@ -240,6 +239,8 @@ def _support(P: np.ndarray) -> np.ndarray:
 
 
 def _solve(c: np.ndarray, A_eq: Any, b_eq: np.ndarray, A_ub: Any = None, b_ub: Any = None) -> np.ndarray | None:
+    from scipy.optimize import linprog  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     res = linprog(c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     return np.asarray(res.x) if res.status == 0 else None
 

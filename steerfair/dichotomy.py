@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 __all__ = ["DichotomyMeet", "greatest_common_dichotomy", "pool_adjacent_violators", "roc_curve_of", "roc_value"]
@@ -198,6 +197,8 @@ def _kernel_onto(P: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, float]:
     cost = (weight[:, None] * (_mid_positions(P)[S][:, None] - _mid_positions(Q)[None, :]) ** 2).ravel()
     objective = np.concatenate([cost, np.full(4 * n_t, SLACK_WEIGHT)])
     b_eq = np.concatenate([Q.ravel(), np.ones(s)])
+    from scipy.optimize import linprog  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     res = linprog(objective, A_eq=A.tocsr(), b_eq=b_eq, bounds=(0, None), method="highs")
     if res.status != 0:  # cannot happen: the slacks make every instance feasible; kept as a clear error
         raise RuntimeError(f"the kernel LP failed ({res.message}); this is a bug, please report it")

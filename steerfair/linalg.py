@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy import linalg as sla
 from scipy.linalg import lapack
 
@@ -37,6 +36,8 @@ def eigh_sym(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _eigh_fast(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``eigh`` of the symmetrised ``S`` in float64 through torch's bundled LAPACK, which measured
     1.5-5x faster than scipy's for d = 128..768 (docs/benchmarks.md); used by the matrix square roots."""
+    import torch  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     t = torch.from_numpy(np.ascontiguousarray(_sym(np.asarray(S, dtype=np.float64))))
     evals, evecs = torch.linalg.eigh(t)
     return evals.numpy(), evecs.numpy()
@@ -44,6 +45,8 @@ def _eigh_fast(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _recompose(evecs: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``V diag(values) V^T``, symmetrised (matrix product through torch, see :func:`_eigh_fast`)."""
+    import torch  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     V = torch.from_numpy(np.ascontiguousarray(evecs))
     out = (V * torch.from_numpy(np.ascontiguousarray(values))) @ V.mT
     return _sym(out.numpy())
@@ -128,6 +131,8 @@ def eigvalsh_sym(S: np.ndarray, *, lower_stored: bool = False) -> np.ndarray:
     ``lower_stored=True``: ``S`` is symmetric by construction and only its lower triangle is valid
     (as LAPACK leaves it); it is read as is, with no symmetrising pass.
     """
+    import torch  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     A = np.asarray(S, dtype=np.float64) if lower_stored else _sym(np.asarray(S, dtype=np.float64))
     return torch.linalg.eigvalsh(torch.from_numpy(np.require(A, np.float64, ["W"])), UPLO="L").numpy()
 

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 from scipy.linalg import LinAlgWarning
 
 from ..linalg import cholesky
@@ -166,6 +165,8 @@ def _minimise(
 ) -> tuple[dict[int, np.ndarray], np.ndarray, float, float, int]:
     """L-BFGS from each start in whitened coordinates (plus ``extra`` variables); the best end:
     ``(maps, extra, value, gradient norm, iterations)``."""
+    from scipy import optimize  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     best: tuple[dict[int, np.ndarray], np.ndarray, float, float, int] | None = None
     n_extra = len(extra0)
 

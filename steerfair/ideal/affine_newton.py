@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, lu_factor, lu_solve, solve_triangular
-from scipy.optimize import linear_sum_assignment
 
 from ..linalg import cholesky, eigh_sym
 
@@ -304,6 +303,8 @@ def _matching(w: np.ndarray, Md: np.ndarray, Ld: np.ndarray) -> np.ndarray:
         perm = np.empty(Md.shape[1], dtype=np.intp)
         perm[np.argsort(w[0] * Md[0], kind="stable")] = np.argsort(w[0] / w.sum() * Ld[0], kind="stable")[::-1]
         return perm
+    from scipy.optimize import linear_sum_assignment  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     return linear_sum_assignment(np.log(np.einsum("i,ij,ik->jk", w, Md, Ld)))[1]
 
 

@@ -34,7 +34,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate
 from scipy.linalg import solve_triangular
 from scipy.special import logit, ndtr
 
@@ -103,6 +102,8 @@ class GeneralizedChiSquare:
         ``[a, inf)`` is split into two Fourier integrals (QUADPACK QAWF) of smooth functions against
         ``cos``/``sin`` of ``(c - x) u``, and ``[0, a]`` is integrated directly.
         """
+        from scipy import integrate  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
         lam, m, s, c = self.lam, self.m, self.s, self.c
         terms = [(float(lk), float(mk) ** 2) for lk, mk in zip(lam, m, strict=True)]
         half_s2 = 0.5 * s * s

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 from scipy.linalg import blas, lapack, solve_triangular
 
 from ..linalg import (
@@ -376,6 +375,8 @@ def _search_1d(
     Returns:
         ``(s*, grid size)``.
     """
+    from scipy import optimize  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     grid = list(s0 + np.linspace(-half_width, half_width, n_grid))
     vals = [value(s) for s in grid]
     step = grid[1] - grid[0]
@@ -465,5 +466,7 @@ def search_gammas(
         return params_at(np.array([s_star])), {"evaluations": float(len(cache)), "grid_points": float(n)}
     fun = lambda s: objective(stats, params_at(s))  # noqa: E731
     jac = lambda s: gamma_gradient(stats, params_at(s))[free]  # noqa: E731
+    from scipy import optimize  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     res = optimize.minimize(fun, s0, jac=jac, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 500})
     return params_at(res.x), {"evaluations": float(len(cache)), "lbfgs_iterations": float(res.nit)}

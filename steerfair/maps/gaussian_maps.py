@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from ..families import Gaussian, LogNormal
 from ..linalg import psd_sqrt, psd_sqrt_and_rsqrt
@@ -40,6 +39,8 @@ def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
 
 def _matmul3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``a @ b @ c`` in float64 through torch (the same BLAS as the square roots)."""
+    import torch  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     # read-only inputs (frozen Gaussian parameters) are copied: torch warns on non-writable arrays
     t = [torch.from_numpy(np.require(x, np.float64, ["C", "W"])) for x in (a, b, c)]
     return (t[0] @ t[1] @ t[2]).numpy()

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import log_ndtr, ndtr
 
 from ..covariance import UNSET, CovarianceEstimator
@@ -81,6 +80,8 @@ def gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0) -> fl
         lo -= 5.0
     while f(hi) > 0:
         hi += 5.0
+    from scipy.optimize import brentq  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
     return math.exp(brentq(f, lo, hi, xtol=1e-12, rtol=1e-12))
 
 

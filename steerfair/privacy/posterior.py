@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import logsumexp
 
 from ..model import GroupConditionalModel
@@ -168,6 +167,8 @@ class PrivateGroupProbe:
         C = rr_channel(self.epsilon, k)
         Ccol = C[:, codes].T  # (n, k): C[a, r_j]
         lam = 1.0 / (self.C * n)
+        from scipy.optimize import minimize  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
+
         res = minimize(
             forward_corrected_loss,
             np.zeros(d * k + k),
