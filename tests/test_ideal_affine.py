@@ -222,3 +222,46 @@ def test_progress_bar_reports_the_solve_and_changes_nothing(
     assert "nearest ideal" not in capsys.readouterr().err
     with pytest.raises(TypeError, match="progress"):
         solve_nearest_ideal(model, family="affine", progress="yes")  # type: ignore[arg-type]
+
+
+def _two_class_structure(sol) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:  # noqa: ANN001
+    """Per optimised group of a two-class solution (docs/theory.md, section 12, structure of the stationary points):
+    ``(W_a, stationarity residual w_0 G_0 + w_1 G_1 Lambda + u delta^T - W I, C = w_1 G_1 o (lambda_j - lambda_i),
+    u)`` in the templates' generalised eigenbasis (``Omega_0 = T T^T``, ``Omega_1 = T Lambda T^T``)."""
+    from scipy.linalg import eigh, solve
+
+    model = sol.original
+    lam, V = eigh(sol.template_covs[1], sol.template_covs[0])  # V^T Omega_0 V = I, T = V^-T
+    eta = sol.template_means @ V  # nu_i = T eta_i
+    delta = eta[1] - eta[0]
+    out = []
+    for a in range(model.n_groups):
+        if sol.intervention == "affirmative" and a == sol.reference:
+            continue
+        w = model.group_priors[a] * np.asarray(sol.class_priors)
+        B = solve(V, sol.linear_maps[a].T).T  # L_a T
+        cells = model.components[a]
+        PB = [solve(c.cov, B, assume_a="pos") for c in cells]
+        G = [B.T @ P for P in PB]
+        r1 = B @ eta[1] + sol.offsets[a] - cells[1].mean
+        u = w[1] * (PB[1].T @ r1)
+        W = float(w.sum())
+        residual = w[0] * G[0] + w[1] * G[1] * lam[None, :] + np.outer(u, delta) - W * np.eye(model.dim)
+        C = w[1] * G[1] * (lam[None, :] - lam[:, None])
+        out.append((W, residual, C - (np.outer(delta, u) - np.outer(u, delta)), u))
+    return out
+
+
+@given(seed=seeds, d=st.integers(2, 10), k=st.integers(2, 3), intervention=st.sampled_from(["affirmative", "all"]))
+@settings(max_examples=12, deadline=None)
+def test_two_class_stationary_point_has_rank_two_displacement(seed: int, d: int, k: int, intervention: str) -> None:
+    """Two classes: at the solution, in the templates' generalised eigenbasis, every optimised group's
+    ``B_a^T P_a1 B_a`` (``B_a = L_a T``) has off-diagonal entries ``(delta_i u_j - u_i delta_j) / (w_a1 (lambda_j -
+    lambda_i))``: ``C`` equals the rank-two matrix ``delta u^T - u delta^T``; all subgroups: the ``u_a`` sum to 0."""
+    sol = solve_nearest_ideal(random_model(seed, d, k, 2), intervention=intervention, family="affine")
+    groups = _two_class_structure(sol)
+    for W, residual, displacement, _u in groups:
+        assert np.max(np.abs(residual)) <= 1e-6 * W
+        assert np.max(np.abs(displacement)) <= 1e-6 * W
+    if intervention == "all":
+        assert np.max(np.abs(sum(g[3] for g in groups))) <= 1e-6 * max(1.0, max(np.max(np.abs(g[3])) for g in groups))
