@@ -130,16 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     demo.set_defaults(func=_demo, check=_check_demo)
     bios = sub.add_parser("bios", help="Bios occupation prediction: steer encodings, per-profession TPR gaps")
-    from .evaluation.bios_run import add_arguments as bios_arguments
-    from .evaluation.bios_run import check_arguments as bios_check
-
-    bios_arguments(bios)
-    bios.set_defaults(func=_bios, check=bios_check)
     gen = sub.add_parser("generation-bias", help="gender bias vs fluency of steered generation, per method")
-    from .evaluation import generation_run
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the two text commands' options live beside their torch code (2-3 s to import): only the chosen one loads them
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen == "bios":
+        from .evaluation.bios_run import add_arguments as bios_arguments
+        from .evaluation.bios_run import check_arguments as bios_check
 
-    generation_run.add_arguments(gen)
-    gen.set_defaults(func=generation_run.main, check=generation_run.check_arguments)
+        bios_arguments(bios)
+        bios.set_defaults(func=_bios, check=bios_check)
+    elif chosen == "generation-bias":
+        from .evaluation import generation_run
+
+        generation_run.add_arguments(gen)
+        gen.set_defaults(func=generation_run.main, check=generation_run.check_arguments)
     args = parser.parse_args(argv)
     try:  # every argument and the output folder, before any work
         args.check(args)

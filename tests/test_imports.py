@@ -38,3 +38,18 @@ def test_import_steerfair_loads_no_heavy_module() -> None:
 )
 def test_lazy_imports_arrive_when_used(statement: str, needed: str) -> None:
     assert needed in _loaded_after(statement)
+
+
+@pytest.mark.parametrize(
+    ("argv", "torch"),
+    [
+        (["--help"], False),
+        (["demo", "--help"], False),
+        (["bios", "--help"], True),
+        (["generation-bias", "--help"], True),
+    ],
+)
+def test_command_line_loads_torch_only_for_the_text_commands(argv: list[str], torch: bool) -> None:
+    """The parser loads a text command's options (and torch with them) only when that command is chosen."""
+    run = f"from steerfair.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass"
+    assert ("torch" in _loaded_after(f"exec({run!r})")) is torch
