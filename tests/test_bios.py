@@ -3,6 +3,7 @@ steering methods' invariants, and the protocol end to end on synthetic represent
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -462,8 +463,11 @@ def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyP
             groups.append(gender)
     ds = TextDataset(tuple(texts), labels, groups, "fixture")
     monkeypatch.setattr(bios_run, "load_text_data", lambda name, **kw: ds)
-    real = bios_run.encode_cached
-    monkeypatch.setattr(bios_run, "encode_cached", lambda *a, **k: real(*a, **{**k, "model": (model, tok)}))
+    # bios_run imports it from there when it encodes (`steerfair.llm.encode` the attribute is the function `encode`)
+    encode_module = importlib.import_module("steerfair.llm.encode")
+
+    real = encode_module.encode_cached
+    monkeypatch.setattr(encode_module, "encode_cached", lambda *a, **k: real(*a, **{**k, "model": (model, tok)}))
     out = tmp_path / "bios"
     rc = cli.main(["bios", "--model", "tiny", "--data", "fixture", "--layer", "-1", "--seeds", "2",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])  # fmt: skip

@@ -25,7 +25,6 @@ import numpy as np
 from ..datasets.bios import stratified_split
 from ..metrics import gap_share_correlation, group_share_per_class, tpr_gaps_per_class
 from ..validation import as_unit_weight
-from .bios_classifier import SoftmaxRegression
 from .bios_methods import METHODS, make_method
 
 __all__ = ["ProtocolConfig", "excess_rms", "noise_floor_rms", "run_protocol", "summarise"]
@@ -104,6 +103,8 @@ _STEER_OPTIONS = (
 
 def _classifier(C: float, max_iter: int) -> Any:
     """The profession classifier."""
+    from .bios_classifier import SoftmaxRegression  # lazy: torch only when a protocol runs (`steerfair bios --help`)
+
     return SoftmaxRegression(C=C, max_iter=max_iter)
 
 
@@ -174,6 +175,8 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
 
 def _gender_probe(Xtr: np.ndarray, gtr: np.ndarray) -> Any:
     """A gender probe fitted on ``(Xtr, gtr)``."""
+    from .bios_classifier import SoftmaxRegression  # lazy: torch only when a protocol runs (`steerfair bios --help`)
+
     return SoftmaxRegression(C=1.0).fit(Xtr, gtr)
 
 

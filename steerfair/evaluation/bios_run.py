@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets.bios import TextDataset, load_text_data
-from ..llm.encode import encode_cached
 from .bios_methods import METHODS
 from .bios_protocol import ProtocolConfig, run_protocol
 from .bios_report import markdown, plot_gaps
@@ -80,6 +79,8 @@ def _encode(
     progress: bool,
 ) -> tuple[Any, int]:
     """The dataset's encodings at one block (cached) and the block's resolved index."""
+    from ..llm.encode import encode_cached  # lazy: torch and transformers only when encoding (`steerfair bios --help`)
+
     layer = DEFAULT_LAYERS.get(model, -1) if layer is None else layer
     enc = encode_cached(
         model, dataset.texts, fingerprint=dataset.fingerprint(), layers=[layer], pooling=pooling,
