@@ -1,5 +1,5 @@
-"""The Python snippets of the README and docs/tabular.md run as written (the ones that need no language model: the
-LLM snippet needs SmolLM2 and a corpus, and the hooks and generation have tests of their own) and do what they say."""
+"""The Python snippets of the README, docs/tabular.md and docs/llm.md run as written and do what they say (the LLM
+snippets with a tiny random model in place of SmolLM2 and a small corpus)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,44 @@ def test_math_core_snippet_runs_on_gaussian_data() -> None:
     assert namespace["X_fair"].shape == X.shape and namespace["X_test_fair"].shape == X_test.shape
     assert not np.allclose(namespace["X_fair"], X)  # steering moved the rows
     assert namespace["sol"].kl > 0.0
+
+
+@pytest.mark.parametrize(
+    ("doc", "marker"),
+    [("README.md", 'llm.load_model("smollm2")'), ("docs/llm.md", 'bundle.save("bundle.safetensors")')],
+)
+def test_llm_snippets_run_on_a_tiny_model_and_fit_maps_of_the_states_they_steer(
+    doc: str, marker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tiny causal LM in place of SmolLM2 and a small corpus, the LLM snippets run as written, their bundle
+    records the pooling it was fitted on, the hooks find it matches the token states they move (no pooling warning),
+    and its maps move states."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from test_llm_bundle import VOCAB, corpus, tokenizer
+
+    from steerfair import llm
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=16, n_embd=16, n_head=2, vocab_size=len(VOCAB))
+    model, tok = transformers.GPT2LMHeadModel(config).eval(), tokenizer()
+    monkeypatch.setattr(llm, "load_model", lambda name: (model, tok))
+    monkeypatch.chdir(tmp_path)  # docs/llm.md saves its bundle in the working folder
+    texts, groups, labels = corpus(4, 80)
+    groups = ["female" if g == "a" else "male" for g in groups]
+    namespace = {"texts": texts, "groups": groups, "labels": labels, "prompts": ["w1 w2 w3", "w4 w5"]}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(_snippet(marker, doc), namespace)  # noqa: S102 - the docs' own code
+    assert not [w for w in caught if "pooling=" in str(w.message)], [str(w.message) for w in caught]
+    assert namespace["stats"].pooling == "all" and namespace["bundle"].metadata["pooling"] == "all"
+    assert namespace["out"].shape[0] >= 1
+    probe_states = np.random.default_rng(0).normal(size=(4, 16))
+    assert not np.allclose(namespace["bundle"].maps[15]["female"](probe_states), probe_states)
+    if doc == "docs/llm.md":  # its shared-target snippet continues from the first one's statistics
+        namespace.update(batch_groups=["female", "male"], inputs=tok(["w1 w2", "w3 w4"], return_tensors="pt"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exec(_snippet('target="shared"', doc), namespace)  # noqa: S102 - the docs' own code
+        assert not [w for w in caught if "pooling=" in str(w.message)]
+        assert namespace["bundle"].metadata["target"] == "shared" and (tmp_path / "shared.safetensors").exists()

@@ -135,3 +135,71 @@ def test_subspace_bundle_steers_inside_and_leaves_the_complement(family: str) ->
         fit_bundle(stats, rank=0)
     with pytest.raises(ValueError, match="unknown family 'full'"):
         fit_bundle(stats, rank=r, family="full")  # type: ignore[arg-type]
+
+
+def _tiny_gpt2() -> transformers.GPT2Model:
+    torch.manual_seed(0)
+    return transformers.GPT2Model(transformers.GPT2Config(n_layer=2, n_embd=D, n_head=2, vocab_size=len(VOCAB))).eval()
+
+
+def test_pooling_is_recorded_merged_saved_and_carried_into_the_bundle(tmp_path) -> None:
+    """What a row is travels with the statistics; statistics of different poolings never mix."""
+    from steerfair.llm import ActivationStats
+
+    model, tok = _tiny_gpt2(), tokenizer()
+    texts, groups, labels = corpus(2, 40)
+    tokens = collect(model, tok, texts, groups, labels, layers=[1], pooling="all", progress=False)
+    means = collect(model, tok, texts, groups, labels, layers=[1], pooling="mean", progress=False)
+    assert (tokens.pooling, means.pooling) == ("all", "mean")
+    assert int(tokens.counts[0].sum()) > int(means.counts[0].sum()) == len(texts)  # a row per token vs per text
+    with pytest.raises(ValueError, match="different poolings: 'all' vs 'mean'"):
+        tokens.merge(means)
+    declared = ActivationStats(tokens.layers, tokens.groups, tokens.labels, tokens.dim)  # pooling unknown: merges
+    assert declared.merge(means).pooling == "mean" and (means + means).pooling == "mean"
+    with pytest.raises(ValueError, match="pooling 'all'; collecting pooling='mean'"):
+        collect(model, tok, texts, groups, labels, layers=[1], pooling="mean", stats=tokens, progress=False)
+    means.save(tmp_path / "stats.safetensors")
+    assert ActivationStats.load(tmp_path / "stats.safetensors").pooling == "mean"
+    assert fit_bundle(tokens, reg=1e-3).metadata["pooling"] == "all"
+    assert fit_bundle(means, reg=1e-3, target="shared", random_state=0).metadata["pooling"] == "mean"
+
+
+@pytest.mark.parametrize(
+    ("pooling", "positions", "warns"),
+    [
+        ("mean", "all", True),
+        ("mean", "generated", True),
+        ("mean", "last", True),
+        ("first", "all", True),
+        ("last", "all", True),
+        ("last", "last", False),
+        ("last", "generated", False),
+        ("all", "all", False),
+        ("all", "prompt", False),
+        ("all", "last", False),
+        (None, "all", False),  # not recorded (a bundle built by hand or saved before): no guess
+    ],
+)
+def test_attach_warns_when_maps_of_pooled_states_move_token_states(
+    pooling: str | None, positions: str, warns: bool
+) -> None:
+    import warnings
+
+    from steerfair.llm import attach
+
+    model, tok = _tiny_gpt2(), tokenizer()
+    texts, groups, labels = corpus(3, 40)
+    stats = collect(model, tok, texts, groups, labels, layers=[1], pooling=pooling or "all", progress=False)
+    stats.pooling = pooling
+    bundle = fit_bundle(stats, reg=1e-3, probe=False)
+    assert bundle.metadata.get("pooling") == pooling
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        handle = attach(model, bundle, groups=["a"], positions=positions)
+    handle.remove()
+    mismatch = [w for w in caught if "pooling=" in str(w.message)]
+    assert bool(mismatch) is warns
+    if warns:
+        assert f"pooling={pooling!r}" in str(mismatch[0].message) and f"positions={positions!r}" in str(
+            mismatch[0].message
+        )

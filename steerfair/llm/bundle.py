@@ -333,7 +333,8 @@ def fit_bundle(
     Returns:
         The :class:`SteeringBundle` (``metadata["target"]``; with ``target="shared"`` also
         ``metadata["random_state"]`` and ``metadata["shared"][str(layer)]``: the ``reference`` group index, whether
-        the target is the ``greatest`` (most informative) one and each group's ``noise_rank``).
+        the target is the ``greatest`` (most informative) one and each group's ``noise_rank``; ``metadata["pooling"]``:
+        the statistics' pooling when they record it).
 
     Raises:
         ValueError: for layers without statistics, a bad ``rank``, an unknown ``target``, a bad ``random_state``,
@@ -383,4 +384,6 @@ def fit_bundle(
     else:
         meta = {"target": target, "criterion": criterion, "intervention": intervention, "rank": rank, "kl": kls,
                 "family": family}  # fmt: skip
+    if getattr(stats, "pooling", None) is not None:  # what the maps were fitted on (attach warns on a mismatch)
+        meta["pooling"] = stats.pooling
     return SteeringBundle(maps, groups, probes, layer_path, {**meta, **(metadata or {})}, noise)

@@ -76,7 +76,9 @@ def collect(
             ``group_labels`` (default ``0..k-1``); read by :class:`~steerfair.membership.Membership`.
         labels: one label value per text, or ``None``.
         layers: block indices, ``"all"`` or block names.
-        pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token.
+        pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token (recorded in ``stats.pooling``).
+            The hooks of :func:`~steerfair.llm.attach` move token states: fit their maps on ``"all"`` (``"last"``
+            for ``positions="last"``); maps of pooled text states (``"mean"``) are for pooled encodings.
         batch_size: texts per forward pass.
         max_length: truncation length in tokens.
         layer_path: dotted path of the block list, if it cannot be found automatically.
@@ -108,6 +110,13 @@ def collect(
         if not isinstance(t, str):
             raise ValueError(f"texts[{j}] is a {type(t).__name__}, not a string")
     G, H = _memberships(n, groups, labels, stats, group_labels)
+    if stats is not None and stats.pooling not in (None, pooling):
+        raise ValueError(
+            f"stats hold rows of pooling {stats.pooling!r}; collecting pooling={pooling!r} into them would mix "
+            f"token states and pooled text states: pass pooling={stats.pooling!r} or start new statistics"
+        )
+    if stats is not None:
+        stats.pooling = pooling
     batch_size = _check_positive(batch_size, "batch_size")
     max_length = _check_positive(max_length, "max_length")
     with capture_blocks(model, tokenizer, layers, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
@@ -123,6 +132,7 @@ def collect(
                     slots = None if H is None else H.labels.tolist()
                     dim = pooled[cap.layers[0]][0].shape[1]
                     stats = ActivationStats(cap.layers, G.labels.tolist(), slots, dim)
+                stats.pooling = pooling  # what a row is (token state or pooled text state)
                 for i, (rows, seq) in pooled.items():
                     at = start + seq.cpu().numpy()
                     stats.update(i, rows, G.rows(at), None if H is None else H.rows(at))

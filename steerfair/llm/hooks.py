@@ -38,8 +38,11 @@ group's noise (a one-hot row is its group's garbling exactly), and ``strength=s`
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -420,6 +423,42 @@ class SteeringHandle:
         return hook
 
 
+#: the positions whose states each pooling's rows are (maps fitted on one pooling are maps of those states only)
+POOLING_POSITIONS = {"all": ("all", "prompt", "generated", "last", "mask"), "last": ("last", "generated")}
+
+
+def _warn_pooling_mismatch(pooling: Any, positions: str | torch.Tensor) -> None:
+    """Warn when a bundle fitted on pooled text states (``metadata["pooling"]``) is to move token states."""
+    if not isinstance(pooling, str):
+        return  # not recorded (a bundle built by hand, or saved before the pooling was recorded)
+    where = positions if isinstance(positions, str) else "mask"
+    if where in POOLING_POSITIONS.get(pooling, ()):
+        return
+    warnings.warn(
+        f"this bundle's maps were fitted on pooling={pooling!r} states (one vector per text), but the hooks move "
+        f"the token states at positions={where!r}: token states are spread far more widely than pooled ones, and "
+        "maps fitted on one are not maps of the other (on SmolLM2 they widened the gap they were fitted to close, "
+        "at 175x the next-token KL of token-state maps; docs/llm.md, 'Which pooling'). Collect the statistics with "
+        "pooling='all' (or pooling='last' for positions='last')",
+        UserWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside ``steerfair.llm`` and ``contextlib`` (the user's call of
+    :func:`attach` or :func:`steer`), counted from the caller of this function."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and (
+        os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here
+        or frame.f_code.co_filename == contextlib.__file__
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def attach(
     model: nn.Module,
     maps: Any,
@@ -476,6 +515,7 @@ def attach(
         if random_state is None:
             random_state = (getattr(maps, "metadata", None) or {}).get("random_state")
         noise_of = (getattr(maps, "noise", None) or {}) if noise else {}
+        _warn_pooling_mismatch((getattr(maps, "metadata", None) or {}).get("pooling"), positions)
         maps = maps.layer_maps()
     if layers is None:
         if isinstance(maps, Mapping) and maps and all(isinstance(k, int) and not isinstance(k, bool) for k in maps):

@@ -121,6 +121,10 @@ class ActivationStats:
         groups: the declared group values.
         labels: the declared label values, or ``None`` for unlabelled statistics.
         dim: the hidden size ``d``.
+        pooling: what one row is (the :func:`~steerfair.llm.pooling.pool_hidden` name: ``"all"`` one token's
+            state, ``"mean"`` a text's mean state, ...), set by :func:`~steerfair.llm.collect`; ``None`` if unknown.
+            :meth:`merge` refuses statistics of different poolings, :func:`~steerfair.llm.fit_bundle` records it
+            and :func:`~steerfair.llm.attach` warns when a bundle fitted on pooled states steers token states.
 
     Args:
         layers: block indices (non-negative ints, as returned by :func:`~steerfair.llm.layers.resolve_layers`).
@@ -146,6 +150,7 @@ class ActivationStats:
         self.groups: tuple[Any, ...] = declare_values(groups, "groups")
         self.labels: tuple[Any, ...] | None = None if labels is None else declare_values(labels, "labels")
         self.dim: int = int(dim)
+        self.pooling: str | None = None
         self._layer_pos = {layer: j for j, layer in enumerate(self.layers)}
         self._group_domain = _label_array(self.groups)
         self._label_domain = _label_array(self.label_slots)
@@ -212,6 +217,7 @@ class ActivationStats:
     def _with_cells(self, cells: list[CellStatistics]) -> ActivationStats:
         out = ActivationStats(self.layers, self.groups, self.labels, self.dim)
         out._cells = cells
+        out.pooling = self.pooling
         return out
 
     def _check_same(self, other: Any) -> ActivationStats:
@@ -222,6 +228,11 @@ class ActivationStats:
         ):
             if a != b:
                 raise ValueError(f"cannot merge statistics with different {name}: {a!r} vs {b!r}")
+        if None not in (self.pooling, other.pooling) and self.pooling != other.pooling:
+            raise ValueError(
+                f"cannot merge statistics of different poolings: {self.pooling!r} vs {other.pooling!r} (a row is a "
+                "token's state with 'all', a text's pooled state otherwise); collect both with the same pooling"
+            )
         return other
 
     # ------------------------------------------------------------------ cells
@@ -308,9 +319,11 @@ class ActivationStats:
         return self
 
     def merge(self, other: ActivationStats) -> ActivationStats:
-        """New statistics holding ``self`` plus ``other`` (same layers, groups, labels and dim)."""
+        """New statistics holding ``self`` plus ``other`` (same layers, groups, labels, dim and known pooling)."""
         self._check_same(other)
-        return self._with_cells([a.merge(b) for a, b in zip(self._cells, other._cells, strict=True)])
+        out = self._with_cells([a.merge(b) for a, b in zip(self._cells, other._cells, strict=True)])
+        out.pooling = self.pooling if self.pooling is not None else other.pooling
+        return out
 
     def __add__(self, other: ActivationStats) -> ActivationStats:
         return self.merge(other)
@@ -429,6 +442,7 @@ class ActivationStats:
             "groups": [encode_label(g) for g in self.groups],
             "labels": None if self.labels is None else [encode_label(v) for v in self.labels],
             "dim": self.dim,
+            "pooling": self.pooling,
         }
         tensors = {}
         for layer, cells in zip(self.layers, self._cells, strict=True):
@@ -480,6 +494,8 @@ class ActivationStats:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{where}: incomplete metadata (missing or bad {exc}); {advice}") from None
         out = cls(*declared)
+        pooling = meta.get("pooling")  # absent from files written before it was recorded
+        out.pooling = pooling if isinstance(pooling, str) else None
         slots = out._group_domain, out._label_domain
         try:
             if version == 1:
