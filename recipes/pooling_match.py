@@ -5,8 +5,9 @@
 ``steerfair.llm.collect`` pools each text to one vector by default (``pooling="mean"``), while the hooks of
 ``steerfair.llm.steer`` move every token's state (``positions="all"``). This recipe fits the same bundle
 (``fit_bundle``, OAS shrinkage, all subgroups) on statistics of each pooling, from the templated occupation corpus of
-``recipes/steer_generation.py`` (1,024 sentences, SmolLM2-135M, block 15), and measures in one run, with the unsteered
-model beside them:
+``recipes/steer_generation.py`` (1,024 sentences, SmolLM2-135M, block 15), applies it to every token's state
+(``pooling="tokens"``: every token but each row's first, the states it was fitted on, ``positions="tokens"``), and
+measures in one run, with the unsteered model beside them:
 
 * the total-variation distance between the next-token occupation distributions after female and male subjects
   (24 held-out prompt pairs; the quantity steering should shrink);
@@ -33,7 +34,9 @@ from steer_generation import EVAL_TEMPLATES, SUBJECTS, fit_corpus, occupation_di
 from steerfair.evaluation.output import check_output, result_names, write_results
 from steerfair.llm import collect, fit_bundle, load_model, steer
 
-POOLINGS = ("all", "mean", "last")
+POOLINGS = ("tokens", "all", "mean", "last")
+#: the positions each pooling's bundle steers: the states its rows are, for the token poolings; every token otherwise
+STEERED = {"tokens": "tokens"}
 NEUTRAL_PROMPTS = [
     "The weather today is", "In 1990 the city council", "The recipe calls for", "Scientists have found that",
     "The book was published in", "After the game, the team", "The river flows through", "To install the software,",
@@ -61,7 +64,7 @@ def greedy(model: Any, tok: Any, prompt: str) -> str:
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         f"{res['model']}, block {res['layer']}, {res['fit_texts']} fit sentences, OAS shrinkage; maps applied to every "
-        "token's state (positions='all').",
+        "token's state (positions='all'; positions='tokens', every token but each row's first, for pooling='tokens').",
         "",
         "| statistics | rows | total variance | warned | occupation TV (female vs male) | KL on neutral prompts "
         "| continuation (female) |",
@@ -112,10 +115,10 @@ def main() -> None:
     prompts = {g: [t.format(s=pair[j]) for t in EVAL_TEMPLATES for pair in pairs] for j, g in enumerate(SUBJECTS)}
     base_lp = next_token_logprobs(model, tok, NEUTRAL_PROMPTS)
 
-    def measure(bundle: Any) -> dict[str, Any]:
+    def measure(bundle: Any, positions: str = "all") -> dict[str, Any]:
         dists, kls, samples = {}, [], []
         for g in SUBJECTS:
-            with steer(model, bundle, groups=[g]) if bundle is not None else _nothing():
+            with steer(model, bundle, groups=[g], positions=positions) if bundle is not None else _nothing():
                 dists[g] = occupation_distributions(model, tok, prompts[g], occ)
                 if bundle is not None:
                     lp = next_token_logprobs(model, tok, NEUTRAL_PROMPTS)
@@ -133,11 +136,12 @@ def main() -> None:
         bundle = fit_bundle(stats, shrinkage="oas")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            steer(model, bundle, groups=["female"]).__enter__().remove()
-        row = measure(bundle)
+            steer(model, bundle, groups=["female"], positions=STEERED.get(pooling, "all")).__enter__().remove()
+        row = measure(bundle, STEERED.get(pooling, "all"))
         warned = any("pooling=" in str(w.message) for w in caught)
         row.update(rows=int(round(counts)), total_variance=float(np.trace(covs)), warned=warned,
                    kl_to_ideal=bundle.metadata["kl"])  # fmt: skip
+        row["positions"] = STEERED.get(pooling, "all")
         rows[f"pooling={pooling!r}"] = row
         print(pooling, {k: v for k, v in row.items() if k != "samples"}, row["samples"][0]["text"], flush=True)
     res = {"model": args.model, "layer": args.layer, "fit_texts": len(texts), "rows": rows,

@@ -98,7 +98,7 @@ def test_llm_snippets_run_on_a_tiny_model_and_fit_maps_of_the_states_they_steer(
         warnings.simplefilter("always")
         exec(_snippet(marker, doc), namespace)  # noqa: S102 - the docs' own code
     assert not [w for w in caught if "pooling=" in str(w.message)], [str(w.message) for w in caught]
-    assert namespace["stats"].pooling == "all" and namespace["bundle"].metadata["pooling"] == "all"
+    assert namespace["stats"].pooling == "tokens" and namespace["bundle"].metadata["pooling"] == "tokens"
     assert namespace["out"].shape[0] >= 1
     probe_states = np.random.default_rng(0).normal(size=(4, 16))
     assert not np.allclose(namespace["bundle"].maps[15]["female"](probe_states), probe_states)

@@ -177,11 +177,16 @@ def test_pooling_is_recorded_merged_saved_and_carried_into_the_bundle(tmp_path) 
         ("all", "all", False),
         ("all", "prompt", False),
         ("all", "last", False),
+        ("tokens", None, False),  # the default follows the bundle: positions="tokens"
+        ("tokens", "generated", False),
+        ("tokens", "all", True),  # would move the first state too (the attention sink)
+        ("tokens", "prompt", True),
+        ("mean", None, True),  # the default is "all" for a bundle of pooled states
         (None, "all", False),  # not recorded (a bundle built by hand or saved before): no guess
     ],
 )
 def test_attach_warns_when_maps_of_pooled_states_move_token_states(
-    pooling: str | None, positions: str, warns: bool
+    pooling: str | None, positions: str | None, warns: bool
 ) -> None:
     import warnings
 
@@ -197,9 +202,9 @@ def test_attach_warns_when_maps_of_pooled_states_move_token_states(
         warnings.simplefilter("always")
         handle = attach(model, bundle, groups=["a"], positions=positions)
     handle.remove()
+    assert handle.positions == (positions or ("tokens" if pooling == "tokens" else "all"))
     mismatch = [w for w in caught if "pooling=" in str(w.message)]
     assert bool(mismatch) is warns
     if warns:
-        assert f"pooling={pooling!r}" in str(mismatch[0].message) and f"positions={positions!r}" in str(
-            mismatch[0].message
-        )
+        message = str(mismatch[0].message)
+        assert f"pooling={pooling!r}" in message and f"positions={handle.positions!r}" in message

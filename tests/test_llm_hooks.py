@@ -185,6 +185,39 @@ def test_last_position_under_left_and_right_padding() -> None:
         torch.testing.assert_close(steered[0, last], T(plain[0, last]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_tokens_positions_steer_every_real_token_but_the_first(side: str) -> None:
+    """``positions="tokens"`` moves exactly the states of ``tokens_mask`` (the rows of ``pooling="tokens"``): the same
+    output as the equivalent boolean mask, every real token but each row's first changed, pads and firsts not."""
+    from steerfair.llm.pooling import tokens_mask
+
+    model = tiny("gpt2")
+    T = random_map(6)
+    x = ids(7, b=2, t=5)
+    pad = torch.zeros(2, 2, dtype=torch.long)
+    xx = torch.cat([pad, x], 1) if side == "left" else torch.cat([x, pad], 1)
+    mask = torch.ones_like(xx)  # row 0 padded by two on its side; row 1 reads the pad ids as real tokens
+    mask[0, :2] = 0 if side == "left" else 1
+    mask[0, 5:] = 1 if side == "left" else 0
+    _, blocks = find_layer_list(model)
+    seen: list[torch.Tensor] = []
+    with torch.no_grad():
+        hk = blocks[0].register_forward_hook(lambda m, a, o: seen.append(o[0] if isinstance(o, tuple) else o))
+        try:
+            model(input_ids=xx, attention_mask=mask)
+            with steer(model, {0: T}, positions="tokens"):
+                model(input_ids=xx, attention_mask=mask)
+            with steer(model, {0: T}, positions=tokens_mask(mask)):
+                model(input_ids=xx, attention_mask=mask)
+        finally:
+            hk.remove()
+    plain, steered, by_mask = seen
+    assert torch.equal(steered, by_mask)
+    want = tokens_mask(mask)
+    assert want.sum() == int(mask.sum()) - 2  # one first token per row
+    assert torch.equal((steered != plain).any(-1), want)
+
+
 def _generate(model, x, mask=None, **kw):
     with torch.no_grad():
         return model.generate(
@@ -197,7 +230,7 @@ def _generate(model, x, mask=None, **kw):
         )
 
 
-@pytest.mark.parametrize("positions", ["all", "prompt", "generated", "last"])
+@pytest.mark.parametrize("positions", ["all", "tokens", "prompt", "generated", "last"])
 def test_generation_batched_equals_unbatched_and_cache_is_respected(positions: str) -> None:
     model = tiny("llama", 1)
     T = random_map(5, low_rank=3)

@@ -104,6 +104,8 @@ def pool_one(h: torch.Tensor, pooling: str) -> torch.Tensor:
         return h[-1:]
     if pooling in ("first", "cls"):
         return h[:1]
+    if pooling == "tokens":  # every token but the first
+        return h[1:]
     return h
 
 
@@ -176,6 +178,9 @@ def test_pooling_left_equals_right_padding(seed: int, b: int, s: int, d: int, da
         if pooling == "all":
             assert torch.equal(rows_r, torch.cat(tokens))  # exactly the non-pad rows, in order
             assert seq_r.tolist() == [j for j, n in enumerate(lengths) for _ in range(n)]
+        elif pooling == "tokens":
+            assert torch.equal(rows_r, torch.cat([t[1:] for t in tokens]))  # the non-pad rows but each first
+            assert seq_r.tolist() == [j for j, n in enumerate(lengths) for _ in range(n - 1)]
         else:
             assert seq_r.tolist() == list(range(b))
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..families import Gaussian
 from ..llm import ActivationStats, LinearProbe, capture_blocks, fit_bundle, steer
+from ..llm.pooling import tokens_mask
 from ..maps import AffineMap, bures_barycenter, gaussian_ot_map
 from .readout_methods import Readout, readout_map
 
@@ -140,25 +141,23 @@ def contrast_statistics(
 ) -> ActivationStats:
     """Per-(group, label) moments of every real token's state at ``layers`` except each text's first token.
 
-    Built on :func:`steerfair.llm.capture_blocks` (``pooling="all"``) and :class:`steerfair.llm.ActivationStats`.
+    Built on :func:`steerfair.llm.capture_blocks` (``pooling="tokens"``) and :class:`steerfair.llm.ActivationStats`.
     """
     if len(texts) != len(groups) or len(texts) != len(labels):
         raise ValueError(f"texts, groups and labels differ in length ({len(texts)}, {len(groups)}, {len(labels)})")
     stats: ActivationStats | None = None
     g_all = np.asarray(groups, dtype=object)
     y_all = np.asarray(labels, dtype=object)
-    with capture_blocks(model, tokenizer, list(layers), pooling="all", max_length=max_length) as cap:
+    with capture_blocks(model, tokenizer, list(layers), pooling="tokens", max_length=max_length) as cap:
         for start in range(0, len(texts), batch_size):
             stop = min(start + batch_size, len(texts))
             pooled = cap.run(list(texts[start:stop]), range(start, stop))
             for layer, (rows, seq) in pooled.items():
-                first = torch.ones_like(seq, dtype=torch.bool)
-                first[1:] = seq[1:] != seq[:-1]  # rows are (text, token) in order: the first row of each text
-                keep = ~first
                 if stats is None:
                     stats = ActivationStats(cap.layers, list(GROUPS), sorted(set(labels)), int(rows.shape[1]))
-                at = start + seq[keep].cpu().numpy()
-                stats.update(layer, rows[keep], g_all[at].tolist(), y_all[at].tolist())
+                    stats.pooling = "tokens"
+                at = start + seq.cpu().numpy()
+                stats.update(layer, rows, g_all[at].tolist(), y_all[at].tolist())
     if stats is None:
         raise ValueError("texts is empty; pass contrast texts")
     return stats
@@ -289,13 +288,10 @@ class SteeringMethod:
 
 
 def steered_positions(attention_mask: torch.Tensor, extra: int = 0) -> torch.Tensor:
-    """Boolean ``batch x (T + extra)`` mask: every real token except each row's first (the attention sink).
-
-    Works for left and right padding; ``extra`` columns (tokens still to be generated) are all steered.
-    """
-    real = attention_mask.bool()
-    first = torch.cumsum(real.long(), dim=1) == 1
-    sel = real & ~first
+    """Boolean ``batch x (T + extra)`` mask: every real token except each row's first (the attention sink), as
+    :func:`steerfair.llm.pooling.tokens_mask` (the hooks' ``positions="tokens"``), plus ``extra`` columns (tokens still
+    to be generated), all steered. Works for left and right padding."""
+    sel = tokens_mask(attention_mask)
     if extra:
         sel = torch.cat([sel, torch.ones(sel.shape[0], extra, dtype=torch.bool, device=sel.device)], dim=1)
     return sel

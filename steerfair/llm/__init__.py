@@ -4,7 +4,7 @@ Typical use::
 
     from steerfair import llm
 
-    stats = llm.collect(model, tokenizer, texts, groups, labels, layers=[6], pooling="all")  # token states
+    stats = llm.collect(model, tokenizer, texts, groups, labels, layers=[6], pooling="tokens")  # token states
     bundle = llm.fit_bundle(stats)                      # per-group maps onto the ideal + group probes
     # llm.fit_bundle(stats, target="shared", random_state=0): garblings onto one common law per class
     with llm.steer(model, bundle, groups=batch_groups):  # or probe=bundle.probes when groups are unknown

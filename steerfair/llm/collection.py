@@ -76,9 +76,10 @@ def collect(
             ``group_labels`` (default ``0..k-1``); read by :class:`~steerfair.membership.Membership`.
         labels: one label value per text, or ``None``.
         layers: block indices, ``"all"`` or block names.
-        pooling: one of :data:`POOLINGS`; ``"all"`` adds one row per real token (recorded in ``stats.pooling``).
-            The hooks of :func:`~steerfair.llm.attach` move token states: fit their maps on ``"all"`` (``"last"``
-            for ``positions="last"``); maps of pooled text states (``"mean"``) are for pooled encodings.
+        pooling: one of :data:`POOLINGS` (recorded in ``stats.pooling``); ``"tokens"`` adds one row per real token
+            but each text's first (a decoder's attention sink), ``"all"`` one per real token. The hooks of
+            :func:`~steerfair.llm.attach` move token states: fit their maps on ``"tokens"`` (``"last"`` for
+            ``positions="last"``); maps of pooled text states (``"mean"``) are for pooled encodings.
         batch_size: texts per forward pass.
         max_length: truncation length in tokens.
         layer_path: dotted path of the block list, if it cannot be found automatically.

@@ -18,7 +18,7 @@ import numpy as np
 from torch import nn
 
 from .capture import capture_blocks
-from .pooling import check_pooling
+from .pooling import TOKEN_POOLINGS, check_pooling
 
 __all__ = ["encode", "encode_cached", "encoding_cache_key"]
 
@@ -52,12 +52,15 @@ def encode(
         ``{block index: (n, d) float32}``, in ascending block order.
 
     Raises:
-        ValueError: for empty texts, ``pooling="all"``, a bad ``batch_size``, unknown layers, or NaN/inf activations.
+        ValueError: for empty texts, a per-token pooling (``"all"``, ``"tokens"``), a bad ``batch_size``, unknown
+            layers, or NaN/inf activations.
     """
     from tqdm.auto import tqdm
 
-    if check_pooling(pooling) == "all":
-        raise ValueError("pooling='all' gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts")
+    if check_pooling(pooling) in TOKEN_POOLINGS:
+        raise ValueError(
+            f"pooling={pooling!r} gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts"
+        )
     texts = list(texts)
     if not texts:
         raise ValueError("texts is empty")

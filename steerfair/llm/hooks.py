@@ -11,17 +11,18 @@ with the probability-weighted mixture ``sum_a P(a | row) T_a(h)``. Row-group wei
 :class:`LinearProbe`: ``P(a | h)`` per token from the hidden state itself, the "group unknown at
 inference" case). ``handle.set_groups(...)`` changes them between calls.
 
-Positions: ``"all"`` tokens; ``"last"`` (the last real token of each row in a full forward, the new
-token in a cached decoding step); ``"prompt"`` / ``"generated"`` (absolute positions before / from the
-prompt length, which is the length of the last forward that started without a KV cache, so they need
-``use_cache=True``, the default of ``generate``); or a boolean ``batch x T`` mask over absolute positions
-(positions beyond ``T`` are not steered). The past length of a decoding step is read from ``cache_position``
-or from the KV cache itself (``past_key_values`` in transformers 4.x, ``cache`` in 5.x). ``"last"`` on a batch
-of several rows needs the ``attention_mask``: without it, a batch holding the pad token raises ``ValueError``
-and a batch whose padding cannot be checked (no pad token, ``inputs_embeds``) warns once. A steered hidden
-state that overflows the model's dtype (inf where the input was finite, e.g. past 65504 in float16) raises
-``ValueError`` naming the layer and dtype. Maps are converted once per device and dtype and computed in
-float32 for half-precision models; low-rank maps are applied without forming the ``d x d`` matrix.
+Positions: ``"all"`` tokens; ``"tokens"`` (every real token but each row's first, prompt and generated: the states
+``collect(..., pooling="tokens")`` describes; a decoder's first state is its attention sink); ``"last"`` (the last real
+token of each row in a full forward, the new token in a cached decoding step); ``"prompt"`` / ``"generated"`` (absolute
+positions before / from the prompt length, which is the length of the last forward that started without a KV cache, so
+they need ``use_cache=True``, the default of ``generate``); or a boolean ``batch x T`` mask over absolute positions
+(positions beyond ``T`` are not steered). The past length of a decoding step is read from ``cache_position`` or from the
+KV cache itself (``past_key_values`` in transformers 4.x, ``cache`` in 5.x). ``"last"`` on a batch of several rows needs
+the ``attention_mask``: without it, a batch holding the pad token raises ``ValueError`` and a batch whose padding cannot
+be checked (no pad token, ``inputs_embeds``) warns once. A steered hidden state that overflows the model's dtype (inf
+where the input was finite, e.g. past 65504 in float16) raises ``ValueError`` naming the layer and dtype. Maps are
+converted once per device and dtype and computed in float32 for half-precision models; low-rank maps are applied without
+forming the ``d x d`` matrix.
 
 Garblings (``fit_bundle(..., target="shared")``, docs/shared_target.md): a bundle with noise factors ``F_a`` adds
 ``F_a z`` to ``T_a(h)``, with ``z ~ N(0, I)`` drawn independently for every position of every forward call (the
@@ -56,11 +57,12 @@ from .block_steering import BlockSteering
 from .capture import hidden_of
 from .layers import resolve_layers
 from .map_kernels import LayerMaps, LayerNoise, interpolate, layer_noise, map_kernel, normalise_maps
+from .pooling import tokens_mask
 from .probe import LinearProbe
 
 __all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
 
-POSITIONS: tuple[str, ...] = ("all", "last", "prompt", "generated")
+POSITIONS: tuple[str, ...] = ("all", "last", "prompt", "generated", "tokens")
 
 
 def _hidden_size(model: nn.Module) -> int | None:
@@ -315,6 +317,11 @@ class SteeringHandle:
             else:
                 sel[:, -1] = True
             return sel
+        if pos == "tokens":  # every real token but each row's first (read from the mask; without one, position 0)
+            mask = self._ctx.get("mask")
+            if isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.shape[-1] >= past + t:
+                return tokens_mask(mask[:, : past + t].to(h.device))[:, past : past + t]
+            return (absolute > 0)[None, :].expand(b, t)
         plen = self.prompt_length if self.prompt_length is not None else past + t
         in_prompt = (absolute < plen)[None, :].expand(b, t)
         return in_prompt if pos == "prompt" else ~in_prompt
@@ -424,25 +431,35 @@ class SteeringHandle:
 
 
 #: the positions whose states each pooling's rows are (maps fitted on one pooling are maps of those states only)
-POOLING_POSITIONS = {"all": ("all", "prompt", "generated", "last", "mask"), "last": ("last", "generated")}
+POOLING_POSITIONS = {
+    "all": ("all", "prompt", "generated", "last", "tokens", "mask"),
+    "tokens": ("tokens", "generated", "last", "mask"),
+    "last": ("last", "generated"),
+}
 
 
 def _warn_pooling_mismatch(pooling: Any, positions: str | torch.Tensor) -> None:
-    """Warn when a bundle fitted on pooled text states (``metadata["pooling"]``) is to move token states."""
+    """Warn when a bundle is to move other states than its maps were fitted on (``metadata["pooling"]``)."""
     if not isinstance(pooling, str):
         return  # not recorded (a bundle built by hand, or saved before the pooling was recorded)
     where = positions if isinstance(positions, str) else "mask"
     if where in POOLING_POSITIONS.get(pooling, ()):
         return
-    warnings.warn(
-        f"this bundle's maps were fitted on pooling={pooling!r} states (one vector per text), but the hooks move "
-        f"the token states at positions={where!r}: token states are spread far more widely than pooled ones, and "
-        "maps fitted on one are not maps of the other (on SmolLM2 they widened the gap they were fitted to close, "
-        "at 175x the next-token KL of token-state maps; docs/llm.md, 'Which pooling'). Collect the statistics with "
-        "pooling='all' (or pooling='last' for positions='last')",
-        UserWarning,
-        stacklevel=_user_stacklevel(),
-    )
+    if pooling == "tokens":
+        message = (
+            f"this bundle's maps were fitted on pooling='tokens' states (every token but each text's first), but "
+            f"positions={where!r} also moves each row's first state, a decoder's attention sink (its norm about "
+            "100x the others' on SmolLM2): pass positions='tokens'"
+        )
+    else:
+        message = (
+            f"this bundle's maps were fitted on pooling={pooling!r} states (one vector per text), but the hooks move "
+            f"the token states at positions={where!r}: token states are spread far more widely than pooled ones, "
+            "and maps fitted on one are not maps of the other (on SmolLM2 they widened the gap they were fitted to "
+            "close, at 175x the next-token KL of maps of token states; docs/llm.md, 'Which pooling'). Collect the "
+            "statistics with pooling='tokens' or 'all' (pooling='last' for positions='last')"
+        )
+    warnings.warn(message, UserWarning, stacklevel=_user_stacklevel())
 
 
 def _user_stacklevel() -> int:
@@ -464,7 +481,7 @@ def attach(
     maps: Any,
     *,
     layers: int | str | Sequence[int | str] | None = None,
-    positions: str | torch.Tensor = "all",
+    positions: str | torch.Tensor | None = None,
     layer_path: str | None = None,
     groups: Sequence[Any] | None = None,
     group_proba: Any = None,
@@ -482,7 +499,9 @@ def attach(
             listed layer), ``{layer: AffineMap or {group: AffineMap}}``, or a ``SteeringBundle``.
         layers: indices (negative count from the end), module names, or ``"all"``; default: the keys of
             a per-layer ``maps`` dict.
-        positions: ``"all"``, ``"last"``, ``"prompt"``, ``"generated"``, or a boolean ``batch x T`` mask.
+        positions: ``"all"``, ``"tokens"`` (all but each row's first real token), ``"last"``, ``"prompt"``,
+            ``"generated"``, or a boolean ``batch x T`` mask; ``None`` (default): ``"tokens"`` for a bundle fitted on
+            ``pooling="tokens"`` statistics (the states its maps describe), else ``"all"``.
         layer_path: dotted path of the block list, overriding automatic discovery.
         groups: one group per batch row (see :meth:`SteeringHandle.set_groups`).
         group_proba: ``batch x k`` group weights per row (see :meth:`SteeringHandle.set_groups`).
@@ -499,13 +518,16 @@ def attach(
         ValueError: unknown layers, maps of the wrong dimension, a map missing for a layer, unknown
             positions, or groups without a map. The model is left unmodified when attaching fails.
     """
+    is_bundle = hasattr(maps, "layer_maps") and callable(maps.layer_maps)
+    pooling = (getattr(maps, "metadata", None) or {}).get("pooling") if is_bundle else None
+    if positions is None:
+        positions = "tokens" if pooling == "tokens" else "all"
     if isinstance(positions, str) and positions not in POSITIONS:
         raise ValueError(f"unknown positions {positions!r}; use one of {POSITIONS} or a boolean mask")
     if isinstance(positions, torch.Tensor) and (positions.ndim != 2 or positions.dtype != torch.bool):
         raise ValueError("a positions mask must be a boolean batch x T tensor")
     if not isinstance(noise, bool):
         raise ValueError(f"noise must be True or False; got {noise!r}")
-    is_bundle = hasattr(maps, "layer_maps") and callable(maps.layer_maps)
     noise_of: Mapping[Any, Mapping[Any, np.ndarray]] = {}
     if is_bundle:
         if layers is None:
@@ -515,7 +537,7 @@ def attach(
         if random_state is None:
             random_state = (getattr(maps, "metadata", None) or {}).get("random_state")
         noise_of = (getattr(maps, "noise", None) or {}) if noise else {}
-        _warn_pooling_mismatch((getattr(maps, "metadata", None) or {}).get("pooling"), positions)
+        _warn_pooling_mismatch(pooling, positions)
         maps = maps.layer_maps()
     if layers is None:
         if isinstance(maps, Mapping) and maps and all(isinstance(k, int) and not isinstance(k, bool) for k in maps):

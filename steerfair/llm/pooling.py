@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["POOLINGS", "check_pooling", "pool_hidden"]
+__all__ = ["POOLINGS", "TOKEN_POOLINGS", "check_pooling", "pool_hidden", "tokens_mask"]
 
 #: The pooling modes of :func:`pool_hidden` (``pooling=``).
-POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all")
+POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all", "tokens")
+#: the poolings that give one row per token instead of one per text
+TOKEN_POOLINGS: tuple[str, ...] = ("all", "tokens")
 
 
 def check_pooling(pooling: str) -> str:
@@ -31,6 +33,17 @@ def check_pooling(pooling: str) -> str:
     return pooling
 
 
+def tokens_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean ``(batch, seq)`` mask of every real token but each row's first (left or right padding): the rows of
+    ``pooling="tokens"`` and the positions of ``steer(..., positions="tokens")``.
+
+    Args:
+        attention_mask: ``(batch, seq)``, non-zero at real tokens.
+    """
+    real = attention_mask != 0
+    return real & (torch.cumsum(real.long(), dim=1) > 1)
+
+
 def pool_hidden(
     hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,12 +54,14 @@ def pool_hidden(
         attention_mask: ``(batch, seq)`` of 0/1 (non-zero = real token), or ``None`` for no padding.
             Left and right padding are both handled: positions are taken from the mask.
         pooling: ``"mean"`` (masked mean over real tokens, accumulated in at least float32),
-            ``"last"`` (last real token), ``"first"`` / ``"cls"`` (first real token), or ``"all"``
-            (every real token, one row each).
+            ``"last"`` (last real token), ``"first"`` / ``"cls"`` (first real token), ``"all"``
+            (every real token, one row each), or ``"tokens"`` (every real token but each sequence's first, one row
+            each: a decoder's first state is its attention sink, with a norm about 100x the others' on SmolLM2, so
+            it dominates every moment of ``"all"``; a text of one token gives no row).
 
     Returns:
         ``(rows, seq_index)``: ``rows`` is ``(n, d)`` and ``seq_index`` ``(n,)`` (int64) gives the
-        sequence of the batch each row came from (``n = batch`` except for ``"all"``).
+        sequence of the batch each row came from (``n = batch`` except for ``"all"`` and ``"tokens"``).
 
     Raises:
         ValueError: for an unknown pooling, bad shapes, or a sequence without any real token.
@@ -75,8 +90,9 @@ def pool_hidden(
         # masked_fill (not a product) so that NaN/inf at padded positions cannot leak into the mean
         total = hidden.to(acc).masked_fill(~mask[..., None], 0).sum(dim=1)
         return total / lengths[:, None].to(acc), batch_index
-    if pooling == "all":
-        seq_index, tok_index = torch.nonzero(mask, as_tuple=True)
+    if pooling in TOKEN_POOLINGS:
+        keep = mask if pooling == "all" else tokens_mask(mask)
+        seq_index, tok_index = torch.nonzero(keep, as_tuple=True)
         return hidden[seq_index, tok_index], seq_index
     pos = torch.arange(s, device=device).expand(b, s)
     if pooling == "last":

@@ -121,8 +121,9 @@ class ActivationStats:
         groups: the declared group values.
         labels: the declared label values, or ``None`` for unlabelled statistics.
         dim: the hidden size ``d``.
-        pooling: what one row is (the :func:`~steerfair.llm.pooling.pool_hidden` name: ``"all"`` one token's
-            state, ``"mean"`` a text's mean state, ...), set by :func:`~steerfair.llm.collect`; ``None`` if unknown.
+        pooling: what one row is (the :func:`~steerfair.llm.pooling.pool_hidden` name: ``"tokens"`` / ``"all"``
+            one token's state, ``"mean"`` a text's mean state, ...), set by :func:`~steerfair.llm.collect`; ``None``
+            if unknown.
             :meth:`merge` refuses statistics of different poolings, :func:`~steerfair.llm.fit_bundle` records it
             and :func:`~steerfair.llm.attach` warns when a bundle fitted on pooled states steers token states.
 
