@@ -520,3 +520,27 @@ def test_plot_draws_off_chart_settings_at_the_edge_and_old_results(tmp_path, mon
     generation_run.plot(results, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
     assert labels == [["none", "wild (past 2: up to 37)", "old"]]
+
+
+def test_pooling_match_recipe_checks_its_output_before_loading_a_model_and_renders_its_results(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``recipes/pooling_match.py`` refuses to overwrite results before any work, and its table and plot render."""
+    import sys
+    from pathlib import Path
+
+    from _recipes import load_recipe
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "recipes"))  # it imports steer_generation
+    recipe = load_recipe("pooling_match")
+    (tmp_path / "pooling_match.json").write_text("{}")
+    monkeypatch.setattr(recipe, "load_model", lambda name: pytest.fail("the model loaded before the output check"))
+    monkeypatch.setattr(sys, "argv", ["pooling_match.py", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="already holds results"):
+        recipe.main()
+    row = {"occupation_tv": 0.2, "neutral_kl": 0.01, "samples": [{"prompt": "p", "text": "t"}]}
+    res = {"model": "m", "layer": 1, "fit_texts": 3, "rows": {"unsteered": row, "pooling='tokens'": {**row, "rows": 5,
+           "total_variance": 1.0, "warned": False}}}  # fmt: skip
+    assert "| pooling='tokens' | 5 | 1.0 | False | 0.200 | 0.0100 | t |" in recipe.markdown(res)
+    recipe.plot(res, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 0
