@@ -133,7 +133,7 @@ def collect(
                     slots = None if H is None else H.labels.tolist()
                     dim = pooled[cap.layers[0]][0].shape[1]
                     stats = ActivationStats(cap.layers, G.labels.tolist(), slots, dim)
-                stats.pooling = pooling  # what a row is (token state or pooled text state)
+                    stats.pooling = pooling  # what a row is (token state or pooled text state)
                 for i, (rows, seq) in pooled.items():
                     at = start + seq.cpu().numpy()
                     stats.update(i, rows, G.rows(at), None if H is None else H.rows(at))
