@@ -14,7 +14,10 @@ measures in one run, with the unsteered model beside them:
 * fluency: the mean next-token KL divergence from the unsteered model on neutral prompts, each steered as female and
   as male (0 is unchanged);
 * the total variance of the layer's states under each pooling (why the maps differ), whether ``attach`` warned about
-  the pooling, and greedy continuations.
+  the pooling, and greedy continuations;
+* beside them the strongest simple alternative for generation, a mean-difference steering vector (the generation
+  harness's ``mean_diff``: ``h - u u^T (h - mu)``, one map for every row, strength 1), fitted on the ``"tokens"``
+  statistics and applied at ``positions="tokens"``.
 
 Writes ``pooling_match.{json,md,png}`` (atomically; ``--overwrite`` to replace).
 """
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 from steer_generation import EVAL_TEMPLATES, SUBJECTS, fit_corpus, occupation_distributions, occupation_token_ids
 
+from steerfair.evaluation.generation_methods import group_moments, mean_diff_map
 from steerfair.evaluation.output import check_output, result_names, write_results
 from steerfair.llm import collect, fit_bundle, load_model, steer
 
@@ -118,7 +122,8 @@ def main() -> None:
     def measure(bundle: Any, positions: str = "all") -> dict[str, Any]:
         dists, kls, samples = {}, [], []
         for g in SUBJECTS:
-            with steer(model, bundle, groups=[g], positions=positions) if bundle is not None else _nothing():
+            rows_group = [g] if hasattr(bundle, "layer_maps") else None  # a steering vector has no groups
+            with steer(model, bundle, groups=rows_group, positions=positions) if bundle is not None else _nothing():
                 dists[g] = occupation_distributions(model, tok, prompts[g], occ)
                 if bundle is not None:
                     lp = next_token_logprobs(model, tok, NEUTRAL_PROMPTS)
@@ -143,6 +148,13 @@ def main() -> None:
                    kl_to_ideal=bundle.metadata["kl"])  # fmt: skip
         row["positions"] = STEERED.get(pooling, "all")
         rows[f"pooling={pooling!r}"] = row
+        if pooling == "tokens":  # the alternative on the same statistics and positions
+            counts_g, means_g, _ = group_moments(stats, args.layer)
+            vector = {args.layer: mean_diff_map(counts_g, means_g)}
+            alt = measure(vector, "tokens")
+            alt.update(positions="tokens", rows=row["rows"], total_variance=row["total_variance"], warned=False)
+            rows["mean-difference vector ('tokens')"] = alt
+            print("mean_diff", {k: v for k, v in alt.items() if k != "samples"}, alt["samples"][0]["text"], flush=True)
         print(pooling, {k: v for k, v in row.items() if k != "samples"}, row["samples"][0]["text"], flush=True)
     res = {"model": args.model, "layer": args.layer, "fit_texts": len(texts), "rows": rows,
            "seconds": time.perf_counter() - t0}  # fmt: skip
