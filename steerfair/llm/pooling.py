@@ -57,7 +57,8 @@ def pool_hidden(
             ``"last"`` (last real token), ``"first"`` / ``"cls"`` (first real token), ``"all"``
             (every real token, one row each), or ``"tokens"`` (every real token but each sequence's first, one row
             each: a decoder's first state is its attention sink, with a norm about 100x the others' on SmolLM2, so
-            it dominates every moment of ``"all"``; a text of one token gives no row).
+            it dominates every moment of ``"all"``; a text of one token gives no row). An encoder's first state
+            (``[CLS]``) is no such outlier (MiniLM, docs/llm.md): use ``"all"`` there.
 
     Returns:
         ``(rows, seq_index)``: ``rows`` is ``(n, d)`` and ``seq_index`` ``(n,)`` (int64) gives the
