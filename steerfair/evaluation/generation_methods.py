@@ -42,6 +42,7 @@ from ..families import Gaussian
 from ..llm import ActivationStats, LinearProbe, capture_blocks, fit_bundle, steer
 from ..llm.pooling import tokens_mask
 from ..maps import AffineMap, bures_barycenter, gaussian_ot_map
+from .generation_names import METHODS, READOUT_METHODS
 from .readout_methods import Readout, readout_map
 
 __all__ = [
@@ -61,20 +62,6 @@ __all__ = [
 
 #: the two groups of the contrast statistics
 GROUPS = ("female", "male")
-#: the method names :func:`build_methods` knows
-METHODS = (
-    "none",
-    "mean_diff",
-    "leace",
-    "mimic",
-    "steerfair",
-    "steerfair_kl",
-    "steerfair_kl_erase",
-    "readout",
-    "mean_diff_readout",
-)
-#: the methods that need :func:`build_methods`'s ``readout`` (the readout block and its contrast directions)
-READOUT_METHODS = ("readout", "mean_diff_readout")
 
 _SUBJECTS = (
     ("She", "He"),

@@ -16,7 +16,7 @@ import math
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,18 +28,12 @@ from ..datasets.prompts import (
     builtin_prompts,
     load_prompts,
 )
-from ..llm import find_layer_list
-from .generation_bias import BiasEvaluator, EvaluationData, Steering, generate
-from .generation_methods import (
-    METHODS,
-    READOUT_METHODS,
-    SteeringMethod,
-    build_methods,
-    contrast_corpus,
-    contrast_statistics,
-)
+from .generation_names import METHODS, READOUT_METHODS
 from .output import atomic_write_file, check_output, result_names, write_results
-from .readout_methods import model_readout
+
+if TYPE_CHECKING:  # torch and transformers load when a run starts, so that --help and argument errors come at once
+    from .generation_bias import Steering
+    from .generation_methods import SteeringMethod
 
 __all__ = [
     "CONTINUATION_PROMPTS",
@@ -263,6 +257,11 @@ def _resolve_device(device: str) -> str:
 
 def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = print) -> dict[str, Any]:
     """Run the whole evaluation for parsed :func:`add_arguments` options and write the results."""
+    from ..llm import find_layer_list
+    from .generation_bias import BiasEvaluator, EvaluationData, generate
+    from .generation_methods import build_methods, contrast_corpus, contrast_statistics
+    from .readout_methods import model_readout
+
     t0 = time.perf_counter()
     prompts = check_arguments(args) if prompts is None else prompts
     setting = _continuation_setting(args.continuations, list(args.methods))
