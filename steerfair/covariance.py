@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .warning_location import user_stacklevel
+
 __all__ = [
     "AUTO_REG_RCOND",
     "AUTO_REG_SCALE",
@@ -33,9 +35,9 @@ Shrinkage = Literal["ledoit_wolf", "oas"] | float | None
 #: Diagonal regularisation: a fixed amount, ``"auto"`` (only near-singular covariances) or ``None``.
 Regularisation = float | Literal["auto"] | None
 
-#: A fitted covariance whose eigenvalue ratio min/max falls below this is "near-singular".
+#: A fitted covariance whose correlation matrix has an eigenvalue ratio min/max below this is "near-singular".
 AUTO_REG_RCOND = 1e-10
-#: ``reg="auto"`` then adds ``AUTO_REG_SCALE * trace(S) / d`` to the diagonal.
+#: ``reg="auto"`` then adds ``AUTO_REG_SCALE`` times each variance to the diagonal.
 AUTO_REG_SCALE = 1e-8
 
 #: Marks a keyword argument the caller did not pass.
@@ -83,9 +85,10 @@ class CovarianceEstimator:
         shrinkage: ``None`` (maximum likelihood), ``"oas"`` (oracle-approximating, from the moments and the
             effective sample size), ``"ledoit_wolf"`` (needs the rows: available when fitting from arrays) or a
             fixed intensity in ``[0, 1]``.
-        reg: diagonal regularisation added after shrinkage: ``"auto"`` adds ``AUTO_REG_SCALE * tr(S) / d`` only
-            when ``S`` is near-singular (eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always
-            added; ``None`` never regularises (a singular covariance then raises where it is used).
+        reg: diagonal regularisation added after shrinkage: ``"auto"`` adds ``AUTO_REG_SCALE`` times each variance
+            only when ``S`` is near-singular (its correlation matrix's eigenvalue ratio below ``AUTO_REG_RCOND``)
+            and warns; a float is always added; ``None`` never regularises (a singular covariance then raises
+            where it is used).
     """
 
     shrinkage: Shrinkage = None
@@ -161,7 +164,7 @@ class CovarianceEstimator:
         *,
         rows: tuple[np.ndarray, np.ndarray] | None = None,
         intensity: float | None = None,
-        stacklevel: int = 3,
+        stacklevel: int | None = None,
     ) -> np.ndarray:
         """Shrink, then regularise, the symmetric matrix ``S`` (a new array).
 
@@ -170,7 +173,7 @@ class CovarianceEstimator:
             n_eff: effective sample size (for ``"oas"``).
             rows: centred rows and normalised weights (for ``"ledoit_wolf"``).
             intensity: a shrinkage intensity computed elsewhere (overrides ``shrinkage``).
-            stacklevel: passed to the ``reg="auto"`` warning.
+            stacklevel: passed to the ``reg="auto"`` warning (default: the first frame outside steerfair).
         """
         alpha = self.intensity(S, n_eff, rows) if intensity is None else float(intensity)
         out = np.array(S, dtype=np.float64, copy=True)
@@ -179,27 +182,36 @@ class CovarianceEstimator:
             mu = float(np.trace(out)) / d
             out *= 1.0 - alpha
             out[np.diag_indices(d)] += alpha * mu
-        return self.regularise(out, stacklevel=stacklevel + 1)
+        return self.regularise(out, stacklevel=None if stacklevel is None else stacklevel + 1)
 
-    def regularise(self, S: np.ndarray, *, stacklevel: int = 3) -> np.ndarray:
-        """Add the diagonal regularisation ``reg`` to ``S`` (in place when a ridge is added; returns ``S``)."""
+    def regularise(self, S: np.ndarray, *, stacklevel: int | None = None) -> np.ndarray:
+        """Add the diagonal regularisation ``reg`` to ``S`` (in place when a ridge is added; returns ``S``).
+
+        ``reg="auto"`` is scale-free: it tests the correlation matrix ``D^-1/2 S D^-1/2`` (``D`` the variances) and
+        adds ``AUTO_REG_SCALE`` times each variance (``tr(S) / d`` for a zero variance), so a change of units of
+        any column changes the result by the same change of units.
+        """
         reg = self.reg
         if reg is None:
             return S
         d = S.shape[0]
         if reg == "auto":
-            evals = np.linalg.eigvalsh(S)
-            if evals[-1] <= 0:
+            variances = np.diag(S).copy()
+            if not np.any(variances > 0):
                 raise ValueError("the fitted covariance is zero (all samples identical)")
+            scale = np.where(variances > 0, variances, float(np.sum(variances[variances > 0])) / d)
+            root = np.sqrt(scale)
+            evals = np.linalg.eigvalsh(S / np.outer(root, root))
             if not near_singular(evals):
                 return S
-            eps = AUTO_REG_SCALE * float(np.trace(S)) / d
             warnings.warn(
-                f"fitted covariance is near-singular (eigenvalue ratio {evals[0] / evals[-1]:.2e}); "
-                f"adding {eps:.3g} to the diagonal. Pass shrinkage='oas' or reg=<float> to control this.",
+                f"fitted covariance is near-singular (eigenvalue ratio of its correlation matrix "
+                f"{evals[0] / evals[-1]:.2e}); adding {AUTO_REG_SCALE:g} x each variance to the diagonal. Pass "
+                "shrinkage='oas' or reg=<float> to control this.",
                 RuntimeWarning,
-                stacklevel=stacklevel,
+                stacklevel=user_stacklevel() if stacklevel is None else stacklevel,
             )
-            reg = eps
+            S[np.diag_indices(d)] += AUTO_REG_SCALE * scale
+            return S
         S[np.diag_indices(d)] += float(reg)
         return S

@@ -241,7 +241,7 @@ class GroupConditionalModel:
                         f"need at least 2 (effective) samples in {stats.cell_name(a, i)}; got {n_eff[a, i]:.3g}"
                     )
                 alpha = None if intensities is None else float(intensities[a, i])
-                cov = est.estimate(covs[a, i], float(n_eff[a, i]), intensity=alpha, stacklevel=5)
+                cov = est.estimate(covs[a, i], float(n_eff[a, i]), intensity=alpha)
                 row.append(Gaussian(stats.means[a, i], cov))
             comps.append(tuple(row))
         counts = stats.sizes
@@ -346,7 +346,7 @@ class GroupConditionalModel:
         for a in range(self.n_groups):
             for i in range(self.n_classes):
                 total += p[a, i] * self.components[a][i].kl(other.components[a][i])
-        return total
+        return max(total, 0.0)  # a KL is >= 0; the sums above can round below it by an ulp
 
     def share_class_covariances(self, weight: float = 1.0) -> GroupConditionalModel:
         """A copy whose cell covariances lean toward their class's covariance pooled over groups.

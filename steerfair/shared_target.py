@@ -445,6 +445,28 @@ def strength_folds(
     return list(folds.split(np.zeros(strata.size), strata))
 
 
+def _same_rows(*named: tuple[Any, str]) -> None:
+    """A clear error unless every array has the same number of rows."""
+    lengths = {name: len(value) for value, name in named}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{', '.join(lengths)} must have the same number of rows; got {lengths}")
+
+
+def _positive_class(y: Any, pos_label: Any) -> Any:
+    """``pos_label``, checked to be a class of ``y``; by default the second of two sorted classes."""
+    classes = np.unique(np.asarray(y))
+    if pos_label is None:
+        if classes.size != 2:
+            raise ValueError(
+                f"y_train has {classes.size} classes {classes.tolist()}: pass pos_label, the class whose rates the "
+                "gap compares"
+            )
+        return classes[1]
+    if pos_label not in classes:
+        raise ValueError(f"pos_label {pos_label!r} is not a class of y_train {classes.tolist()}")
+    return pos_label
+
+
 def _candidate_rows(
     fitted: Any, model: Any, grid: np.ndarray, fit: tuple[Any, Any, Any], val: tuple[Any, Any, Any]
 ) -> list[np.ndarray]:
@@ -474,6 +496,7 @@ def pick_strength(
     budget: float,
     strengths: Any = None,
     gap: Literal["equal_opportunity", "equalized_odds"] = "equalized_odds",
+    pos_label: Any = None,
     cv: int = 5,
     random_state: int | None = 0,
     progress: bool = False,
@@ -500,6 +523,8 @@ def pick_strength(
         budget: the largest acceptable gap (``>= 0``).
         strengths: candidate strengths in ``[0, 1]`` (default ``0, 0.1, ..., 1``).
         gap: ``"equalized_odds"`` (max of the TPR and FPR gaps) or ``"equal_opportunity"`` (TPR gap).
+        pos_label: the positive class of the gap; default: with two classes the second in sorted order (the
+            positive class of ``target="shared_positive"`` and ``SharedScore``), with more it must be given.
         cv: folds when no validation split is given (``>= 2``; :func:`strength_folds`).
         random_state: seed of the folds.
         progress: show a progress bar over the folds (``cv`` steerer fits and ``cv * len(strengths)`` model fits).
@@ -515,20 +540,29 @@ def pick_strength(
             "pick_strength needs a FairSteerer with target='shared' or 'shared_positive', or a SharedScore (strength "
             "only acts on those)"
         )
-    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget >= 0):
+    real = isinstance(budget, (int, float, np.integer, np.floating)) and not isinstance(budget, bool)
+    if not (real and math.isfinite(budget) and budget >= 0):
         raise ValueError(f"budget must be a finite number >= 0; got {budget!r}")
     if gap not in ("equal_opportunity", "equalized_odds"):
         raise ValueError(f"unknown gap {gap!r}; use 'equal_opportunity' or 'equalized_odds'")
     given = [v is not None for v in (X_val, y_val, groups_val)]
     if any(given) and not all(given):
         raise ValueError("pass all of X_val, y_val and groups_val, or none of them (then cv folds are used)")
+    _same_rows((X_train, "X_train"), (y_train, "y_train"), (groups_train, "groups_train"))
+    if all(given):
+        _same_rows((X_val, "X_val"), (y_val, "y_val"), (groups_val, "groups_val"))
+    pos_label = _positive_class(y_train, pos_label)
     folds = [] if all(given) else strength_folds(y_train, groups_train, cv, random_state)
     grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()
     if grid.size == 0:
         raise ValueError("strengths must hold at least one value in [0, 1]")
     for s in grid:
         as_unit_weight(s, "strengths")
-    measure = equalized_odds_gap if gap == "equalized_odds" else equal_opportunity_gap
+    gap_of = equalized_odds_gap if gap == "equalized_odds" else equal_opportunity_gap
+
+    def measure(y: np.ndarray, p: np.ndarray, groups: np.ndarray) -> float:
+        return gap_of(y, p, groups=groups, pos_label=pos_label)
+
     y_tr, g_tr = np.asarray(y_train), np.asarray(groups_train)
     if all(given):
         fitted = clone(steerer).fit(X_train, y_tr, groups=g_tr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _random_models import random_spd
@@ -131,9 +133,32 @@ def test_singular_covariance_is_regularised_on_the_diagonal_only() -> None:
     raw = np.cov(X.T, bias=True)
     off = ~np.eye(8, dtype=bool)
     np.testing.assert_allclose(g.cov[off], raw[off], rtol=0, atol=1e-14)
-    np.testing.assert_allclose(np.diag(g.cov) - np.diag(raw), AUTO_REG_SCALE * np.trace(raw) / 8)
+    np.testing.assert_allclose(np.diag(g.cov) - np.diag(raw), AUTO_REG_SCALE * np.diag(raw))
     with pytest.raises(ValueError, match="singular|semi-definite"):
         Gaussian.fit(X, reg=None)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    log_scales=st.lists(st.floats(-6, 6), min_size=4, max_size=4),
+    offsets=st.lists(st.floats(-1e3, 1e3), min_size=4, max_size=4),
+    n=st.sampled_from([3, 50]),
+)
+def test_auto_regularisation_follows_a_change_of_units(log_scales: list[float], offsets: list[float], n: int) -> None:
+    """``reg="auto"`` decides and regularises on the correlation scale: rescaling and shifting the columns rescales the
+    fitted covariance the same way, whether it is singular (3 rows, 4 columns) or not; and it warns at the user's
+    line."""
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 4)) @ rng.normal(size=(4, 4))
+    s = 10.0 ** np.asarray(log_scales)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g = Gaussian.fit(X)
+        h = Gaussian.fit((X + np.asarray(offsets)) * s)  # offsets up to 1e3 spreads of a column
+    np.testing.assert_allclose(h.cov / np.outer(s, s), g.cov, rtol=1e-6, atol=1e-12 * np.abs(g.cov).max())
+    singular = [w for w in caught if "near-singular" in str(w.message)]
+    assert len(singular) == (2 if n == 3 else 0)
+    assert all(w.filename == __file__ for w in singular)
 
 
 @pytest.mark.parametrize(

@@ -304,6 +304,28 @@ def test_pick_strength_takes_the_positive_target_and_refuses_bad_splits() -> Non
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, budget=0.05, cv=1)
     with pytest.raises(ValueError, match="target='shared' or 'shared_positive'"):
         pick_strength(FairSteerer(), LogisticRegression(), X, y, g, budget=0.05)
+    with pytest.raises(ValueError, match="X_train, y_train, groups_train must have the same number of rows"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g[:-1], budget=0.05)
+    with pytest.raises(ValueError, match="X_val, y_val, groups_val must have the same number of rows"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, X[:-1], y, g, budget=0.05)
+    with pytest.raises(ValueError, match="pass pos_label"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y + g, g, budget=0.05)
+    with pytest.raises(ValueError, match="pos_label 7 is not a class"):
+        pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, budget=0.05, pos_label=7)
+
+
+def test_pick_strength_measures_the_gap_of_the_same_class_whatever_the_labels_are_called() -> None:
+    """The gaps compared are those of the positive class (the second of two sorted classes, as for
+    ``target="shared_positive"``): renaming the classes ``0, 1`` to ``1, 2`` or to strings changes nothing (with
+    labels ``1, 2`` the gap was that of class 1, the negative one; with strings it crashed)."""
+    X, y, g = separability_groups(600, 2, np.random.default_rng(3))
+    kw = {"budget": np.float32(0.0), "strengths": [0.0, 0.5, 1.0], "cv": 2, "gap": "equal_opportunity"}
+    steerer = FairSteerer(target="shared_positive", random_state=0)
+    tables = [
+        pick_strength(steerer, LogisticRegression(), X, labels, g, **kw).table
+        for labels in (y, y + 1, np.where(y == 1, "yes", "no"))
+    ]
+    assert tables[0] == tables[1] == tables[2]
 
 
 @settings(max_examples=25, deadline=None)

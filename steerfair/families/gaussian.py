@@ -115,8 +115,8 @@ class Gaussian:
             weights: optional non-negative per-sample weights.
             shrinkage: ``None`` (MLE), ``"ledoit_wolf"``, ``"oas"`` or an intensity in ``[0, 1]``.
             reg: diagonal regularisation. ``"auto"`` (default) adds
-                ``AUTO_REG_SCALE * tr(S) / d`` only when the covariance is near-singular
-                (eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always added;
+                ``AUTO_REG_SCALE`` times each variance only when the covariance is near-singular
+                (its correlation matrix's eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always added;
                 ``None`` never regularises (a singular covariance then raises).
             estimator: a :class:`~steerfair.covariance.CovarianceEstimator` (instead of ``shrinkage``/``reg``).
         """

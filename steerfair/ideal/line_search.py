@@ -120,13 +120,16 @@ class TwoGroupProfile(_CachedProfile):
         self.d, self.m = d, m
         self.w0, self.w1 = stats.weights[self.g0], stats.weights[self.g1]
         self.lam, self.G, self.B, self.mu0h, self.mu1h, self.logdet_ratio = [], [], [], [], [], []
+        self.clipped = False  # a numerically singular pair: its eigenvalues clipped (the value is then a proxy)
         for i in range(m):
             L = stats.chols[self.g0, i]
             S1 = stats.covs[self.g1, i]
             Linv_S1 = solve_triangular(L, S1, lower=True, check_finite=False)
             C = solve_triangular(L, Linv_S1.T, lower=True, check_finite=False)
             kappa, V = eigh_sym(C)
-            kappa = _clip_relative_eigenvalues(kappa, i)
+            clipped = _clip_relative_eigenvalues(kappa, i)
+            self.clipped = self.clipped or bool(np.any(clipped != kappa))
+            kappa = clipped
             G = solve_triangular(L, np.eye(d), lower=True, check_finite=False)  # L^-1
             G = V.T @ G
             self.lam.append(1.0 / kappa)
@@ -243,11 +246,14 @@ class TwoByTwoProfile(_CachedProfile):
         self.GtG: list[np.ndarray] = []  # G_i^T G_i (lower triangle), G_i = L_0i^-1 L_1i
         self.lam: list[np.ndarray] = []
         self.logdet_ratio: list[float] = []
+        self.clipped = False  # a numerically singular pair: its eigenvalues clipped (the value is then a proxy)
         for i in range(2):
             GtG = gram_lower_t(tril_solve_tril(L0[i], L1[i]))
             self.GtG.append(GtG)
             kappa = eigvalsh_sym(GtG, lower_stored=True)  # eigenvalues of G G^T = L_0i^-1 S_1i L_0i^-T
-            kappa = _clip_relative_eigenvalues(kappa, i)
+            clipped = _clip_relative_eigenvalues(kappa, i)
+            self.clipped = self.clipped or bool(np.any(clipped != kappa))
+            kappa = clipped
             self.lam.append(1.0 / kappa)
             self.logdet_ratio.append(float(np.sum(np.log(kappa))))  # logdet S_1i - logdet S_0i
         # mean part: the pencil (Sigma_A, Sigma_C)
@@ -350,7 +356,8 @@ class TwoByTwoProfile(_CachedProfile):
         gam[g1] = g
         offsets = np.zeros((2, d))
         offsets[g1] = c
-        return ScaleFamilyParams(gam, offsets, np.array(nus), omegas, objective=self.value(s), template_chols=chols)
+        return ScaleFamilyParams(gam, offsets, np.array(nus), omegas, objective=None if self.clipped else self.value(s),
+                                 template_chols=chols)  # fmt: skip
 
 
 def _search_1d(

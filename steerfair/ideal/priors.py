@@ -26,7 +26,8 @@ def ideal_class_priors(model: GroupConditionalModel, intervention: str, referenc
 
 def prior_kl(model: GroupConditionalModel, q: np.ndarray) -> float:
     """``KL(P(A) q || P(A, Y))`` of the prior part."""
-    return float(np.sum(model.group_priors[:, None] * q[None, :] * (np.log(q)[None, :] - np.log(model.class_priors))))
+    value = float(np.sum(model.group_priors[:, None] * q[None, :] * (np.log(q)[None, :] - np.log(model.class_priors))))
+    return max(value, 0.0)  # a KL: rounding must not make it negative
 
 
 def cell_weights(model: GroupConditionalModel, q: np.ndarray) -> np.ndarray:
