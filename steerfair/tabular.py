@@ -61,6 +61,7 @@ from .shared_positive import fit_label_free
 from .shared_target import Marginals, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
 from .table_columns import atom_columns, column_index, column_scale, numeric_dtype, skew, well_conditioned
+from .warning_location import user_stacklevel
 
 __all__ = ["FairSteerer"]
 
@@ -513,7 +514,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 + " are moved to a class-specific value per (group, class) cell; tree models can read the label "
                 "off them and fail on test rows. Prefer marginals='auto' or 'copula' (or train_maps='unlabeled').",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
 
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:

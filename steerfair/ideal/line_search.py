@@ -28,6 +28,7 @@ from ..linalg import (
     tril_solve_tril,
     whiten_lower,
 )
+from ..warning_location import user_stacklevel
 from .scale_family import (
     CellFactors,
     ScaleFamilyParams,
@@ -64,7 +65,7 @@ def _clip_relative_eigenvalues(kappa: np.ndarray, i: int) -> np.ndarray:
             f"class {i}: the cell covariances are numerically singular relative to each other "
             f"(generalized eigenvalue {kappa[0]:.1e}); clipped at {floor:.1e}. Consider reg= or shrinkage=.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         kappa = np.maximum(kappa, floor)
     return kappa

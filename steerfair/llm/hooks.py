@@ -39,11 +39,8 @@ group's noise (a one-hot row is its group's garbling exactly), and ``strength=s`
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -53,6 +50,7 @@ from torch import nn
 from ..maps import AffineMap
 from ..membership import Membership
 from ..shared_target import as_generator
+from ..warning_location import user_stacklevel
 from .block_steering import BlockSteering
 from .capture import hidden_of
 from .layers import resolve_layers
@@ -459,21 +457,7 @@ def _warn_pooling_mismatch(pooling: Any, positions: str | torch.Tensor) -> None:
             "close, at 175x the next-token KL of maps of token states; docs/llm.md, 'Which pooling'). Collect the "
             "statistics with pooling='tokens' or 'all' (pooling='last' for positions='last')"
         )
-    warnings.warn(message, UserWarning, stacklevel=_user_stacklevel())
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside ``steerfair.llm`` and ``contextlib`` (the user's call of
-    :func:`attach` or :func:`steer`), counted from the caller of this function."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    frame: FrameType | None = sys._getframe(1)
-    level = 1
-    while frame is not None and (
-        os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here
-        or frame.f_code.co_filename == contextlib.__file__
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
+    warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
 
 
 def attach(
