@@ -164,6 +164,37 @@ def test_pooling_is_recorded_merged_saved_and_carried_into_the_bundle(tmp_path) 
     assert fit_bundle(means, reg=1e-3, target="shared", random_state=0).metadata["pooling"] == "mean"
 
 
+def test_one_token_texts_under_tokens_pooling_add_nothing_and_break_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``pooling="tokens"`` a one-token text gives no row: a batch of them (here the last) is skipped and the
+    statistics equal those of the other texts alone (a 0-row chunk arriving at an empty buffer used to make every
+    later read fail); with only such texts ``collect`` says so at once."""
+    monkeypatch.setattr("steerfair.llm.stats._BUFFER_ROWS", 1)  # every batch is merged at once: the buffer is empty
+    model, tok = _tiny_gpt2(), tokenizer()
+    texts, groups, labels = corpus(3, 24)
+    kw = {"layers": [1], "pooling": "tokens", "batch_size": 8, "progress": False}
+    alone = collect(model, tok, texts, groups, labels, **kw)
+    padded = collect(model, tok, [*texts, "w1", "w2"], [*groups, "a", "b"], [*labels, 0, 1], **kw)
+    assert torch.equal(padded.counts, alone.counts)
+    torch.testing.assert_close(padded.cov(1, "a", 0), alone.cov(1, "a", 0), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="no rows were collected"):
+        collect(model, tok, ["w1", "w2", "w3", "w4"], list("abab"), [0, 0, 1, 1], **kw)
+
+
+def test_metadata_is_saved_as_json_or_refused(tmp_path) -> None:
+    """numpy scalars and arrays in the metadata are saved as JSON numbers and lists; anything else is refused and
+    nothing is written (it was written as its ``str``)."""
+    from steerfair import AffineMap
+
+    maps = {1: {"a": AffineMap.identity(4), "b": AffineMap.identity(4)}}
+    path = tmp_path / "b.safetensors"
+    SteeringBundle(maps, ("a", "b"), metadata={"n": np.int64(40), "kl": np.float32(0.5), "v": np.arange(2)}).save(path)
+    assert SteeringBundle.load(path).metadata == {"n": 40, "kl": 0.5, "v": [0, 1]}
+    other = tmp_path / "c.safetensors"
+    with pytest.raises(ValueError, match="not JSON-serialisable"):
+        SteeringBundle(maps, ("a", "b"), metadata={"obj": object()}).save(other)
+    assert not other.exists() and not (tmp_path / "c.safetensors.json").exists()
+
+
 @pytest.mark.parametrize(
     ("pooling", "positions", "warns"),
     [

@@ -289,6 +289,53 @@ def test_group_maps_hard_soft_and_probe(seed: int) -> None:
     with pytest.raises(ValueError, match="rows but the batch"):
         with steer(model, {2: maps}, groups=["f"]):
             logits(model, x)
+    # the probe's groups are matched to the maps by name, whatever order either lists them in
+    with steer(model, {2: {"m": maps["m"], "f": maps["f"]}}, probe=probe):
+        torch.testing.assert_close(capture(model, 2, x), maps["m"](plain), rtol=1e-5, atol=1e-5)
+    for other in (
+        LinearProbe(W, np.array([-50.0, 50.0]), ("x", "y")),
+        LinearProbe(np.zeros((D, 3)), np.zeros(3), "fmx"),
+    ):
+        with pytest.raises(ValueError, match="the probe's groups"):
+            attach(model, {2: maps}, probe=other)
+    assert torch.equal(capture(model, 2, x), plain)  # nothing left attached
+
+
+def test_positions_must_be_a_name_or_a_boolean_mask() -> None:
+    """A list, tuple or int was taken for "generated" (the prompt left alone, silently); a numpy mask failed inside
+    the forward. Now: names and boolean masks (torch or numpy, the same result), anything else a clear error."""
+    model = tiny("gpt2")
+    T, x = random_map(0), ids(0, b=2)
+    mask = np.zeros((2, x.shape[1]), dtype=bool)
+    mask[:, 1:3] = True
+    with steer(model, {2: T}, positions=torch.from_numpy(mask)):
+        by_tensor = capture(model, 2, x)
+    with steer(model, {2: T}, positions=mask):
+        assert torch.equal(capture(model, 2, x), by_tensor)
+    for bad in (["tokens"], ("all",), 0, [[True] * x.shape[1]] * 2):
+        with pytest.raises(ValueError, match="positions must be"):
+            attach(model, {2: T}, positions=bad)
+
+
+def test_maps_of_another_width_are_refused_where_the_config_names_no_hidden_size() -> None:
+    """A model without a ``hidden_size`` in its config (here a plain module) is checked at the first forward: a
+    64-dimensional map on 32-dimensional states mixed pairs of tokens before."""
+
+    class Stack(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(D, D) for _ in range(2)])
+
+        def forward(self, h: torch.Tensor) -> torch.Tensor:
+            for block in self.layers:
+                h = block(h)
+            return h
+
+    model, h = Stack().eval(), torch.randn(2, 4, D)
+    for width in (16, 64):
+        with pytest.raises(ValueError, match=f"maps are {width}-dimensional but its hidden states are {D}"):
+            with steer(model, {0: AffineMap(np.eye(width), np.ones(width))}, positions="all"):
+                model(h)
 
 
 def test_half_precision_model() -> None:

@@ -46,6 +46,15 @@ def _check_seed(random_state: Any) -> int | None:
     )
 
 
+def _json_value(value: Any) -> Any:
+    """JSON for numpy scalars and arrays in metadata; anything else non-JSON raises ``TypeError`` (never its repr)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 @dataclass(frozen=True, eq=False)
 class SteeringBundle:
     """Maps per layer and group, optional probes per layer, and what they were fitted for.
@@ -156,7 +165,7 @@ class SteeringBundle:
         if self.noise:
             side["noise_layers"] = sorted(self.noise)
         try:
-            text = json.dumps(side, indent=2, default=str)
+            text = json.dumps(side, indent=2, default=_json_value)
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"the bundle's metadata is not JSON-serialisable ({exc}); use str keys and JSON values"

@@ -139,4 +139,9 @@ def collect(
                     stats.update(i, rows, G.rows(at), None if H is None else H.rows(at))
                 bar.update(stop - start)
     assert stats is not None
+    if float(stats.counts.sum()) == 0.0:
+        raise ValueError(
+            f"no rows were collected: with pooling={pooling!r} a text gives a row per token but its first, and every "
+            "text here has one token; use longer texts or pooling='all'"
+        )
     return stats

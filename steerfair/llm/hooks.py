@@ -162,6 +162,14 @@ class SteeringHandle:
         self._group_labels: dict[int, list[Any]] = {
             layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
         }
+        # each layer's probe columns in the order of its maps (a probe's groups are matched by name, never by position)
+        self._probe_columns: dict[int, list[int]] = {
+            layer: (self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe).columns_for(
+                labels, f"layer {layer}"
+            )
+            for layer, labels in self._group_labels.items()
+            if (self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe) is not None
+        }  # fmt: skip
         try:
             self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(model.register_forward_hook(self._post))
@@ -336,7 +344,7 @@ class SteeringHandle:
         probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
         if probe is None:
             raise ValueError("per-group maps need groups=, group_proba= or a probe to know each row's group")
-        P = probe.proba(h)
+        P = probe.proba(h)[..., self._probe_columns[layer]]
         if self.probe_mode == "hard":  # the most probable group takes its whole map
             P = torch.nn.functional.one_hot(P.argmax(dim=-1), P.shape[-1]).to(P.dtype)
         return P
@@ -347,6 +355,9 @@ class SteeringHandle:
         found = self._kernel_cache.get(key)
         if found is None:
             spec = self.maps[layer]
+            d = (spec if isinstance(spec, AffineMap) else next(iter(spec.values()))).d_in
+            if h.shape[-1] != d:  # models whose config does not name a hidden size are checked here, at first use
+                raise ValueError(f"layer {layer}: the maps are {d}-dimensional but its hidden states are {h.shape[-1]}")
             maps = [spec] if isinstance(spec, AffineMap) else list(spec.values())
             factors = self.noise.get(layer, [None] * len(maps))
             found = [map_kernel(T, h.device, h.dtype, self._sampler(F, h)) for T, F in zip(maps, factors, strict=True)]
@@ -508,6 +519,10 @@ def attach(
         positions = "tokens" if pooling == "tokens" else "all"
     if isinstance(positions, str) and positions not in POSITIONS:
         raise ValueError(f"unknown positions {positions!r}; use one of {POSITIONS} or a boolean mask")
+    if isinstance(positions, np.ndarray):
+        positions = torch.from_numpy(positions)
+    if not isinstance(positions, (str, torch.Tensor)):
+        raise ValueError(f"positions must be one of {POSITIONS} or a boolean batch x T mask; got {positions!r}")
     if isinstance(positions, torch.Tensor) and (positions.ndim != 2 or positions.dtype != torch.bool):
         raise ValueError("a positions mask must be a boolean batch x T tensor")
     if not isinstance(noise, bool):

@@ -76,6 +76,22 @@ class LinearProbe:
         e = np.exp(z)
         return e / e.sum(axis=-1, keepdims=True)
 
+    def columns_for(self, labels: Sequence[Any], where: str = "the maps") -> list[int]:
+        """The column of :meth:`proba` for each of ``labels`` (the groups of a set of maps, in their order): a probe's
+        groups are matched by name, never by position.
+
+        Raises:
+            ValueError: if the probe's groups are not exactly ``labels`` (``where`` names the maps in the message).
+        """
+        groups = list(self.groups)
+        columns = [next((j for j, g in enumerate(groups) if g == label), -1) for label in labels]
+        if len(groups) != len(labels) or -1 in columns:
+            raise ValueError(
+                f"{where}: the probe's groups {groups} are not the groups of the maps {list(labels)}; pass the probe "
+                "fitted with these maps (the bundle's own), or groups= / group_proba="
+            )
+        return columns
+
     def predict(self, h: Any) -> np.ndarray:
         """The most probable group of each row."""
         p = self.proba(h)

@@ -314,6 +314,8 @@ class ActivationStats:
         if not finite.all():
             bad = np.flatnonzero(~finite).tolist()
             raise ValueError(f"rows contain NaN or infinite values (layer {self.layers[li]}, row(s) {bad[:10]})")
+        if n == 0:  # e.g. a batch of one-token texts under pooling="tokens": nothing to add
+            return self
         self._pending[li].append((x, G.weights, H.weights))
         if sum(len(part[0]) for part in self._pending[li]) >= _BUFFER_ROWS:
             self._flush(li)
