@@ -163,13 +163,11 @@ class SteeringHandle:
             layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
         }
         # each layer's probe columns in the order of its maps (a probe's groups are matched by name, never by position)
-        self._probe_columns: dict[int, list[int]] = {
-            layer: (self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe).columns_for(
-                labels, f"layer {layer}"
-            )
-            for layer, labels in self._group_labels.items()
-            if (self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe) is not None
-        }  # fmt: skip
+        self._probe_columns: dict[int, list[int]] = {}
+        for layer, labels in self._group_labels.items():
+            layer_probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
+            if layer_probe is not None:
+                self._probe_columns[layer] = layer_probe.columns_for(labels, f"layer {layer}")
         try:
             self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(model.register_forward_hook(self._post))
