@@ -92,7 +92,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
     Args:
         estimator: (scikit-learn classifier with ``predict_proba``, or None) The score model, cloned per fold; it
             reads the features and the group's indicators. None: of :func:`default_estimators` (a logistic regression
-            and histogram gradient boosting) the one with the smaller held-out log-loss.
+            and histogram gradient boosting) the one with the smaller held-out log-loss; gradient boosting alone
+            when ``X`` has missing or infinite values (it reads them; the logistic regression cannot).
         n_bins: (int >= 1) Most bins per group.
         min_bin_rows: (int >= 1) Fewest training rows per bin (small groups get fewer bins).
         pool_bins: (bool) Pool neighbouring bins until each group's likelihood ratio increases with the score (the
@@ -237,6 +238,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         Z = self._scorer_input(arr, gidx)
         folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(Z, gidx * 2 + yi))
         candidates = default_estimators(seed) if self.estimator is None else {"estimator": self.estimator}
+        if self.estimator is None and not np.all(np.isfinite(Z)):  # only gradient boosting reads missing values
+            candidates = {name: m for name, m in candidates.items() if name == "gradient boosting"}
         from tqdm.auto import tqdm
 
         with tqdm(total=len(candidates) * n_folds, desc="SharedScore", unit="fit", disable=not self.progress) as bar:
@@ -303,6 +306,11 @@ class SharedScore(TransformerMixin, BaseEstimator):
             groups = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
         gidx = self._group_index(groups, arr.shape[0], fitting=False)
         Z = self._scorer_input(arr, gidx)
+        if self.estimator_name_ == "logistic regression" and not np.all(np.isfinite(Z)):
+            raise ValueError(
+                "X has missing or infinite values, which the logistic regression chosen at fit (no missing values "
+                "then) cannot read; impute them, or fit with estimator=HistGradientBoostingClassifier()"
+            )
         which = self.rng_.integers(len(self.scorers_), size=arr.shape[0])
         scores = np.empty(arr.shape[0])
         for f, model in enumerate(self.scorers_):

@@ -60,7 +60,8 @@ from .privacy.reports import group_reader
 from .shared_positive import fit_label_free
 from .shared_target import Marginals, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
-from .table_columns import atom_columns, column_index, column_scale, numeric_dtype, skew, well_conditioned
+from .table_columns import atom_columns, column_index, numeric_dtype, skew
+from .table_model import fit_cell_model
 from .warning_location import user_stacklevel
 
 __all__ = ["FairSteerer"]
@@ -111,7 +112,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             separable group); with ``target="shared_positive"``, the group whose positive law is the target (default:
             the largest).
         solver: ({"auto", "cvxpy"}) Fast closed form / line search, or the cvxpy reference.
-        min_samples: (int) The fewest training rows allowed in a (group, class) cell.
+        min_samples: (int) The fewest training rows allowed in a (group, class) cell. Without shrinkage a cell
+            should have more rows than steered columns (its covariance is singular otherwise: a warning says so).
         group_epsilon: (float or None) ``None``: ``groups`` are the raw sensitive attribute. A number ``eps > 0``:
             ``groups`` are reports privatised with k-ary randomized response at ``eps`` (``math.inf`` is the raw
             attribute, exactly as ``None``).
@@ -211,15 +213,18 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             if X.shape[1] == 0:
                 raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required")
             names = np.asarray([str(c) for c in X.columns], dtype=object)
+            repeated = sorted({c for c in names if np.sum(names == c) > 1})
+            if repeated:
+                raise ValueError(f"X has repeated column names {repeated}; give every column its own name")
             if fitting:
                 self.feature_names_in_ = names
             elif hasattr(self, "feature_names_in_") and not np.array_equal(names, self.feature_names_in_):
                 raise ValueError("X has different columns (names or order) from the data FairSteerer was fitted on")
             arr = np.full((len(X), X.shape[1]), np.nan)
             nonnum = set()
-            for j, c in enumerate(X.columns):
+            for j in range(X.shape[1]):
                 try:
-                    arr[:, j] = np.asarray(X[c], dtype=np.float64)
+                    arr[:, j] = np.asarray(X.iloc[:, j], dtype=np.float64)
                 except (TypeError, ValueError):
                     nonnum.add(j)
             self._nonnumeric = nonnum
@@ -324,7 +329,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.copula_ = GaussianCopula.fit(Z, sample_weight, per_group) if marginals == "copula" else None
         Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, per_group)
         self.group_reader_ = reader
-        self.model_ = self._fit_model(Z, y_arr, membership, sample_weight, estimator)
+        self.model_ = fit_cell_model(Z, y_arr, membership, sample_weight, estimator, self.min_samples)
         # Solve and build the maps in standardised coordinates (see Coordinates.standardising): exact by the
         # scale equivariance of the nearest-ideal problem, and it keeps Adult's fnlwgt (~1e5) from amplifying
         # round-off in the OT maps.
@@ -353,32 +358,6 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if self.group_probe == "logistic":
             self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership)
         return self
-
-    def _fit_model(
-        self, Z: np.ndarray, y: np.ndarray, membership: Membership, weights: Any, estimator: CovarianceEstimator
-    ) -> GroupConditionalModel:
-        """The model of the steered columns; ``reg="auto"`` decides and regularises in standardised units.
-
-        The automatic ridge must not depend on any column's units: a cell covariance is "near-singular" when its
-        *standardised* form (each steered column divided by its training standard deviation) is, and the ridge
-        is then added in those units (proportional to each column's variance) and mapped back. A well-conditioned
-        model is the plain fit, unchanged.
-        """
-        fit = lambda X, est: GroupConditionalModel.fit(  # noqa: E731
-            X, y, membership, weights=weights, estimator=est, min_samples=self.min_samples
-        )
-        if estimator.reg != "auto":
-            return fit(Z, estimator)
-        scale = column_scale(Z)
-        unit = Coordinates(scale=scale)
-        try:
-            plain = fit(Z, CovarianceEstimator(estimator.shrinkage, None))
-        except ValueError:  # a singular cell covariance: regularise it (below)
-            pass
-        else:
-            if all(well_conditioned(c.cov, scale) for row in plain.components for c in row):
-                return plain
-        return unit.unmodel(fit(unit.to_working(Z), estimator))
 
     def _estimator(self) -> CovarianceEstimator:
         if self.estimator is None:
@@ -479,6 +458,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def transform(self, X: Any, *, groups: Any = None) -> Any:
         """Steer test rows (label unknown) with ``test_mode``; the group probe stands in for missing groups."""
         arr, Z = self._working(X)
+        if self.shared_ is None and self.test_mode == "identity":  # exactly the input (no copula round trip)
+            return X.copy() if _is_frame(X) else arr
         return self._assemble(X, *self._steer(arr, Z, self._membership(arr, groups), None, self.test_mode))
 
     def fit_transform(

@@ -272,10 +272,8 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
 
 def as_unit_weight(value: Any, name: str) -> float:
     """A number in ``[0, 1]`` (not a bool), as float; anything else raises a ``ValueError`` naming ``name``."""
-    try:
-        w = float(value)
-    except (TypeError, ValueError):
-        w = math.nan
-    if isinstance(value, bool) or not 0.0 <= w <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1]; got {value!r}")
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    w = float(value) if number else math.nan
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
     return w

@@ -309,3 +309,22 @@ def test_pick_strength_takes_a_shared_score_and_steers_its_training_rows_from_he
     within = [r for r in choice.table if r["gap"] <= 0.05]
     assert choice.accuracy == max(r["accuracy"] for r in within)
     assert choice.steerer.strength == choice.strength and hasattr(choice.steerer, "meet_")
+
+
+def test_missing_values_leave_gradient_boosting_as_the_default_score_model() -> None:
+    """With ``estimator=None`` a table with NaN / inf crashed inside scikit-learn's logistic regression; gradient
+    boosting reads them, so it is the only candidate then. A logistic regression chosen on a clean table refuses
+    missing values at transform with a message that says what to do."""
+    rng = np.random.default_rng(0)
+    n = 400
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) + y[:, None]
+    holes = X.copy()
+    holes[3, 0], holes[5, 1] = np.nan, np.inf
+    score = SharedScore(random_state=0).fit(holes, y, groups=g)
+    assert score.estimator_name_ == "gradient boosting" and set(score.held_out_log_loss_) == {"gradient boosting"}
+    assert np.all(np.isfinite(score.transform(holes, groups=g)))
+    clean = SharedScore(random_state=0).fit(X[:, :1], y, groups=g)  # one column, linear: the regression wins
+    assert clean.estimator_name_ == "logistic regression"
+    with pytest.raises(ValueError, match="missing or infinite values"):
+        clean.transform(holes[:, :1], groups=g)

@@ -353,3 +353,16 @@ def test_roc_hull_of_the_ceiling_recipe_is_concave_and_dominates_the_curve(seed:
     for q1 in (0.1, 0.5, 0.8):
         acc = [float(np.max(q1 * c + (1 - q1) * (1 - grid))) for c in (hull, other, meet)]
         assert acc[2] <= min(acc[0], acc[1]) + 1e-12
+
+
+def test_strength_must_be_a_number() -> None:
+    """``strength="1"`` was read as 1.0 (and kept as a string in ``get_params``); a bool or a string is refused."""
+    from steerfair.shared_score import SharedScore
+
+    X, y, g = separability_groups(200, 2, np.random.default_rng(1))
+    for bad in ("1", "0.5", True):
+        with pytest.raises(ValueError, match="strength must be a number in"):
+            FairSteerer(target="shared", strength=bad).fit(X, y, groups=g)
+        with pytest.raises(ValueError, match="strength must be a number in"):
+            SharedScore(strength=bad).fit(X, y, groups=g)
+    assert FairSteerer(target="shared", strength=np.float32(0.5), random_state=0).fit(X, y, groups=g).strength == 0.5

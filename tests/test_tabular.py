@@ -301,3 +301,48 @@ def test_affine_family_steers_the_training_rows_onto_its_lower_kl_ideal() -> Non
     refit = GroupConditionalModel.fit(out[cols].to_numpy(), y, g, weights=aff.sample_weight(y, groups=g), reg=None)
     assert is_ideal(refit, tol=1e-7)
     assert not np.allclose(out[cols].to_numpy(), iso.fit_transform(df, y, groups=g)[cols].to_numpy())
+
+
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=6))
+@settings(max_examples=15, deadline=None)
+def test_identity_test_mode_returns_test_rows_unchanged_under_the_copula(values: list[float]) -> None:
+    """``test_mode="identity"``: test rows are not moved, also where the copula steers a column with atoms (values
+    unseen in training were snapped to training values, and clamped to their range)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = np.column_stack([rng.normal(size=(n, 2)) + y[:, None], rng.poisson(2.0, n)])
+    steerer = FairSteerer(test_mode="identity", random_state=0).fit(X, y, groups=g)
+    assert steerer.marginals_ == "copula"
+    T = np.column_stack([rng.normal(size=(len(values), 2)), values])
+    assert np.array_equal(steerer.transform(T, groups=np.zeros(len(values), int)), T)
+    frame = pd.DataFrame(T, columns=["a", "b", "c"])
+    pd.testing.assert_frame_equal(
+        FairSteerer(test_mode="identity", random_state=0).fit(pd.DataFrame(X, columns=["a", "b", "c"]), y, groups=g)
+        .transform(frame, groups=np.zeros(len(values), int)), frame)  # fmt: skip
+
+
+def test_repeated_column_names_are_refused_not_skipped() -> None:
+    """Two numeric columns named alike were both left unsteered without a word."""
+    rng = np.random.default_rng(0)
+    n = 200
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    frame = pd.DataFrame(rng.normal(size=(n, 3)) + y[:, None], columns=["x", "x", "z"])
+    with pytest.raises(ValueError, match=r"repeated column names \['x'\]"):
+        FairSteerer().fit(frame, y, groups=g)
+
+
+def test_a_cell_with_no_more_rows_than_columns_is_reported() -> None:
+    """Without shrinkage a cell of 8 rows in 12 steered columns has a singular covariance and its rows collapse
+    toward a point: a warning names the cells and the remedy (at the user's line); with OAS they keep their spread."""
+    rng = np.random.default_rng(0)
+    d = 12
+    g = np.r_[np.zeros(300, int), np.ones(16, int)]
+    y = np.r_[rng.integers(0, 2, 300), np.tile([0, 1], 8)]
+    X = rng.normal(size=(len(g), d)) + y[:, None]
+    with pytest.warns(UserWarning, match=r"cell\(s\) 1/0 \(8 rows\), 1/1 \(8 rows\).*shrinkage='oas'") as record:
+        collapsed = FairSteerer().fit(X, y, groups=g).transform(X, groups=g)
+    assert all(w.filename == __file__ for w in record if "cell(s)" in str(w.message))
+    assert collapsed[g == 1].std(axis=0).mean() < 0.01 * X[g == 1].std(axis=0).mean()
+    kept = FairSteerer(shrinkage="oas").fit(X, y, groups=g).transform(X, groups=g)
+    assert kept[g == 1].std(axis=0).mean() > 0.5 * X[g == 1].std(axis=0).mean()
