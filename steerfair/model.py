@@ -79,8 +79,9 @@ class GroupConditionalModel:
         comps = tuple(tuple(row) for row in self.components)
         if len(comps) != k or any(len(row) != m for row in comps):
             raise ValueError(f"components must be a {k} x {m} grid (groups x classes)")
-        dims = {c.dim for row in comps for c in row}
-        if len(dims) != 1 or not all(isinstance(c, Gaussian) for row in comps for c in row):
+        if not all(isinstance(c, Gaussian) for row in comps for c in row):
+            raise ValueError("components must be Gaussians (underlying normals) of one dimension")
+        if len({c.dim for row in comps for c in row}) != 1:
             raise ValueError("components must be Gaussians (underlying normals) of one dimension")
         for name, val in (("groups", groups), ("classes", classes), ("group_priors", gp), ("class_priors", cp)):
             val = np.array(val, copy=True)

@@ -136,11 +136,17 @@ def check_counts(x: Any, name: str, *, shape: tuple[int, ...] | None = None) -> 
 def check_psd_stack(S: np.ndarray, name: str, *, rtol: float = 1e-10) -> np.ndarray:
     """Symmetrised ``(..., d, d)`` matrices, each positive semi-definite (eigenvalues ``>= -rtol * max |entry|``).
 
-    Singular matrices pass (a regulariser may follow); an indefinite one raises a ``ValueError`` naming its index.
+    Singular matrices pass (a regulariser may follow); an indefinite or non-symmetric one (beyond rounding, ``1e-8``
+    of its largest entry, as :func:`check_cov`) raises a ``ValueError`` naming its index.
     """
     sym = 0.5 * (S + np.swapaxes(S, -1, -2))
     if sym.size == 0:
         return sym
+    skew = np.abs(S - np.swapaxes(S, -1, -2)).max(axis=(-1, -2))
+    lopsided = np.argwhere(skew > 1e-8 * np.maximum(np.abs(S).max(axis=(-1, -2)), 1e-300))
+    if lopsided.size:
+        where = ", ".join(str(int(i)) for i in lopsided[0])
+        raise ValueError(f"{name}[{where}] is not symmetric; pass covariance matrices")
     lowest = np.linalg.eigvalsh(sym)[..., 0]
     scale = np.maximum(np.abs(sym).max(axis=(-1, -2)), 1e-300)
     bad = np.argwhere(lowest < -rtol * scale)

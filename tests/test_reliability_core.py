@@ -296,3 +296,55 @@ def test_finding_10_to_low_rank_rejects_bad_rank(rank: Any) -> None:
 def test_finding_10_bures_barycenter_rejects_bad_weights(weights: list[float]) -> None:
     with pytest.raises(ValueError, match="weights"):
         bures_barycenter([np.eye(2), 2 * np.eye(2)], weights=weights)
+
+
+def test_math_core_bad_input_gets_a_clear_error_naming_the_argument(tmp_path: Path) -> None:
+    """Found by a new-user pass: each of these crashed deep inside the library or numpy, or was silently accepted."""
+    from safetensors.numpy import save_file
+
+    import steerfair as sf
+    from steerfair.maps import gaussian_ot_map, mean_shift_map
+
+    cells = ((Gaussian([0.0, 0.0], np.eye(2)), Gaussian([1.0, 0.0], np.eye(2))),) * 2
+    model = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [[0.5, 0.5]] * 2, cells)
+    with pytest.raises(ValueError, match="components must be Gaussians"):  # was AttributeError: no attribute 'dim'
+        GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [[0.5, 0.5]] * 2, (([0, 0], [1, 0]), ([0, 1], [1, 1])))
+    covs = np.tile(np.eye(2), (2, 2, 1, 1))
+    covs[0, 0, 0, 1] = 0.5  # was averaged with its transpose without a word
+    with pytest.raises(ValueError, match=r"covs\[0, 0\] is not symmetric"):
+        GroupConditionalModel.from_moments([0, 1], [0, 1], np.full((2, 2), 10), np.zeros((2, 2, 2)), covs)
+    with pytest.raises(ValueError, match="y and groups must have the same length"):  # was IndexError
+        sf.solve_nearest_ideal(model).sample_weights(np.array([0, 1, 1]), np.array([0, 0]))
+    save_file({"A": np.eye(2)}, str(tmp_path / "m.safetensors"), metadata={"format": "steerfair.AffineMap"})
+    with pytest.raises(ValueError, match=r"lacks the tensor\(s\) \['b'\]"):  # was KeyError: 'b'
+        AffineMap.load(tmp_path / "m.safetensors")
+    lognormal = sf.LogNormal(np.zeros(2), np.eye(2))
+    for make in (gaussian_ot_map, mean_shift_map):  # a map from log-space to linear space was returned
+        with pytest.raises(ValueError, match="same family"):
+            make(lognormal, Gaussian(np.zeros(2), np.eye(2)))
+    with pytest.raises(TypeError, match="amap must be an AffineMap"):  # was AttributeError: no attribute 'A'
+        Gaussian(np.zeros(2), np.eye(2)).pushforward(np.eye(2))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cost must be a cost ratio"):  # was "could not convert string to float"
+        sf.bayes_error(model, "a")  # type: ignore[arg-type]
+    for bad in (0, 2.7):  # 0 named an argument the user never passed, 2.7 was truncated to 2
+        with pytest.raises((ValueError, TypeError), match="n_costs"):
+            sf.transfer_bounds(model, model, n_costs=bad)  # type: ignore[arg-type]
+
+
+def test_a_vanishing_class_prior_does_not_break_the_affine_solver() -> None:
+    """A class prior of 1e-300 made a trust-region block vanish: ZeroDivisionError inside the CG boundary step."""
+    import steerfair as sf
+
+    rng = np.random.default_rng(5)
+
+    def spd() -> np.ndarray:
+        A = rng.standard_normal((2, 2))
+        return A @ A.T / 2 + np.eye(2)
+
+    cells = tuple(tuple(Gaussian(2 * rng.standard_normal(2), spd()) for _ in range(2)) for _ in range(2))
+    model = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [[1 - 1e-300, 1e-300], [0.5, 0.5]], cells)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        iso = sf.solve_nearest_ideal(model, intervention="all")
+        affine = sf.solve_nearest_ideal(model, intervention="all", family="affine")
+    assert np.isfinite(affine.kl) and affine.kl <= iso.kl * (1 + 1e-9)

@@ -156,6 +156,10 @@ class Gaussian:
     # ------------------------------------------------------------ transforms
     def pushforward(self, amap: AffineMap) -> Gaussian:
         """Distribution of ``A x + b`` for ``x ~ self``."""
+        from ..maps.affine import AffineMap  # the maps import this module
+
+        if not isinstance(amap, AffineMap):
+            raise TypeError(f"amap must be an AffineMap (e.g. AffineMap(A, b)); got {type(amap).__name__}")
         A = amap.A
         if A.shape[1] != self.dim:
             raise ValueError(f"map acts on dimension {A.shape[1]}; distribution has {self.dim}")

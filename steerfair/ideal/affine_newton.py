@@ -353,6 +353,8 @@ def cayley(G: np.ndarray, X: np.ndarray | None = None) -> tuple[np.ndarray, floa
 
 def _to_boundary(sMs: float, sMp: float, pMp: float, radius: float) -> float:
     """``tau >= 0`` with ``||s + tau p||_M = radius`` (``||s||_M <= radius``)."""
+    if pMp <= 0.0:  # a zero direction (e.g. a class prior of 1e-300 makes its block vanish): no step along it
+        return 0.0
     disc = sMp * sMp + pMp * (radius * radius - sMs)
     return (-sMp + float(np.sqrt(max(disc, 0.0)))) / pMp
 

@@ -368,6 +368,8 @@ def bayes_error(model: GroupConditionalModel, cost: float = 0.5, *, data: GroupC
         raise ValueError("bayes_error is implemented for binary labels")
     data = model if data is None else data
     _check_compatible(model, data)
+    if isinstance(cost, (bool, np.bool_)) or not isinstance(cost, (int, float, np.integer, np.floating)):
+        raise ValueError(f"cost must be a cost ratio strictly between 0 and 1; got {cost!r}")
     grid = _cost_grid(np.array([cost]), 1)
     comps = [(model.components[a][0], model.components[a][1]) for a in range(model.n_groups)]
     dcomps = [(data.components[a][0], data.components[a][1]) for a in range(data.n_groups)]
@@ -388,7 +390,7 @@ def transfer_bounds(
     _check_compatible(ideal, original)
     kl = ideal.kl(original)
     out = {"kl": kl, "error_bound": float(np.sqrt(2 * kl)), "eo_gap_bound": float(np.sqrt(8 * kl))}
-    costs = np.linspace(0.01, 0.99, int(n_costs))
+    costs = np.linspace(0.01, 0.99, as_int(n_costs, "n_costs", low=2))
     out["eo_gap_on_original"] = bayes_certificate(ideal, "equal_opportunity", costs=costs, data=original).gap
     if ideal.n_classes == 2:
         diffs = [abs(bayes_error(ideal, c, data=original) - bayes_error(ideal, c)) for c in costs[::4]]

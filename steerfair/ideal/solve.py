@@ -83,6 +83,8 @@ class IdealSolution:
 
     def sample_weights(self, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """Per-sample weights ``q_i / q_ia`` realising the ideal class priors on data ``(y, groups)``."""
+        if len(y) != len(groups):
+            raise ValueError(f"y and groups must have the same length; got {len(y)} and {len(groups)}")
         a = self.original.group_index(groups)
         i = self.original.class_index(y)
         return cell_weights(self.original, self.class_priors)[a, i]

@@ -284,6 +284,10 @@ class AffineMap:
     @classmethod
     def from_state_dict(cls, tensors: dict[str, np.ndarray], prefix: str = "") -> AffineMap:
         """Inverse of :meth:`state_dict`."""
+        needed = ["A", "b"] if f"{prefix}A" in tensors else ["U", "V", "b"] if f"{prefix}U" in tensors else []
+        missing = [f"{prefix}{k}" for k in needed if f"{prefix}{k}" not in tensors]
+        if missing:
+            raise ValueError(f"the stored affine map lacks the tensor(s) {missing}; the file is incomplete")
         if f"{prefix}A" in tensors:
             return cls(tensors[f"{prefix}A"], tensors[f"{prefix}b"])
         if f"{prefix}U" in tensors:

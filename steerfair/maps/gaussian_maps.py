@@ -22,9 +22,19 @@ def _normal(p: Gaussian | LogNormal, name: str) -> Gaussian:
     raise TypeError(f"{name} must be a Gaussian or LogNormal; got {type(p).__name__}")
 
 
+def _same_family(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -> None:
+    """A map between a log-normal and a Gaussian would send log-space to linear space: refuse it."""
+    if isinstance(source, LogNormal) != isinstance(target, LogNormal):
+        raise ValueError(
+            f"source is a {type(source).__name__} and target a {type(target).__name__}; a map acts on one space "
+            "(log-normals in log-space): pass two of the same family"
+        )
+
+
 def mean_shift_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) -> AffineMap:
     """``x -> x + (m_target - m_source)`` (for log-normals: in log-space)."""
     s, t = _normal(source, "source"), _normal(target, "target")
+    _same_family(source, target)
     if s.dim != t.dim:
         raise ValueError(f"source and target must have one dimension; got source {s.dim}, target {t.dim}")
     return AffineMap.translation(t.mean - s.mean)
@@ -53,6 +63,7 @@ def gaussian_ot_map(source: Gaussian | LogNormal, target: Gaussian | LogNormal) 
     For log-normals the map acts on ``log x`` (use it as ``exp(map(log x))``).
     """
     s, t = _normal(source, "source"), _normal(target, "target")
+    _same_family(source, target)
     if s.dim != t.dim:
         raise ValueError(f"source and target must have one dimension; got source {s.dim}, target {t.dim}")
     A = ot_map_matrix(s.cov, t.cov)
