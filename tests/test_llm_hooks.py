@@ -185,6 +185,24 @@ def test_last_position_under_left_and_right_padding() -> None:
         torch.testing.assert_close(steered[0, last], T(plain[0, last]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+@pytest.mark.parametrize("positions", ["tokens", "last"])
+def test_a_direct_call_of_the_inner_model_sees_the_padding(kind: str, positions: str) -> None:
+    """Hooks attached to a causal LM read the attention mask in its own pre-hook; calling the module that holds the
+    blocks directly (``model.model(...)``, ``model.transformer(...)``) skipped it, and "tokens" moved the padding,
+    "last" the last pad column. The steered states must be those of a call of the whole model."""
+    model = tiny(kind)
+    x = ids(5, b=2, t=6)
+    mask = torch.ones_like(x)
+    mask[1, 2:] = 0  # right padding in the second row
+    path = find_layer_list(model)[0]
+    inner = model.get_submodule(path.rsplit(".", 1)[0])
+    with torch.no_grad(), steer(model, {1: random_map(2)}, positions=positions):
+        whole = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+        direct = inner(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+    assert torch.equal(whole, direct)
+
+
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_tokens_positions_steer_every_real_token_but_the_first(side: str) -> None:
     """``positions="tokens"`` moves exactly the states of ``tokens_mask`` (the rows of ``pooling="tokens"``): the same
@@ -410,3 +428,24 @@ def test_hard_probe_applies_the_most_probable_groups_map() -> None:
     with pytest.raises(ValueError, match="probe_mode"):
         attach(model, {1: maps}, probe=probe, probe_mode="median")
     assert n_hooks(model) == 0
+
+
+def test_bad_layers_and_empty_batches_get_clear_errors() -> None:
+    """``layers=1.0`` (or ``None`` for capture; "'float' object is not iterable") and an empty batch (IndexError)
+    now name the argument."""
+    from steerfair.llm import capture_blocks
+
+    model = tiny("gpt2")
+    with pytest.raises(ValueError, match="layers must be an index"):
+        attach(model, {1: random_map(0)}, layers=1.0)  # type: ignore[arg-type]
+    for bad in (1.0, None):
+        with pytest.raises(ValueError, match="layers must be an index"):
+            with capture_blocks(model, None, bad):  # type: ignore[arg-type]
+                pass
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    raw = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "a": 2}, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]")
+    with capture_blocks(model, tok, [1]) as cap, pytest.raises(ValueError, match="texts is empty"):
+        cap.run([])

@@ -151,10 +151,15 @@ class BlockCapture:
             device, every row finite.
 
         Raises:
-            ValueError: if a text tokenizes to no tokens, or a block produced NaN or infinite activations.
+            ValueError: if ``texts`` is empty or not a list, a text tokenizes to no tokens, or a block produced NaN or
+                infinite activations.
             RuntimeError: if the hook of some block did not run (wrong ``layers`` / ``layer_path``).
         """
+        if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+            raise ValueError(f"texts must be a list of strings; got {type(texts).__name__}")
         texts = list(texts)
+        if not texts:
+            raise ValueError("texts is empty; pass at least one text")
         index = list(range(len(texts))) if index is None else list(index)
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         device = _input_device(self.model)

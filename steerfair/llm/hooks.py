@@ -50,12 +50,11 @@ from torch import nn
 from ..maps import AffineMap
 from ..membership import Membership
 from ..shared_target import as_generator
-from ..warning_location import user_stacklevel
 from .block_steering import BlockSteering
 from .capture import hidden_of
-from .layers import resolve_layers
+from .layers import find_layer_list, resolve_layers
 from .map_kernels import LayerMaps, LayerNoise, interpolate, layer_noise, map_kernel, normalise_maps
-from .pooling import tokens_mask
+from .pooling import tokens_mask, warn_pooling_mismatch
 from .probe import LinearProbe
 
 __all__ = ["LinearProbe", "SteeringHandle", "attach", "interpolate", "steer"]
@@ -137,6 +136,7 @@ class SteeringHandle:
         probe_mode: str = "soft",
         noise: Mapping[int, LayerNoise] | None = None,
         random_state: Any = None,
+        inner: nn.Module | None = None,
     ) -> None:
         if probe_mode not in ("soft", "hard"):
             raise ValueError(f"probe_mode must be 'soft' or 'hard'; got {probe_mode!r}")
@@ -171,6 +171,9 @@ class SteeringHandle:
         try:
             self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
             self._handles.append(model.register_forward_hook(self._post))
+            if inner is not None and inner is not model:  # a direct call of the module holding the blocks
+                self._handles.append(inner.register_forward_pre_hook(self._pre_inner, with_kwargs=True))
+                self._handles.append(inner.register_forward_hook(self._post_inner))
             for layer, block in blocks.items():
                 self._handles.append(BlockSteering.on(block).add(self._make_hook(layer)))
         except Exception:
@@ -294,6 +297,17 @@ class SteeringHandle:
 
     def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         self._ctx = {}
+
+    def _pre_inner(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The module holding the blocks called directly (``model.model(...)``): read its mask and cache as the
+        model's own pre-hook does; inside a call of the model, that hook has read them already."""
+        if not self._ctx:
+            self._pre(module, args, kwargs)
+            self._ctx["inner"] = True
+
+    def _post_inner(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if self._ctx.get("inner"):
+            self._ctx = {}
 
     def _selection(self, h: torch.Tensor) -> torch.Tensor | None:
         """Boolean ``batch x t`` mask of the positions to steer (``None``: all)."""
@@ -437,38 +451,6 @@ class SteeringHandle:
         return hook
 
 
-#: the positions whose states each pooling's rows are (maps fitted on one pooling are maps of those states only)
-POOLING_POSITIONS = {
-    "all": ("all", "prompt", "generated", "last", "tokens", "mask"),
-    "tokens": ("tokens", "generated", "last", "mask"),
-    "last": ("last", "generated"),
-}
-
-
-def _warn_pooling_mismatch(pooling: Any, positions: str | torch.Tensor) -> None:
-    """Warn when a bundle is to move other states than its maps were fitted on (``metadata["pooling"]``)."""
-    if not isinstance(pooling, str):
-        return  # not recorded (a bundle built by hand, or saved before the pooling was recorded)
-    where = positions if isinstance(positions, str) else "mask"
-    if where in POOLING_POSITIONS.get(pooling, ()):
-        return
-    if pooling == "tokens":
-        message = (
-            f"this bundle's maps were fitted on pooling='tokens' states (every token but each text's first), but "
-            f"positions={where!r} also moves each row's first state, a decoder's attention sink (its norm about "
-            "100x the others' on SmolLM2): pass positions='tokens'"
-        )
-    else:
-        message = (
-            f"this bundle's maps were fitted on pooling={pooling!r} states (one vector per text), but the hooks move "
-            f"the token states at positions={where!r}: token states are spread far more widely than pooled ones, "
-            "and maps fitted on one are not maps of the other (on SmolLM2 they widened the gap they were fitted to "
-            "close, at 175x the next-token KL of maps of token states; docs/llm.md, 'Which pooling'). Collect the "
-            "statistics with pooling='tokens' or 'all' (pooling='last' for positions='last')"
-        )
-    warnings.warn(message, UserWarning, stacklevel=user_stacklevel())
-
-
 def attach(
     model: nn.Module,
     maps: Any,
@@ -534,7 +516,7 @@ def attach(
         if random_state is None:
             random_state = (getattr(maps, "metadata", None) or {}).get("random_state")
         noise_of = (getattr(maps, "noise", None) or {}) if noise else {}
-        _warn_pooling_mismatch(pooling, positions)
+        warn_pooling_mismatch(pooling, positions)
         maps = maps.layer_maps()
     if layers is None:
         if isinstance(maps, Mapping) and maps and all(isinstance(k, int) and not isinstance(k, bool) for k in maps):
@@ -560,7 +542,9 @@ def attach(
             else {g: interpolate(T, float(strength)) for g, T in m.items()}
             for i, m in spec.items()
         }
-    handle = SteeringHandle(model, spec, blocks, positions, probe, probe_mode, factors, random_state)
+    path = find_layer_list(model, layer_path)[0]
+    inner = model.get_submodule(path.rsplit(".", 1)[0]) if "." in path else model
+    handle = SteeringHandle(model, spec, blocks, positions, probe, probe_mode, factors, random_state, inner)
     try:
         handle.set_groups(groups, group_proba)
     except Exception:

@@ -88,7 +88,12 @@ def resolve_layers(
     n = len(blocks)
     if isinstance(layers, str) and layers == "all":
         return dict(enumerate(blocks))
-    items = [layers] if isinstance(layers, (int, str)) else list(layers)
+    if isinstance(layers, (int, str)):
+        items = [layers]
+    elif isinstance(layers, Sequence) or (hasattr(layers, "__iter__") and not isinstance(layers, (bytes, dict))):
+        items = list(layers)
+    else:
+        raise ValueError(f"layers must be an index, a module name, a list of them or 'all'; got {layers!r}")
     if not items:
         raise ValueError("layers is empty; pass an index, a list of indices, or 'all'")
     out: dict[int, nn.Module] = {}

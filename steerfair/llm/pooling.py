@@ -1,14 +1,28 @@
 """Pooling of block outputs ``(batch, seq, d)`` to one row per sequence (or per real token), under the attention mask.
 
 :func:`pool_hidden` is shared by statistics collection (:func:`steerfair.llm.collect`) and sentence encodings
-(:func:`steerfair.llm.encode.encode`); :func:`check_pooling` validates a pooling name up front.
+(:func:`steerfair.llm.encode.encode`); :func:`check_pooling` validates a pooling name up front, and
+:func:`warn_pooling_mismatch` warns when hooks are to move other states than the statistics pooled.
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import torch
 
-__all__ = ["POOLINGS", "TOKEN_POOLINGS", "check_pooling", "pool_hidden", "tokens_mask"]
+from ..warning_location import user_stacklevel
+
+__all__ = [
+    "POOLINGS",
+    "POOLING_POSITIONS",
+    "TOKEN_POOLINGS",
+    "check_pooling",
+    "pool_hidden",
+    "tokens_mask",
+    "warn_pooling_mismatch",
+]
 
 #: The pooling modes of :func:`pool_hidden` (``pooling=``).
 POOLINGS: tuple[str, ...] = ("mean", "last", "first", "cls", "all", "tokens")
@@ -101,3 +115,35 @@ def pool_hidden(
     else:  # "first" / "cls"
         idx = torch.where(mask, pos, s).amin(dim=1)
     return hidden[batch_index, idx], batch_index
+
+
+#: the positions whose states each pooling's rows are (maps fitted on one pooling are maps of those states only)
+POOLING_POSITIONS = {
+    "all": ("all", "prompt", "generated", "last", "tokens", "mask"),
+    "tokens": ("tokens", "generated", "last", "mask"),
+    "last": ("last", "generated"),
+}
+
+
+def warn_pooling_mismatch(pooling: Any, positions: str | torch.Tensor) -> None:
+    """Warn when a bundle is to move other states than its maps were fitted on (``metadata["pooling"]``)."""
+    if not isinstance(pooling, str):
+        return  # not recorded (a bundle built by hand, or saved before the pooling was recorded)
+    where = positions if isinstance(positions, str) else "mask"
+    if where in POOLING_POSITIONS.get(pooling, ()):
+        return
+    if pooling == "tokens":
+        message = (
+            f"this bundle's maps were fitted on pooling='tokens' states (every token but each text's first), but "
+            f"positions={where!r} also moves each row's first state, a decoder's attention sink (its norm about "
+            "100x the others' on SmolLM2): pass positions='tokens'"
+        )
+    else:
+        message = (
+            f"this bundle's maps were fitted on pooling={pooling!r} states (one vector per text), but the hooks move "
+            f"the token states at positions={where!r}: token states are spread far more widely than pooled ones, "
+            "and maps fitted on one are not maps of the other (on SmolLM2 they widened the gap they were fitted to "
+            "close, at 175x the next-token KL of maps of token states; docs/llm.md, 'Which pooling'). Collect the "
+            "statistics with pooling='tokens' or 'all' (pooling='last' for positions='last')"
+        )
+    warnings.warn(message, UserWarning, stacklevel=user_stacklevel())

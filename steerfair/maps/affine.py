@@ -188,7 +188,9 @@ class AffineMap:
 
         key = ("torch", str(device), dtype)
         if key not in self._cache:
-            conv = lambda a: torch.tensor(np.array(a), dtype=dtype, device=device)  # noqa: E731
+            # one memory layout whatever the arrays' (an SVD's Fortran-ordered factors and their reloaded C-ordered
+            # copies must give bit-identical products)
+            conv = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype, device=device)  # noqa: E731
             if self._A is not None:
                 self._cache[key] = (conv(self._A.T.copy()), conv(self._b))
             else:
