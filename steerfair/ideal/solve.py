@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,6 +90,22 @@ class IdealSolution:
         a = self.original.group_index(groups)
         i = self.original.class_index(y)
         return cell_weights(self.original, self.class_priors)[a, i]
+
+
+@contextlib.contextmanager
+def _precision_context(model: GroupConditionalModel) -> Iterator[None]:
+    """Say what a lost factorisation inside the solver means for the user's model, and what to do."""
+    try:
+        yield
+    except ValueError as exc:
+        if "not positive definite" not in str(exc) and "singular" not in str(exc):
+            raise
+        worst = max(float(np.linalg.cond(c.cov)) for row in model.components for c in row)
+        raise ValueError(
+            f"the solver lost precision on this model's cell covariances (condition numbers up to {worst:.1e}; "
+            f"{exc}): refit the model with shrinkage='oas' or reg=<float> (GroupConditionalModel.fit / "
+            "from_moments, or FairSteerer(shrinkage=...)), or use intervention='affirmative'"
+        ) from exc
 
 
 def choose_reference(model: GroupConditionalModel) -> int:
@@ -199,7 +217,9 @@ def solve_nearest_ideal(
             raise ValueError("family='affine' has no cvxpy reference; use solver='auto'")
         from .affine_solve import solve_affine
 
-        return solve_affine(solve_nearest_ideal(model, criterion, intervention, reference=reference), bool(progress))
+        iso = solve_nearest_ideal(model, criterion, intervention, reference=reference)
+        with _precision_context(model):
+            return solve_affine(iso, bool(progress))
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
     if criterion not in CRITERIA:
@@ -244,7 +264,8 @@ def solve_nearest_ideal(
             inner = all_inner_cvxpy
         else:
             inner = None  # fast path: the two-group profiles (or the closed-form inner problem)
-        params, info = search_gammas(stats, inner, start, gauge=ref)
+        with _precision_context(model):
+            params, info = search_gammas(stats, inner, start, gauge=ref)
     keep = ref if intervention == "affirmative" else None
     ideal = _build(model, params, q, keep)
     if params.objective is not None:  # the fast paths evaluate the objective in closed form
