@@ -335,3 +335,23 @@ def test_model_kl_is_never_negative() -> None:
         a = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [q, q], cells)
         b = GroupConditionalModel([0, 1], [0, 1], [0.5, 0.5], [p, p], cells)
         assert kl(a, b) >= 0.0
+
+
+def test_is_ideal_accepts_a_rotated_group_whose_first_combination_is_not_generic() -> None:
+    """Group 1 is an exact rotation of group 0 (ideal: bayes_gap 0), built so that the alignment's first fixed
+    combination of the class covariances has a repeated eigenvalue on which they are not scalar; with one
+    combination ``is_ideal`` said False (violation 0.32), the second one finds the map."""
+    from steerfair import Gaussian, bayes_gap
+
+    t = 1.0 + np.sqrt(2.0) * np.arange(1, 4) % 1.0  # the first combination's coefficients
+    A, e = np.array([[1.0, 0.3], [0.3, -1.0]]), 0.2
+    K1, K2 = np.eye(2) + e * A, np.eye(2) - e * (t[0] - t[2]) / (t[1] - t[2]) * A
+    covs = (K1, K2, 3 * np.eye(2) - K1 - K2)  # t1 K1 + t2 K2 + t3 K3 is scalar
+    Q = np.array([[np.cos(0.9), -np.sin(0.9)], [np.sin(0.9), np.cos(0.9)]])
+    cells = (tuple(Gaussian([0.0, 0.0], K) for K in covs), tuple(Gaussian([0.0, 0.0], Q @ K @ Q.T) for K in covs))
+    model = GroupConditionalModel([0, 1], [0, 1, 2], [0.5, 0.5], [[1 / 3] * 3] * 2, cells)
+    assert bayes_gap(model, "equalized_odds", n_costs=21) <= 1e-9
+    assert is_ideal(model)
+    # and a perturbed copy is still rejected: the retries only ever lower a residual of a constructed map
+    bent = (cells[0], (*cells[1][:2], Gaussian([0.0, 0.0], Q @ covs[2] @ Q.T + 0.05 * np.eye(2))))
+    assert not is_ideal(GroupConditionalModel([0, 1], [0, 1, 2], [0.5, 0.5], [[1 / 3] * 3] * 2, bent))
