@@ -133,6 +133,11 @@ class CellStatistics:
         for name, val in (("counts", counts), ("sq_weights", sq), ("means", means), ("covs", covs)):
             if not np.all(np.isfinite(val)):
                 raise ValueError(f"{name} contains NaN or infinite values")
+        if np.any(sq < 0):
+            raise ValueError("sq_weights (sums of squared row weights) must be >= 0")
+        for name, labels in (("groups", groups), ("classes", classes)):
+            if len({repr(v) for v in labels.tolist()}) != len(labels):
+                raise ValueError(f"{name} must not repeat a label; got {labels.tolist()}")
         for name, val in (("groups", groups), ("classes", classes), ("counts", counts), ("sq_weights", sq)):
             object.__setattr__(self, name, val)
         sizes = counts if self.sizes is None else np.asarray(self.sizes, dtype=np.float64)
@@ -179,6 +184,14 @@ class CellStatistics:
                 c = cw[rows]
                 total = float(c.sum())
                 counts[a, i], sq[a, i], signed[a, i] = total, float(c @ c), bool(np.any(c < 0))
+                if signed[a, i] and abs(total) <= 1e-6 * float(np.abs(c).sum()):
+                    # (count, mean, centred covariance) cannot hold a signed cell whose weights cancel: its sums
+                    # would be lost (total 0) or swamped by rounding (total near 0), in this shard and in any merge
+                    raise ValueError(
+                        f"cell ({label_repr(groups.labels[a])}, {label_repr(classes.labels[i])}) has signed "
+                        f"(de-biased) weights that cancel (total {total:.3g} of {float(np.abs(c).sum()):.3g}): its "
+                        "statistics cannot be represented; use larger shards, or de-bias the merged reports"
+                    )
                 if total == 0.0:
                     continue
                 p = c / total
@@ -226,7 +239,12 @@ class CellStatistics:
         counts = np.asarray(counts, dtype=np.float64)
         sums = np.asarray(sums, dtype=np.float64)
         outers = np.asarray(outers, dtype=np.float64)
-        if counts.ndim != 2 or sums.shape[:2] != counts.shape or outers.shape[:2] != counts.shape:
+        if (
+            counts.ndim != 2
+            or sums.ndim != 3
+            or sums.shape[:2] != counts.shape
+            or outers.shape != (*sums.shape, sums.shape[2])
+        ):
             raise ValueError(f"counts (k, m), sums (k, m, d) and outers (k, m, d, d) disagree: {counts.shape}, "
                              f"{sums.shape}, {outers.shape}")  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -347,6 +365,8 @@ class CellStatistics:
         if P.ndim != 2 or P.shape[0] != self.dim:
             raise ValueError(f"basis must have shape ({self.dim}, r); got {P.shape}")
         c = np.zeros(self.dim) if center is None else np.asarray(center, dtype=np.float64)
+        if c.shape != (self.dim,) or not np.all(np.isfinite(c)):
+            raise ValueError(f"center must be a finite vector of length {self.dim}; got shape {c.shape}")
         means = (self.means - c) @ P
         covs = np.einsum("dr,kmde,es->kmrs", P, self.covs, P)
         covs = 0.5 * (covs + np.swapaxes(covs, -1, -2))

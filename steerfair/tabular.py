@@ -548,6 +548,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "steering_")
         y = np.asarray(y)
+        if groups is not None and len(groups) != len(y):
+            raise ValueError(f"y and groups must have one entry per row; got {len(y)} and {len(groups)}")
         prior = lambda: self.model_.joint[:, self.model_.class_index(y)].T  # noqa: E731
         membership = self.group_reader_.apply_membership(groups, len(y), self.groups_, prior)
         return self.steering_.sample_weights(y, membership)

@@ -446,3 +446,51 @@ def test_covariance_repair_is_scale_free() -> None:
     np.testing.assert_array_equal(covs[0, 0], S_ok)
     assert np.linalg.eigvalsh(covs[0, 1]).min() > 0
     assert covs[0, 1][1, 1] < 10.0 and covs[0, 1][0, 0] < 1e11  # no feature inflated by the other's scale
+
+
+def test_signed_weights_that_cancel_in_a_cell_are_refused_not_merged_wrongly() -> None:
+    """At ``eps = ln 3`` (k = 2) de-biased weights are exactly 1.5 and -0.5: a shard's cell can total 0 with a non-zero
+    signed sum, which (count, mean, centred covariance) cannot hold; the merge of shards then silently differed from
+    the statistics of the union (covariance off by 0.83; by 37 one ulp away from ln 3)."""
+    X = np.random.default_rng(0).standard_normal((8, 2)) + 5
+    reports, y = np.array([0, 1, 1, 1, 0, 0, 1, 0]), np.array([0, 0, 0, 0, 0, 0, 0, 1])
+    for eps in (math.log(3), math.log(3) + 1e-9):
+        with pytest.raises(ValueError, match=r"cell \(0, 0\) has signed \(de-biased\) weights that cancel"):
+            P.ldp_statistics(X[:4], y[:4], reports[:4], eps, categories=[0, 1], label_categories=[0, 1])
+    shards = [P.ldp_statistics(X[s], y[s], reports[s], 2.0, categories=[0, 1], label_categories=[0, 1])
+              for s in (slice(0, 4), slice(4, 8), slice(0, 8))]  # fmt: skip
+    merged = shards[0] + shards[1]
+    np.testing.assert_allclose(merged.covs, shards[2].covs, atol=1e-12)
+
+
+def test_dp_statistics_release_the_declared_domains() -> None:
+    """A person with a unique label added a cell to the release: the domains are declared (``group_labels=``,
+    ``label_categories=``), and without them a finite epsilon warns."""
+    rng = np.random.default_rng(0)
+    X, y, g = rng.standard_normal((300, 2)), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    with pytest.warns(UserWarning, match="label_categories: the groups / classes present in the data"):
+        P.dp_statistics(X, y, g, 1.0, 1e-5, 3.0, group_labels=[0, 1], seed=0)
+    declared = P.dp_statistics(X, y, g, 1.0, 1e-5, 3.0, group_labels=[0, 1], label_categories=[0, 1, 2], seed=0)
+    assert declared.stats.classes.tolist() == [0, 1, 2]  # the public domain, whatever the data hold
+    y_odd = y.copy()
+    y_odd[0] = 7  # outside the declared domain: refused, not a new cell
+    with pytest.raises(ValueError, match="y"):
+        P.dp_statistics(X, y_odd, g, 1.0, 1e-5, 3.0, group_labels=[0, 1], label_categories=[0, 1], seed=0)
+
+
+def test_cell_statistics_refuse_inconsistent_input() -> None:
+    from steerfair import CellStatistics
+
+    ones = np.ones((2, 2))
+    with pytest.raises(ValueError, match="disagree"):
+        CellStatistics.from_totals([0, 1], [0, 1], ones, np.zeros((2, 2, 3)), np.zeros((2, 2, 2, 2)))
+    with pytest.raises(ValueError, match="center must be a finite vector of length 3"):
+        CellStatistics.empty([0, 1], [0, 1], 3).project(np.eye(3), center=[1, 2])
+    with pytest.raises(ValueError, match="groups must not repeat a label"):
+        CellStatistics([0, 0], [0, 1], ones, ones, np.zeros((2, 2, 3)), np.zeros((2, 2, 3, 3)), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="sq_weights"):
+        CellStatistics([0, 1], [0, 1], ones, -ones, np.zeros((2, 2, 3)), np.zeros((2, 2, 3, 3)), np.zeros((2, 2)))
+    rng = np.random.default_rng(0)
+    X, y, g = rng.standard_normal((300, 2)), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    with pytest.raises(ValueError, match="y and groups must have one entry per row; got 10 and 300"):
+        FairSteerer().fit(X, y, groups=g).sample_weight(y[:10], groups=g)

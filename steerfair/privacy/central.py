@@ -15,13 +15,14 @@ Sensitivity (L2, of the vector of all cells' statistics):
 Assumptions: rows are independent individuals (one row per person), ``center`` and ``clip_norm`` are
 public (chosen without looking at the data), the labels and the group of a row are part of that row's
 data. The noise scale is the *analytic* Gaussian mechanism of Balle & Wang (ICML 2018), exact for every
-``epsilon > 0`` (the classical ``sqrt(2 ln(1.25/delta)) / epsilon`` is only valid for ``epsilon < 1``
-and is never smaller).
+``epsilon > 0`` (the classical ``sqrt(2 ln(1.25/delta)) / epsilon`` is only valid for ``epsilon < 1``, where
+it is larger; for large ``epsilon``, from about 9, the exact scale exceeds that formula, which is invalid there).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -34,6 +35,7 @@ from ..ideal.solve import Criterion, Intervention
 from ..membership import Membership
 from ..model import Family, GroupConditionalModel
 from ..statistics import PSD_FLOOR, CellStatistics
+from ..warning_location import user_stacklevel
 from .channel_inversion import label_membership, working_space
 from .mechanisms import check_delta, check_epsilon
 
@@ -149,6 +151,7 @@ def dp_statistics(
     family: Family = "normal",
     neighbouring: Neighbouring = "add_remove",
     group_labels: Sequence[Any] | None = None,
+    label_categories: Sequence[Any] | None = None,
     seed: int | np.random.Generator | None = None,
 ) -> DPStatistics:
     """Release (epsilon, delta)-DP per-(group, class) statistics with the Gaussian mechanism.
@@ -161,7 +164,14 @@ def dp_statistics(
         clip_norm: public bound ``C``; rows are clipped to ``||x - center|| <= C`` (in the working space).
         center: public centre (default 0).
         neighbouring: ``"add_remove"`` (sensitivity ``sqrt 3``) or ``"replace"`` (``sqrt 6``).
+        group_labels, label_categories: the public domains of the groups and classes. The guarantee covers the
+            released cells only if their set does not depend on the data: without them the values present in
+            ``groups`` / ``y`` are released as they are (a person with a unique label adds a cell), and a finite
+            ``epsilon`` warns.
         seed: randomness of the noise.
+
+    The release's ``n_clipped`` (rows clipped to ``clip_norm``) is an exact count, not private: a diagnostic for
+    the data holder, not to be released with the statistics.
     """
     eps = check_epsilon(epsilon)
     dlt = check_delta(delta)
@@ -180,7 +190,16 @@ def dp_statistics(
         n_clipped = int(over.sum())
         U[over] /= norms[over, None]
     G = Membership.parse(groups, n, labels=group_labels)
-    H = label_membership(y, n)
+    H = label_membership(y, n, label_categories=label_categories)
+    if not math.isinf(eps) and (group_labels is None or label_categories is None):
+        missing = " and ".join(n for n, v in (("group_labels", group_labels), ("label_categories", label_categories))
+                               if v is None)  # fmt: skip
+        warnings.warn(
+            f"dp_statistics without {missing}: the groups / classes present in the data are released as they are, "
+            "outside the (epsilon, delta) guarantee; pass the public domains",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
     stats = CellStatistics.from_rows(U, G, H)
     sigma = gaussian_sigma(eps, dlt, sens)
     if sigma > 0:
@@ -209,6 +228,7 @@ def dp_fit_model(
     center: Any = None,
     neighbouring: Neighbouring = "add_remove",
     group_labels: Sequence[Any] | None = None,
+    label_categories: Sequence[Any] | None = None,
     seed: int | np.random.Generator | None = None,
     estimator: CovarianceEstimator | None = None,
     shrinkage: Any = UNSET,
@@ -232,7 +252,7 @@ def dp_fit_model(
         )  # fmt: skip
     rel = dp_statistics(
         X, y, groups, eps, delta, clip_norm, center=center, family=family, neighbouring=neighbouring,
-        group_labels=group_labels, seed=seed,
+        group_labels=group_labels, label_categories=label_categories, seed=seed,
     )  # fmt: skip
     return rel.to_model(estimator=est, min_samples=min_samples)
 
