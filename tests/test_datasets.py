@@ -332,3 +332,24 @@ def test_fetch_openml_adult_preprocessing_matches(monkeypatch: pytest.MonkeyPatc
     pd.testing.assert_frame_equal(online.X, offline.X)
     np.testing.assert_array_equal(online.y, offline.y)
     assert "OpenML" in online.description
+
+
+def test_split_and_loaders_refuse_arguments_that_would_give_empty_or_wrong_data() -> None:
+    """``split(0.0001)`` returned an empty test part and ``split("0.3")`` failed in ``round``; ``load_german("age",
+    age_threshold=100)`` returned one group; ``separability_groups`` took an int for its generator and any rates."""
+    german = sd.load_german()
+    for size in (0.0001, 0.9999):
+        with pytest.raises(ValueError, match="leaves the .* part empty"):
+            german.split(size)
+    for size, seed in (("0.3", 0), (0.3, -1)):
+        with pytest.raises(ValueError, match="test_size|seed"):
+            german.split(size, seed=seed)  # type: ignore[arg-type]
+    for threshold in (100, float("nan"), "25"):
+        with pytest.raises(ValueError, match="age_threshold must be a number in"):
+            sd.load_german("age", age_threshold=threshold)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rng must be a numpy Generator"):
+        sd.separability_groups(10, 2, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="base_rates"):
+        sd.separability_groups(10, 2, np.random.default_rng(0), base_rates=(1.5, 0.2))
+    with pytest.raises(ValueError, match="scales"):
+        sd.separability_groups(10, 2, np.random.default_rng(0), scales=(-1.0, 2.0))

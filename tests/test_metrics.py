@@ -208,3 +208,30 @@ def test_scores_in_place_of_predicted_labels_are_refused_and_thresholded_scores_
     )
     with pytest.raises(ValueError, match="groups has non-integer values"):
         M.equal_opportunity_gap(y, labels, groups=groups + rng.uniform(0.1, 0.9, n))
+
+
+def test_new_user_pass_inputs_are_refused_or_read_right() -> None:
+    """A list mixing strings and NaN became a group called "nan" (a gap of 0.5 where the rows without it give 0);
+    the single rates gave 0.0 / NaN for a pos_label absent from string labels; a numpy alpha was refused, a negative
+    seed crashed in numpy; a report with a numpy pos_label was not JSON-serialisable; mixed-type groups crashed in
+    np.unique inside group_leakage."""
+    import json
+
+    with pytest.raises(ValueError, match="groups contains 1 missing value"):
+        M.demographic_parity_gap([1, 0, 1, 0, 1, 1], [1, 0, 0, 0, 1, 0], groups=["a", "a", np.nan, "b", "b", "b"])
+    with pytest.raises(ValueError, match="y_pred contains 1 missing value"):
+        M.fairness_report(["y", "n", "y", "n"], ["y", "n", np.nan, "n"], ["a", "a", "b", "b"], pos_label="y")
+    for rate in (M.selection_rate, M.true_positive_rate, M.false_positive_rate):
+        with pytest.raises(ValueError, match="pos_label=1 occurs in neither"):
+            rate(["yes", "no"], ["yes", "yes"])
+    y, p, g = [1, 0, 1, 0] * 20, [1, 0, 0, 1] * 20, [0, 0, 1, 1] * 20
+    a = M.bootstrap_ci(M.demographic_parity_gap, y, p, g, alpha=np.float32(0.05), n_boot=50)
+    assert a == M.bootstrap_ci(M.demographic_parity_gap, y, p, g, alpha=0.05, n_boot=50)
+    with pytest.raises(ValueError, match="seed must be None, a non-negative integer"):
+        M.bootstrap_ci(M.demographic_parity_gap, y, p, g, seed=-1, n_boot=50)
+    report = M.fairness_report(np.array(y), np.array(p), np.array(g), pos_label=np.int64(1))
+    assert json.loads(json.dumps(report.to_dict()))["pos_label"] == 1
+    groups = np.empty(40, dtype=object)
+    groups[:] = [1, "one"] * 20
+    with pytest.raises(ValueError, match="groups mix value types"):
+        M.group_leakage(np.random.default_rng(0).normal(size=(40, 2)), [0, 0, 1, 1] * 10, groups)

@@ -232,6 +232,9 @@ def test_atomic_writes_keep_permissions(tmp_path: Path) -> None:
         (["--rank", "385"], "exceeds minilm's dimension 384"),
         (["--rank", "-1"], "--rank must be non-negative"),
         (["--max-per-class", "-2"], "--max-per-class"),
+        (["--max-per-class", "5"], "--max-per-class must be 0 (no cap) or at least 200"),
+        (["--data", "nosuch"], "--data must be bug, bios or an existing Bios file or folder"),
+        (["--cache-dir", "/etc/passwd/x"], "--cache-dir '/etc/passwd/x' cannot be created"),
     ],
 )
 def test_finding_9_bios_rejects_bad_arguments_before_any_work(
@@ -373,3 +376,40 @@ def test_a_solver_losing_precision_says_which_input_and_what_to_do() -> None:
             warnings.simplefilter("ignore")
             with pytest.raises(ValueError, match=r"lost precision.*condition numbers up to 1\.0e\+08.*shrinkage='oas'"):
                 sf.solve_nearest_ideal(model, intervention="all", family=family)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--seed", "-1"], "--seed must be a non-negative integer"), (["--device", "cuda"], "no CUDA device")],
+)
+def test_generation_bias_rejects_a_negative_seed_and_a_missing_device_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a CUDA device is available here")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["generation-bias", "--model", "tiny-gpt2", "--out", str(tmp_path / "g"), *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "g" / "results.json").exists()
+
+
+def test_demo_without_the_adult_wheel_checks_the_fallback_folder_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the Adult data the demo falls back to the synthetic case study; existing results there were found only
+    after the fallback, as a traceback. Now a usage error, before any work."""
+    from steerfair import cli
+    from steerfair.datasets import MissingDataPackageError
+
+    def missing(package: str, dataset: str) -> Path:
+        raise MissingDataPackageError(f"{package} is not installed")
+
+    monkeypatch.setattr("steerfair.datasets.container.wheel_directory", missing)
+    (tmp_path / "synthetic").mkdir()
+    for name in cli.SYNTHETIC_FILES:
+        (tmp_path / "synthetic" / name).write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["demo", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "already holds results" in capsys.readouterr().err

@@ -130,8 +130,11 @@ class TabularDataset:
             tuple[TabularDataset, TabularDataset]: ``(train, test)``, disjoint datasets whose rows together are all
             rows of ``self``.
         """
-        if not 0.0 < float(test_size) < 1.0:
-            raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+        real = isinstance(test_size, (int, float, np.integer, np.floating)) and not isinstance(test_size, bool)
+        if not (real and 0.0 < float(test_size) < 1.0):
+            raise ValueError(f"test_size must be a number in (0, 1), got {test_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
         strata = pd.DataFrame({"g": self.groups, "y": self.y})
         test_mask = np.zeros(len(self), dtype=bool)
@@ -140,6 +143,13 @@ class TabularDataset:
             idx = np.flatnonzero((self.groups == key[0]) & (self.y == key[1]))
             n_test = int(round(test_size * len(idx)))
             test_mask[rng.permutation(idx)[:n_test]] = True
+        n_test = int(test_mask.sum())
+        if n_test == 0 or n_test == len(self):
+            raise ValueError(
+                f"test_size={test_size} leaves the {'test' if n_test == 0 else 'training'} part empty (each of the "
+                f"{len(strata.groupby(['g', 'y']))} (group, label) strata is rounded on its own); choose a test_size "
+                "further from 0 and 1"
+            )
         return self.subset(np.flatnonzero(~test_mask)), self.subset(np.flatnonzero(test_mask))
 
 

@@ -79,6 +79,13 @@ def load_german(
         groups = df["personal_status"].map(_GERMAN_SEX).to_numpy()
         age_label = ""
     else:
+        real = isinstance(age_threshold, (int, float, np.integer, np.floating)) and not isinstance(age_threshold, bool)
+        lo, hi = int(df["age"].min()), int(df["age"].max())
+        if not (real and lo <= float(age_threshold) < hi):
+            raise ValueError(
+                f"age_threshold must be a number in [{lo}, {hi}) (the ages in the data), so that both groups have "
+                f"rows; got {age_threshold!r}"
+            )
         t = f"{age_threshold:g}"
         groups = np.where(df["age"] > age_threshold, f"age>{t}", f"age<={t}")
         age_label = f" (threshold {t})"

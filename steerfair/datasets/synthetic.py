@@ -36,6 +36,12 @@ def separability_groups(
         ``(X (n, d), y (n,), groups (n,))`` with labels and groups in ``{0, 1}``.
     """
     n, d = as_int(n, "n", low=1), as_int(d, "d", low=1)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
+    if len(base_rates) != 2 or not all(0.0 < float(r) < 1.0 for r in base_rates):
+        raise ValueError(f"base_rates must be two label rates in (0, 1); got {base_rates!r}")
+    if len(scales) != 2 or not all(float(v) > 0.0 for v in scales):
+        raise ValueError(f"scales must be two positive standard deviations; got {scales!r}")
     g = rng.integers(0, 2, n)
     y = (rng.random(n) < np.where(g == 0, base_rates[0], base_rates[1])).astype(int)
     direction = np.ones(d) / np.sqrt(d)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from ..datasets.bios import TextDataset, load_text_data
+from ..datasets.bios import TextDataset, load_bug, load_text_data
 from .bios_methods import METHODS
 from .bios_protocol import ProtocolConfig, run_protocol
 from .bios_report import markdown, plot_gaps
@@ -287,6 +288,19 @@ def _check_positive(value: Any, name: str) -> None:
 _ALIAS_DIMS = {"minilm": 384, "smollm2": 576}
 
 
+def _check_cache_dir(cache_dir: str | None) -> None:
+    """The encoding cache must be a writable folder (created here), before hours of encoding are spent."""
+    from ..llm.models import cache_dir as default_cache
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--cache-dir {str(root)!r} cannot be created ({exc.strerror})") from None
+    if not os.access(root, os.W_OK):
+        raise ValueError(f"--cache-dir {str(root)!r} is not writable")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` naming the option for an unusable ``steerfair bios`` argument or output folder.
 
@@ -299,6 +313,15 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
     if args.max_per_class < 0:
         raise ValueError(f"--max-per-class must be non-negative (0: no cap); got {args.max_per_class}")
+    lowest = 2 * inspect.signature(load_bug).parameters["min_per_group"].default
+    if args.data == "bug" and 0 < args.max_per_class < lowest:
+        raise ValueError(
+            f"--max-per-class must be 0 (no cap) or at least {lowest} (twice the sentences each gender needs to "
+            f"keep an occupation); got {args.max_per_class}"
+        )
+    if args.data not in ("bug", "bios") and not Path(args.data).exists():
+        raise ValueError(f"--data must be bug, bios or an existing Bios file or folder; got {args.data!r}")
+    _check_cache_dir(args.cache_dir)
     if args.rank is not None and args.rank < 0:
         raise ValueError(f"--rank must be non-negative (0: steer all dimensions); got {args.rank}")
     dim = _ALIAS_DIMS.get(args.model)

@@ -230,6 +230,13 @@ def check_arguments(args: argparse.Namespace) -> PromptSet:
         _positive(value, name)
     if args.device not in ("auto", "cpu", "cuda") and not str(args.device).startswith("cuda:"):
         raise ValueError(f"--device must be cpu, cuda, cuda:N or auto; got {args.device!r}")
+    if str(args.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: no CUDA device is available here; use cpu or auto")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
     setting = _continuation_setting(args.continuations, list(args.methods))
     depth = _model_depth(args.model)
     if args.layers is not None and depth is not None:

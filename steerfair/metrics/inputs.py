@@ -58,6 +58,10 @@ def as_1d(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be array-like; got None")
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
+    if isinstance(x, (list, tuple)):  # a list mixing strings and NaN would become the string "nan" in np.asarray
+        n_bad = sum(is_missing(v) for v in x if not isinstance(v, (list, tuple, np.ndarray)))
+        if n_bad:
+            raise ValueError(f"{name} contains {n_bad} missing value(s) (NaN/None); drop or impute them first")
     arr = np.asarray(x)
     if arr.ndim == 0:
         raise ValueError(f"{name} must be a 1-D array-like; got a scalar ({arr!r})")

@@ -77,7 +77,10 @@ def _check_X(X: Any) -> np.ndarray:
         raise ValueError("X must be a 2-D array of features; got None")
     if hasattr(X, "detach"):
         X = X.detach().cpu().numpy()
-    arr = np.asarray(X, dtype=np.float64) if not hasattr(X, "to_numpy") else X.to_numpy(dtype=np.float64)
+    try:
+        arr = np.asarray(X, dtype=np.float64) if not hasattr(X, "to_numpy") else X.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X must hold numbers only (encode non-numeric columns first): {exc}") from None
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise ValueError(f"X must be 2-D (rows x features, at least one feature); got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -141,6 +144,11 @@ def group_leakage(
     rng = np.random.default_rng(random_state)
     out: dict[Hashable, ClassLeakage] = {}
     skipped: list[str] = []
+    try:
+        np.unique(ga)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in ga.tolist()})
+        raise ValueError(f"groups mix value types ({', '.join(kinds)}); give every group label one type") from None
     for label in unique_values(ya):
         rows = ya == label
         label = label.item() if isinstance(label, np.generic) else label

@@ -29,7 +29,8 @@ def selection_rate(y_true: Any, y_pred: Any, pos_label: Any = 1) -> float:
     Returns:
         float: The selection rate in ``[0, 1]``.
     """
-    _, yp = prepare_pair(y_true, y_pred)
+    yt, yp = prepare_pair(y_true, y_pred)
+    check_pos_label(yt, yp, pos_label)
     return float(np.mean(equals(yp, pos_label)))
 
 
@@ -63,6 +64,7 @@ def _positive_rate_among(y_true: Any, y_pred: Any, pos_label: Any, *, true_class
     """``P(y_pred = pos | y_true = pos)`` (``true_class_positive``) or ``P(y_pred = pos | y_true != pos)``; NaN
     when no sample has that true class."""
     yt, yp = prepare_pair(y_true, y_pred)
+    check_pos_label(yt, yp, pos_label)
     rows = equals(yt, pos_label) == true_class_positive
     if not rows.any():
         return math.nan

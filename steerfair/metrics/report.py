@@ -52,7 +52,9 @@ class FairnessReport:
             "eo_gap": float(self.eo_gap),
             "eodds_gap": float(self.eodds_gap),
             "worst_group_accuracy": float(self.worst_group_accuracy),
-            "pos_label": self.per_group.pos_label,
+            "pos_label": self.per_group.pos_label.item()
+            if isinstance(self.per_group.pos_label, np.generic)
+            else self.per_group.pos_label,
             "per_group": self.per_group.rows(),
         }
 
