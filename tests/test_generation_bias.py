@@ -434,6 +434,11 @@ def test_command_end_to_end_and_refuses_to_overwrite(tmp_path, capsys) -> None: 
     with pytest.raises(SystemExit):
         cli_main(_argv(tmp_path))
     assert "--overwrite" in capsys.readouterr().err
+    # overwriting without --continuations removes the earlier run's continuations (they are not these results')
+    assert cli_main(_argv(tmp_path, "--methods", "none", "mean_diff", "--overwrite")) == 0
+    assert not (out / "continuations.md").exists()
+    run = json.loads((out / "results.json").read_text())["run"]["config"]
+    assert run["heldout_sentences"] <= run["heldout"] and run["contrast_texts"] > 0
 
 
 @pytest.mark.parametrize(

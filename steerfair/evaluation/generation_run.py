@@ -237,7 +237,7 @@ def check_arguments(args: argparse.Namespace) -> PromptSet:
             raise ValueError(f"--device {args.device}: no CUDA device is available here; use cpu or auto")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
-    setting = _continuation_setting(args.continuations, list(args.methods))
+    _continuation_setting(args.continuations, list(args.methods))  # its format, before any work
     depth = _model_depth(args.model)
     if args.layers is not None and depth is not None:
         bad = [layer for layer in args.layers if not -depth <= layer < depth]
@@ -249,7 +249,7 @@ def check_arguments(args: argparse.Namespace) -> PromptSet:
         prompts = builtin_prompts(args.prompts, OCCUPATION_TEMPLATES[: args.templates])
     else:
         prompts = load_prompts(args.prompts)
-    names = [*result_names("results"), *(["continuations.md"] if setting else [])]
+    names = [*result_names("results"), "continuations.md"]  # an earlier run's continuations are results too
     check_output(args.out, names, overwrite=args.overwrite)
     return prompts
 
@@ -316,7 +316,9 @@ def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = p
         results["methods"][name] = {**rows, "info": method.info}
     results["seconds"] = time.perf_counter() - t0
     config = {k: v for k, v in vars(args).items() if k not in ("func", "check")}
-    config.update(layers_resolved=layers, prompts_name=prompts.name, contrast_texts=len(texts))
+    # the counts used: --heldout and --fit-pairs are capped by the corpora (BOLD sentences, WinoBias pairs)
+    config.update(layers_resolved=layers, prompts_name=prompts.name, contrast_texts=len(texts),
+                  heldout_sentences=len(heldout))  # fmt: skip
     if setting is not None:
         method = methods[setting[0]]
         plain = generate(model, tok, CONTINUATION_PROMPTS)
@@ -343,6 +345,8 @@ def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = p
             "steered": steered,
         }
         atomic_write_file(Path(args.out) / "continuations.md", lambda p: p.write_text("\n".join(lines) + "\n"))
+    else:  # an earlier run's continuations (--overwrite) would otherwise sit beside these results as if theirs
+        Path(args.out, "continuations.md").unlink(missing_ok=True)
     write_results(args.out, "results", results, markdown, plot, overwrite=True, config=config)
     return results
 
