@@ -190,14 +190,14 @@ def test_text_dataset_validation_and_fingerprint() -> None:
 WORDS = [f"w{i}" for i in range(30)]
 
 
-def _tiny(kind: str) -> tuple[torch.nn.Module, transformers.PreTrainedTokenizerFast]:
+def _tiny(kind: str, seed: int = 0) -> tuple[torch.nn.Module, transformers.PreTrainedTokenizerFast]:
     vocab = ["[PAD]", "[UNK]", "[EOS]", *WORDS]
     tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tk, unk_token="[UNK]", eos_token="[EOS]", pad_token="[PAD]"
     )
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     if kind == "gpt2":
         model = transformers.GPT2Model(transformers.GPT2Config(n_layer=3, n_embd=16, n_head=2, vocab_size=len(vocab)))
     else:
@@ -243,14 +243,42 @@ def test_encode_cache_round_trip_skips_the_model(tmp_path: Path) -> None:
     first = encode_cached("tiny", texts, layers=[-1], cache_dir=tmp_path, model=(model, tok), progress=False)
     assert list(first) == [2] and len(list(tmp_path.glob("*.safetensors"))) == 1
 
-    class Exploding(torch.nn.Module):
-        def forward(self, *a, **k):  # type: ignore[no-untyped-def]
-            raise AssertionError("the cache should have been used")
+    def explode(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the cache should have been used")
 
-    again = encode_cached("tiny", texts, layers=[2], cache_dir=tmp_path, model=(Exploding(), tok), progress=False)
+    real_forward = model.forward
+    model.forward = explode  # the same weights: the cache answers without running the model
+    again = encode_cached("tiny", texts, layers=[2], cache_dir=tmp_path, model=(model, tok), progress=False)
     assert np.array_equal(again[2], first[2])  # bit-identical
+    model.forward = real_forward
     other = encode_cached("tiny", texts[:2], layers=[2], cache_dir=tmp_path, model=(model, tok), progress=False)
     assert other[2].shape == (2, 16) and len(list(tmp_path.glob("*.safetensors"))) == 2
+
+
+def test_encode_cache_never_returns_stale_or_damaged_encodings(tmp_path: Path) -> None:
+    """Another model filed under the same name, texts whose joined form collides, and a damaged file all returned
+    the cached encodings before; now the model's weights and the length-prefixed texts key the cache, and a file
+    whose checksum fails is encoded again (with a warning)."""
+    from steerfair.llm.encode import encode
+
+    model, tok = _tiny("bert")
+    other_model, _ = _tiny("bert", seed=1)
+    texts = ["w1 w2 w3", "w4", "w5 w6"]
+    kw = {"layers": [1], "cache_dir": tmp_path, "progress": False}
+    encode_cached("enc", texts, model=(model, tok), **kw)
+    fresh = encode_cached("enc", texts, model=(other_model, tok), **kw)[1]
+    np.testing.assert_array_equal(fresh, encode(other_model, tok, texts, layers=[1], progress=False)[1])
+    a = encode_cached("enc", ["w1\x1ew2", "w3"], model=(model, tok), **kw)[1]
+    b = encode_cached("enc", ["w1", "w2\x1ew3"], model=(model, tok), **kw)[1]
+    np.testing.assert_array_equal(b, encode(model, tok, ["w1", "w2\x1ew3"], layers=[1], progress=False)[1])
+    assert not np.array_equal(a, b)
+    for file in tmp_path.glob("*.safetensors"):
+        data = bytearray(file.read_bytes())
+        data[-3] ^= 0xFF  # one flipped byte in the array
+        file.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="checksum mismatch"):
+        again = encode_cached("enc", texts, model=(other_model, tok), **kw)[1]
+    np.testing.assert_array_equal(again, fresh)
 
 
 # ----------------------------------------------------------------------------------------- methods
@@ -504,3 +532,25 @@ def test_softmax_regression_matches_scikit_learn(seed: int, C: float) -> None:
     ref.fit(X, y, logisticregression__sample_weight=w / w.mean())
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-4)
     assert list(ours.classes_) == list(ref.classes_)
+
+
+def test_encode_and_load_model_arguments(tmp_path: Path) -> None:
+    """A bare string was encoded character by character; ``max_length`` 0, -1 or 2.5 failed inside the tokenizer or
+    blamed the text; ``load_model`` sent a missing local folder, a wrong-case alias or ``None`` to the hub."""
+    from steerfair.llm import load_model
+    from steerfair.llm.encode import encode
+
+    model, tok = _tiny("bert")
+    with pytest.raises(ValueError, match="texts must be a list of strings"):
+        encode(model, tok, "hello", progress=False)
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="max_length must be a positive integer"):
+            encode(model, tok, ["w1 w2"], max_length=bad, progress=False)
+    assert set(encode(model, tok, ["w1 w2", "w3"], layers="all", progress=False)) == {0, 1, 2}
+    for name, message in ((None, "name must be"), (str(tmp_path / "nothing"), "no model folder at")):
+        with pytest.raises(ValueError, match=message):
+            load_model(name)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="causal must be"):
+        load_model("minilm", causal="no")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dtype must be a torch dtype"):
+        load_model("minilm", dtype="banana")  # type: ignore[arg-type]

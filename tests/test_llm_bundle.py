@@ -257,3 +257,27 @@ def test_attach_warns_when_maps_of_pooled_states_move_token_states(
     if warns:
         message = str(mismatch[0].message)
         assert f"pooling={pooling!r}" in message and f"positions={handle.positions!r}" in message
+
+
+def test_fit_bundle_and_probe_arguments() -> None:
+    """``layers=[]`` gave an empty bundle, ``layers=1`` a TypeError, ``rank=np.int64(2)`` was refused, a bad
+    criterion passed silently with the shared target; ``to_low_rank`` recorded a rank the maps did not have; a probe
+    given rows of the wrong width failed inside numpy, and ``reg=-1`` inside scipy."""
+    from steerfair.llm import LinearProbe
+
+    model, tok = _tiny_gpt2(), tokenizer()
+    texts, groups, labels = corpus(5, 60)
+    stats = collect(model, tok, texts, groups, labels, layers=[1], pooling="tokens", progress=False)
+    with pytest.raises(ValueError, match="layers is empty"):
+        fit_bundle(stats, layers=[])
+    assert list(fit_bundle(stats, layers=1, shrinkage="oas").maps) == [1]
+    assert fit_bundle(stats, rank=np.int64(2), shrinkage="oas").metadata["rank"] == 2
+    with pytest.raises(ValueError, match="unknown criterion"):
+        fit_bundle(stats, target="shared", criterion="no-such-criterion", random_state=0)
+    low = fit_bundle(stats, rank=3, shrinkage="oas").to_low_rank(1)
+    assert low.metadata["low_rank"] == 1 and all(T.rank == 1 for T in low.maps[1].values())
+    probe = LinearProbe(np.zeros((D, 2)), np.zeros(2), ("a", "b"))
+    with pytest.raises(ValueError, match=f"h must have {D} columns"):
+        probe.proba(np.zeros((3, D + 1)))
+    with pytest.raises(ValueError, match="reg must be a non-negative number"):
+        LinearProbe.from_moments(("a", "b"), [3, 4], np.zeros((2, 2)), np.stack([np.eye(2)] * 2), reg=-1)

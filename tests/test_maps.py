@@ -169,3 +169,19 @@ def test_barycenter_fixed_point(seed: int, d: int, k: int) -> None:
 def test_bad_input_raises(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), r=st.integers(1, 4))
+def test_to_low_rank_truncates_a_low_rank_map_to_its_best_rank_r_part(seed: int, r: int) -> None:
+    """``to_low_rank(r)`` on an identity-plus-rank-5 map returned it unchanged; now the best rank-``r`` part of its
+    update (the tail singular values are the Frobenius error), bias kept."""
+    rng = np.random.default_rng(seed)
+    U, V, b = rng.normal(size=(7, 5)), rng.normal(size=(7, 5)), rng.normal(size=7)
+    T = AffineMap.low_rank(U, V, b)
+    short = T.to_low_rank(r)
+    s = np.linalg.svd(U @ V.T, compute_uv=False)
+    assert short.rank == r and np.array_equal(short.b, T.b)
+    err = np.linalg.norm((short.A - np.eye(7)) - U @ V.T)
+    assert err == pytest.approx(np.sqrt(np.sum(s[r:] ** 2)), rel=1e-9, abs=1e-12)
+    assert T.to_low_rank(5) is T and T.to_low_rank(9) is T

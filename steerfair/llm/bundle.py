@@ -20,7 +20,7 @@ import numpy as np
 
 from ..covariance import UNSET, CovarianceEstimator
 from ..files import atomic_write, decode_label, encode_label, read_bytes, safetensors_metadata, sha256
-from ..ideal.solve import Criterion, Family, Intervention, check_family
+from ..ideal.solve import CRITERIA, Criterion, Family, Intervention, check_family
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
 from ..shared_target import TARGETS, SharedTarget, SharedTargetSteering, Target
@@ -110,7 +110,8 @@ class SteeringBundle:
         """The same bundle with every map in identity-plus-rank-``rank`` form (truncated SVD of ``A - I``); the
         noise factors are kept as they are."""
         maps = {layer: {g: T.to_low_rank(rank) for g, T in m.items()} for layer, m in self.maps.items()}
-        meta = {**self.metadata, "low_rank": rank}
+        # the rank the maps have (a map of lower rank, or d, stays as it is)
+        meta = {**self.metadata, "low_rank": max((T.rank or 0 for m in maps.values() for T in m.values()), default=0)}
         return SteeringBundle(maps, self.groups, self.probes, self.layer_path, meta, self.noise)
 
     # ------------------------------------------------------------------ persistence
@@ -270,8 +271,11 @@ def layer_model(
     Raises:
         ValueError: for an undeclared layer, a ``rank`` outside ``1..d``, unlabelled statistics or an empty cell.
     """
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= stats.dim):
+    if rank is not None and (
+        isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= stats.dim
+    ):
         raise ValueError(f"rank must be an integer in 1..{stats.dim}; got {rank!r}")
+    rank = None if rank is None else int(rank)
     est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
     if rank is None:
         return stats.to_model(layer, estimator=est), Coordinates()
@@ -286,7 +290,7 @@ def layer_model(
 def fit_bundle(
     stats: Any,
     *,
-    layers: list[int] | None = None,
+    layers: int | list[int] | None = None,
     criterion: Criterion = "equal_opportunity",
     intervention: Intervention = "all",
     estimator: CovarianceEstimator | None = None,
@@ -354,7 +358,19 @@ def fit_bundle(
         raise ValueError(f"unknown target {target!r} for fit_bundle; use target= one of {accepted}")
     seed = _check_seed(random_state)
     check_family(family)
-    chosen = list(stats.layers) if layers is None else list(layers)
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; use one of {CRITERIA}")
+    if isinstance(layers, bool):
+        raise ValueError(f"layers must be a layer index or a list of them; got {layers!r}")
+    chosen = (
+        list(stats.layers)
+        if layers is None
+        else [int(layers)]
+        if isinstance(layers, (int, np.integer))
+        else list(layers)
+    )
+    if not chosen:
+        raise ValueError("layers is empty; pass None (every layer with statistics) or some of them")
     unknown = [layer for layer in chosen if layer not in list(stats.layers)]
     if unknown:
         raise ValueError(f"layers {unknown} have no statistics (collected: {list(stats.layers)})")

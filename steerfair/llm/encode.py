@@ -61,7 +61,9 @@ def encode(
         raise ValueError(
             f"pooling={pooling!r} gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts"
         )
-    texts = list(texts)
+    texts = _text_list(texts)
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
+        raise ValueError(f"max_length must be a positive integer (tokens); got {max_length!r}")
     if not texts:
         raise ValueError("texts is empty")
     bad = [j for j, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -69,7 +71,7 @@ def encode(
         raise ValueError(f"texts must be non-empty strings; texts[{bad[0]}] is {texts[bad[0]]!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
-    chosen: list[Any] | tuple[Any, ...] = layers if isinstance(layers, (list, tuple)) else [layers]
+    chosen: Any = layers if isinstance(layers, (list, tuple)) or layers == "all" else [layers]
     out: dict[int, np.ndarray] = {}
     with capture_blocks(model, tokenizer, chosen, pooling=pooling, layer_path=layer_path, max_length=max_length) as cap:
         # length-sorted batches: far less padding than file order (results are put back in input order)
@@ -136,16 +138,18 @@ def encode_cached(
     Returns:
         ``{block index: (n, d) float32}`` for the resolved block indices, in the order requested.
     """
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import save_file
 
     from .models import cache_dir as default_cache
 
-    texts = list(texts)
+    texts = _text_list(texts)
     if fingerprint is None:
-        fingerprint = hashlib.sha256("\x1e".join(texts).encode()).hexdigest()
+        fingerprint = texts_fingerprint(texts)
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
     wanted: list[Any] = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     loaded = model
+    # a model passed in is keyed by its weights and tokenizer, not only by the name it is filed under
+    keyed_name = model_name if model is None else f"{model_name}|{model_fingerprint(*model)}"
     n_layers = None
     if any(int(w) < 0 for w in wanted):  # resolve negative indices: needs the depth (from the config)
         n_layers = _depth(model_name, loaded)
@@ -153,12 +157,11 @@ def encode_cached(
     result: dict[int, np.ndarray] = {}
     todo = []
     for layer in resolved:
-        file = root / f"{encoding_cache_key(model_name, layer, pooling, max_length, fingerprint)}.safetensors"
-        if file.exists():
-            arr = load_file(str(file))["encodings"]
-            if arr.shape[0] == len(texts):
-                result[layer] = arr
-                continue
+        file = root / f"{encoding_cache_key(keyed_name, layer, pooling, max_length, fingerprint)}.safetensors"
+        arr = _read_cached(file, len(texts)) if file.exists() else None
+        if arr is not None:
+            result[layer] = arr
+            continue
         todo.append(layer)
     if todo:
         if loaded is None:
@@ -170,14 +173,77 @@ def encode_cached(
                        batch_size=batch_size, progress=progress)  # fmt: skip
         root.mkdir(parents=True, exist_ok=True)
         for layer, arr in fresh.items():
-            meta = {"model": model_name, "layer": str(layer), "pooling": pooling, "max_length": str(max_length),
-                    "fingerprint": fingerprint, "n": str(arr.shape[0])}  # fmt: skip
-            file = root / f"{encoding_cache_key(model_name, layer, pooling, max_length, fingerprint)}.safetensors"
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
+            meta = {"model": keyed_name, "layer": str(layer), "pooling": pooling, "max_length": str(max_length),
+                    "fingerprint": fingerprint, "n": str(arr.shape[0]),
+                    "sha256": hashlib.sha256(arr.tobytes()).hexdigest()}  # fmt: skip
+            file = root / f"{encoding_cache_key(keyed_name, layer, pooling, max_length, fingerprint)}.safetensors"
             tmp = file.with_suffix(".tmp")
             save_file({"encodings": np.ascontiguousarray(arr)}, str(tmp), metadata=meta)
             tmp.replace(file)
             result[layer] = arr
     return {layer: result[layer] for layer in resolved}
+
+
+def _text_list(texts: Any) -> list[Any]:
+    """``texts`` as a list; a single string (which ``list`` would split into characters) is refused."""
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise ValueError(f"texts must be a list of strings; got a {type(texts).__name__} (wrap one text in a list)")
+    return list(texts)
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    """SHA-256 of the texts, each length-prefixed (a joined string is not injective: ``["a|b", "c"]`` and
+    ``["a", "b|c"]`` would share it)."""
+    h = hashlib.sha256()
+    for t in texts:
+        data = t.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def model_fingerprint(model: nn.Module, tokenizer: Any) -> str:
+    """16 hex digits of SHA-256 over a loaded model's configuration, parameter names, shapes, dtypes and bytes, and
+    its tokenizer's class, size and vocabulary file name: two models filed under one name (another seed, a fine-tuned
+    copy) get different cache keys."""
+    import torch
+
+    h = hashlib.sha256()
+    to_json = getattr(getattr(model, "config", None), "to_json_string", None)
+    h.update((to_json() if callable(to_json) else type(model).__name__).encode())
+    for name, p in model.state_dict().items():
+        t = p.detach().cpu().contiguous()
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(f"{type(tokenizer).__name__}|{len(tokenizer)}|{getattr(tokenizer, 'name_or_path', '')}".encode())
+    return h.hexdigest()[:16]
+
+
+def _read_cached(file: Path, n: int) -> np.ndarray | None:
+    """A cached ``(n, d)`` array if the file is whole (its checksum) and finite; else ``None`` (re-encode), with a
+    warning naming the file."""
+    import warnings
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arr = f.get_tensor("encodings")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is re-encoded
+        reason = f"unreadable ({type(exc).__name__})"
+    else:
+        expected = meta.get("sha256")
+        if arr.ndim != 2 or arr.shape[0] != n:
+            reason = f"shape {arr.shape}, not ({n}, d)"
+        elif expected is None or hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != expected:
+            reason = "a checksum mismatch (damaged, or written before checksums were stored)"
+        elif not np.all(np.isfinite(arr)):
+            reason = "NaN or infinite values"
+        else:
+            return arr
+    warnings.warn(f"encoding cache {file}: {reason}; encoding again", RuntimeWarning, stacklevel=3)
+    return None
 
 
 def _depth(model_name: str, loaded: Any) -> int:

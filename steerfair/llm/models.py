@@ -49,6 +49,18 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+    if not isinstance(name, (str, os.PathLike)) or not str(name).strip():
+        raise ValueError(f"name must be 'minilm', 'smollm2', a hub id or a local folder; got {name!r}")
+    name = str(name)
+    if name.lower() in ALIASES and name not in ALIASES:
+        name = name.lower()  # "MiniLM" is the alias, not a hub id
+    if causal is not None and not isinstance(causal, bool):
+        raise ValueError(f"causal must be True, False or None; got {causal!r}")
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype must be a torch dtype such as torch.float32; got {dtype!r}")
+    looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
+    if name not in ALIASES and looks_local and not Path(name).expanduser().exists():
+        raise ValueError(f"no model folder at {name!r} (a local path); pass an existing folder, an alias or a hub id")
     if name == "minilm":
         path = str(_package_dir("minilm") / "model")
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -44,6 +44,8 @@ class LinearProbe:
             raise ValueError("counts (k,), means (k, d) and covs (k, d, d) must agree with groups")
         if np.any(n <= 0):
             raise ValueError("every group needs a positive count")
+        if isinstance(reg, bool) or not isinstance(reg, (int, float, np.integer, np.floating)) or not reg >= 0:
+            raise ValueError(f"reg must be a non-negative number; got {reg!r}")
         d = mu.shape[1]
         pooled = np.tensordot(n / n.sum(), S, axes=1)
         pooled = 0.5 * (pooled + pooled.T) + reg * np.trace(pooled) / d * np.eye(d)
@@ -67,6 +69,11 @@ class LinearProbe:
 
     def proba(self, h: Any) -> Any:
         """``P(group | h)`` for rows of ``h`` (numpy or torch, any leading dims): ``... x k``."""
+        if not isinstance(h, torch.Tensor):
+            h = np.asarray(h, dtype=np.float64)
+        width = h.shape[-1] if h.ndim else None
+        if width != self.W.shape[0]:
+            raise ValueError(f"h must have {self.W.shape[0]} columns (the probe's width); got shape {tuple(h.shape)}")
         if isinstance(h, torch.Tensor):
             W = torch.as_tensor(self.W, dtype=torch.float32, device=h.device)
             c = torch.as_tensor(self.c, dtype=torch.float32, device=h.device)

@@ -256,7 +256,8 @@ class AffineMap:
         return AffineMap(Ainv, -Ainv @ self._b)
 
     def to_low_rank(self, rank: int | None = None, *, rtol: float = 1e-12) -> AffineMap:
-        """Compress ``A - I`` by a truncated SVD (exact when ``A - I`` has rank <= ``rank``).
+        """Compress ``A - I`` by a truncated SVD (exact when ``A - I`` has rank <= ``rank``); a low-rank map of higher
+        rank is truncated to its best rank-``rank`` part the same way.
 
         Raises:
             ValueError: ``rank`` is not ``None`` or a positive integer.
@@ -264,7 +265,14 @@ class AffineMap:
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1):
             raise ValueError(f"rank must be None or a positive integer; got {rank!r}")
         if self.is_low_rank:
-            return self
+            U, V = self._factors()
+            if rank is None or U.shape[1] <= rank:
+                return self
+            # best rank-r part of U V^T: QR of both factors, then the SVD of the small core
+            qu, ru = np.linalg.qr(U)
+            qv, rv = np.linalg.qr(V)
+            u, s, vt = np.linalg.svd(ru @ rv.T)
+            return AffineMap.low_rank((qu @ u[:, :rank]) * s[:rank], qv @ vt[:rank].T, self._b)
         if self.d_in != self.d_out:
             raise ValueError("only square maps have an identity-plus-low-rank form")
         u, s, vt = np.linalg.svd(self._dense() - np.eye(self.d_in))
