@@ -39,7 +39,7 @@ from .membership import Membership
 from .model import GroupConditionalModel
 from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
-from .validation import as_unit_weight, symmetrize
+from .validation import as_int, as_unit_weight, symmetrize
 
 if TYPE_CHECKING:
     from .shared_positive import PositiveTarget
@@ -249,12 +249,15 @@ def solve_shared_target(means: Any, covs: Any, *, reference: int | None = None) 
     if means.ndim != 3 or means.shape[1] < 2 or covs.shape != (means.shape[0], means.shape[2], means.shape[2]):
         raise ValueError(f"means must be (k, m >= 2, d) and covs (k, d, d); got {means.shape} and {covs.shape}")
     k, m, d = means.shape
+    if not (np.all(np.isfinite(means)) and np.all(np.isfinite(covs))):
+        raise ValueError("means and covs must be finite (no NaN or infinite values)")
+    if d < m - 1:  # every group's class experiment is singular: the meet is not defined (numerically it may seem so)
+        raise ValueError(f"{m} class means in {d} dimensions are affinely dependent; steer a space with d >= m - 1")
+    reference = None if reference is None else as_int(reference, "reference", low=0, high=k - 1)
     chols = [cholesky(covs[a], f"within-class covariance of group {a}") for a in range(k)]
     exps = [class_experiment(means[a], covs[a], chols[a]) for a in range(k)]
     order = sorted(range(k), key=lambda a: (_logdet_pseudo(exps[a][1]), a))
-    if reference is not None and not 0 <= int(reference) < k:
-        raise ValueError(f"reference must be a group index in 0..{k - 1}; got {reference!r}")
-    r = order[0] if reference is None else int(reference)
+    r = order[0] if reference is None else reference
     Q = exps[r][1]
     for a in [r] + [a for a in order if a != r]:
         Q = experiment_meet(Q, exps[a][1])
@@ -354,6 +357,11 @@ class SharedTargetSteering:
         """
         if not isinstance(shrink_means, (bool, np.bool_)):
             raise ValueError(f"shrink_means must be True or False; got {shrink_means!r}")
+        if getattr(model, "family", "normal") != "normal":
+            raise ValueError(
+                "the shared target garbles the features its model describes, and a log-normal model describes log X: "
+                "fit the normal model of np.log(X) and steer log X (FairSteerer does this for you)"
+            )
         means, covs = within_group_laws(model)
         if shrink_means:
             means = shrink_group_deviations(means, covs, model.counts)
@@ -388,11 +396,14 @@ class SharedTargetSteering:
         groups from :meth:`draw` (to steer other columns of the same rows with the same groups).
         """
         X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[0] != membership.n:
+            raise ValueError(f"X must be 2-D with one row per membership row ({membership.n}); got shape {X.shape}")
         out = X.copy()
         rows, ga = self.draw(membership, rng, strength) if drawn is None else drawn
         if rows.size == 0:
             return out
-        sub = membership.rows(rows)
+        # the drawn group of each row, for the copula too (a soft row drew its group once, for the whole pipeline)
+        sub = Membership.one_hot(ga, membership.labels)
         Xs = X[rows] if copula is None else copula.to_normal(X[rows], rng, sub)
         Z = self.coordinates.to_working(Xs)
         moved = Z.copy()
