@@ -116,8 +116,13 @@ def fit_label_free(
         return SharedTargetSteering.fit(model, coordinates)
     if target != "shared_positive":
         return None
-    labels = [str(g) for g in model.groups]
-    if reference is not None and str(reference) not in labels:
-        raise ValueError(f"reference {reference!r} is not a group of the training data; use one of {labels}")
-    index = None if reference is None else labels.index(str(reference))
+    index = None
+    if reference is not None:  # matched as the groups are (1 finds the group 1.0), as for target="ideal"
+        try:
+            index = int(model.group_index([reference], "reference")[0])
+        except ValueError:
+            labels = [g.item() if isinstance(g, np.generic) else g for g in model.groups]
+            raise ValueError(
+                f"reference {reference!r} is not a group of the training data; use one of {labels}"
+            ) from None
     return fit_shared_positive(model, coordinates, reference=index)

@@ -64,3 +64,16 @@ def test_shared_target_steering_refuses_log_normal_models_and_mismatched_rows() 
     for rows, labels in ((np.log(X), g[:-10]), (np.log(X)[:-10], g)):
         with pytest.raises(ValueError, match="one row per membership row"):
             steering.transform(rows, Membership.parse(labels, len(labels)), rng)
+
+
+def test_the_positive_targets_reference_is_matched_like_the_groups() -> None:
+    """``reference=1`` with groups ``[0., 1.]`` was refused (labels compared as strings), while ``target="ideal"``
+    accepted it; an unknown reference is a clear error naming it."""
+    rng = np.random.default_rng(0)
+    n = 600
+    g, y = rng.integers(0, 2, n).astype(float), rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 2)) + y[:, None] * (1 + g[:, None])
+    fitted = FairSteerer(target="shared_positive", reference=1, random_state=0).fit(X, y, groups=g)
+    assert fitted.shared_.target.reference == 1
+    with pytest.raises(ValueError, match="reference contains 7"):
+        FairSteerer(target="shared_positive", reference=7).fit(X, y, groups=g)

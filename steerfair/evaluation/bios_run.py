@@ -6,15 +6,17 @@ import argparse
 import dataclasses
 import inspect
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ..datasets.bios import TextDataset, load_bug, load_text_data
+from ..files import atomic_write
 from .bios_methods import METHODS
 from .bios_protocol import ProtocolConfig, run_protocol
 from .bios_report import markdown, plot_gaps
-from .output import atomic_write_file, check_output, run_record, to_json
+from .output import check_output, run_record, to_json
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -186,9 +188,12 @@ def run_bios(
     )
     if results["config"].get("oracle_labels"):
         header += "**Diagnostic run: test rows were moved with their gold occupation (not a deployable method).**\n\n"
-    atomic_write_file(out / "results.md", lambda p: p.write_text(header + table + "\n"))
-    atomic_write_file(out / "gaps.png", lambda p: plot_gaps(results, p))
-    atomic_write_file(out / "results.json", lambda p: p.write_text(text))  # last: its presence means a complete run
+    with tempfile.TemporaryDirectory(dir=out) as scratch:  # the plot as bytes, so the three files land as one unit
+        plot_gaps(results, Path(scratch) / "gaps.png")
+        png = (Path(scratch) / "gaps.png").read_bytes()
+    # written and synced together, renamed in this order: results.json last (its presence means a complete run)
+    atomic_write({str(out / "results.md"): (header + table + "\n").encode(), str(out / "gaps.png"): png,
+                  str(out / "results.json"): text.encode()})  # fmt: skip
     return results
 
 
