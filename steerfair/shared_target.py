@@ -39,7 +39,7 @@ from .membership import Membership
 from .model import GroupConditionalModel
 from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
-from .validation import as_int, as_unit_weight, symmetrize
+from .validation import as_int, as_number, as_unit_weight, check_same_length, symmetrize
 
 if TYPE_CHECKING:
     from .shared_positive import PositiveTarget
@@ -456,13 +456,6 @@ def strength_folds(
     return list(folds.split(np.zeros(strata.size), strata))
 
 
-def _same_rows(*named: tuple[Any, str]) -> None:
-    """A clear error unless every array has the same number of rows."""
-    lengths = {name: len(value) for value, name in named}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"{', '.join(lengths)} must have the same number of rows; got {lengths}")
-
-
 def _positive_class(y: Any, pos_label: Any) -> Any:
     """``pos_label``, checked to be a class of ``y``; by default the second of two sorted classes."""
     classes = np.unique(np.asarray(y))
@@ -551,17 +544,15 @@ def pick_strength(
             "pick_strength needs a FairSteerer with target='shared' or 'shared_positive', or a SharedScore (strength "
             "only acts on those)"
         )
-    real = isinstance(budget, (int, float, np.integer, np.floating)) and not isinstance(budget, bool)
-    if not (real and math.isfinite(budget) and budget >= 0):
-        raise ValueError(f"budget must be a finite number >= 0; got {budget!r}")
+    as_number(budget, "budget", low=0.0)
     if gap not in ("equal_opportunity", "equalized_odds"):
         raise ValueError(f"unknown gap {gap!r}; use 'equal_opportunity' or 'equalized_odds'")
     given = [v is not None for v in (X_val, y_val, groups_val)]
     if any(given) and not all(given):
         raise ValueError("pass all of X_val, y_val and groups_val, or none of them (then cv folds are used)")
-    _same_rows((X_train, "X_train"), (y_train, "y_train"), (groups_train, "groups_train"))
+    check_same_length(X_train=X_train, y_train=y_train, groups_train=groups_train)
     if all(given):
-        _same_rows((X_val, "X_val"), (y_val, "y_val"), (groups_val, "groups_val"))
+        check_same_length(X_val=X_val, y_val=y_val, groups_val=groups_val)
     pos_label = _positive_class(y_train, pos_label)
     folds = [] if all(given) else strength_folds(y_train, groups_train, cv, random_state)
     grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()

@@ -62,6 +62,7 @@ from .shared_target import Marginals, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
 from .table_columns import atom_columns, column_index, numeric_dtype, skew
 from .table_model import fit_cell_model
+from .validation import check_same_length
 from .warning_location import user_stacklevel
 
 __all__ = ["FairSteerer"]
@@ -548,8 +549,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "steering_")
         y = np.asarray(y)
-        if groups is not None and len(groups) != len(y):
-            raise ValueError(f"y and groups must have one entry per row; got {len(y)} and {len(groups)}")
+        check_same_length(y=y, groups=groups)
         prior = lambda: self.model_.joint[:, self.model_.class_index(y)].T  # noqa: E731
         membership = self.group_reader_.apply_membership(groups, len(y), self.groups_, prior)
         return self.steering_.sample_weights(y, membership)

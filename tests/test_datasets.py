@@ -342,10 +342,10 @@ def test_split_and_loaders_refuse_arguments_that_would_give_empty_or_wrong_data(
         with pytest.raises(ValueError, match="leaves the .* part empty"):
             german.split(size)
     for size, seed in (("0.3", 0), (0.3, -1)):
-        with pytest.raises(ValueError, match="test_size|seed"):
+        with pytest.raises((ValueError, TypeError), match="test_size|seed"):
             german.split(size, seed=seed)  # type: ignore[arg-type]
     for threshold in (100, float("nan"), "25"):
-        with pytest.raises(ValueError, match="age_threshold must be a number in"):
+        with pytest.raises((ValueError, TypeError), match="age_threshold must be a"):
             sd.load_german("age", age_threshold=threshold)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rng must be a numpy Generator"):
         sd.separability_groups(10, 2, 0)  # type: ignore[arg-type]

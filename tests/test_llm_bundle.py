@@ -100,11 +100,12 @@ def test_a_reloaded_low_rank_bundle_steers_bit_identically(tmp_path) -> None:
     back = SteeringBundle.load(tmp_path / "low.safetensors")
     batch = tok(texts[:4], return_tensors="pt", padding=True)
     with torch.no_grad():
+        plain = model(**batch).last_hidden_state
         with steer(model, bundle, groups=groups[:4]):
             first = model(**batch).last_hidden_state
         with steer(model, back, groups=groups[:4]):
             again = model(**batch).last_hidden_state
-    assert torch.equal(first, again)
+    assert torch.equal(first, again) and not torch.equal(first, plain)  # identical, and steering acted
 
 
 def test_fit_bundle_rejects_unknown_layers() -> None:
@@ -279,5 +280,5 @@ def test_fit_bundle_and_probe_arguments() -> None:
     probe = LinearProbe(np.zeros((D, 2)), np.zeros(2), ("a", "b"))
     with pytest.raises(ValueError, match=f"h must have {D} columns"):
         probe.proba(np.zeros((3, D + 1)))
-    with pytest.raises(ValueError, match="reg must be a non-negative number"):
+    with pytest.raises(ValueError, match="reg must be >= 0"):
         LinearProbe.from_moments(("a", "b"), [3, 4], np.zeros((2, 2)), np.stack([np.eye(2)] * 2), reg=-1)

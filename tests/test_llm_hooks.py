@@ -197,10 +197,14 @@ def test_a_direct_call_of_the_inner_model_sees_the_padding(kind: str, positions:
     mask[1, 2:] = 0  # right padding in the second row
     path = find_layer_list(model)[0]
     inner = model.get_submodule(path.rsplit(".", 1)[0])
-    with torch.no_grad(), steer(model, {1: random_map(2)}, positions=positions):
-        whole = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
-        direct = inner(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+    with torch.no_grad():
+        plain = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+        with steer(model, {1: random_map(2)}, positions=positions):
+            whole = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
+            direct = inner(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states[2]
     assert torch.equal(whole, direct)
+    moved = (whole != plain).any(-1)
+    assert moved[0].any() and not moved[1, 2:].any()  # steering acted, and never on the second row's padding
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

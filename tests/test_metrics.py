@@ -227,7 +227,7 @@ def test_new_user_pass_inputs_are_refused_or_read_right() -> None:
     y, p, g = [1, 0, 1, 0] * 20, [1, 0, 0, 1] * 20, [0, 0, 1, 1] * 20
     a = M.bootstrap_ci(M.demographic_parity_gap, y, p, g, alpha=np.float32(0.05), n_boot=50)
     assert a == M.bootstrap_ci(M.demographic_parity_gap, y, p, g, alpha=0.05, n_boot=50)
-    with pytest.raises(ValueError, match="seed must be None, a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be at least 0"):
         M.bootstrap_ci(M.demographic_parity_gap, y, p, g, seed=-1, n_boot=50)
     report = M.fairness_report(np.array(y), np.array(p), np.array(g), pos_label=np.int64(1))
     assert json.loads(json.dumps(report.to_dict()))["pos_label"] == 1

@@ -492,5 +492,5 @@ def test_cell_statistics_refuse_inconsistent_input() -> None:
         CellStatistics([0, 1], [0, 1], ones, -ones, np.zeros((2, 2, 3)), np.zeros((2, 2, 3, 3)), np.zeros((2, 2)))
     rng = np.random.default_rng(0)
     X, y, g = rng.standard_normal((300, 2)), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
-    with pytest.raises(ValueError, match="y and groups must have one entry per row; got 10 and 300"):
+    with pytest.raises(ValueError, match="mismatched lengths: y=10, groups=300"):
         FairSteerer().fit(X, y, groups=g).sample_weight(y[:10], groups=g)

@@ -327,7 +327,7 @@ def test_math_core_bad_input_gets_a_clear_error_naming_the_argument(tmp_path: Pa
             make(lognormal, Gaussian(np.zeros(2), np.eye(2)))
     with pytest.raises(TypeError, match="amap must be an AffineMap"):  # was AttributeError: no attribute 'A'
         Gaussian(np.zeros(2), np.eye(2)).pushforward(np.eye(2))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="cost must be a cost ratio"):  # was "could not convert string to float"
+    with pytest.raises(TypeError, match="cost must be a number"):  # was "could not convert string to float"
         sf.bayes_error(model, "a")  # type: ignore[arg-type]
     for bad in (0, 2.7):  # 0 named an argument the user never passed, 2.7 was truncated to 2
         with pytest.raises((ValueError, TypeError), match="n_costs"):

@@ -304,9 +304,9 @@ def test_pick_strength_takes_the_positive_target_and_refuses_bad_splits() -> Non
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, budget=0.05, cv=1)
     with pytest.raises(ValueError, match="target='shared' or 'shared_positive'"):
         pick_strength(FairSteerer(), LogisticRegression(), X, y, g, budget=0.05)
-    with pytest.raises(ValueError, match="X_train, y_train, groups_train must have the same number of rows"):
+    with pytest.raises(ValueError, match="mismatched lengths: X_train=1500, y_train=1500, groups_train=1499"):
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g[:-1], budget=0.05)
-    with pytest.raises(ValueError, match="X_val, y_val, groups_val must have the same number of rows"):
+    with pytest.raises(ValueError, match="mismatched lengths: X_val=1499, y_val=1500"):
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y, g, X[:-1], y, g, budget=0.05)
     with pytest.raises(ValueError, match="pass pos_label"):
         pick_strength(FairSteerer(target="shared"), LogisticRegression(), X, y + g, g, budget=0.05)

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..validation import as_int, as_number
+
 __all__ = [
     "DATA_WHEELS",
     "ONEHOT_SEP",
@@ -130,11 +132,9 @@ class TabularDataset:
             tuple[TabularDataset, TabularDataset]: ``(train, test)``, disjoint datasets whose rows together are all
             rows of ``self``.
         """
-        real = isinstance(test_size, (int, float, np.integer, np.floating)) and not isinstance(test_size, bool)
-        if not (real and 0.0 < float(test_size) < 1.0):
-            raise ValueError(f"test_size must be a number in (0, 1), got {test_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if not 0.0 < as_number(test_size, "test_size") < 1.0:
+            raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+        as_int(seed, "seed", low=0)
         rng = np.random.default_rng(seed)
         strata = pd.DataFrame({"g": self.groups, "y": self.y})
         test_mask = np.zeros(len(self), dtype=bool)

@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..validation import as_number
 from .container import TabularDataset, assemble, check_choice, wheel_file
 
 __all__ = ["load_german"]
@@ -79,9 +80,8 @@ def load_german(
         groups = df["personal_status"].map(_GERMAN_SEX).to_numpy()
         age_label = ""
     else:
-        real = isinstance(age_threshold, (int, float, np.integer, np.floating)) and not isinstance(age_threshold, bool)
         lo, hi = int(df["age"].min()), int(df["age"].max())
-        if not (real and lo <= float(age_threshold) < hi):
+        if not lo <= as_number(age_threshold, "age_threshold") < hi:
             raise ValueError(
                 f"age_threshold must be a number in [{lo}, {hi}) (the ages in the data), so that both groups have "
                 f"rows; got {age_threshold!r}"

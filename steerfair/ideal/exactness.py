@@ -40,7 +40,7 @@ from scipy.special import logit, ndtr
 from ..families import Gaussian
 from ..linalg import eigh_sym
 from ..model import GroupConditionalModel
-from ..validation import as_int
+from ..validation import as_int, as_number
 
 __all__ = ["Certificate", "bayes_certificate", "bayes_gap", "bayes_error", "transfer_bounds", "CERTIFIED_CRITERIA"]
 
@@ -368,9 +368,7 @@ def bayes_error(model: GroupConditionalModel, cost: float = 0.5, *, data: GroupC
         raise ValueError("bayes_error is implemented for binary labels")
     data = model if data is None else data
     _check_compatible(model, data)
-    if isinstance(cost, (bool, np.bool_)) or not isinstance(cost, (int, float, np.integer, np.floating)):
-        raise ValueError(f"cost must be a cost ratio strictly between 0 and 1; got {cost!r}")
-    grid = _cost_grid(np.array([cost]), 1)
+    grid = _cost_grid(np.array([as_number(cost, "cost")]), 1)
     comps = [(model.components[a][0], model.components[a][1]) for a in range(model.n_groups)]
     dcomps = [(data.components[a][0], data.components[a][1]) for a in range(data.n_groups)]
     tpr, fpr, _ = _binary_rates(comps, model.class_priors, _LawCache(logit(grid)), True, dcomps, data.class_priors)

@@ -155,9 +155,7 @@ class BlockCapture:
                 infinite activations.
             RuntimeError: if the hook of some block did not run (wrong ``layers`` / ``layer_path``).
         """
-        if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-            raise ValueError(f"texts must be a list of strings; got {type(texts).__name__}")
-        texts = list(texts)
+        texts = text_list(texts)
         if not texts:
             raise ValueError("texts is empty; pass at least one text")
         index = list(range(len(texts))) if index is None else list(index)
@@ -189,6 +187,13 @@ class BlockCapture:
             if not bool(torch.isfinite(out[i][0]).all()):
                 raise ValueError(f"block {i} produced NaN or infinite activations in {_where(index)}")
         return out
+
+
+def text_list(texts: Any) -> list[Any]:
+    """``texts`` as a list; a single string (which ``list`` would split into characters) is refused."""
+    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise ValueError(f"texts must be a list of strings; got a {type(texts).__name__} (wrap one text in a list)")
+    return list(texts)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .capture import capture_blocks
+from ..validation import as_int
+from .capture import capture_blocks, text_list
 from .pooling import TOKEN_POOLINGS, check_pooling
 
 __all__ = ["encode", "encode_cached", "encoding_cache_key"]
@@ -61,9 +62,8 @@ def encode(
         raise ValueError(
             f"pooling={pooling!r} gives one row per token; use 'mean', 'last', 'first' or 'cls' to encode texts"
         )
-    texts = _text_list(texts)
-    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 1:
-        raise ValueError(f"max_length must be a positive integer (tokens); got {max_length!r}")
+    texts = text_list(texts)
+    as_int(max_length, "max_length", low=1)
     if not texts:
         raise ValueError("texts is empty")
     bad = [j for j, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
@@ -142,14 +142,14 @@ def encode_cached(
 
     from .models import cache_dir as default_cache
 
-    texts = _text_list(texts)
+    texts = text_list(texts)
     if fingerprint is None:
-        fingerprint = texts_fingerprint(texts)
+        fingerprint = _texts_fingerprint(texts)
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
     wanted: list[Any] = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     loaded = model
     # a model passed in is keyed by its weights and tokenizer, not only by the name it is filed under
-    keyed_name = model_name if model is None else f"{model_name}|{model_fingerprint(*model)}"
+    keyed_name = model_name if model is None else f"{model_name}|{_model_fingerprint(*model)}"
     n_layers = None
     if any(int(w) < 0 for w in wanted):  # resolve negative indices: needs the depth (from the config)
         n_layers = _depth(model_name, loaded)
@@ -185,14 +185,7 @@ def encode_cached(
     return {layer: result[layer] for layer in resolved}
 
 
-def _text_list(texts: Any) -> list[Any]:
-    """``texts`` as a list; a single string (which ``list`` would split into characters) is refused."""
-    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        raise ValueError(f"texts must be a list of strings; got a {type(texts).__name__} (wrap one text in a list)")
-    return list(texts)
-
-
-def texts_fingerprint(texts: Sequence[str]) -> str:
+def _texts_fingerprint(texts: Sequence[str]) -> str:
     """SHA-256 of the texts, each length-prefixed (a joined string is not injective: ``["a|b", "c"]`` and
     ``["a", "b|c"]`` would share it)."""
     h = hashlib.sha256()
@@ -202,7 +195,7 @@ def texts_fingerprint(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(model: nn.Module, tokenizer: Any) -> str:
+def _model_fingerprint(model: nn.Module, tokenizer: Any) -> str:
     """16 hex digits of SHA-256 over a loaded model's configuration, parameter names, shapes, dtypes and bytes, and
     its tokenizer's class, size and vocabulary file name: two models filed under one name (another seed, a fine-tuned
     copy) get different cache keys."""

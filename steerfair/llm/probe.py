@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..membership import Membership
+from ..validation import as_number
 
 __all__ = ["LinearProbe"]
 
@@ -44,8 +45,7 @@ class LinearProbe:
             raise ValueError("counts (k,), means (k, d) and covs (k, d, d) must agree with groups")
         if np.any(n <= 0):
             raise ValueError("every group needs a positive count")
-        if isinstance(reg, bool) or not isinstance(reg, (int, float, np.integer, np.floating)) or not reg >= 0:
-            raise ValueError(f"reg must be a non-negative number; got {reg!r}")
+        as_number(reg, "reg", low=0.0)
         d = mu.shape[1]
         pooled = np.tensordot(n / n.sum(), S, axes=1)
         pooled = 0.5 * (pooled + pooled.T) + reg * np.trace(pooled) / d * np.eye(d)

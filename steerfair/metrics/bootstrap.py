@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..validation import as_int, as_number
 from .inputs import equals, prepare, unique_values
 
 __all__ = ["bootstrap_ci"]
@@ -55,18 +56,15 @@ def bootstrap_ci(
         raise ValueError("metric_fn must be callable")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
-    real = isinstance(alpha, (float, int, np.floating, np.integer)) and not isinstance(alpha, (bool, np.bool_))
-    if not (real and 0.0 < float(alpha) < 1.0):
+    if not 0.0 < as_number(alpha, "alpha") < 1.0:
         raise ValueError(f"alpha must lie strictly between 0 and 1; got {alpha!r}")
     yt, yp, g = prepare(y_true, y_pred, groups)
     kw = dict(metric_kwargs or {})
     point = float(metric_fn(yt, yp, groups=g, **kw))
     if not math.isfinite(point):
         raise ValueError("metric_fn returned a non-finite value on the full data; no interval can be formed")
-    if not (seed is None or isinstance(seed, np.random.Generator)) and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-    ):
-        raise ValueError(f"seed must be None, a non-negative integer or a numpy Generator; got {seed!r}")
+    if not (seed is None or isinstance(seed, np.random.Generator)):
+        as_int(seed, "seed", low=0)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = yt.shape[0]
     strata = [np.flatnonzero(equals(g, grp)) for grp in unique_values(g)] if stratify else [np.arange(n)]
