@@ -50,6 +50,11 @@ def _label_array(values: Any, name: str) -> np.ndarray:
         arr[:] = list(values)
     else:
         arr = np.asarray(values)
+    if arr.ndim == 2 and arr.shape[-1] == 1:
+        raise ValueError(
+            f"{name} has shape {arr.shape}: one column of labels must be passed 1-D (e.g. df['sex'] rather than "
+            "df[['sex']], or .ravel()); a probability matrix needs one column per group (k >= 2)"
+        )
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D labels or an (n, k) probability matrix; got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
@@ -72,7 +77,7 @@ def _is_probability_matrix(values: Any) -> bool:
                 return False
         else:
             return False
-    return arr.ndim == 2 and arr.dtype.kind in "fiub"
+    return arr.ndim == 2 and arr.shape[1] > 1 and arr.dtype.kind in "fiub"  # one column: labels passed 2-D
 
 
 def check_probabilities(P: np.ndarray, name: str, *, n: int | None = None, k: int | None = None) -> np.ndarray:
@@ -154,6 +159,11 @@ class Membership:
         """Hard membership from column indices ``0..k-1``."""
         labels = np.asarray(labels) if not isinstance(labels, np.ndarray) else labels
         idx = np.asarray(index, dtype=np.int64)
+        if idx.ndim != 1:
+            raise ValueError(f"index must be 1-D column indices; got shape {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= len(labels)):
+            bad = idx[(idx < 0) | (idx >= len(labels))][0]
+            raise ValueError(f"index holds {int(bad)}, outside 0..{len(labels) - 1} (one column per label)")
         W = np.zeros((idx.shape[0], len(labels)))
         W[np.arange(idx.shape[0]), idx] = 1.0
         return cls(labels, W, "labels")

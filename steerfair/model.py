@@ -83,6 +83,10 @@ class GroupConditionalModel:
             raise ValueError("components must be Gaussians (underlying normals) of one dimension")
         if len({c.dim for row in comps for c in row}) != 1:
             raise ValueError("components must be Gaussians (underlying normals) of one dimension")
+        if self.counts is not None:  # the cell sizes behind the priors: one finite number per cell
+            as_float_array(self.counts, "counts", shape=(k, m))
+            object.__setattr__(self, "counts", np.array(self.counts, copy=True))
+            self.counts.setflags(write=False)
         for name, val in (("groups", groups), ("classes", classes), ("group_priors", gp), ("class_priors", cp)):
             val = np.array(val, copy=True)
             val.setflags(write=False)
@@ -315,7 +319,7 @@ class GroupConditionalModel:
     def log_joint(self, X: Any, groups: Any) -> np.ndarray:
         """``log p(x, y=i | a)`` for each row and class, shape ``(n, m)`` (working space density)."""
         Z = self.features(X)
-        a = self.group_index(groups)
+        a = _index(self.groups, groups, "groups", Z.shape[0])
         out = np.empty((Z.shape[0], self.n_classes))
         for ga in np.unique(a):
             out[a == ga] = self.group_log_joint(Z[a == ga], int(ga))
@@ -423,11 +427,15 @@ def _positive(X: np.ndarray) -> np.ndarray:
     return X
 
 
-def _index(labels: np.ndarray, values: Any, name: str) -> np.ndarray:
-    """Column indices of 1-D ``values`` among the fitted ``labels`` (read through :class:`Membership`)."""
-    membership = Membership.align(values, labels, name=name)
-    if membership.kind != "labels":
-        raise ValueError(f"{name} must be 1-D labels; got an array of shape {membership.weights.shape}")
+def _index(labels: np.ndarray, values: Any, name: str, n: int | None = None) -> np.ndarray:
+    """Column indices of ``values`` among the fitted ``labels`` (read through :class:`Membership`): 1-D labels or
+    one-hot rows of a probability matrix; ``n``: the number of rows they must have."""
+    membership = Membership.align(values, labels, n, name=name)
+    if not membership.is_hard:
+        raise ValueError(
+            f"{name} must be labels or one-hot rows; soft memberships of shape {membership.weights.shape} need "
+            "the per-group results mixed with their weights"
+        )
     return membership.indices()
 
 

@@ -129,6 +129,8 @@ class IdealTemplateSteering:
         garbling, ``y`` unused); ``groups`` are labels, ``(n, k)``
         probabilities (soft: the per-group results are mixed), privatised reports (with ``group_epsilon``), or
         ``None`` (the fitted model's posterior ``P(A | x)``)."""
+        if not hasattr(self, "steering_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X, y, groups) first")
         X = as_matrix(X, "X")
         steering = self.steering_
 

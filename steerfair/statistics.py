@@ -166,6 +166,12 @@ class CellStatistics:
         """
         X = as_matrix(X, "X")
         n, d = X.shape
+        for value, name in ((groups, "groups"), (classes, "classes")):
+            if not isinstance(value, Membership):
+                raise TypeError(
+                    f"{name} must be a steerfair.membership.Membership (e.g. Membership.parse(labels, name={name!r})); "
+                    f"got {type(value).__name__}"
+                )
         G, H = groups.weights, classes.weights
         if G.shape[0] != n or H.shape[0] != n:
             raise ValueError(f"memberships have {G.shape[0]} and {H.shape[0]} rows but X has {n}")

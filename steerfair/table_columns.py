@@ -1,15 +1,29 @@
 """Column bookkeeping for :class:`steerfair.tabular.FairSteerer`: naming and indexing columns, their scale, skew and
-atoms, and the choice of marginals that ``marginals="auto"`` makes from them."""
+atoms, the choice of marginals that ``marginals="auto"`` makes from them, and missing values (NaN may pass through
+columns that are not steered, never through steered ones)."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .covariance import near_singular
+from .warning_location import user_stacklevel
 
-__all__ = ["ATOM_SHARE", "atom_columns", "column_index", "column_scale", "numeric_dtype", "skew", "well_conditioned"]
+__all__ = [
+    "ATOM_SHARE",
+    "atom_columns",
+    "check_steered_finite",
+    "column_index",
+    "column_scale",
+    "numeric_dtype",
+    "skew",
+    "warn_uncovered_nan",
+    "well_conditioned",
+]
 
 #: ``marginals="auto"`` takes the copula when a steered column has a value shared by at least this share of the
 #: training rows (and by two rows at least): zeros of a zero-inflated column, ages in years, counts, ordinal codes
@@ -67,3 +81,38 @@ def atom_columns(Z: np.ndarray, share: float = ATOM_SHARE) -> list[tuple[int, fl
         if top >= max(2.0, share * n):
             out.append((j, top / n))
     return out
+
+
+def check_steered_finite(
+    Z: np.ndarray, cols: np.ndarray, name: Callable[[int], str], *, automatic: bool = False
+) -> None:
+    """Raise a ``ValueError`` naming the steered columns ``cols`` (the columns of ``Z``) that hold NaN or inf.
+
+    ``automatic``: the columns were chosen by ``columns=None``, so the message says how to leave them unsteered.
+    """
+    bad = [name(int(cols[j])) for j in np.flatnonzero(~np.all(np.isfinite(Z), axis=0))]
+    if not bad:
+        return
+    if automatic:
+        raise ValueError(
+            f"X: column(s) {bad} would be steered (columns=None takes every numeric column with more than two values) "
+            "but contain NaN: impute them, or pass columns= without them to let them pass through"
+        )
+    raise ValueError(
+        f"X: steered column(s) {bad} contain NaN: impute them first, or leave them out of columns= (columns that are "
+        "not steered may hold NaN and pass through unchanged)"
+    )
+
+
+def warn_uncovered_nan(arr: np.ndarray, rest: Sequence[int], target: str, name: Callable[[int], str]) -> None:
+    """Warn that the columns ``rest`` of ``arr`` holding NaN pass through a shared ``target`` unchanged (neither
+    steered nor garbled), so its equal-laws guarantee does not include them."""
+    holes = [name(int(j)) for j in rest if not np.all(np.isfinite(arr[:, j]))]
+    if holes:
+        warnings.warn(
+            f"column(s) {holes} hold NaN and pass through unchanged: target={target!r} does not cover them, so a "
+            "model that reads them can still tell the groups apart; impute them and steer them (columns=) for the "
+            "equal-laws guarantee to include them",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )

@@ -60,7 +60,7 @@ from .privacy.reports import group_reader
 from .shared_positive import fit_label_free
 from .shared_target import Marginals, Target, as_generator, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
-from .table_columns import atom_columns, column_index, numeric_dtype, skew
+from .table_columns import atom_columns, check_steered_finite, column_index, numeric_dtype, skew, warn_uncovered_nan
 from .table_model import fit_cell_model
 from .validation import check_same_length
 from .warning_location import user_stacklevel
@@ -93,7 +93,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         intervention: ({"all", "affirmative"}) Move every (group, class) cell (KL-nearest) or only the disadvantaged
             group(s).
         columns: (sequence of column names / indices, or None) Columns to steer. ``None``: every numeric column with
-            more than two distinct values in the training data (binary and one-hot columns pass through).
+            more than two distinct values in the training data (binary and one-hot columns pass through). Columns
+            that are not steered may hold NaN (passed through as they are); steered ones may not (impute them).
         lognormal_columns: (sequence, or "auto") Steered columns modelled as log-normal (strictly positive). ``"auto"``:
             every steered column whose training values are all positive and whose log is less skewed than the raw
             values.
@@ -204,7 +205,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (sklearn ships no type information)
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = False  # NaN passes through unsteered columns only (not what this tag means)
         return tags
 
     # ------------------------------------------------------------------ input handling
@@ -230,14 +231,17 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                     nonnum.add(j)
             self._nonnumeric = nonnum
             numeric = [j for j in range(arr.shape[1]) if j not in nonnum]
-            _named_check(arr[:, numeric], ensure_min_samples=2 if fitting else 1, ensure_min_features=0)
+            _named_check(
+                arr[:, numeric], ensure_min_samples=2 if fitting else 1, ensure_min_features=0,
+                ensure_all_finite="allow-nan",
+            )  # fmt: skip
             return arr
         if fitting and hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         self._nonnumeric = set()
         if sp.issparse(X):
             raise TypeError("FairSteerer does not support sparse input; pass a dense array or DataFrame")
-        return _named_check(X, dtype=np.float64, ensure_min_samples=2 if fitting else 1)
+        return _named_check(X, dtype=np.float64, ensure_min_samples=2 if fitting else 1, ensure_all_finite="allow-nan")
 
     def _resolve_columns(self, X: Any, arr: np.ndarray) -> np.ndarray:
         n_features = arr.shape[1]
@@ -248,8 +252,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 col = arr[:, j]
                 if j in self._nonnumeric or (_is_frame(X) and not numeric_dtype(X.iloc[:, j])):
                     continue
-                if np.all(np.isfinite(col)) and np.unique(col).size > (1 if self.discrete_mode_ == "copula" else 2):
+                if np.unique(col[np.isfinite(col)]).size > (1 if self.discrete_mode_ == "copula" else 2):
                     idx.append(j)
+            check_steered_finite(arr[:, idx], np.asarray(idx), self._name, automatic=True)
             if not idx:
                 raise ValueError("no continuous column to steer; pass columns= explicitly")
             return np.asarray(idx, dtype=int)
@@ -313,9 +318,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             marginals = "copula" if not logs and atom_columns(arr[:, cols]) else "gaussian"
         self.marginals_ = marginals
         Z = arr[:, cols]
-        if not np.all(np.isfinite(Z)):
-            bad = [self._name(cols[j]) for j in np.nonzero(~np.all(np.isfinite(Z), axis=0))[0]]
-            raise ValueError(f"steered columns contain NaN or inf: {bad}")
+        check_steered_finite(Z, cols, self._name)
         log_pos = self._resolve_lognormal(Z, cols)
         if log_pos.size:
             if np.any(Z[:, log_pos] <= 0):
@@ -350,6 +353,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.categorical_ = CategoricalGarbling.fit(  # None: no discrete column to garble
             arr, self.model_.class_index(y_arr), membership, found, self.model_.n_classes, sample_weight
         ) if found else None  # fmt: skip
+        if self.target != "ideal":  # a shared target covers what it steers or garbles, not what NaN kept out
+            covered = {c for v in found for c in v.columns}
+            warn_uncovered_nan(arr, [j for j in rest if j not in covered], self.target, self._name)
         if self.copula_ is not None and self.shared_ is not None:  # back through the target group's quantiles
             self.copula_ = self.copula_.returning_to(self.shared_.target.reference)
         self.groups_ = np.asarray(self.model_.groups)
@@ -402,8 +408,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if bad:
             raise ValueError(f"columns {bad} are not numeric and cannot be steered")
         Z = arr[:, self.steer_columns_]
-        if not np.all(np.isfinite(Z)):
-            raise ValueError("steered columns contain NaN or inf")
+        check_steered_finite(Z, self.steer_columns_, self._name)
         if self.log_columns_.size:
             if np.any(Z[:, self.log_columns_] <= 0):
                 raise ValueError("log-normal columns must be strictly positive")

@@ -10,7 +10,9 @@ from types import FrameType
 __all__ = ["user_stacklevel"]
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
-_CALLERS = ("sklearn", "joblib")  # scikit-learn wraps fit_transform / runs pipelines and searches
+#: libraries whose frames sit between the user's call and steerfair: scikit-learn wraps fit_transform and runs
+#: pipelines and searches; torch and transformers run the hooks of steerfair.llm inside forward and generate
+_CALLERS = ("sklearn", "joblib", "torch", "transformers")
 
 
 def _inside(filename: str) -> bool:
@@ -23,8 +25,9 @@ def _inside(filename: str) -> bool:
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` for :func:`warnings.warn`, called from inside steerfair, that names the first frame outside
-    steerfair, :mod:`contextlib` and scikit-learn (the user's call, also through a pipeline or ``set_output``
-    wrapper); the outermost frame if every frame is inside."""
+    steerfair, :mod:`contextlib`, scikit-learn, torch and transformers (the user's call, also through a pipeline, a
+    ``set_output`` wrapper or a model's ``forward`` / ``generate`` running steerfair's hooks); the outermost frame if
+    every frame is inside."""
     frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_back is not None and _inside(frame.f_code.co_filename):

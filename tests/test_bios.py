@@ -497,7 +497,8 @@ def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyP
     real = encode_module.encode_cached
     monkeypatch.setattr(encode_module, "encode_cached", lambda *a, **k: real(*a, **{**k, "model": (model, tok)}))
     out = tmp_path / "bios"
-    rc = cli.main(["bios", "--model", "tiny", "--data", str(tmp_path), "--layer", "-1", "--seeds", "2",
+    model.config.save_pretrained(tmp_path / "tiny")  # the command reads the depth from a local config first
+    rc = cli.main(["bios", "--model", str(tmp_path / "tiny"), "--data", str(tmp_path), "--layer", "-1", "--seeds", "2",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])  # fmt: skip
     assert rc == 0
     res = json.loads((out / "results.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -453,3 +455,24 @@ def test_bad_layers_and_empty_batches_get_clear_errors() -> None:
     tok = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]")
     with capture_blocks(model, tok, [1]) as cap, pytest.raises(ValueError, match="texts is empty"):
         cap.run([])
+
+
+@pytest.mark.parametrize("positions", ["prompt", "generated"])
+def test_uncached_generation_warns_that_prompt_positions_cover_every_step(positions: str) -> None:
+    """``generate(use_cache=False)`` runs every step as a fresh forward: "generated" steered nothing silently."""
+    model = tiny("gpt2")
+    x = ids(3, b=2, t=5)
+    with steer(model, {1: random_map(1)}, positions=positions):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            cached = _generate(model, x)  # the default, cached: no warning
+            logits(model, x)
+            logits(model, x)  # repeated fresh forwards of one length: no warning
+        with pytest.warns(UserWarning, match="without a KV cache") as record:
+            uncached = _generate(model, x, use_cache=False)
+    assert len(record) == 1 and record[0].filename == __file__  # once, pointing at this file's call
+    plain = _generate(model, x, use_cache=False)
+    if positions == "generated":  # what the warning says: nothing was steered
+        assert torch.equal(uncached, plain) and not torch.equal(cached, plain)
+    else:
+        assert not torch.equal(uncached, plain)

@@ -49,7 +49,6 @@ def test_smollm2_generation_steering_batched_equals_unbatched() -> None:
     model, tok = _load("smollm2")
     path, blocks = find_layer_list(model)
     assert path == "model.layers" and len(blocks) == 30
-    tok.padding_side = "left"
     prompts = ["The nurse said that", "My brother works as a"]
     kw = dict(max_new_tokens=8, do_sample=False, pad_token_id=tok.eos_token_id)
     rng = np.random.default_rng(1)
@@ -69,3 +68,28 @@ def test_smollm2_generation_steering_batched_equals_unbatched() -> None:
     assert torch.equal(again, plain)  # hooks removed: bit-identical generation
     for i in range(2):
         assert torch.equal(batch[i, -8:], solo[i])
+
+
+@pytest.mark.parametrize("alias", ["minilm", "smollm2"])
+def test_alias_depths_are_the_loaded_models_block_counts(alias: str) -> None:
+    """``model_depth`` answers the aliases without loading them; the answer must be the loaded model's depth."""
+    from steerfair.llm.models import model_depth
+
+    model, tok = _load(alias)
+    assert model_depth(alias) == model_depth(alias.upper()) == len(find_layer_list(model)[1])
+    # a causal LM's tokenizer pads on the left, so that batched generate continues every prompt
+    assert tok.padding_side == ("left" if alias == "smollm2" else "right")
+
+
+def test_model_depth_reads_a_local_config_and_names_unreadable_models(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from transformers import GPT2Config
+
+    from steerfair.llm.models import model_depth
+
+    GPT2Config(n_layer=4, n_embd=16, n_head=2).save_pretrained(tmp_path / "tiny")
+    assert model_depth(str(tmp_path / "tiny")) == 4
+    with pytest.raises(ValueError, match="no model folder at"):
+        model_depth(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is neither an alias"):
+        model_depth(str(tmp_path / "empty"))

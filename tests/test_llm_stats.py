@@ -388,14 +388,33 @@ def test_collect_matches_per_text_hidden_states(kind: str, data: list, pooling: 
 @given(data=data_st, bs=st.integers(1, 5))
 @settings(max_examples=8, deadline=None)
 def test_left_and_right_padding_give_the_same_statistics(kind: str, data: list, bs: int) -> None:
+    """``collect`` captures with right padding whatever side the tokenizer generates with (bit-identical statistics,
+    the side restored afterwards); a :class:`BlockCapture` run on a left-padded batch takes its position ids from the
+    mask and gives the same activations up to float rounding."""
+    from steerfair.llm import BlockCapture
+    from steerfair.llm.layers import resolve_layers
+
     texts, groups, labels = (list(v) for v in zip(*data, strict=True))
     model = model_of(kind)
+    toks = {side: make_tokenizer(side) for side in ("left", "right")}
     runs = [
-        collect(model, make_tokenizer(side), texts, groups, labels, layers=[0, -1], batch_size=bs, progress=False)
+        collect(model, toks[side], texts, groups, labels, layers=[0, -1], batch_size=bs, progress=False)
         for side in ("left", "right")
     ]
+    assert toks["left"].padding_side == "left"
     for name in ("counts", "sums", "outer"):
-        torch.testing.assert_close(getattr(runs[0], name), getattr(runs[1], name), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(getattr(runs[0], name), getattr(runs[1], name), rtol=0, atol=0)
+    pooled = {}
+    for side, tok in toks.items():
+        capture = BlockCapture(model, tok, resolve_layers(model, [-1], None), "mean", 64)
+        handles = capture._register()
+        try:
+            with torch.no_grad():
+                pooled[side] = capture.run(texts)[N_LAYERS - 1][0]
+        finally:
+            for handle in handles:
+                handle.remove()
+    torch.testing.assert_close(pooled["left"], pooled["right"], rtol=1e-5, atol=1e-5)
 
 
 @given(data=st.lists(item_st, min_size=4, max_size=12), bs=st.integers(1, 3), data2=st.data())

@@ -185,3 +185,67 @@ def test_to_low_rank_truncates_a_low_rank_map_to_its_best_rank_r_part(seed: int,
     err = np.linalg.norm((short.A - np.eye(7)) - U @ V.T)
     assert err == pytest.approx(np.sqrt(np.sum(s[r:] ** 2)), rel=1e-9, abs=1e-12)
     assert T.to_low_rank(5) is T and T.to_low_rank(9) is T
+
+
+def _scaled_pair(rng: np.random.Generator, d: int, decades: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two covariances in coordinates whose standard deviations span ``2 * decades`` orders of magnitude."""
+    scale = 10.0 ** rng.uniform(-decades, decades, size=d)
+    C1, C2 = random_spd(rng, d, cond=20), random_spd(rng, d, cond=20)
+    return scale[:, None] * C1 * scale[None, :], scale[:, None] * C2 * scale[None, :], scale
+
+
+@given(seed=seeds, d=st.integers(2, 8), decades=st.floats(0.0, 3.0))
+@settings(max_examples=40, deadline=None)
+def test_ot_map_is_exact_in_every_coordinate_whatever_the_units(seed: int, d: int, decades: float) -> None:
+    """``A S1 A = S2`` to rounding in correlation units, with standard deviations from 1e-3 to 1e3 (the symmetric
+    root of S1 lost the small coordinates: 100 % error in them at 1e3 / 1e-3)."""
+    rng = np.random.default_rng(seed)
+    S1, S2, scale = _scaled_pair(rng, d, decades)
+    A = ot_map_matrix(S1, S2)
+    assert np.array_equal(A, A.T)
+    sd = np.sqrt(np.diag(S2))
+    np.testing.assert_allclose((A @ S1 @ A) / np.outer(sd, sd), S2 / np.outer(sd, sd), rtol=0, atol=1e-10)
+    # positive definite in the scaled coordinates (the OT map is the unique symmetric PD solution)
+    assert np.linalg.eigvalsh(A * np.outer(scale, scale)).min() > 0
+
+
+@given(seed=seeds, d=st.integers(2, 6), decades=st.floats(0.0, 3.0), t=st.floats(0.1, 0.9))
+@settings(max_examples=25, deadline=None)
+def test_barycenter_of_two_is_the_mccann_interpolant_whatever_the_units(
+    seed: int, d: int, decades: float, t: float
+) -> None:
+    """The W2 barycenter of two Gaussians with weights (1 - t, t) is the point t of the geodesic,
+    ``M S1 M`` with ``M = (1 - t) I + t A``: checked in correlation units at badly scaled coordinates."""
+    rng = np.random.default_rng(seed)
+    S1, S2, _ = _scaled_pair(rng, d, decades)
+    M = (1 - t) * np.eye(d) + t * ot_map_matrix(S1, S2)
+    want = M @ S1 @ M
+    got = bures_barycenter([S1, S2], [1 - t, t])
+    sd = np.sqrt(np.diag(want))
+    np.testing.assert_allclose(got / np.outer(sd, sd), want / np.outer(sd, sd), rtol=0, atol=1e-9)
+
+
+def test_barycenter_checks_its_iteration_settings_and_warns_when_it_stops_early() -> None:
+    covs = [np.eye(2), np.diag([4.0, 1.0]), np.array([[2.0, 0.9], [0.9, 1.0]])]
+    for bad, match in (({"max_iter": 0}, "max_iter"), ({"max_iter": -5}, "max_iter"), ({"tol": -1.0}, "tol")):
+        with pytest.raises(ValueError, match=match):
+            bures_barycenter(covs, **bad)
+    with pytest.raises((TypeError, ValueError), match="tol"):
+        bures_barycenter(covs, tol=float("nan"))
+    with pytest.warns(RuntimeWarning, match="did not converge in max_iter=1"):
+        bures_barycenter(covs, max_iter=1)
+
+
+def test_inverse_of_a_change_of_units_is_exact_and_singular_maps_are_refused() -> None:
+    """A diagonal change of units has condition number 1e16 but is exactly invertible (was: "singular")."""
+    x = np.array([[3.0, -4.0]])
+    T = AffineMap(np.diag([1e-8, 1e8]), np.array([1.0, 2.0]))
+    np.testing.assert_allclose(T.inverse()(T(x)), x, rtol=1e-14)
+    # as I + U V^T the forward map itself rounds x + (1e-8 - 1) x to about 1e-16 / 1e-8 relative
+    low = AffineMap.low_rank(np.eye(2), np.diag([1e-8, 1e8]) - np.eye(2))
+    np.testing.assert_allclose(low.inverse()(low(x)), x, rtol=1e-7)
+    scaled_singular = np.diag([1e-8, 1e8]) @ np.array([[1.0, 2.0], [2.0, 4.0 + 1e-16]])
+    with pytest.raises(ValueError, match="singular"):
+        AffineMap(scaled_singular).inverse()
+    with pytest.raises(ValueError, match="singular"):
+        AffineMap.low_rank(np.ones((2, 1)), -np.array([[1.0], [0.0]])).inverse()  # I + u v^T with v^T u = -1

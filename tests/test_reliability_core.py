@@ -235,6 +235,11 @@ def test_atomic_writes_keep_permissions(tmp_path: Path) -> None:
         (["--max-per-class", "5"], "--max-per-class must be 0 (no cap) or at least 200"),
         (["--data", "nosuch"], "--data must be bug, bios or an existing Bios file or folder"),
         (["--cache-dir", "/etc/passwd/x"], "--cache-dir '/etc/passwd/x' cannot be created"),
+        (["--layer", "6"], "--layer 6 is out of range for minilm (6 blocks: use -6..5)"),
+        (["--layer", "-7"], "--layer -7 is out of range for minilm"),
+        (["--model", "smollm2", "--layer", "30"], "--layer 30 is out of range for smollm2 (30 blocks"),
+        (["--model", "./no/such/folder"], "--model: no model folder at './no/such/folder'"),
+        (["--model", "nosuch-model-id"], "--model: model 'nosuch-model-id' is neither an alias"),
     ],
 )
 def test_finding_9_bios_rejects_bad_arguments_before_any_work(
@@ -413,3 +418,75 @@ def test_demo_without_the_adult_wheel_checks_the_fallback_folder_first(
     with pytest.raises(SystemExit) as exc:
         cli_main(["demo", "--out", str(tmp_path)])
     assert exc.value.code == 2 and "already holds results" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------- session 11
+def _small_model() -> tuple[GroupConditionalModel, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X, y, g = rng.normal(size=(120, 2)), np.repeat([0, 1], 60), np.tile([0, 1], 60)
+    X[y == 1] += 1.0
+    return GroupConditionalModel.fit(X, y, g), X, y, g
+
+
+def test_posterior_reads_one_hot_rows_as_labels_and_names_a_wrong_group_count() -> None:
+    model, X, _, g = _small_model()
+    np.testing.assert_array_equal(model.posterior(X[:4], np.eye(2)[g[:4]]), model.posterior(X[:4], g[:4]))
+    with pytest.raises(ValueError, match="groups has 2 entries but X has 3 rows"):
+        model.posterior(X[:3], [0, 1])
+    with pytest.raises(ValueError, match="soft memberships"):
+        model.log_joint(X[:2], [[0.5, 0.5], [1.0, 0.0]])
+
+
+def test_a_single_column_of_group_labels_gets_a_message_that_says_so() -> None:
+    _, X, y, g = _small_model()
+    with pytest.raises(ValueError, match=r"groups has shape \(120, 1\): one column of labels must be passed 1-D"):
+        GroupConditionalModel.fit(X, y, g[:, None])
+
+
+def test_cell_statistics_from_rows_names_plain_labels() -> None:
+    from steerfair.membership import Membership
+    from steerfair.statistics import CellStatistics
+
+    _, X, y, g = _small_model()
+    with pytest.raises(TypeError, match="groups must be a steerfair.membership.Membership"):
+        CellStatistics.from_rows(X, list(g), Membership.parse(y, name="classes"))
+    stats = CellStatistics.from_rows(X, Membership.parse(g), Membership.parse(y, name="classes"))
+    assert stats.counts.sum() == len(X)
+
+
+def test_gaussian_fit_refuses_an_estimator_with_loose_shrinkage() -> None:
+    from steerfair.covariance import CovarianceEstimator
+
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="not both"):
+        Gaussian.fit(X, shrinkage=0.9, estimator=CovarianceEstimator(None, None))
+    with pytest.raises(ValueError, match="not both"):
+        Gaussian.fit(X, reg=1e-3, estimator=CovarianceEstimator(None, None))
+    shrunk = Gaussian.fit(X, estimator=CovarianceEstimator(0.9, None))
+    np.testing.assert_allclose(shrunk.cov, Gaussian.fit(X, shrinkage=0.9, reg=None).cov)
+
+
+def test_small_api_checks_from_the_math_review() -> None:
+    from steerfair.membership import Membership
+    from steerfair.representations import IdealTemplateSteering
+
+    with pytest.raises(TypeError, match="d must be an integer"):
+        AffineMap.identity(2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="d must be"):
+        AffineMap.identity(-1)
+    assert AffineMap.identity(2) == AffineMap(np.eye(2))  # equal by value, whatever the storage
+    assert AffineMap.identity(2) != AffineMap(np.eye(2), np.ones(2)) and AffineMap.identity(2) != AffineMap.identity(3)
+    with pytest.raises(ValueError, match=r"index holds -1, outside 0..1"):
+        Membership.one_hot([0, -1], [0, 1])
+    with pytest.raises(RuntimeError, match="not fitted; call fit"):
+        IdealTemplateSteering().transform(np.zeros((2, 2)), [0, 1])
+
+
+def test_model_counts_must_be_one_finite_number_per_cell() -> None:
+    model, *_ = _small_model()
+    parts = (model.groups, model.classes, model.group_priors, model.class_priors, model.components)
+    for bad in ([[1, 2], [3]], [[1.0, np.nan], [3.0, 4.0]], [1, 2, 3, 4]):
+        with pytest.raises(ValueError, match="counts"):
+            GroupConditionalModel(*parts, counts=bad)  # type: ignore[arg-type]
+    ok = GroupConditionalModel(*parts, counts=[[30, 30], [30, 30]])  # type: ignore[arg-type]
+    assert ok.counts is not None and ok.counts.shape == (2, 2) and not ok.counts.flags.writeable

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -346,3 +348,59 @@ def test_a_cell_with_no_more_rows_than_columns_is_reported() -> None:
     assert collapsed[g == 1].std(axis=0).mean() < 0.01 * X[g == 1].std(axis=0).mean()
     kept = FairSteerer(shrinkage="oas").fit(X, y, groups=g).transform(X, groups=g)
     assert kept[g == 1].std(axis=0).mean() > 0.5 * X[g == 1].std(axis=0).mean()
+
+
+@pytest.mark.parametrize("target", ["ideal", "shared"])
+@pytest.mark.parametrize("frame", [True, False])
+def test_nan_in_unsteered_columns_passes_through_and_changes_nothing_else(target: str, frame: bool) -> None:
+    """Missing values in a column FairSteerer does not steer are kept as they are (a downstream model may handle
+    them); the steered columns come out exactly as with that column filled in. NaN in a steered column is refused,
+    naming it."""
+    rng = np.random.default_rng(3)
+    n = 500
+    X = np.column_stack([rng.normal(size=n), rng.gamma(2.0, size=n), rng.normal(size=n)])
+    y, g = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X[:, 1] += 0.8 * y + 0.5 * g
+    missing = rng.choice(n, 40, replace=False)
+    holes, filled = X.copy(), X.copy()
+    holes[missing, 2] = np.nan
+    filled[missing, 2] = 0.0
+    cols: list = ["a", "b"] if frame else [0, 1]
+
+    def run(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        data = pd.DataFrame(A, columns=["a", "b", "c"]) if frame else A
+        steer = FairSteerer(columns=cols, target=target, random_state=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = [np.asarray(steer.fit_transform(data, y, groups=g)), np.asarray(steer.transform(data, groups=g))]
+        # a shared target says that the column left out for its NaN is not covered by its guarantee
+        said = [str(w.message) for w in caught if "pass through unchanged: target=" in str(w.message)]
+        assert len(said) == (target != "ideal" and A is holes)
+        assert all(("['c']" if frame else "['2']") in m for m in said)
+        return out[0], out[1]
+
+    for with_holes, with_fill in zip(run(holes), run(filled), strict=True):
+        np.testing.assert_array_equal(with_holes[:, :2], with_fill[:, :2])
+        np.testing.assert_array_equal(with_holes[:, 2], holes[:, 2])  # NaN where they were, the rest unchanged
+        assert not np.allclose(with_holes[:, :2], X[:, :2])  # the steered columns did move
+    with pytest.raises(ValueError, match=r"steered column\(s\) \['(c|2)'\] contain NaN: impute them first"):
+        data = pd.DataFrame(holes, columns=["a", "b", "c"]) if frame else holes
+        FairSteerer(columns=[*cols, "c" if frame else 2], target=target, random_state=0).fit(data, y, groups=g)
+    fit_data = pd.DataFrame(filled, columns=["a", "b", "c"]) if frame else filled
+    steer = FairSteerer(columns=cols, target=target, random_state=0).fit(fit_data, y, groups=g)
+    bad = filled.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"steered column\(s\) \['(a|0)'\] contain NaN"):
+        steer.transform(pd.DataFrame(bad, columns=["a", "b", "c"]) if frame else bad, groups=g)
+
+
+def test_automatic_columns_refuse_a_continuous_column_with_nan_instead_of_skipping_it() -> None:
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "flag": rng.integers(0, 2, 200) * 1.0})
+    y, g = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    X.loc[5, "b"] = np.nan
+    with pytest.raises(ValueError, match=r"column\(s\) \['b'\] would be steered .* pass columns= without them"):
+        FairSteerer().fit(X, y, groups=g)
+    X.loc[5, "b"], X.loc[7, "flag"] = 0.0, np.nan  # a binary column with a hole is not steered: it passes through
+    out = FairSteerer(random_state=0).fit_transform(X, y, groups=g)
+    assert np.isnan(out.loc[7, "flag"]) and out["flag"].drop(7).equals(X["flag"].drop(7))

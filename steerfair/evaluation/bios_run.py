@@ -306,11 +306,24 @@ def _check_cache_dir(cache_dir: str | None) -> None:
         raise ValueError(f"--cache-dir {str(root)!r} is not writable")
 
 
+def _check_model_layer(model: str, layer: int | None) -> None:
+    """``--model`` must name a model whose config can be read (no weights loaded) and ``--layer`` one of its blocks."""
+    from ..llm.models import model_depth
+
+    try:
+        depth = model_depth(model)
+    except ValueError as exc:
+        raise ValueError(f"--model: {exc}") from None
+    if layer is not None and depth is not None and not -depth <= layer < depth:
+        raise ValueError(f"--layer {layer} is out of range for {model} ({depth} blocks: use -{depth}..{depth - 1})")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` naming the option for an unusable ``steerfair bios`` argument or output folder.
 
-    Runs before any work: counts must be positive, ``--rank`` at most the alias's dimension (other encoders: checked
-    once the encoding's dimension is known), and ``--out`` writable without replacing results (``--overwrite``).
+    Runs before any work: counts must be positive, ``--model`` readable and ``--layer`` one of its blocks,
+    ``--rank`` at most the alias's dimension (other encoders: checked once the encoding's dimension is known), and
+    ``--out`` writable without replacing results (``--overwrite``).
     """
     for name in ("seeds", "max_length"):
         value = getattr(args, name)
@@ -326,6 +339,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if args.data not in ("bug", "bios") and not Path(args.data).exists():
         raise ValueError(f"--data must be bug, bios or an existing Bios file or folder; got {args.data!r}")
+    _check_model_layer(args.model, args.layer)
     _check_cache_dir(args.cache_dir)
     if args.rank is not None and args.rank < 0:
         raise ValueError(f"--rank must be non-negative (0: steer all dimensions); got {args.rank}")

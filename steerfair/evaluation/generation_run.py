@@ -73,7 +73,7 @@ CONTINUATION_PROMPTS = (
     "The capital of France is",
 )
 TINY_MODELS = ("tiny-gpt2", "tiny-llama")
-_DEPTH = {"smollm2": 30, "tiny-gpt2": 3, "tiny-llama": 3}
+_DEPTH = {"tiny-gpt2": 3, "tiny-llama": 3}  # the test models; the others: steerfair.llm.models.model_depth
 
 
 def load_generation_model(
@@ -191,20 +191,12 @@ def _continuation_setting(spec: str | None, methods: list[str]) -> tuple[str, fl
 def _model_depth(model: str) -> int | None:
     if model in _DEPTH:
         return _DEPTH[model]
-    try:
-        from transformers import AutoConfig
+    from ..llm.models import model_depth
 
-        cfg = AutoConfig.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        raise ValueError(
-            f"--model {model!r} is neither smollm2, {', '.join(TINY_MODELS)}, a local model folder "
-            f"nor a reachable hub id ({exc})"
-        ) from None
-    for key in ("num_hidden_layers", "n_layer", "num_layers"):
-        v = getattr(cfg, key, None)
-        if isinstance(v, int):
-            return v
-    return None
+    try:
+        return model_depth(model)
+    except ValueError as exc:
+        raise ValueError(f"--model: {exc}; or one of {', '.join(TINY_MODELS)}") from None
 
 
 def check_arguments(args: argparse.Namespace) -> PromptSet:

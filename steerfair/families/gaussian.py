@@ -118,13 +118,16 @@ class Gaussian:
                 ``AUTO_REG_SCALE`` times each variance only when the covariance is near-singular
                 (its correlation matrix's eigenvalue ratio below ``AUTO_REG_RCOND``) and warns; a float is always added;
                 ``None`` never regularises (a singular covariance then raises).
-            estimator: a :class:`~steerfair.covariance.CovarianceEstimator` (instead of ``shrinkage``/``reg``).
+            estimator: a :class:`~steerfair.covariance.CovarianceEstimator` (instead of ``shrinkage``/``reg``; passing
+                both is an error).
         """
         X = as_matrix(X, "X", min_rows=2)
         p = _normalised_weights(weights, X.shape[0])
         n_eff = 1.0 / float(np.sum(p**2))
         if n_eff < 2.0 - 1e-9:
             raise ValueError(f"need at least 2 (effective) samples to fit a covariance; got {n_eff:.3g}")
+        if estimator is not None and (shrinkage is not None or not (isinstance(reg, str) and reg == "auto")):
+            raise ValueError("pass estimator= or shrinkage= / reg=, not both")  # (the estimator would win silently)
         est = estimator if estimator is not None else CovarianceEstimator(shrinkage, reg)
         mean, cov = weighted_moments(X, p)
         return cls(mean, est.estimate(cov, n_eff, rows=(X - mean, p) if est.needs_rows else None))

@@ -210,8 +210,8 @@ def capture_blocks(
 
     On entry: the blocks are resolved (see :func:`~steerfair.llm.layers.resolve_layers`), a tokenizer without
     a pad token pads with its eos token, the model goes to eval mode, gradients are disabled and one forward
-    hook per block is registered. On exit (also on errors) the hooks are removed, the train/eval flags of
-    every module and the tokenizer's pad token are restored.
+    hook per block is registered; the tokenizer pads on the right while capturing. On exit (also on errors) the hooks
+    are removed, the train/eval flags of every module and the tokenizer's pad token and padding side are restored.
 
     Args:
         model: a ``transformers`` model (decoder or encoder).
@@ -237,6 +237,11 @@ def capture_blocks(
             raise ValueError("the tokenizer has neither a pad token nor an eos token; set tokenizer.pad_token")
         tokenizer.pad_token = eos
         restore_pad = True
+    # right padding while capturing: the same activations as left padding up to float rounding (position ids come
+    # from the mask), but bit for bit those of earlier captures, whatever side the caller generates with
+    side = getattr(tokenizer, "padding_side", None)
+    if side is not None:
+        tokenizer.padding_side = "right"
     training = [mod for mod in model.modules() if mod.training]
     handles = capture._register()
     try:
@@ -250,3 +255,5 @@ def capture_blocks(
             mod.training = True
         if restore_pad:
             tokenizer.pad_token = None
+        if side is not None:
+            tokenizer.padding_side = side

