@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import platform
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ import numpy as np
 import torch
 
 from steerfair import AffineMap
+from steerfair.evaluation.arguments import parse_checked, positive_int
+from steerfair.evaluation.output import check_output_file, to_json
 from steerfair.files import atomic_write
 from steerfair.llm import collect, find_layer_list, load_model, steer
 from steerfair.llm.capture import hidden_of
@@ -45,20 +46,23 @@ def _time(fn, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
     return out
 
 
-def main() -> None:
+def _check(args: argparse.Namespace) -> None:
+    """The output file, before the model loads."""
+    check_output_file(args.out, overwrite=args.overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
-    ap.add_argument("--rank", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--hook-rounds", type=int, default=50, help="timed rounds of the isolated hook cost")
+    ap.add_argument("--rank", type=positive_int, default=16)
+    ap.add_argument("--repeats", type=positive_int, default=5)
+    ap.add_argument("--batch", type=positive_int, default=8)
+    ap.add_argument("--seq", type=positive_int, default=128)
+    ap.add_argument("--new-tokens", type=positive_int, default=32)
+    ap.add_argument("--hook-rounds", type=positive_int, default=50, help="timed rounds of the isolated hook cost")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     ap.add_argument("--out", type=Path, default=Path("results/bench_hooks.json"))
-    args = ap.parse_args()
-    if args.out.exists() and not args.overwrite:
-        ap.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
+    args = parse_checked(ap, argv, _check)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tok = load_model(args.model)
@@ -197,7 +201,7 @@ def main() -> None:
         },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write({str(args.out): json.dumps(out, indent=2).encode()})
+    atomic_write({str(args.out): to_json(out).encode()})  # strict JSON: NaN as null
     print(f"device: {out['environment']['device']}; model {args.model} ({n_layers} layers x {d})")
     print("| config | forward best (s) | overhead (median, IQR) | generate best (s) | overhead (median, IQR) |")
     print("|---|---|---|---|---|")

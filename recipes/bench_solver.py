@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from steerfair import Gaussian, GroupConditionalModel, solve_nearest_ideal
+from steerfair.evaluation.arguments import distinct, parse_checked, positive_float, positive_int
+from steerfair.evaluation.output import check_output_file, to_json
 from steerfair.files import atomic_write
 from steerfair.ideal import choose_reference
 from steerfair.maps import ot_map_matrix
@@ -136,18 +138,29 @@ def _clock(fn) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - t
 
 
-def main() -> None:
+def _check(args: argparse.Namespace) -> None:
+    """Argument combinations and the output file, before any work."""
+    if args.pools and args.threads is not None:
+        raise ValueError("--pools compares the libraries' default thread counts; leave out --threads")
+    if args.groups < 2 or args.classes < 2:
+        raise ValueError(f"--groups and --classes must be at least 2; got {args.groups} and {args.classes}")
+    distinct(args.dims, "--dims")
+    distinct(args.affine_dims, "--affine-dims")
+    check_output_file(args.out, overwrite=args.overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dims", type=int, nargs="+", default=[2, 8, 32, 128, 256, 768, 2048, 4096])
-    ap.add_argument("--cvxpy-timeout", type=float, default=60.0)
+    ap.add_argument("--dims", type=positive_int, nargs="+", default=[2, 8, 32, 128, 256, 768, 2048, 4096])
+    ap.add_argument("--cvxpy-timeout", type=positive_float, default=60.0)
     ap.add_argument("--cvxpy-all-max-d", type=int, default=8, help="largest d for the (SDP) all-subgroup reference")
-    ap.add_argument("--fast-timeout", type=float, default=900.0)
+    ap.add_argument("--fast-timeout", type=positive_float, default=900.0)
     ap.add_argument("--skip-ot", action="store_true")
-    ap.add_argument("--affine-dims", type=int, nargs="*", default=[2, 8, 32, 128, 256, 1024])
-    ap.add_argument("--affine-timeout", type=float, default=120.0)
+    ap.add_argument("--affine-dims", type=positive_int, nargs="*", default=[2, 8, 32, 128, 256, 1024])
+    ap.add_argument("--affine-timeout", type=positive_float, default=120.0)
     ap.add_argument("--pools", action="store_true", help="also time the affine solves with the BLAS pool guard off")
-    ap.add_argument("--groups", type=int, default=2)
-    ap.add_argument("--classes", type=int, default=2)
+    ap.add_argument("--groups", type=positive_int, default=2)
+    ap.add_argument("--classes", type=positive_int, default=2)
     ap.add_argument(
         "--families-only", action="store_true", help="only the isotropic and affine families (no cvxpy, no OT)"
     )
@@ -155,16 +168,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/bench_solver.json"))
     ap.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=None,
         help="BLAS/OpenMP threads in the timed processes (default: the libraries' own choice). With 1, the "
         "recorded CPU seconds are a proxy for one idle core that other load on the machine barely moves",
     )
-    args = ap.parse_args()
-    if args.pools and args.threads is not None:
-        ap.error("--pools compares the libraries' default thread counts; leave out --threads")
-    if args.out.exists() and not args.overwrite:
-        ap.error(f"{args.out} exists; pass --overwrite to replace it, or choose another --out")
+    args = parse_checked(ap, argv, _check)
     if args.threads is not None:  # inherited by the spawned processes before they import numpy / torch
         for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
             os.environ[var] = str(args.threads)
@@ -221,7 +230,7 @@ def main() -> None:
         "threads": args.threads,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write({str(args.out): json.dumps({"environment": env, "rows": rows}, indent=2).encode()})
+    atomic_write({str(args.out): to_json({"environment": env, "rows": rows}).encode()})  # strict: NaN as null
     if not args.families_only:
         print(markdown(rows))
     if any(f"{iv}_affine_s" in r for r in rows for iv in ("affirmative", "all")):

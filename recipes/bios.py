@@ -10,9 +10,10 @@ Writes OUT/results.json, OUT/results.md (table) and OUT/gaps.png (per-occupation
 import argparse
 import sys
 
-from steerfair.evaluation.bios_run import add_arguments, main
+from steerfair.evaluation.arguments import parse_checked
+from steerfair.evaluation.bios_run import add_arguments, check_arguments, main
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    sys.exit(main(parser.parse_args()))
+    sys.exit(main(parse_checked(parser, None, check_arguments)))  # bad arguments: usage errors before any work

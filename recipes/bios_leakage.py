@@ -28,9 +28,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from steerfair.datasets.bios import stratified_split
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked
 from steerfair.evaluation.bios_methods import make_method
 from steerfair.evaluation.bios_protocol import _STEER_OPTIONS, ProtocolConfig, _gender_probe
-from steerfair.evaluation.bios_run import encoded_features
+from steerfair.evaluation.bios_run import check_bug_cap, check_cache_dir, check_model_layer, encoded_features
 from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.files import atomic_write
 from steerfair.metrics import group_leakage, plot_group_leakage
@@ -42,15 +43,29 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/bios_leakage")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--max-per-class", type=int, default=0, help="0: every sentence of BUG")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--max-per-class", type=nonnegative_int, default=0, help="0: every sentence of BUG")
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--cache-dir", default=None, help="encoding cache (default: $STEERFAIR_CACHE/encodings)")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    names = ["bios_leakage.json", *(f"bios_leakage_{m}.png" for m in args.methods)]
-    out = check_output(Path(args.out), names, overwrite=args.overwrite)
+
+    def names(methods: list[str]) -> list[str]:
+        return ["bios_leakage.json", *(f"bios_leakage_{m}.png" for m in methods)]
+
+    def check(args: argparse.Namespace) -> None:
+        distinct(args.seeds, "--seeds")
+        distinct(args.methods, "--methods")
+        check_bug_cap(args.max_per_class)
+        check_model_layer(args.model, None)
+        check_cache_dir(args.cache_dir)
+        check_output(Path(args.out), names(args.methods), overwrite=args.overwrite)
+
+    args = parse_checked(parser, argv, check)
+    out = Path(args.out)
     t0 = time.perf_counter()
-    X, occ, gen = encoded_features(args.model, "bug", max_per_class=args.max_per_class or None)
+    X, occ, gen = encoded_features(
+        args.model, "bug", max_per_class=args.max_per_class or None, cache_dir=args.cache_dir
+    )
     X, y, g = np.asarray(X, dtype=np.float64), np.asarray(occ).astype(str), np.asarray(gen).astype(str)
     cfg = ProtocolConfig()
     opts = {k: getattr(cfg, k) for k in _STEER_OPTIONS}

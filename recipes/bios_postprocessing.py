@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -42,9 +43,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from steerfair.categorical_garbling import solve_common_garbling
 from steerfair.datasets.bios import stratified_split
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked, positive_int
 from steerfair.evaluation.bios_classifier import SoftmaxRegression
 from steerfair.evaluation.bios_protocol import ProtocolConfig, _evaluate, _gender_probe, run_protocol
-from steerfair.evaluation.bios_run import encoded_features
+from steerfair.evaluation.bios_run import check_bug_cap, check_model_layer, encoded_features
 from steerfair.evaluation.label_postprocessing import (
     apply_label_kernels,
     confusion_laws,
@@ -288,9 +290,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/bios_postprocessing")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--max-per-class", type=int, default=None, help="the protocol's cap (0: every sentence)")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens per sentence (default: 128)")
-    parser.add_argument("--seeds", type=int, default=5, help="number of splits (seeds 0..N-1, as the protocol)")
+    parser.add_argument(
+        "--max-per-class", type=nonnegative_int, default=None, help="the protocol's cap (0: every sentence)"
+    )
+    parser.add_argument("--max-length", type=positive_int, default=None, help="tokens per sentence (default: 128)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=5, help="number of splits (seeds 0..N-1, as the protocol)"
+    )
     parser.add_argument("--methods", nargs="*", default=list(PROTOCOL_METHODS), choices=list(PROTOCOL_METHODS),
                         help="the protocol's representation methods to run beside (default: all)")  # fmt: skip
     parser.add_argument("--budgets", type=float, nargs="+", default=None,
@@ -300,24 +306,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     parser.add_argument("--replot", action="store_true",
                         help="only draw bios_postprocessing.png again from the results already in --out")  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be a positive integer")
-    if args.max_length is not None and args.max_length < 1:
-        parser.error("--max-length must be a positive integer")
-    if args.budgets is not None and any(not b >= 0 for b in args.budgets):
-        parser.error("--budgets must be non-negative")
-    if args.weight_budgets is not None and any(not b >= 0 for b in args.weight_budgets):
-        parser.error("--weight-budgets must be non-negative")
+    files = ["bios_postprocessing.json", "bios_postprocessing.md", "bios_postprocessing.png"]
+    saved: dict[str, Any] = {}
+
+    def check(args: argparse.Namespace) -> None:  # before any work
+        for option in ("budgets", "weight_budgets"):
+            values = getattr(args, option)
+            name = f"--{option.replace('_', '-')}"
+            if values is not None and any(not 0 <= b < math.inf for b in values):
+                raise ValueError(f"{name} must be finite and non-negative; got {values}")
+            distinct(values, name)
+        distinct(args.methods, "--methods")
+        if args.replot:
+            path = Path(args.out) / files[0]
+            if not path.is_file():
+                raise ValueError(f"--replot needs {path} (run the recipe with this --out first)")
+            try:
+                saved["report"] = json.loads(path.read_text())
+                saved["report"]["summary"], saved["report"]["run"]  # noqa: B018  (what the plot reads)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"--replot: {path} is not this recipe's results ({exc!r}); run it again") from None
+            check_output(Path(args.out), files[2:], overwrite=args.overwrite)
+            return
+        if args.max_per_class is not None:
+            check_bug_cap(args.max_per_class)
+        check_model_layer(args.model, None)
+        check_output(Path(args.out), files, overwrite=args.overwrite)
+
+    args = parse_checked(parser, argv, check)
     budgets = list(BUDGETS) if args.budgets is None else list(args.budgets)
     weight_budgets = WEIGHT_BUDGETS if args.weight_budgets is None else tuple(args.weight_budgets)
-    files = ["bios_postprocessing.json", "bios_postprocessing.md", "bios_postprocessing.png"]
     if args.replot:
-        saved = Path(args.out) / files[0]
-        if not saved.is_file():
-            parser.error(f"--replot needs {saved} (run the recipe with this --out first)")
-        check_output(Path(args.out), files[2:], overwrite=args.overwrite)
-        report = json.loads(saved.read_text())
+        report = saved["report"]
         atomic_write(
             {
                 str(Path(args.out) / files[2]): frontier_png(
@@ -327,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(f"wrote {Path(args.out) / files[2]}")
         return
-    out = check_output(Path(args.out), files, overwrite=args.overwrite)
+    out = Path(args.out)
     t0 = time.perf_counter()
     options = {} if args.max_per_class is None else {"max_per_class": args.max_per_class or None}
     if args.max_length is not None:

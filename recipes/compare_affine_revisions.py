@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked, positive_int
+from steerfair.evaluation.output import check_output_file, to_json
 from steerfair.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -54,30 +57,39 @@ def solve(root: Path, case: tuple, repeats: int) -> dict:
 def _shape(text: str) -> tuple[int, int]:
     groups, _, classes = text.partition("x")
     try:
-        return int(groups), int(classes)
+        shape = int(groups), int(classes)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: write a shape as GROUPSxCLASSES, e.g. 2x2") from None
+    if min(shape) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least two groups and two classes")
+    return shape
 
 
-def main() -> None:
+def _check(args: argparse.Namespace) -> None:
+    """The earlier checkout, repeated values and the output file, before any solve."""
+    if not (args.old / "steerfair" / "__init__.py").is_file():
+        raise ValueError(f"--old {args.old}: no steerfair package there (pass the root of a checkout)")
+    if not math.isfinite(args.rtol) or args.rtol < 0:
+        raise ValueError(f"--rtol must be a finite number >= 0; got {args.rtol}")
+    for option in ("dims", "seeds", "shapes", "interventions"):
+        distinct(getattr(args, option), f"--{option}")
+    check_output_file(args.out, overwrite=args.overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--old", type=Path, required=True, help="a checkout of the earlier revision (its root)")
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    ap.add_argument("--dims", type=int, nargs="+", default=[8, 32, 64])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--dims", type=positive_int, nargs="+", default=[8, 32, 64])
+    ap.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--shapes", type=_shape, nargs="+", default=[(2, 2), (3, 3)], help="GROUPSxCLASSES")
     ap.add_argument("--interventions", nargs="+", choices=["affirmative", "all"], default=["affirmative", "all"])
-    ap.add_argument("--repeats", type=int, default=1, help="solves per model and revision (the best time is kept)")
+    ap.add_argument(
+        "--repeats", type=positive_int, default=1, help="solves per model and revision (the best time is kept)"
+    )
     ap.add_argument("--rtol", type=float, default=1e-9)
     ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args()
-    if not (args.old / "steerfair" / "__init__.py").is_file():
-        ap.error(f"--old {args.old}: no steerfair package there (pass the root of a checkout)")
-    if args.out.exists() and not args.overwrite:
-        ap.error(f"--out {args.out} exists; pass --overwrite to replace it")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.repeats < 1:
-        ap.error(f"--repeats {args.repeats}: pass at least 1")
+    args = parse_checked(ap, argv, _check)
     cases = [(d, s, sh, iv) for d in args.dims for s in args.seeds for sh in args.shapes for iv in args.interventions]
     rows = []
     for case in cases:  # the two revisions back to back, so that both see the same load
@@ -99,7 +111,7 @@ def main() -> None:
         "median_speedup": statistics.median(r["speedup"] for r in rows),
         "smallest_speedup": min(r["speedup"] for r in rows),
     }
-    atomic_write({args.out: json.dumps({"summary": summary, "rows": rows}, indent=2).encode()})
+    atomic_write({str(args.out): to_json({"summary": summary, "rows": rows}).encode()})
     print(json.dumps(summary, indent=2))
 
 

@@ -12,6 +12,7 @@ layer set end to end (with plot and continuations).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,7 @@ from steerfair.datasets.prompts import (
     builtin_prompts,
     load_prompts,
 )
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked, positive_int
 from steerfair.evaluation.generation_bias import BiasEvaluator, EvaluationData
 from steerfair.evaluation.generation_methods import (
     METHODS,
@@ -32,30 +34,59 @@ from steerfair.evaluation.generation_methods import (
     contrast_corpus,
     contrast_statistics,
 )
-from steerfair.evaluation.generation_run import METRICS, load_generation_model, markdown
+from steerfair.evaluation.generation_run import METRICS, _model_depth, check_layers, load_generation_model, markdown
 from steerfair.evaluation.output import atomic_write_file, check_output, run_record, to_json
 from steerfair.evaluation.readout_methods import model_readout
 
 
-def main() -> None:
+def _block_set(text: str) -> list[int]:
+    """One ``--layer-sets`` entry: comma-separated block indices."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"write a set of blocks as comma-separated integers (e.g. 10,15); got {text!r}"
+        ) from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Every argument and the output folder, before the model loads."""
+    if not 1 <= args.templates <= len(OCCUPATION_TEMPLATES):
+        raise ValueError(f"--templates must be between 1 and {len(OCCUPATION_TEMPLATES)}; got {args.templates}")
+    if any(not math.isfinite(v) or v < 0 for v in args.strengths):
+        raise ValueError(f"--strengths must be finite and non-negative; got {args.strengths}")
+    for option in ("strengths", "methods", "layer_sets"):
+        distinct(getattr(args, option), f"--{option.replace('_', '-')}")
+    depth = _model_depth(args.model)
+    if depth is not None:
+        for blocks in args.layer_sets:
+            check_layers(blocks, depth, args.model, "--layer-sets")
+        check_layers([args.readout_layer], depth, args.model, "--readout-layer")
+    if args.prompts not in BUILTIN_SETS:
+        load_prompts(args.prompts)  # its own clear errors, before any work
+    check_output(args.out, ["sweep.json", "sweep.md"], overwrite=args.overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--prompts", default="winogender")
-    ap.add_argument("--templates", type=int, default=2, help="built-in sets: the first N occupation templates")
-    ap.add_argument("--layer-sets", nargs="+", default=["15"], help="comma-separated blocks, one set per entry")
+    ap.add_argument("--templates", type=positive_int, default=2, help="built-in sets: the first N occupation templates")
+    ap.add_argument(
+        "--layer-sets", type=_block_set, nargs="+", default=[[15]], help="comma-separated blocks, one set per entry"
+    )
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--readout-layer", type=int, default=-1, help="readout methods: the steered readout block")
     ap.add_argument("--strengths", nargs="+", type=float, default=[0.5, 1.0])
-    ap.add_argument("--rank", type=int, default=4)
-    ap.add_argument("--fit-pairs", type=int, default=200)
-    ap.add_argument("--heldout", type=int, default=40)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rank", type=positive_int, default=4)
+    ap.add_argument("--fit-pairs", type=positive_int, default=200)
+    ap.add_argument("--heldout", type=positive_int, default=40)
+    ap.add_argument("--batch-size", type=positive_int, default=16)
+    ap.add_argument("--seed", type=nonnegative_int, default=0)
     ap.add_argument("--out", type=Path, default=Path("results/generation/sweep"))
     ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args()
-    sets = [[int(v) for v in s.split(",")] for s in args.layer_sets]
-    check_output(args.out, ["sweep.json", "sweep.md"], overwrite=args.overwrite)
+    args = parse_checked(ap, argv, _check)
+    sets = args.layer_sets
     t0 = time.perf_counter()
     prompts = (
         builtin_prompts(args.prompts, OCCUPATION_TEMPLATES[: args.templates])
@@ -65,7 +96,9 @@ def main() -> None:
     heldout = bold_sentences("profession", args.heldout, seed=args.seed)
     data = EvaluationData.build(prompts, heldout)
     texts, groups, labels = contrast_corpus(args.fit_pairs, seed=args.seed)
-    model, tok = load_generation_model(args.model)
+    words = [*texts, *heldout, *prompts.prompts, *data.neutral_prompts, *prompts.occupations]
+    words += [p for pair in data.gendered_pairs for p in pair]
+    model, tok = load_generation_model(args.model, words=words)  # the tiny test models' vocabulary
     readout = model_readout(model, tok, args.readout_layer) if set(args.methods) & set(READOUT_METHODS) else None
     union = sorted({layer for s in sets for layer in s} | ({readout.layer} if readout else set()))
     stats = contrast_statistics(model, tok, texts, groups, labels, union, batch_size=args.batch_size)

@@ -26,6 +26,7 @@ from sklearn.model_selection import cross_val_predict
 
 from steerfair import FairSteerer
 from steerfair.datasets import load_dataset
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked
 from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.evaluation.tabular_methods import PICK, fit_model, make_model
 from steerfair.files import atomic_write
@@ -99,10 +100,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="results/pick_strength")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--models", nargs="+", default=["lr", "gbm"], choices=["lr", "gbm", "mlp"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    out = check_output(Path(args.out), ["pick_strength.json", "pick_strength.md"], overwrite=args.overwrite)
+
+    def check(args: argparse.Namespace) -> None:
+        for option in ("seeds", "tasks", "models"):
+            distinct(getattr(args, option), f"--{option}")
+        check_output(Path(args.out), ["pick_strength.json", "pick_strength.md"], overwrite=args.overwrite)
+
+    args = parse_checked(parser, argv, check)
+    out = Path(args.out)
     t0 = time.perf_counter()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for task in args.tasks:

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from steer_generation import EVAL_TEMPLATES, SUBJECTS, fit_corpus, occupation_distributions, occupation_token_ids
 
+from steerfair.evaluation.arguments import distinct, parse_checked
+from steerfair.evaluation.bios_run import check_model_layer
 from steerfair.evaluation.generation_methods import group_moments, mean_diff_map
 from steerfair.evaluation.output import check_output, result_names, write_results
 from steerfair.llm import collect, fit_bundle, load_model, steer
@@ -102,15 +104,20 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--layer", type=int, default=15)
     ap.add_argument("--poolings", nargs="+", default=list(POOLINGS), choices=POOLINGS)
     ap.add_argument("--out", type=Path, default=Path("results/pooling_match"))
     ap.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = ap.parse_args()
-    check_output(args.out, result_names("pooling_match"), overwrite=args.overwrite)  # before any work
+
+    def check(args: argparse.Namespace) -> None:  # before the model loads
+        distinct(args.poolings, "--poolings")
+        check_model_layer(args.model, args.layer)
+        check_output(args.out, result_names("pooling_match"), overwrite=args.overwrite)
+
+    args = parse_checked(ap, argv, check)
     t0 = time.perf_counter()
     model, tok = load_model(args.model)
     texts, groups, labels = fit_corpus("templates", 0)

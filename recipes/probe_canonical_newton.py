@@ -36,6 +36,7 @@ import scipy.linalg as sla
 from bench_solver import random_model
 
 from steerfair import GroupConditionalModel, solve_nearest_ideal
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked, positive_int
 from steerfair.evaluation.output import check_output, result_names, write_results
 from steerfair.ideal.affine_newton import stopping_tolerance
 
@@ -335,22 +336,27 @@ def plot(res: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", type=int, nargs="+", default=[8, 16, 32])
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=nonnegative_int, default=0)
     ap.add_argument("--spectrum-max-d", type=int, default=8, help="dense spectrum only up to this d")
-    ap.add_argument("--max-steps", type=int, default=60)
+    ap.add_argument("--max-steps", type=positive_int, default=60)
     ap.add_argument("--bands", type=int, nargs="*", default=[0, 1, 2, 3], help="banded preconditioners to measure")
     ap.add_argument("--band-d", type=int, default=16, help="the dimension of the banded measurement (dense)")
     ap.add_argument("--out", type=Path, default=Path("results/probe_canonical_newton"))
     ap.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = ap.parse_args()
-    if any(d < 2 for d in args.dims):
-        ap.error("--dims: every dimension must be at least 2")
-    if args.band_d < 2 or any(b < 0 for b in args.bands):
-        ap.error("--band-d must be at least 2 and --bands non-negative")
-    check_output(args.out, result_names("probe_canonical_newton"), overwrite=args.overwrite)  # before any work
+
+    def check(args: argparse.Namespace) -> None:  # before any work
+        if any(d < 2 for d in args.dims):
+            raise ValueError("--dims: every dimension must be at least 2")
+        if args.band_d < 2 or any(b < 0 for b in args.bands):
+            raise ValueError("--band-d must be at least 2 and --bands non-negative")
+        distinct(args.dims, "--dims")
+        distinct(args.bands, "--bands")
+        check_output(args.out, result_names("probe_canonical_newton"), overwrite=args.overwrite)
+
+    args = parse_checked(ap, argv, check)
     rows = []
     solve_nearest_ideal(random_model(4, seed=1), intervention="all", family="affine")  # imports and warm-up
     for d in args.dims:

@@ -32,6 +32,7 @@ from sklearn.neural_network import MLPClassifier
 
 from steerfair import FairSteerer
 from steerfair.datasets import separability_groups
+from steerfair.evaluation.arguments import distinct, nonnegative_int, parse_checked, positive_int
 from steerfair.evaluation.output import check_output
 from steerfair.files import atomic_write
 from steerfair.metrics import group_rates
@@ -118,14 +119,19 @@ def run(d: int, seed: int, n_train: int, n_test: int, targets: tuple[str, ...] =
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="results/shared_target")
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3, 4, 5])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--n-train", type=int, default=100_000)
-    parser.add_argument("--n-test", type=int, default=200_000)
+    parser.add_argument("--dims", type=positive_int, nargs="+", default=[2, 3, 4, 5])
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
+    parser.add_argument("--n-train", type=positive_int, default=100_000)
+    parser.add_argument("--n-test", type=positive_int, default=200_000)
     parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    check_output(Path(args.out), ["gaussian.json"], overwrite=args.overwrite)
+
+    def check(args: argparse.Namespace) -> None:
+        for option in ("dims", "seeds", "targets"):
+            distinct(getattr(args, option), f"--{option}")
+        check_output(Path(args.out), ["gaussian.json"], overwrite=args.overwrite)
+
+    args = parse_checked(parser, argv, check)
     t0 = time.perf_counter()
     targets = tuple(args.targets)
     runs = [run(d, s, args.n_train, args.n_test, targets) for d in args.dims for s in args.seeds]

@@ -16,7 +16,6 @@ ThresholdOptimizer, with more tasks, models and baselines, a verdict and a Paret
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from steerfair import FairSteerer
 from steerfair.datasets import load_adult, load_compas, load_law
-from steerfair.evaluation.output import check_output, run_record, to_json
+from steerfair.evaluation.output import parse_task_seeds, run_record, to_json
 from steerfair.files import atomic_write
 from steerfair.metrics import equal_opportunity_gap, equalized_odds_gap
 from steerfair.shared_target import pick_strength
@@ -116,13 +115,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--out", default="results/shared_target")
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=sorted(TASKS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    out = check_output(Path(args.out), FILES, overwrite=args.overwrite)
+    description = (__doc__ or "").split("\n\n")[0]
+    args = parse_task_seeds(argv, description, sorted(TASKS), "results/shared_target", FILES)
+    out = Path(args.out)
     warnings.filterwarnings("ignore")
     rows: list[dict[str, Any]] = []
     for task in args.tasks:

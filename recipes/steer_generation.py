@@ -2,6 +2,9 @@
 
     python recipes/steer_generation.py --layer 15 --out results/steer_generation
 
+Every argument and the output folder are checked before the model loads; earlier results are kept unless
+``--overwrite``; the JSON and markdown are written atomically.
+
 1. Statistics: templated sentences "<subject> works as a <occupation>." with a gendered subject (group:
    female / male) and one of a fixed list of occupations (label), streamed through the model; per
    (gender, occupation) moments of every token's hidden state at ``--layer`` (``steerfair.llm.collect``,
@@ -18,7 +21,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +29,9 @@ import numpy as np
 import torch
 
 from steerfair.covariance import CovarianceEstimator
+from steerfair.evaluation.arguments import parse_checked, positive_int
+from steerfair.evaluation.output import check_output, run_record, to_json
+from steerfair.files import atomic_write
 from steerfair.llm import collect, fit_bundle, load_model, steer
 
 OCCUPATIONS = [
@@ -82,37 +88,68 @@ def fit_corpus(corpus: str, max_texts: int, seed: int = 0) -> tuple[list[str], l
     return texts, groups, labels
 
 
-def main() -> None:
+def _shrinkage(text: str) -> str | float | None:
+    """``--shrinkage``: ``none``, ``oas`` or an intensity in [0, 1]."""
+    if text in ("none", "oas"):
+        return None if text == "none" else "oas"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be none, oas or a number in [0, 1]; got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be none, oas or a number in [0, 1]; got {text!r}")
+    return value
+
+
+FILES = ("steer_generation.json", "steer_generation.md")
+
+
+def _check(args: argparse.Namespace) -> None:
+    """Every argument and the output folder, before the model loads."""
+    from steerfair.llm.models import model_depth
+
+    if not math.isfinite(args.strength) or args.strength < 0:
+        raise ValueError(f"--strength must be a finite number >= 0; got {args.strength}")
+    depth = model_depth(args.model)
+    if depth is not None and not -depth <= args.layer < depth:
+        raise ValueError(
+            f"--layer {args.layer} is out of range for {args.model} ({depth} blocks: -{depth}..{depth - 1})"
+        )
+    check_output(args.out, FILES, overwrite=args.overwrite)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--layer", type=int, default=15)
-    ap.add_argument("--rank", type=int, default=None, help="steer inside the top-r principal subspace (default: full)")
+    ap.add_argument(
+        "--rank", type=positive_int, default=None, help="steer inside the top-r principal subspace (default: full)"
+    )
     ap.add_argument("--intervention", default="all", choices=["all", "affirmative"])
     ap.add_argument("--strength", type=float, default=1.0, help="h + strength * (T(h) - h)")
     ap.add_argument(
-        "--shrinkage", default="none", help="covariance shrinkage of the cell moments: 'none', 'oas' or a float"
-    )
+        "--shrinkage", type=_shrinkage, default=None,
+        help="covariance shrinkage of the cell moments: 'none' (default), 'oas' or an intensity in [0, 1]",
+    )  # fmt: skip
     ap.add_argument(
         "--corpus",
         default="templates",
         choices=["templates", "bug"],
         help="statistics from templated sentences, or from real BUG sentences (gender x occupation; offline)",
     )
-    ap.add_argument("--max-texts", type=int, default=3000, help="--corpus bug: sentences to collect (random)")
+    ap.add_argument("--max-texts", type=positive_int, default=3000, help="--corpus bug: sentences to collect (random)")
     ap.add_argument("--out", type=Path, default=Path("results/steer_generation"))
-    args = ap.parse_args()
+    ap.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+    args = parse_checked(ap, argv, _check)
     t0 = time.perf_counter()
     model, tok = load_model(args.model)
 
     texts, groups, labels = fit_corpus(args.corpus, args.max_texts)
     stats = collect(model, tok, texts, groups, labels, layers=[args.layer], pooling="all", batch_size=32, max_length=64)
-    shrink = (
-        {"oas": "oas", "none": None}.get(args.shrinkage) if args.shrinkage in ("oas", "none") else float(args.shrinkage)
-    )
     bundle = fit_bundle(
         stats,
         intervention=args.intervention,
-        estimator=CovarianceEstimator(shrinkage=shrink),
+        estimator=CovarianceEstimator(shrinkage=args.shrinkage),
         rank=args.rank,
         metadata={"model": args.model, "pooling": "all", "texts": len(texts), "corpus": args.corpus},
     )
@@ -178,8 +215,6 @@ def main() -> None:
         "samples": samples,
         "seconds": time.perf_counter() - t0,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "steer_generation.json").write_text(json.dumps(res, indent=2))
     lines = [
         f"Model {args.model}, layer {args.layer}, intervention {args.intervention}, shrinkage {args.shrinkage}, "
         f"rank {args.rank}, strength {args.strength}; {len(texts)} fit sentences ({args.corpus}); held-out prompts: "
@@ -199,7 +234,14 @@ def main() -> None:
     lines += ["", "| prompt | greedy continuation before | steered |", "|---|---|---|"]
     for smp in samples:
         lines.append(f"| {smp['prompt']} | {smp['before']} | {smp['after']} |")
-    (args.out / "steer_generation.md").write_text("\n".join(lines) + "\n")
+    record = {**res, "run": run_record({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()})}
+    # the table and the JSON written and synced together, the JSON renamed last (a JSON means a complete run)
+    atomic_write(
+        {
+            str(args.out / FILES[1]): ("\n".join(lines) + "\n").encode(),
+            str(args.out / FILES[0]): to_json(record).encode(),
+        }
+    )
     print("\n".join(lines))
     print(f"\nwrote {args.out}/steer_generation.{{json,md}} in {res['seconds']:.0f} s")
 

@@ -541,8 +541,9 @@ def test_pooling_match_recipe_checks_its_output_before_loading_a_model_and_rende
     (tmp_path / "pooling_match.json").write_text("{}")
     monkeypatch.setattr(recipe, "load_model", lambda name: pytest.fail("the model loaded before the output check"))
     monkeypatch.setattr(sys, "argv", ["pooling_match.py", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="already holds results"):
+    with pytest.raises(SystemExit) as exc:  # a usage error (exit code 2), before the model loads
         recipe.main()
+    assert exc.value.code == 2
     row = {"occupation_tv": 0.2, "neutral_kl": 0.01, "samples": [{"prompt": "p", "text": "t"}]}
     res = {"model": "m", "layer": 1, "fit_texts": 3, "rows": {"unsteered": row, "pooling='tokens'": {**row, "rows": 5,
            "total_variance": 1.0, "warned": False}}}  # fmt: skip

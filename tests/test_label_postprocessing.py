@@ -262,6 +262,7 @@ def test_the_recipe_draws_its_frontier_and_replots_only_from_saved_results(tmp_p
     recipe.main(["--out", str(tmp_path), "--replot"])
     png = tmp_path / "bios_postprocessing.png"
     assert png.read_bytes().startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="overwrite"):
+    with pytest.raises(SystemExit) as exc:  # the existing PNG is kept: a usage error naming --overwrite
         recipe.main(["--out", str(tmp_path), "--replot"])
+    assert exc.value.code == 2
     recipe.main(["--out", str(tmp_path), "--replot", "--overwrite"])

@@ -79,5 +79,6 @@ def test_the_probe_checks_its_output_before_any_work(tmp_path, monkeypatch: pyte
     (tmp_path / "probe_canonical_newton.json").write_text("{}")
     monkeypatch.setattr(probe, "solve_nearest_ideal", lambda *a, **k: pytest.fail("solved before the output check"))
     monkeypatch.setattr(sys, "argv", ["probe_canonical_newton.py", "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="already holds results"):
+    with pytest.raises(SystemExit) as exc:  # a usage error (exit code 2)
         probe.main()
+    assert exc.value.code == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..files import atomic_write_file
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -63,7 +65,7 @@ def plot_gaps(
 
     Args:
         results: The output of :func:`~steerfair.evaluation.bios_protocol.run_protocol`.
-        path: The image file written.
+        path: The image file written (atomically; its suffix gives the format).
         methods: The methods shown (those present in the results).
 
     Returns:
@@ -102,7 +104,7 @@ def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
 
     Args:
         runs: ``{title: results}``, one panel each.
-        path: The image file written.
+        path: The image file written (atomically; its suffix gives the format).
 
     Returns:
         Path: ``path``.
@@ -113,7 +115,7 @@ def plot_tradeoff(runs: dict[str, dict[str, Any]], path: str | Path) -> Path:
     fig = tradeoff_figure(runs)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
+    atomic_write_file(out, lambda tmp: fig.savefig(tmp, dpi=130))  # a kill while drawing keeps an earlier image
     return out
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..datasets.bios import TextDataset, load_bug, load_text_data
 from ..files import atomic_write
+from .arguments import distinct
 from .bios_methods import METHODS
 from .bios_protocol import ProtocolConfig, run_protocol
 from .bios_report import markdown, plot_gaps
@@ -24,6 +25,9 @@ __all__ = [
     "ENCODING_OPTIONS",
     "add_arguments",
     "check_arguments",
+    "check_bug_cap",
+    "check_cache_dir",
+    "check_model_layer",
     "config_from_args",
     "encoded_features",
     "main",
@@ -293,7 +297,7 @@ def _check_positive(value: Any, name: str) -> None:
 _ALIAS_DIMS = {"minilm": 384, "smollm2": 576}
 
 
-def _check_cache_dir(cache_dir: str | None) -> None:
+def check_cache_dir(cache_dir: str | None) -> None:
     """The encoding cache must be a writable folder (created here), before hours of encoding are spent."""
     from ..llm.models import cache_dir as default_cache
 
@@ -306,7 +310,7 @@ def _check_cache_dir(cache_dir: str | None) -> None:
         raise ValueError(f"--cache-dir {str(root)!r} is not writable")
 
 
-def _check_model_layer(model: str, layer: int | None) -> None:
+def check_model_layer(model: str, layer: int | None) -> None:
     """``--model`` must name a model whose config can be read (no weights loaded) and ``--layer`` one of its blocks."""
     from ..llm.models import model_depth
 
@@ -316,6 +320,17 @@ def _check_model_layer(model: str, layer: int | None) -> None:
         raise ValueError(f"--model: {exc}") from None
     if layer is not None and depth is not None and not -depth <= layer < depth:
         raise ValueError(f"--layer {layer} is out of range for {model} ({depth} blocks: use -{depth}..{depth - 1})")
+
+
+def check_bug_cap(max_per_class: int) -> None:
+    """``--max-per-class`` for BUG: 0 (no cap) or at least twice the sentences each gender needs to keep an
+    occupation (:func:`~steerfair.datasets.bios.load_bug`'s ``min_per_group``)."""
+    lowest = 2 * inspect.signature(load_bug).parameters["min_per_group"].default
+    if max_per_class < 0 or 0 < max_per_class < lowest:
+        raise ValueError(
+            f"--max-per-class must be 0 (no cap) or at least {lowest} (twice the sentences each gender needs to "
+            f"keep an occupation); got {max_per_class}"
+        )
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -331,20 +346,23 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
     if args.max_per_class < 0:
         raise ValueError(f"--max-per-class must be non-negative (0: no cap); got {args.max_per_class}")
-    lowest = 2 * inspect.signature(load_bug).parameters["min_per_group"].default
-    if args.data == "bug" and 0 < args.max_per_class < lowest:
-        raise ValueError(
-            f"--max-per-class must be 0 (no cap) or at least {lowest} (twice the sentences each gender needs to "
-            f"keep an occupation); got {args.max_per_class}"
-        )
+    if args.data == "bug":
+        check_bug_cap(args.max_per_class)
     if args.data not in ("bug", "bios") and not Path(args.data).exists():
         raise ValueError(f"--data must be bug, bios or an existing Bios file or folder; got {args.data!r}")
-    _check_model_layer(args.model, args.layer)
-    _check_cache_dir(args.cache_dir)
+    check_model_layer(args.model, args.layer)
+    check_cache_dir(args.cache_dir)
     if args.rank is not None and args.rank < 0:
         raise ValueError(f"--rank must be non-negative (0: steer all dimensions); got {args.rank}")
     dim = _ALIAS_DIMS.get(args.model)
     if dim is not None and args.rank is not None and args.rank > dim:
         raise ValueError(f"--rank {args.rank} exceeds {args.model}'s dimension {dim}; pass --rank <= {dim} (0: all)")
+    distinct(args.methods, "--methods")
+    distinct(args.exclude, "--exclude")
     config_from_args(args)  # the protocol's own checks
+    if args.exclude and args.data == "bug":  # the occupations are known without encoding (about 2 s)
+        known = set(load_bug(max_per_class=args.max_per_class or None).labels)
+        unknown = [c for c in args.exclude if c not in known]
+        if unknown:
+            raise ValueError(f"--exclude names no occupation of BUG: {unknown}; occupations: {sorted(known)}")
     check_output(args.out, RESULT_FILES, overwrite=getattr(args, "overwrite", False))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from ..datasets.prompts import (
     builtin_prompts,
     load_prompts,
 )
+from .arguments import distinct
 from .generation_names import METHODS, READOUT_METHODS
 from .output import atomic_write_file, check_output, result_names, write_results
 
@@ -40,6 +42,7 @@ __all__ = [
     "METRICS",
     "add_arguments",
     "check_arguments",
+    "check_layers",
     "load_generation_model",
     "main",
     "markdown",
@@ -189,14 +192,30 @@ def _continuation_setting(spec: str | None, methods: list[str]) -> tuple[str, fl
 
 
 def _model_depth(model: str) -> int | None:
+    """The blocks of ``--model``, which must be a causal language model (read from its config, no weights)."""
     if model in _DEPTH:
         return _DEPTH[model]
-    from ..llm.models import model_depth
+    from ..llm.models import is_causal, model_depth
 
     try:
+        if not is_causal(model):
+            raise ValueError(
+                f"{model!r} is an encoder without a language-modelling head; generation needs a causal language model "
+                "(smollm2, or a decoder's hub id or folder)"
+            )
         return model_depth(model)
     except ValueError as exc:
         raise ValueError(f"--model: {exc}; or one of {', '.join(TINY_MODELS)}") from None
+
+
+def check_layers(layers: Sequence[int], depth: int, model: str, option: str = "--layers") -> None:
+    """Every block index in range for ``depth`` blocks, and no block named twice (``1`` and ``-2`` of 3 blocks)."""
+    bad = [layer for layer in layers if not -depth <= layer < depth]
+    if bad:
+        raise ValueError(f"{option} {bad} out of range for {model} ({depth} blocks: 0..{depth - 1})")
+    resolved = [layer % depth for layer in layers]
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"{option} {list(layers)} name one block twice (blocks {resolved} of {depth})")
 
 
 def check_arguments(args: argparse.Namespace) -> PromptSet:
@@ -230,11 +249,11 @@ def check_arguments(args: argparse.Namespace) -> PromptSet:
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
     _continuation_setting(args.continuations, list(args.methods))  # its format, before any work
+    for option in ("strengths", "layers"):
+        distinct(getattr(args, option), f"--{option}")
     depth = _model_depth(args.model)
     if args.layers is not None and depth is not None:
-        bad = [layer for layer in args.layers if not -depth <= layer < depth]
-        if bad:
-            raise ValueError(f"--layers {bad} out of range for {args.model} ({depth} blocks: 0..{depth - 1})")
+        check_layers(args.layers, depth, args.model)
     if not 1 <= args.templates <= len(OCCUPATION_TEMPLATES):
         raise ValueError(f"--templates must be between 1 and {len(OCCUPATION_TEMPLATES)}; got {args.templates}")
     if args.prompts in BUILTIN_SETS:

@@ -24,7 +24,17 @@ import numpy as np
 
 from ..files import atomic_write, atomic_write_file
 
-__all__ = ["atomic_write_file", "check_output", "jsonable", "run_record", "run_task_seeds", "to_json", "write_results"]
+__all__ = [
+    "atomic_write_file",
+    "check_output",
+    "check_output_file",
+    "jsonable",
+    "parse_task_seeds",
+    "run_record",
+    "run_task_seeds",
+    "to_json",
+    "write_results",
+]
 
 
 def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = False) -> Path:
@@ -59,6 +69,20 @@ def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = Fal
             "(overwrite=True) to replace them, or choose another --out"
         )
     return out
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False) -> Path:
+    """:func:`check_output` for a run that writes one file at ``path`` (its folder created): before any work.
+
+    Raises:
+        ValueError: ``path`` is a folder, its folder cannot be created or written to, or it exists and
+            ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output file {str(path)!r} is a folder; pass a file name as --out")
+    check_output(path.parent, [path.name], overwrite=overwrite)
+    return path
 
 
 def jsonable(obj: Any) -> Any:
@@ -154,6 +178,39 @@ def _render(folder: Path, name: str, draw: Callable[[Path], None]) -> bytes:
             os.unlink(tmp)
 
 
+def parse_task_seeds(
+    argv: Sequence[str] | None,
+    description: str,
+    tasks: Sequence[str],
+    default_out: str,
+    names: Sequence[str],
+    default_seeds: Sequence[int] = (0, 1, 2),
+) -> Any:
+    """The ``--out``, ``--tasks``, ``--seeds``, ``--overwrite`` command line of a recipe that runs every task and
+    seed, parsed and checked before any work (:func:`~steerfair.evaluation.arguments.parse_checked`): seeds
+    non-negative, no task or seed named twice, the output folder usable for ``names`` (a usage error otherwise).
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    import argparse
+
+    from .arguments import distinct, nonnegative_int, parse_checked
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--tasks", nargs="+", default=list(tasks), choices=list(tasks))
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=list(default_seeds))
+    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
+
+    def check(args: argparse.Namespace) -> None:
+        distinct(args.seeds, "--seeds")
+        distinct(args.tasks, "--tasks")
+        check_output(Path(args.out), names, overwrite=args.overwrite)
+
+    return parse_checked(parser, argv, check)
+
+
 def run_task_seeds(
     argv: list[str] | None,
     *,
@@ -182,18 +239,12 @@ def run_task_seeds(
         markdown: the table of all runs, ``{task: [per-seed results]}``.
         default_seeds: the default ``--seeds``.
     """
-    import argparse
     import sys
     import time
 
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", default=default_out)
-    parser.add_argument("--tasks", nargs="+", default=list(tasks), choices=list(tasks))
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(default_seeds))
-    parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
     names = [f"{stem}.json", f"{stem}.md"]
-    out = check_output(Path(args.out), names, overwrite=args.overwrite)
+    args = parse_task_seeds(argv, description, tasks, default_out, names, default_seeds)
+    out = Path(args.out)
     t0 = time.perf_counter()
     runs = {task: [run_seed(task, seed) for seed in args.seeds] for task in args.tasks}
     report = {

