@@ -85,6 +85,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("privacy_tradeoff", ["--features", "/no/such/file.npz"], "no file at '/no/such/file.npz'"),
     ("privacy_tradeoff", ["--data", "bug", "--rank", "-1"], "--rank"),
     ("privacy_tradeoff", ["--data", "bug", "--rank", "999"], "exceeds MiniLM's dimension 384"),
+    ("bench_ot", ["--decades", "9"], "--decades must lie in [0, 8]"),
+    ("bench_ot", ["--repeats", "0"], "--repeats"),
     ("tabular_benchmark", ["--tasks", "german/sex", "german/sex"], "tasks lists 'german/sex' twice"),
     ("tabular_benchmark", ["--models", "lr", "logistic"], "lr and logistic are one model"),
 ]
@@ -120,7 +122,7 @@ def test_recipes_refuse_bad_arguments_as_usage_errors(
 OUTPUT_RECIPES = [
     "steer_generation", "bench_hooks", "bench_solver", "bios_leakage", "group_leakage", "shared_target_tables",
     "pick_strength_cv", "shared_target_gaussian", "generation_bias", "pooling_match", "probe_canonical_newton",
-    "bios_postprocessing", "privacy_tradeoff", "tabular_benchmark", "synthetic_gaussian",
+    "bios_postprocessing", "privacy_tradeoff", "tabular_benchmark", "synthetic_gaussian", "bench_ot",
 ]  # fmt: skip
 
 
@@ -209,3 +211,16 @@ def test_commands_refuse_repeated_or_unknown_values_before_any_work(
 
     err = _usage_error(main, [*argv, "--out", str(tmp_path / "out")], capsys)
     assert message in err, err
+
+
+def test_bench_ot_writes_its_comparison_and_steerfair_stays_exact_where_the_symmetric_formula_does_not(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "ot"
+    argv = ["--dims", "8", "--repeats", "1", "--pairs", "4", "--decades", "0", "3", "--accuracy-d", "4"]
+    _recipe("bench_ot")([*argv, "--out", str(out)])
+    res = json.loads((out / "bench_ot.json").read_text())
+    k0, k3 = res["accuracy"]
+    assert k0["steerfair"]["max"] < 1e-12 and k3["steerfair"]["max"] < 1e-10
+    assert k3["symmetric formula (previous)"]["max"] > 1e-6  # the comparison shows the difference it is about
+    assert (out / "bench_ot.md").read_text().startswith("Accuracy") and (out / "bench_ot.png").stat().st_size > 0
