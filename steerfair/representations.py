@@ -63,8 +63,8 @@ class IdealTemplateSteering:
             TPR and FPR across groups whatever it is. ``"shared_positive"`` (two classes only): each group's positive
             class is carried by an invertible label-free map onto the largest group's
             (:mod:`steerfair.shared_positive`): equal TPR for any such classifier, FPRs not equalised.
-        strength: shared targets only: each row is steered with this probability (every gap of a fixed
-            classifier shrinks by ``1 - strength``).
+        strength: shared targets only: each row is steered with this probability (every class-conditional rate gap
+            the target closes shrinks by ``1 - strength`` for a fixed classifier; not the DP gap).
         random_state: seed (or numpy ``Generator``) of the shared target's garbling noise.
     """
 

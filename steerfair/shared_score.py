@@ -100,8 +100,9 @@ class SharedScore(TransformerMixin, BaseEstimator):
             isotonic estimate; recommended for any score that estimates the class probability). False: the bins as
             cut, their outcomes ordered by the empirical likelihood ratio.
         n_folds: (int >= 2) Folds of the cross-fitting.
-        strength: (float in [0, 1]) Probability that a row is steered; every gap of a fixed classifier of the output
-            shrinks by ``1 - strength``. Read when rows are steered, so it can be changed after ``fit``;
+        strength: (float in [0, 1]) Probability that a row is steered; the TPR and FPR gaps of a fixed classifier
+            of the output shrink by ``1 - strength`` (not the DP gap, which mixes the groups' base rates). Read when
+            rows are steered, so it can be changed after ``fit``;
             :func:`~steerfair.shared_target.pick_strength` picks it for a gap budget.
         random_state: (None, int or numpy Generator) Seeds the folds, the default estimator, the fold drawn for a new
             row and the kernels' draws.

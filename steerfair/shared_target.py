@@ -553,9 +553,14 @@ def pick_strength(
     check_same_length(X_train=X_train, y_train=y_train, groups_train=groups_train)
     if all(given):
         check_same_length(X_val=X_val, y_val=y_val, groups_val=groups_val)
+        known = Membership.parse(y_train, name="y_train", min_groups=1).labels
+        Membership.align(y_val, known, name="y_val")  # only labels seen in y_train
     pos_label = _positive_class(y_train, pos_label)
     folds = [] if all(given) else strength_folds(y_train, groups_train, cv, random_state)
-    grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()
+    try:
+        grid = np.linspace(0.0, 1.0, 11) if strengths is None else np.asarray(strengths, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"strengths must be numbers in [0, 1]; got {strengths!r}") from None
     if grid.size == 0:
         raise ValueError("strengths must hold at least one value in [0, 1]")
     for s in grid:

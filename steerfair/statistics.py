@@ -277,7 +277,11 @@ class CellStatistics:
         if not isinstance(other, CellStatistics):
             raise TypeError(f"expected CellStatistics; got {type(other).__name__}")
         if not (np.array_equal(self.groups, other.groups) and np.array_equal(self.classes, other.classes)):
-            raise ValueError("cannot merge statistics with different groups or classes")
+            raise ValueError(
+                f"cannot merge statistics with different groups or classes: groups {self.groups.tolist()} and "
+                f"{other.groups.tolist()}, classes {self.classes.tolist()} and {other.classes.tolist()}; declare the "
+                "full label sets on every shard (Membership.parse(..., labels=...))"
+            )
         if self.dim != other.dim:
             raise ValueError(f"cannot merge statistics of dimension {self.dim} and {other.dim}")
         return other
@@ -291,6 +295,12 @@ class CellStatistics:
         if not isinstance(other, CellStatistics):
             return NotImplemented
         return self.merge(other)
+
+    def __radd__(self, other: Any) -> CellStatistics:
+        """``0 + stats`` is ``stats``, so that ``sum(shards)`` merges a list of shards."""
+        if isinstance(other, (int, float)) and other == 0:
+            return self
+        return NotImplemented
 
     def combine_groups(
         self, coefficients: Any, labels: Sequence[Any] | np.ndarray, source: CellStatistics | None = None
@@ -310,8 +320,13 @@ class CellStatistics:
         src = self if source is None else source
         C = np.asarray(coefficients, dtype=np.float64)
         k_src = len(src.groups)
-        if C.ndim != 2 or C.shape[1] != k_src or C.shape[0] != len(labels) or not np.all(np.isfinite(C)):
-            raise ValueError(f"coefficients must be a finite ({len(labels)}, {k_src}) matrix; got shape {C.shape}")
+        if C.ndim != 2 or C.shape[1] != k_src or C.shape[0] != len(labels):
+            raise ValueError(
+                f"coefficients must be a (len(labels), {k_src}) = ({len(labels)}, {k_src}) matrix, one row per new "
+                f"label and one column per group; got shape {C.shape}"
+            )
+        if not np.all(np.isfinite(C)):
+            raise ValueError("coefficients contain NaN or infinite values")
         _, m, d = src.shape
         kb = C.shape[0]
         counts = C @ src.counts
@@ -328,7 +343,18 @@ class CellStatistics:
                     means[b, i], covs[b, i] = src.means[a, i], src.covs[a, i]
                     continue
                 total = counts[b, i]
-                if not parts or total == 0.0:
+                if not parts:
+                    continue
+                scale = sum(abs(c * src.counts[a, i]) for c, a in parts)
+                if signed[b, i] and abs(total) <= 1e-6 * scale:
+                    # the same limit as from_rows: a cancelled total would drop the cell (or amplify rounding), and
+                    # the result would depend on the order of the merges
+                    raise ValueError(
+                        f"cell ({label_repr(labels[b])}, {label_repr(src.classes[i])}) has signed (de-biased) weights "
+                        f"that cancel in this combination (total {total:.3g} of {scale:.3g}): its statistics cannot be "
+                        "represented; merge larger shards first, or de-bias the merged reports"
+                    )
+                if total == 0.0:
                     continue
                 mean = sum(c * src.counts[a, i] * src.means[a, i] for c, a in parts) / total
                 cov = np.zeros((d, d))
@@ -370,6 +396,8 @@ class CellStatistics:
         P = np.asarray(basis, dtype=np.float64)
         if P.ndim != 2 or P.shape[0] != self.dim:
             raise ValueError(f"basis must have shape ({self.dim}, r); got {P.shape}")
+        if not np.all(np.isfinite(P)):
+            raise ValueError("basis contains NaN or infinite values")
         c = np.zeros(self.dim) if center is None else np.asarray(center, dtype=np.float64)
         if c.shape != (self.dim,) or not np.all(np.isfinite(c)):
             raise ValueError(f"center must be a finite vector of length {self.dim}; got shape {c.shape}")
@@ -489,11 +517,29 @@ class CellStatistics:
             arrays = {name: np.asarray(tensors[f"{prefix}{name}"], dtype=np.float64) for name in _ARRAYS}
         except KeyError as exc:
             raise ValueError(f"statistics are missing the array {exc.args[0]!r}") from None
+        _check_saved(arrays, prefix)
         return cls(groups, classes, arrays["counts"], arrays["sq_weights"], arrays["means"], arrays["covs"],
                    arrays["signed"] > 0, arrays["sizes"])  # fmt: skip
 
 
 _ARRAYS = ("counts", "sq_weights", "means", "covs", "signed", "sizes")
+
+
+def _check_saved(arrays: dict[str, np.ndarray], prefix: str) -> None:
+    """What :meth:`CellStatistics.state_dict` can have written (a file damaged in a way that still parses is refused):
+    ``signed`` 0 or 1, non-negative counts and variances in unsigned cells, symmetric covariances."""
+    signed, counts, covs = arrays["signed"], arrays["counts"], arrays["covs"]
+    where = f" ({prefix.rstrip('.')})" if prefix else ""
+    if not np.all((signed == 0) | (signed == 1)):
+        raise ValueError(f"statistics{where}: 'signed' holds values other than 0 and 1")
+    if signed.shape == counts.shape and covs.shape[:2] == counts.shape and covs.ndim == 4:
+        plain = signed == 0
+        variances = np.diagonal(covs, axis1=-2, axis2=-1)
+        scale = np.max(np.abs(covs), initial=0.0)
+        if np.any(counts[plain] < 0) or np.any(variances[plain] < -1e-12 * scale):
+            raise ValueError(f"statistics{where}: a cell without signed weights has a negative count or variance")
+        if np.any(np.abs(covs - np.swapaxes(covs, -1, -2)) > 1e-12 * scale):
+            raise ValueError(f"statistics{where}: a covariance is not symmetric")
 
 
 def _labels(values: Any) -> np.ndarray:

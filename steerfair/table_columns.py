@@ -104,15 +104,23 @@ def check_steered_finite(
     )
 
 
-def warn_uncovered_nan(arr: np.ndarray, rest: Sequence[int], target: str, name: Callable[[int], str]) -> None:
-    """Warn that the columns ``rest`` of ``arr`` holding NaN pass through a shared ``target`` unchanged (neither
-    steered nor garbled), so its equal-laws guarantee does not include them."""
+def warn_uncovered_nan(
+    arr: np.ndarray, rest: Sequence[int], target: str, name: Callable[[int], str], nonnumeric: Sequence[int] = ()
+) -> None:
+    """Warn that the columns ``rest`` of ``arr`` holding NaN, and the ``nonnumeric`` columns (strings, categories),
+    pass through a shared ``target`` unchanged (neither steered nor garbled), so its equal-laws guarantee does not
+    include them."""
     holes = [name(int(j)) for j in rest if not np.all(np.isfinite(arr[:, j]))]
-    if holes:
+    text = [name(int(j)) for j in sorted(nonnumeric)]
+    if holes or text:
+        what = " and ".join(
+            part for part in (f"column(s) {holes} hold NaN" if holes else "",
+                              f"column(s) {text} are not numeric" if text else "") if part
+        )  # fmt: skip
         warnings.warn(
-            f"column(s) {holes} hold NaN and pass through unchanged: target={target!r} does not cover them, so a "
-            "model that reads them can still tell the groups apart; impute them and steer them (columns=) for the "
-            "equal-laws guarantee to include them",
+            f"{what} and pass through unchanged: target={target!r} does not cover them, so a model that reads them "
+            "can still tell the groups apart; encode them as numbers (one-hot columns are garbled), impute them, "
+            "or drop them for the equal-laws guarantee to include them",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

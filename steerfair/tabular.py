@@ -130,8 +130,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             ``"shared_positive"`` (two classes): every group's positive class is carried by an invertible label-free
             map onto one common law (:mod:`steerfair.shared_positive`): equal TPR (equal opportunity) for any such
             model, without levelling any group's information down; FPRs are not equalised.
-        strength: (float in [0, 1]) Shared targets only: each row is steered with probability ``t`` (every gap of
-            a fixed classifier shrinks by ``1 - t``); 0 leaves rows unchanged, 1 is the exact shared target
+        strength: (float in [0, 1]) Shared targets only: each row is steered with probability ``t``, so every rate
+            gap between groups that the target closes shrinks by ``1 - t`` for a fixed classifier (TPR and FPR for
+            ``"shared"``, TPR for ``"shared_positive"``; not the DP gap, which mixes the groups' base rates); 0
+            leaves rows unchanged, 1 is the exact shared target
             (:func:`steerfair.shared_target.pick_strength` picks it for a gap budget).
         marginals: ({"auto", "gaussian", "copula"}) ``"copula"``: steer normal scores of the columns
             (:class:`steerfair.copula.GaussianCopula`; atoms jittered, values mapped back onto training atoms); then
@@ -355,7 +357,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         ) if found else None  # fmt: skip
         if self.target != "ideal":  # a shared target covers what it steers or garbles, not what NaN kept out
             covered = {c for v in found for c in v.columns}
-            warn_uncovered_nan(arr, [j for j in rest if j not in covered], self.target, self._name)
+            uncovered = [j for j in rest if j not in covered]
+            warn_uncovered_nan(arr, uncovered, self.target, self._name, sorted(self._nonnumeric))
         if self.copula_ is not None and self.shared_ is not None:  # back through the target group's quantiles
             self.copula_ = self.copula_.returning_to(self.shared_.target.reference)
         self.groups_ = np.asarray(self.model_.groups)

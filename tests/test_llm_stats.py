@@ -569,3 +569,33 @@ def test_update_from_cuda_rows_matches_cpu() -> None:
     assert gpu.outer.device.type == "cpu"
     for name in ("counts", "sums", "outer"):
         torch.testing.assert_close(getattr(gpu, name), getattr(cpu, name), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda t: t["layer0.counts"].__setitem__((0, 0), -5.0), "negative count or variance"),
+        (lambda t: t["layer0.covs"].__setitem__((0, 0, 0, 0), -99.0), "negative count or variance"),
+        (lambda t: t["layer0.covs"].__setitem__((0, 0, 0, 1), 99.0), "not symmetric"),
+        (lambda t: t["layer0.signed"].__setitem__((0, 0), 0.5), "'signed' holds values other than 0 and 1"),
+        (lambda t: t.__setitem__("layer3.counts", t["layer0.counts"].copy()), "that the metadata does not declare"),
+    ],
+)
+def test_load_refuses_a_damaged_file_that_still_parses(tmp_path: Path, damage: Any, message: str) -> None:
+    """A file whose arrays were changed (a negative count or variance, an asymmetric covariance, a fractional
+    'signed', an undeclared layer) loaded silently; it is refused, naming the path."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    stats = ActivationStats([0], ["a", "b"], [0, 1], 2)
+    stats.update(0, rng.normal(size=(20, 2)), rng.choice(["a", "b"], 20), rng.integers(0, 2, 20))
+    path = tmp_path / "s.safetensors"
+    stats.save(path)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    tensors = {k: v.copy() for k, v in load_file(str(path)).items()}
+    damage(tensors)
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match=message):
+        ActivationStats.load(path)

@@ -235,3 +235,29 @@ def test_new_user_pass_inputs_are_refused_or_read_right() -> None:
     groups[:] = [1, "one"] * 20
     with pytest.raises(ValueError, match="groups mix value types"):
         M.group_leakage(np.random.default_rng(0).normal(size=(40, 2)), [0, 0, 1, 1] * 10, groups)
+
+
+def test_predictions_of_another_label_type_are_refused_not_scored_as_zero() -> None:
+    """A classifier fitted on "0" / "1" scored against 0 / 1 gave accuracy 0 and every gap 0, without an error."""
+    with pytest.raises(ValueError, match="y_pred holds text labels .* y_true number labels"):
+        M.fairness_report([0, 1, 0, 1], ["0", "1", "1", "1"], ["a", "a", "b", "b"])
+    with pytest.raises(ValueError, match="pos_label must be one label"):
+        M.equal_opportunity_gap([0, 1, 0, 1], [0, 1, 1, 1], groups=list("aabb"), pos_label=[1])
+    # booleans and integers are one kind (True == 1)
+    assert M.fairness_report([True, False, True, False], [1, 0, 1, 1], list("aabb")).accuracy == 0.75
+
+
+def test_report_plot_marks_undefined_rates_instead_of_drawing_zero(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Group "a" has no positives (TPR undefined), group "c" a TPR of 0: only the defined one is a bar."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the undefined rates are also announced)
+        rep = M.fairness_report([0, 0, 1, 1, 0, 1], [0, 1, 1, 1, 0, 0], list("aabbcc"))
+    assert np.isnan(rep.per_group.tpr[0]) and rep.per_group.tpr[2] == 0.0
+    pg = rep.per_group
+    undefined = int(sum(np.sum(~np.isfinite(v)) for v in (pg.selection_rate, pg.tpr, pg.fpr)))
+    assert undefined == 2  # a's TPR, b's FPR (b has no negatives)
+    fig = rep.plot(tmp_path / "r.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["n/a"] * undefined
+    assert len(ax.patches) == 3 * 3 - undefined  # three rates for three groups, less the undefined ones
+    assert (tmp_path / "r.png").stat().st_size > 0

@@ -17,6 +17,7 @@ from scipy.optimize import check_grad
 from steerfair import FairSteerer, GroupConditionalModel, fit_steering
 from steerfair import privacy as P
 from steerfair.llm.stats import ActivationStats
+from steerfair.membership import Membership
 
 seeds = st.integers(0, 10_000)
 epsilons = st.floats(0.05, 10.0)
@@ -494,3 +495,109 @@ def test_cell_statistics_refuse_inconsistent_input() -> None:
     X, y, g = rng.standard_normal((300, 2)), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
     with pytest.raises(ValueError, match="mismatched lengths: y=10, groups=300"):
         FairSteerer().fit(X, y, groups=g).sample_weight(y[:10], groups=g)
+
+
+# ------------------------------------------------------------------ review of the mergeable statistics and privacy
+def _cancelling_shards() -> tuple:
+    """Three shards of de-biased statistics (k = 2, epsilon = ln 3: weights 1.5 / -0.5) whose cell (0, 0) counts are
+    1.5, -1.5 and 1.5, so that two of them cancel exactly."""
+    X = np.arange(1.0, 7.0)[:, None]
+    r, y = np.array([0, 1, 1, 1, 0, 0]), np.array([0, 0, 0, 0, 0, 1])
+
+    def shard(s: slice) -> P.CellStatistics:
+        return P.ldp_statistics(X[s], y[s], r[s], math.log(3), n_categories=2, label_categories=[0, 1])
+
+    return shard(slice(0, 6)), shard(slice(0, 1)), shard(slice(1, 4)), shard(slice(4, 6))
+
+
+def test_merges_whose_signed_weights_cancel_are_refused_in_every_order() -> None:
+    """The merged cell's count cancels to 0: (count, mean, covariance) cannot hold it. Dropping it silently gave 5.0
+    and 1.0 for a mean that is 3.0 in one pass, depending on the order of the merges."""
+    whole, a, b, c = _cancelling_shards()
+    assert whole.means[0, 0, 0] == pytest.approx(3.0)
+    for merge in (lambda: (a + b) + c, lambda: a + (b + c), lambda: sum([a, b, c])):
+        with pytest.raises(ValueError, match=r"cell \(0, 0\) has signed \(de-biased\) weights that cancel"):
+            merge()
+    X = np.arange(1.0, 5.0)[:, None]
+    G, H = Membership.parse([0, 1], labels=[0, 1]), Membership.parse([0, 0], labels=[0], min_groups=1)
+    shards = [P.CellStatistics.from_rows(X[j : j + 2], G, H) for j in (0, 2)]
+    assert np.array_equal(sum(shards).means, (shards[0] + shards[1]).means)  # sum() merges plain shards
+
+
+def test_tiny_epsilons_and_label_epsilon_get_errors_naming_them() -> None:
+    for call in (
+        lambda: P.posterior_group_proba(np.array([0, 1]), 1e-17, n_categories=2),
+        lambda: P.rr_variance_inflation(1e-17, 2),
+    ):
+        with pytest.raises(ValueError, match="epsilon=1e-17 is too small to de-bias"):
+            call()
+    assert np.isfinite(P.rr_variance_inflation(1e-6, 2))
+    X, r, y = np.ones((4, 1)), np.array([0, 1, 0, 1]), np.array([0, 1, 1, 0])
+    for bad in (0, float("nan"), -1.0):
+        with pytest.raises(ValueError, match="label_epsilon"):
+            P.ldp_statistics(X, y, r, 1.0, n_categories=2, label_categories=[0, 1], label_epsilon=bad)
+
+
+def test_infinite_epsilon_checks_what_a_finite_one_checks() -> None:
+    rng = np.random.default_rng(0)
+    g, y, X = rng.integers(0, 2, 400), rng.integers(0, 2, 400), rng.normal(size=(400, 2))
+    common = {"group_labels": [0, 1]}
+    for kw, error in (({"center": [0, 0, 0]}, "center"), ({"label_categories": [0]}, "not among categories"),
+                      ({"seed": "x"}, "seed must be")):  # fmt: skip
+        for eps in (math.inf, 1e3):
+            with pytest.raises((ValueError, TypeError), match=error):
+                P.dp_fit_model(X, y, g, eps, 1e-5, 5.0, **common, **{"label_categories": [0, 1], **kw})
+    raw = P.dp_fit_model(X, y, g, math.inf, 1e-5, 5.0, **common)
+    assert raw.kl(GroupConditionalModel.fit(X, y, g)) == 0.0
+
+
+def test_a_negative_noisy_count_is_too_few_rows_not_a_crash() -> None:
+    """A cell of 5 rows at epsilon = 1 gets noisy counts below 0 on some seeds; the release stays valid and the fit
+    says the cell has too few rows for this epsilon (it crashed on the sums of squared weights)."""
+    rng = np.random.default_rng(0)
+    g, y = rng.integers(0, 2, 2000), rng.integers(0, 2, 2000)
+    y[g == 0] = 0
+    y[np.flatnonzero(g == 0)[:5]] = 1
+    X = rng.normal(size=(2000, 2))
+    negative = 0
+    for seed in range(40):
+        rel = P.dp_statistics(X, y, g, 1.0, 1e-5, clip_norm=3.0, group_labels=[0, 1], label_categories=[0, 1],
+                              seed=seed)  # fmt: skip
+        negative += bool(np.any(rel.stats.counts < 0))
+        try:
+            rel.to_model()
+        except ValueError as exc:
+            assert "too few rows for this epsilon" in str(exc) or "below min_samples" in str(exc), exc
+    assert negative > 0  # the case the test is about did occur
+
+
+def test_number_checks_of_the_central_release_are_consistent() -> None:
+    rng = np.random.default_rng(1)
+    g, y, X = rng.integers(0, 2, 300), rng.integers(0, 2, 300), rng.normal(size=(300, 2))
+    kw = {"group_labels": [0, 1], "label_categories": [0, 1], "seed": 0}
+    a = P.dp_statistics(X, y, g, 1.0, 1e-5, clip_norm=np.int64(3), **kw)
+    b = P.dp_statistics(X, y, g, 1.0, 1e-5, clip_norm=3.0, **kw)
+    assert np.array_equal(a.stats.means, b.stats.means)
+    with pytest.raises(ValueError, match="delta must be a number in"):
+        P.dp_statistics(X, y, g, 1.0, "0.1", clip_norm=3.0, **kw)  # type: ignore[arg-type]
+
+
+def test_cell_statistics_messages_name_the_problem() -> None:
+    whole = _cancelling_shards()[0]
+    with pytest.raises(ValueError, match=r"one row per new label"):
+        whole.combine_groups(np.ones((1, 2)), ["x", "y"])
+    with pytest.raises(ValueError, match="coefficients contain NaN"):
+        whole.combine_groups(np.array([[np.nan, 1.0]]), ["x"])
+    with pytest.raises(ValueError, match="basis contains NaN"):
+        whole.project(np.array([[np.nan]]))
+    other = P.CellStatistics.from_rows(np.ones((2, 1)), Membership.parse(["a", "b"]),
+                                       Membership.parse([0, 1], name="classes"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"groups \[0, 1\] and \['a', 'b'\].*labels="):
+        whole + other
+
+
+def test_private_reports_of_a_single_group_ask_for_the_group_labels() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(100, 3)), rng.integers(0, 2, 100)
+    with pytest.raises(ValueError, match="hold a single value.*pass group_labels"):
+        FairSteerer(group_epsilon=1.0).fit(X, y, groups=np.array(["f"] * 100))

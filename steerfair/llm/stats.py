@@ -498,7 +498,13 @@ class ActivationStats:
             raise ValueError(f"{where}: incomplete metadata (missing or bad {exc}); {advice}") from None
         out = cls(*declared)
         pooling = meta.get("pooling")  # absent from files written before it was recorded
-        out.pooling = pooling if isinstance(pooling, str) else None
+        if pooling is not None and not isinstance(pooling, str):
+            raise ValueError(f"{where}: the metadata's pooling {pooling!r} is not a pooling name; {advice}")
+        out.pooling = pooling
+        stored = {name.split(".", 1)[0] for name in tensors if name.startswith("layer")}
+        undeclared = sorted(stored - {f"layer{layer}" for layer in out.layers})
+        if version != 1 and undeclared:
+            raise ValueError(f"{where}: arrays of {undeclared} that the metadata does not declare; {advice}")
         slots = out._group_domain, out._label_domain
         try:
             if version == 1:

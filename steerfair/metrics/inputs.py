@@ -145,10 +145,30 @@ def check_option(value: Any, name: str, options: tuple[str, ...]) -> str:
 PREDICTIONS_HINT = "pass predicted labels (clf.predict(X), or scores thresholded), not scores or probabilities"
 
 
+def _label_kind(arr: np.ndarray) -> str | None:
+    """``"number"`` or ``"text"`` when every label is one of them (booleans count as numbers), else None."""
+    if arr.dtype.kind in "biuf":
+        return "number"
+    if arr.dtype.kind in "US":
+        return "text"
+    kinds = {"number" if isinstance(v, (int, float, np.number, np.bool_)) else "text" if isinstance(v, (str, bytes))
+             else None for v in arr.tolist()}  # fmt: skip
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def _labels_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     yt, yp = as_1d(y_true, "y_true"), as_1d(y_pred, "y_pred")
     reject_continuous_labels(yt, "y_true")
     reject_continuous_labels(yp, "y_pred", PREDICTIONS_HINT)
+    kt, kp = _label_kind(yt), _label_kind(yp)
+    if yt.size and yp.size and None not in (kt, kp) and kt != kp:
+        # e.g. a classifier fitted on "0" / "1" scored against 0 / 1: no prediction would ever match, and every rate
+        # and gap would come out 0 without an error
+        raise ValueError(
+            f"y_pred holds {kp} labels ({', '.join(map(repr, unique_values(yp)[:3].tolist()))}) and y_true {kt} "
+            f"labels ({', '.join(map(repr, unique_values(yt)[:3].tolist()))}); convert one of them so that equal "
+            "classes compare equal"
+        )
     return yt, yp
 
 
@@ -168,6 +188,8 @@ def check_pos_label(yt: np.ndarray, yp: np.ndarray, pos_label: Any) -> None:
     The label is only required to occur somewhere when the data holds two or more distinct labels; data with a
     single label (e.g. all negatives) is a legitimate degenerate case.
     """
+    if isinstance(pos_label, (list, set, dict, np.ndarray)):  # (a tuple can be one label)
+        raise ValueError(f"pos_label must be one label (e.g. 1 or 'yes'), not a collection; got {pos_label!r}")
     if equals(yt, pos_label).any() or equals(yp, pos_label).any():
         return
     labels = unique_values(np.concatenate([yt.astype(object), yp.astype(object)]))

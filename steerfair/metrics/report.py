@@ -79,7 +79,8 @@ class FairnessReport:
     def plot(self, path: Any = None) -> Figure:
         """Grouped bar chart of per-group selection rate, TPR and FPR.
 
-        Uses matplotlib's Agg canvas directly (no pyplot state, no global backend switch).
+        A rate that is undefined (a group without positives has no TPR) is marked "n/a" instead of a bar. Uses
+        matplotlib's Agg canvas directly (no pyplot state, no global backend switch).
 
         Args:
             path (str or path-like, optional): If given, the figure is saved there (format from the extension).
@@ -101,7 +102,12 @@ class FairnessReport:
         ax = fig.add_subplot(1, 1, 1)
         series = [("selection rate", pg.selection_rate), ("TPR", pg.tpr), ("FPR", pg.fpr)]
         for j, (label, vals) in enumerate(series):
-            ax.bar(x + (j - 1) * width, np.nan_to_num(vals, nan=0.0), width, label=label)
+            vals = np.asarray(vals, dtype=np.float64)
+            at = x + (j - 1) * width
+            defined = np.isfinite(vals)
+            ax.bar(at[defined], vals[defined], width, label=label, color=f"C{j}")
+            for xi in at[~defined]:  # a rate of a group with no rows of its class: marked, not drawn as 0
+                ax.text(xi, 0.02, "n/a", ha="center", va="bottom", rotation=90, fontsize=7, color=f"C{j}")
         ax.set_xticks(x, names)
         ax.set_ylim(0.0, 1.05)
         ax.set_xlabel("group")

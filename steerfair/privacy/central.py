@@ -134,8 +134,19 @@ def _check_neighbouring(neighbouring: str) -> float:
     return SENSITIVITY[neighbouring]
 
 
+def _generator(seed: Any) -> np.random.Generator:
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise TypeError(f"seed must be None, an int or a numpy Generator; got {seed!r}") from None
+
+
 def _check_clip_norm(clip_norm: Any) -> None:
-    if isinstance(clip_norm, bool) or not isinstance(clip_norm, (int, float)) or not (0 < clip_norm < math.inf):
+    if (
+        isinstance(clip_norm, (bool, np.bool_))
+        or not isinstance(clip_norm, (int, float, np.integer, np.floating))
+        or not (0 < clip_norm < math.inf)
+    ):
         raise ValueError(f"clip_norm must be a positive finite number; got {clip_norm!r}")
 
 
@@ -203,16 +214,19 @@ def dp_statistics(
     stats = CellStatistics.from_rows(U, G, H)
     sigma = gaussian_sigma(eps, dlt, sens)
     if sigma > 0:
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed)
         k, m = stats.counts.shape
         counts = stats.counts + sigma * rng.standard_normal((k, m))
         sums = stats.sums + sigma * rng.standard_normal((k, m, d))
         noise = sigma * rng.standard_normal((k, m, d, d))
         upper = np.triu(noise)
         noise = upper + np.swapaxes(np.triu(noise, 1), -1, -2)  # symmetric, upper entries iid N(0, sigma^2)
+        # unit row weights: the sum of squared weights is the count itself (its size, for a noisy count below 0,
+        # which to_model then refuses as too few rows for this epsilon)
         stats = CellStatistics.from_totals(
-            G.labels, H.labels, counts, sums, stats.outers + noise, signed=np.ones((k, m), dtype=bool)
-        )
+            G.labels, H.labels, counts, sums, stats.outers + noise, sq_weights=np.abs(counts),
+            signed=np.ones((k, m), dtype=bool),
+        )  # fmt: skip
     return DPStatistics(stats, eps, dlt, sigma, sens, float(clip_norm), c, n_clipped, family)
 
 
@@ -245,7 +259,12 @@ def dp_fit_model(
     _check_neighbouring(neighbouring)
     est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
     if math.isinf(eps):
-        _check_clip_norm(clip_norm)
+        # the same checks as a finite epsilon (centre, domains, seed), then the raw fit exactly
+        dp_statistics(
+            X, y, groups, eps, delta, clip_norm, center=center, family=family, neighbouring=neighbouring,
+            group_labels=group_labels, label_categories=label_categories, seed=seed,
+        )  # fmt: skip
+        _generator(seed)  # (a finite epsilon draws from it; an unusable seed is an error either way)
         return GroupConditionalModel.fit(
             X, y, groups, family, estimator=est, min_samples=int(math.ceil(min_samples)),
             group_labels=group_labels,

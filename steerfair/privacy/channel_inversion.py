@@ -29,7 +29,7 @@ from ..membership import Membership, MembershipKind
 from ..model import Family, GroupConditionalModel
 from ..statistics import PSD_FLOOR, CellStatistics, psd_repair
 from ..validation import as_labels, as_matrix
-from .mechanisms import check_epsilon, encode_categories, rr_probabilities
+from .mechanisms import check_epsilon, encode_categories, invertible_rr_probabilities
 
 __all__ = [
     "CellStatistics",
@@ -68,7 +68,7 @@ def debiased_membership(
     """
     eps = check_epsilon(epsilon)
     codes, cats = encode_categories(reports, categories, n_categories, name="reports")
-    p, q = rr_probabilities(eps, len(cats))
+    p, q = invertible_rr_probabilities(eps, len(cats))
     onehot = np.zeros((codes.shape[0], len(cats)))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
     if math.isinf(eps):
@@ -112,6 +112,8 @@ def label_membership(
             return Membership.parse(y, n, name="y", min_groups=1)
         ci, clabels = encode_categories(y, label_categories, name="y")
         return Membership.one_hot(ci, clabels)
+    check_epsilon(label_epsilon, "label_epsilon")  # named as the caller passed it
+    invertible_rr_probabilities(label_epsilon, 2, "label_epsilon")
     return private_membership(as_labels(y, "y", n), label_epsilon, categories=label_categories)
 
 
@@ -183,7 +185,7 @@ def inverse_channel(epsilon: float, k: int) -> np.ndarray:
     """``C^{-1} = (I - q 1 1^T) / (p - q)`` of k-ary randomized response (the identity for ``epsilon = inf``)."""
     if math.isinf(epsilon):
         return np.eye(k)
-    p, q = rr_probabilities(epsilon, k)
+    p, q = invertible_rr_probabilities(epsilon, k)
     return (np.eye(k) - q) / (p - q)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "randomized_response",
     "rr_channel",
     "rr_keep_probability",
+    "invertible_rr_probabilities",
     "rr_probabilities",
     "rr_variance_inflation",
 ]
@@ -61,8 +62,9 @@ def check_delta(delta: Any, name: str = "delta") -> float:
     Raises:
         ValueError: for a non-number, NaN, or a value outside the open interval ``(0, 1)``.
     """
-    if isinstance(delta, bool) or delta is None:
-        raise ValueError(f"{name} must be a number in (0, 1); got {delta!r}")
+    if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, (int, float, np.integer, np.floating)):
+        # a string ("0.1") is refused, not parsed, as for epsilon
+        raise ValueError(f"{name} must be a number in (0, 1); got {type(delta).__name__} {delta!r}")
     try:
         d = float(delta)
     except (TypeError, ValueError):
@@ -93,6 +95,29 @@ def rr_probabilities(epsilon: float, n_categories: int) -> tuple[float, float]:
     return p, q
 
 
+#: the smallest ``p - q`` a channel is inverted at: below it the de-biased weights ``1 / (p - q)`` exceed 1e9 and
+#: ``p - q`` itself has lost most of its digits (``epsilon`` below about ``1e-9 k``; at ``1e-17``, ``p == q``)
+MIN_CONTRAST = 1e-9
+
+
+def invertible_rr_probabilities(epsilon: float, n_categories: int, name: str = "epsilon") -> tuple[float, float]:
+    """:func:`rr_probabilities` for estimators that invert the channel: ``p - q`` must be at least
+    :data:`MIN_CONTRAST`.
+
+    Raises:
+        ValueError: naming ``name``, for an ``epsilon`` so small that the reports carry no information float64
+            can recover (the inversion would divide by zero or by rounding noise).
+    """
+    eps = check_epsilon(epsilon, name)
+    p, q = rr_probabilities(eps, n_categories)
+    if p - q < MIN_CONTRAST:
+        raise ValueError(
+            f"{name}={eps:g} is too small to de-bias: its reports are uniform to float64 precision (p - q = "
+            f"{p - q:.3g}); use {name} of at least about {MIN_CONTRAST * int(n_categories):g}"
+        )
+    return p, q
+
+
 def rr_keep_probability(epsilon: float, n_categories: int) -> float:
     """``P(report = true value) = e^eps / (e^eps + k - 1)`` of k-ary randomized response."""
     return rr_probabilities(epsilon, n_categories)[0]
@@ -119,7 +144,7 @@ def rr_variance_inflation(epsilon: float, n_categories: int) -> float:
     ``1 + (k - 1) e^eps / (e^eps - 1)^2``; other groups: ``(e^eps + k - 2) / (e^eps - 1)^2``), so an
     estimate from ``n`` privatised rows is about as precise as one from ``n / VIF`` raw rows (docs/privacy.md).
     """
-    p, q = rr_probabilities(epsilon, n_categories)
+    p, q = invertible_rr_probabilities(epsilon, n_categories)
     return 1.0 / (p - q) ** 2
 
 

@@ -50,7 +50,13 @@ class ReportedGroups:
 
     def fit_membership(self, groups: Any, n: int, labels: Sequence[Any] | None = None) -> Membership:
         """The de-biased signed membership of the reports (unbiased for the true one-hot groups)."""
-        return private_membership(self._reports(groups, n, "groups"), self.epsilon, categories=labels)
+        reports = self._reports(groups, n, "groups")
+        if labels is None and len({v.item() if isinstance(v, np.generic) else v for v in reports.tolist()}) < 2:
+            raise ValueError(
+                "groups (the privatised reports) hold a single value; randomized response needs the domain of at "
+                "least two groups: pass group_labels=[...] with every group"
+            )
+        return private_membership(reports, self.epsilon, categories=labels)
 
     def apply_membership(
         self, groups: Any, n: int, known: Sequence[Any] | np.ndarray, prior: Any = None, *, name: str = "groups"
