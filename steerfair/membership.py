@@ -210,7 +210,7 @@ class Membership:
                 cols, idx = np.unique(arr, return_inverse=True) if arr.dtype.kind != "O" else _unique_objects(arr)
                 out = cls.one_hot(idx, cols)
             else:
-                out = cls.align(arr, labels, name=name)
+                out = cls.align(arr, labels, name=name, known_as="among the declared labels")
         if out.k < min_groups:
             only = out.labels.tolist()
             what = f"a single value ({only[0]!r})" if out.k == 1 else f"{out.k} values {only}"
@@ -220,12 +220,18 @@ class Membership:
 
     @classmethod
     def align(
-        cls, groups: Any, labels: Sequence[Any] | np.ndarray, n: int | None = None, *, name: str = "groups"
+        cls,
+        groups: Any,
+        labels: Sequence[Any] | np.ndarray,
+        n: int | None = None,
+        *,
+        name: str = "groups",
+        known_as: str = "seen in fit",
     ) -> Membership:
         """Read an apply-time ``groups`` argument against the labels known from fitting.
 
         Labels map to their column; probabilities must have one column per known label. An unknown label raises
-        a ``ValueError`` that lists the known ones.
+        a ``ValueError`` that lists the known ones (``known_as`` says where they come from: ``"seen in fit"``).
         """
         known = _declared(labels, "labels")
         raw = _to_numpy(groups)
@@ -240,9 +246,7 @@ class Membership:
             try:
                 idx[j] = lookup[_key(v)]
             except (KeyError, TypeError):
-                raise ValueError(
-                    f"{name} contains {v!r}, which was not seen in fit (known: {known.tolist()})"
-                ) from None
+                raise ValueError(f"{name} contains {v!r}, which was not {known_as} (known: {known.tolist()})") from None
         return cls.one_hot(idx, known)
 
 

@@ -333,7 +333,9 @@ def test_save_rejects_values_json_cannot_hold(tmp_path: Path) -> None:
     ActivationStats([0], [("a", 1), ("b", 2)], None, 2).save(tmp_path / "s.safetensors")
     assert ActivationStats.load(tmp_path / "s.safetensors").groups == (("a", 1), ("b", 2))
     with pytest.raises(ValueError, match="JSON"):
-        ActivationStats([0], ["a"], [np.float64(0.5), math.inf], 2).save(tmp_path / "s.safetensors")
+        ActivationStats([0], ["a"], [np.float64(1.0), math.inf], 2).save(tmp_path / "s.safetensors")
+    with pytest.raises(ValueError, match="labels has non-integer values"):  # update() could never take them
+        ActivationStats([0], ["f", "m"], [0.5, 1.5], 4)
     from safetensors.torch import save_file
 
     save_file({"counts": torch.zeros(1)}, str(tmp_path / "other.safetensors"))

@@ -601,3 +601,10 @@ def test_private_reports_of_a_single_group_ask_for_the_group_labels() -> None:
     X, y = rng.normal(size=(100, 3)), rng.integers(0, 2, 100)
     with pytest.raises(ValueError, match="hold a single value.*pass group_labels"):
         FairSteerer(group_epsilon=1.0).fit(X, y, groups=np.array(["f"] * 100))
+
+
+def test_a_report_outside_the_declared_groups_says_so() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="groups contains 1, which was not among the declared labels"):
+        P.dp_statistics(rng.normal(size=(50, 2)), rng.integers(0, 2, 50), rng.integers(0, 2, 50), 1.0, 1e-5,
+                        clip_norm=3.0, group_labels=[0], label_categories=[0, 1])  # fmt: skip

@@ -27,6 +27,7 @@ from ..files import atomic_write, decode_label, encode_label
 from ..membership import Membership
 from ..model import Family, GroupConditionalModel
 from ..statistics import CellStatistics
+from ..validation import reject_continuous_labels
 from .pooling import POOLINGS, pool_hidden
 
 __all__ = ["POOLINGS", "ActivationStats", "declare_values", "pool_hidden"]
@@ -150,6 +151,9 @@ class ActivationStats:
         self.layers: tuple[int, ...] = lay
         self.groups: tuple[Any, ...] = declare_values(groups, "groups")
         self.labels: tuple[Any, ...] | None = None if labels is None else declare_values(labels, "labels")
+        for values, name in ((self.groups, "groups"), (self.labels or (), "labels")):  # what update() will accept
+            floats = np.asarray([v for v in values if isinstance(v, (float, np.floating))], dtype=np.float64)
+            reject_continuous_labels(floats, name, "declare the values update() will be given (names or integer codes)")
         self.dim: int = int(dim)
         self.pooling: str | None = None
         self._layer_pos = {layer: j for j, layer in enumerate(self.layers)}
