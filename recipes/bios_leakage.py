@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         check_bug_cap(args.max_per_class)
         check_model_layer(args.model, None)
         check_cache_dir(args.cache_dir)
-        check_output(Path(args.out), names(args.methods), overwrite=args.overwrite)
+        check_output(Path(args.out), names(list(METHODS)), overwrite=args.overwrite)  # any earlier method's plot
 
     args = parse_checked(parser, argv, check)
     out = Path(args.out)
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
               "run": run_record(vars(args)), "seconds": time.perf_counter() - t0, "summary": summary,
               "per_seed": per_seed}  # fmt: skip
     atomic_write({str(out / "bios_leakage.json"): to_json(report).encode(), **files})
+    for stale in set(names(list(METHODS))) - set(names(args.methods)):  # (--overwrite: plots of methods not run now)
+        (out / stale).unlink(missing_ok=True)
     for name, row in summary.items():
         print(
             f"{name}: mean advantage {row['mean_advantage']:.3f} (floor {row['mean_floor']:.3f}), "

@@ -23,6 +23,7 @@ from .validation import (
     check_counts,
     check_psd_stack,
     label_repr,
+    reject_continuous_labels,
 )
 
 __all__ = ["GroupConditionalModel", "Family"]
@@ -67,6 +68,9 @@ class GroupConditionalModel:
             raise ValueError(f"need at least 2 classes; got {m}")
         if len(set(groups.tolist())) != k or len(set(classes.tolist())) != m:
             raise ValueError("group and class labels must be distinct")
+        # labels that fit() and every argument naming a group (reference=, groups=) accept: no 1.5 as a label
+        reject_continuous_labels(groups, "groups", "use names or integer codes as group labels")
+        reject_continuous_labels(classes, "classes", "use names or integer codes as class labels")
         gp = as_float_array(self.group_priors, "group_priors", shape=(k,))
         cp = as_float_array(self.class_priors, "class_priors", shape=(k, m))
         for name, val in (("group_priors", gp), ("class_priors", cp)):

@@ -224,3 +224,13 @@ def test_bench_ot_writes_its_comparison_and_steerfair_stays_exact_where_the_symm
     assert k0["steerfair"]["max"] < 1e-12 and k3["steerfair"]["max"] < 1e-10
     assert k3["symmetric formula (previous)"]["max"] > 1e-6  # the comparison shows the difference it is about
     assert (out / "bench_ot.md").read_text().startswith("Accuracy") and (out / "bench_ot.png").stat().st_size > 0
+
+
+def test_bios_leakage_counts_every_methods_plot_as_earlier_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plot of a method not run now is still an earlier result: refused without --overwrite (with it, the run
+    removes it, so the folder does not mix two runs)."""
+    (tmp_path / "bios_leakage_mimic.png").write_bytes(b"old")
+    err = _usage_error(_recipe("bios_leakage"), ["--out", str(tmp_path), "--methods", "none"], capsys)
+    assert "bios_leakage_mimic.png" in err and "--overwrite" in err

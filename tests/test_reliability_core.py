@@ -490,3 +490,23 @@ def test_model_counts_must_be_one_finite_number_per_cell() -> None:
             GroupConditionalModel(*parts, counts=bad)  # type: ignore[arg-type]
     ok = GroupConditionalModel(*parts, counts=[[30, 30], [30, 30]])  # type: ignore[arg-type]
     assert ok.counts is not None and ok.counts.shape == (2, 2) and not ok.counts.flags.writeable
+
+
+def test_solver_argument_checks_from_the_solver_review() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _random_models import random_model
+
+    import steerfair as sf
+
+    model = random_model(3, 2, 2, 2)
+    with pytest.raises(ValueError, match="unknown solver 'bogus'"):
+        sf.solve_nearest_ideal(model, family="affine", solver="bogus")
+    with pytest.raises(ValueError, match="reference must be a group label, not a boolean"):
+        sf.solve_nearest_ideal(model, reference=True)
+    with pytest.raises(TypeError, match="literal must be True or False"):
+        sf.is_ideal(model, literal="no")  # type: ignore[arg-type]
+    parts = ([0.5, 0.5], model.class_priors, model.components)
+    with pytest.raises(ValueError, match="groups has non-integer values"):
+        GroupConditionalModel(np.array([1.5, 2.5]), model.classes, *parts)

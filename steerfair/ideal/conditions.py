@@ -269,6 +269,8 @@ def is_ideal(model: GroupConditionalModel, tol: float = 1e-8, *, literal: bool =
         TypeError: if ``model`` is not a :class:`GroupConditionalModel`.
         ValueError: if ``tol`` is negative.
     """
+    if not isinstance(literal, (bool, np.bool_)):
+        raise TypeError(f"literal must be True or False; got {literal!r}")
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"is_ideal expects a GroupConditionalModel; got {type(model).__name__}")
     tol = as_number(tol, "tol", low=0.0)
