@@ -34,7 +34,13 @@ from steerfair.evaluation.generation_methods import (
     contrast_corpus,
     contrast_statistics,
 )
-from steerfair.evaluation.generation_run import METRICS, _model_depth, check_layers, load_generation_model, markdown
+from steerfair.evaluation.generation_run import (
+    METRICS,
+    check_layers,
+    generation_model_depth,
+    load_generation_model,
+    markdown,
+)
 from steerfair.evaluation.output import atomic_write_file, check_output, run_record, to_json
 from steerfair.evaluation.readout_methods import model_readout
 
@@ -57,7 +63,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--strengths must be finite and non-negative; got {args.strengths}")
     for option in ("strengths", "methods", "layer_sets"):
         distinct(getattr(args, option), f"--{option.replace('_', '-')}")
-    depth = _model_depth(args.model)
+    depth = generation_model_depth(args.model)
     if depth is not None:
         for blocks in args.layer_sets:
             check_layers(blocks, depth, args.model, "--layer-sets")

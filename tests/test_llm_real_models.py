@@ -77,6 +77,9 @@ def test_alias_depths_are_the_loaded_models_block_counts(alias: str) -> None:
 
     model, tok = _load(alias)
     assert model_depth(alias) == model_depth(alias.upper()) == len(find_layer_list(model)[1])
+    from steerfair.llm.models import ALIAS_HIDDEN_SIZES
+
+    assert ALIAS_HIDDEN_SIZES[alias] == model.config.hidden_size
     # a causal LM's tokenizer pads on the left, so that batched generate continues every prompt
     assert tok.padding_side == ("left" if alias == "smollm2" else "right")
 

@@ -293,10 +293,6 @@ def _check_positive(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
-#: hidden sizes of the encoder aliases (``--rank`` above them is refused before any work)
-_ALIAS_DIMS = {"minilm": 384, "smollm2": 576}
-
-
 def check_cache_dir(cache_dir: str | None) -> None:
     """The encoding cache must be a writable folder (created here), before hours of encoding are spent."""
     from ..llm.models import cache_dir as default_cache
@@ -354,7 +350,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_cache_dir(args.cache_dir)
     if args.rank is not None and args.rank < 0:
         raise ValueError(f"--rank must be non-negative (0: steer all dimensions); got {args.rank}")
-    dim = _ALIAS_DIMS.get(args.model)
+    from ..llm.models import ALIAS_HIDDEN_SIZES  # (lazy: the command's --help imports no torch)
+
+    dim = ALIAS_HIDDEN_SIZES.get(args.model)
     if dim is not None and args.rank is not None and args.rank > dim:
         raise ValueError(f"--rank {args.rank} exceeds {args.model}'s dimension {dim}; pass --rank <= {dim} (0: all)")
     distinct(args.methods, "--methods")

@@ -43,6 +43,7 @@ __all__ = [
     "add_arguments",
     "check_arguments",
     "check_layers",
+    "generation_model_depth",
     "load_generation_model",
     "main",
     "markdown",
@@ -191,8 +192,13 @@ def _continuation_setting(spec: str | None, methods: list[str]) -> tuple[str, fl
     return name, strength
 
 
-def _model_depth(model: str) -> int | None:
-    """The blocks of ``--model``, which must be a causal language model (read from its config, no weights)."""
+def generation_model_depth(model: str) -> int | None:
+    """The blocks of ``--model`` (``None`` when its config names none), which must be a causal language model: a test
+    model, an alias or a decoder's hub id / folder, read from its config without loading weights.
+
+    Raises:
+        ValueError: naming ``--model``, for an encoder or a model whose config cannot be read.
+    """
     if model in _DEPTH:
         return _DEPTH[model]
     from ..llm.models import is_causal, model_depth
@@ -251,7 +257,7 @@ def check_arguments(args: argparse.Namespace) -> PromptSet:
     _continuation_setting(args.continuations, list(args.methods))  # its format, before any work
     for option in ("strengths", "layers"):
         distinct(getattr(args, option), f"--{option}")
-    depth = _model_depth(args.model)
+    depth = generation_model_depth(args.model)
     if args.layers is not None and depth is not None:
         check_layers(args.layers, depth, args.model)
     if not 1 <= args.templates <= len(OCCUPATION_TEMPLATES):

