@@ -79,6 +79,18 @@ def _timed_solve(d: int, intervention: str, solver: str, q: mp.Queue, shape: tup
     q.put((best, sol.kl, setup, best_cpu))
 
 
+def environment(load_start: list[float]) -> dict[str, object]:
+    """The machine and versions a timing ran on, with the load average at its start and now."""
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "loadavg_start": load_start,
+        "loadavg_end": list(os.getloadavg()),
+    }
+
+
 def run_with_timeout(
     d: int, intervention: str, solver: str, timeout: float, shape: tuple[int, int] = (2, 2)
 ) -> tuple[float | None, float | None, float | None, float | None]:
@@ -220,15 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         rows.append(row)
         print(json.dumps(row), flush=True)
-    env = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "loadavg_start": load_start,
-        "loadavg_end": list(os.getloadavg()),
-        "threads": args.threads,
-    }
+    env = {**environment(load_start), "threads": args.threads}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write({str(args.out): to_json({"environment": env, "rows": rows}).encode()})  # strict: NaN as null
     if not args.families_only:

@@ -21,8 +21,9 @@ from .ideal.solve import Criterion, Intervention
 from .model import GroupConditionalModel
 from .privacy.posterior import model_group_proba
 from .privacy.reports import group_reader
+from .random_state import call_generator, check_random_state
 from .shared_positive import fit_label_free
-from .shared_target import as_generator, check_target_options
+from .shared_target import check_target_options
 from .steering import Coordinates, SteeringTransform
 from .validation import as_matrix, as_unit_weight
 
@@ -116,7 +117,7 @@ class IdealTemplateSteering:
         )  # fmt: skip
         self.model_, self.solution_ = model, self.steering_.solution
         self.shared_ = fit_label_free(self.target, model, coords)  # None for the ideal
-        self.rng_ = as_generator(self.random_state)
+        check_random_state(self.random_state)  # named at fit, before any transform draws
         return self
 
     def sample_weight(self, y: Any, groups: Any) -> np.ndarray:
@@ -139,7 +140,9 @@ class IdealTemplateSteering:
 
         membership = self.group_reader.apply_membership(groups, X.shape[0], self.model_.groups, prior)
         if self.shared_ is not None:  # label-free garbling; the label is not used
-            return self.shared_.transform(X, membership, self.rng_, self.strength)
+            return self.shared_.transform(
+                X, membership, call_generator(self.random_state, X, membership.weights), self.strength
+            )
         return steering.transform(X, membership, y, mode="label" if y is not None else self.test_mode)
 
     # ------------------------------------------------------------- fitted views

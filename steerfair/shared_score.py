@@ -44,7 +44,7 @@ from .categorical_garbling import draw_from_rows
 from .copula import draw_groups
 from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
 from .membership import Membership, PlainGroups
-from .shared_target import as_generator
+from .random_state import as_generator, call_generator
 from .validation import as_int, as_labels, as_unit_weight
 
 __all__ = ["SharedScore", "default_estimators"]
@@ -171,9 +171,9 @@ class SharedScore(TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {arr.shape[1]} features; SharedScore was fitted on {self.n_features_in_}")
         return arr
 
-    def _group_index(self, groups: Any, n: int, *, fitting: bool) -> np.ndarray:
-        """Each row's group index (:class:`~steerfair.membership.Membership`). Fitting needs hard labels; at
-        prediction, ``(n, k)`` probabilities draw each row's group from its row (a mixture of the groups' steering)."""
+    def _membership(self, groups: Any, n: int, *, fitting: bool) -> Membership:
+        """The rows' :class:`~steerfair.membership.Membership`. Fitting needs hard labels; at prediction, ``(n, k)``
+        probabilities are taken too (each row's group is then drawn from its row: a mixture of the groups' steering)."""
         if groups is None:
             raise ValueError(NEED_GROUPS)
         member = Membership.parse(groups, n) if fitting else Membership.align(groups, self.groups_, n)
@@ -182,11 +182,14 @@ class SharedScore(TransformerMixin, BaseEstimator):
                 raise ValueError("groups must be one label per row when fitting SharedScore (probabilities are read "
                                  "at prediction only)")  # fmt: skip
             self.groups_ = member.labels
-        if member.is_hard:
-            return member.indices()
-        if member.kind != "probabilities":
+        if not member.is_hard and member.kind != "probabilities":
             raise ValueError("groups must be labels or (n, k) probabilities (signed memberships are not supported)")
-        return draw_groups(member, self.rng_).astype(np.int64)
+        return member
+
+    @staticmethod
+    def _group_index(member: Membership, rng: np.random.Generator) -> np.ndarray:
+        """Each row's group index: its label, or a group drawn from its probabilities."""
+        return member.indices() if member.is_hard else draw_groups(member, rng).astype(np.int64)
 
     def _scorer_input(self, arr: np.ndarray, gidx: np.ndarray) -> np.ndarray:
         return np.column_stack([arr, np.eye(self.groups_.size)[gidx]])
@@ -225,7 +228,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
                 f"SharedScore needs y with exactly two classes; got {self.classes_.size}. For more classes use "
                 "FairSteerer(target='shared')"
             )
-        gidx, yi = self._group_index(groups, arr.shape[0], fitting=True), (labels == self.classes_[1]).astype(np.int64)
+        gidx = self._membership(groups, arr.shape[0], fitting=True).indices()
+        yi = (labels == self.classes_[1]).astype(np.int64)
         counts = np.zeros((self.groups_.size, 2), dtype=np.int64)
         np.add.at(counts, (gidx, yi), 1)
         small, cls = np.unravel_index(np.argmin(counts), counts.shape)
@@ -234,8 +238,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
                 f"group {self.groups_[small]!r} has {counts[small, cls]} row(s) of class {self.classes_[cls]!r}; "
                 f"every (group, class) cell needs at least n_folds = {n_folds}: lower n_folds or merge small groups"
             )
-        self.rng_ = as_generator(self.random_state)
-        seed = int(self.rng_.integers(2**31 - 1))
+        seed = int(as_generator(self.random_state).integers(2**31 - 1))
         Z = self._scorer_input(arr, gidx)
         folds = list(StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(Z, gidx * 2 + yi))
         candidates = default_estimators(seed) if self.estimator is None else {"estimator": self.estimator}
@@ -279,16 +282,16 @@ class SharedScore(TransformerMixin, BaseEstimator):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), self.prior_)
 
     # ------------------------------------------------------------------ steering
-    def _steer(self, scores: np.ndarray, gidx: np.ndarray) -> np.ndarray:
+    def _steer(self, scores: np.ndarray, gidx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.empty(scores.size)
         strength = as_unit_weight(self.strength, "strength")  # read at use: set_params(strength=...) after fit works
-        steered = self.rng_.random(scores.size) < strength
+        steered = rng.random(scores.size) < strength
         for a in range(self.groups_.size):
             rows = np.flatnonzero(gidx == a)
             b = np.searchsorted(self.edges_[a], scores[rows], side="right")
             out[rows] = self.own_values_[a][b]
             move = steered[rows]
-            out[rows[move]] = self.values_[draw_from_rows(self.meet_.kernels[a][b[move]], self.rng_)]
+            out[rows[move]] = self.values_[draw_from_rows(self.meet_.kernels[a][b[move]], rng)]
         return out[:, None]
 
     def transform(self, X: Any, *, groups: Any = None) -> np.ndarray:
@@ -305,20 +308,22 @@ class SharedScore(TransformerMixin, BaseEstimator):
         arr = self._features(X, fitting=False)
         if groups is None and getattr(self, "probe_", None) is not None:  # P(A | x) from the probe
             groups = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
-        gidx = self._group_index(groups, arr.shape[0], fitting=False)
+        member = self._membership(groups, arr.shape[0], fitting=False)
+        rng = call_generator(self.random_state, arr, member.weights)  # the same inputs, the same draws
+        gidx = self._group_index(member, rng)
         Z = self._scorer_input(arr, gidx)
         if self.estimator_name_ == "logistic regression" and not np.all(np.isfinite(Z)):
             raise ValueError(
                 "X has missing or infinite values, which the logistic regression chosen at fit (no missing values "
                 "then) cannot read; impute them, or fit with estimator=HistGradientBoostingClassifier()"
             )
-        which = self.rng_.integers(len(self.scorers_), size=arr.shape[0])
+        which = rng.integers(len(self.scorers_), size=arr.shape[0])
         scores = np.empty(arr.shape[0])
         for f, model in enumerate(self.scorers_):
             rows = which == f
             if np.any(rows):
                 scores[rows] = model.predict_proba(Z[rows])[:, 1]
-        return self._steer(scores, gidx)
+        return self._steer(scores, gidx, rng)
 
     def fit_transform(self, X: Any, y: Any = None, *, groups: Any = None) -> np.ndarray:
         """Fit, then steer the training rows from their held-out scores (cross-fitting, as scikit-learn's
@@ -330,7 +335,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         """The steered output ``(n, 1)`` of the rows ``fit`` saw, from their held-out scores (what ``fit_transform``
         returns; with the current ``strength``, so :func:`~steerfair.shared_target.pick_strength` can try several)."""
         check_is_fitted(self, "meet_")
-        return self._steer(self.oof_scores_, self.train_groups_)
+        rng = call_generator(self.random_state, self.oof_scores_, self.train_groups_)
+        return self._steer(self.oof_scores_, self.train_groups_, rng)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``["shared_score"]``: the one output column."""

@@ -26,6 +26,7 @@ more groups the sequential max-det meet in order of separability (a valid, maxim
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,6 +41,7 @@ from .model import GroupConditionalModel
 from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
 from .validation import as_int, as_number, as_unit_weight, check_same_length, symmetrize
+from .warning_location import user_stacklevel
 
 if TYPE_CHECKING:
     from .shared_positive import PositiveTarget
@@ -53,7 +55,6 @@ __all__ = [
     "SharedTargetSteering",
     "StrengthChoice",
     "Target",
-    "as_generator",
     "check_target_options",
     "class_experiment",
     "experiment_meet",
@@ -78,17 +79,6 @@ RANK_RTOL = 1e-10
 NOISE_TOL = 1e-12
 
 
-def as_generator(random_state: Any) -> np.random.Generator:
-    """A numpy ``Generator`` from ``None``, an int seed, a ``Generator`` (used as is) or a legacy ``RandomState``."""
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.SeedSequence)):
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
-        return np.random.default_rng(int(random_state))
-    raise ValueError(f"random_state must be None, a non-negative int or a numpy Generator; got {random_state!r}")
-
-
 def check_target_options(target: Any, strength: Any, marginals: Any, lognormal_columns: Any = ()) -> float:
     """Validate ``FairSteerer``'s ``target``, ``strength`` and ``marginals``; return the strength as a float."""
     if target not in TARGETS:
@@ -97,7 +87,15 @@ def check_target_options(target: Any, strength: Any, marginals: Any, lognormal_c
         raise ValueError(f"unknown marginals {marginals!r}; use one of {MARGINALS}")
     if marginals == "copula" and (isinstance(lognormal_columns, str) or len(lognormal_columns)):
         raise ValueError("marginals='copula' models every marginal itself; leave lognormal_columns empty")
-    return as_unit_weight(strength, "strength")
+    t = as_unit_weight(strength, "strength")
+    if target == "ideal" and t != 1.0:
+        warnings.warn(
+            f"strength={t:g} is read by the shared targets only; target='ideal' steers every row fully "
+            "(use target='shared' or 'shared_positive' to trade accuracy against the gaps)",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return t
 
 
 # ---------------------------------------------------------------------------------------------- the Gaussian math

@@ -18,9 +18,11 @@ __all__ = [
     "atom_columns",
     "check_steered_finite",
     "column_index",
+    "column_values",
     "column_scale",
     "numeric_dtype",
     "skew",
+    "warn_labelled_atoms",
     "warn_uncovered_nan",
     "well_conditioned",
 ]
@@ -31,9 +33,17 @@ ATOM_SHARE = 0.01
 
 
 def numeric_dtype(col: Any) -> bool:
-    """Whether a DataFrame column has an integer, unsigned or float dtype."""
+    """Whether a DataFrame column has a bool, integer, unsigned or float dtype (bool: 0 / 1, as ``pd.get_dummies``
+    writes one-hot columns)."""
     kind = getattr(getattr(col, "dtype", None), "kind", "O")
-    return kind in "iuf"
+    return kind in "biuf"
+
+
+def column_values(values: np.ndarray, dtype: Any, steered: bool) -> np.ndarray:
+    """A column's output values in its DataFrame dtype: a steered column stays float (its values moved), except a
+    bool column the copula kept on {0, 1}; a garbled or re-derived discrete column takes its dtype back."""
+    on_01 = getattr(dtype, "kind", "") == "b" and bool(np.isin(values, (0.0, 1.0)).all())
+    return values.astype(dtype) if not steered or on_01 else values
 
 
 def column_index(c: Any, names: list[str] | None, n_features: int) -> int:
@@ -121,6 +131,22 @@ def warn_uncovered_nan(
             f"{what} and pass through unchanged: target={target!r} does not cover them, so a model that reads them "
             "can still tell the groups apart; encode them as numbers (one-hot columns are garbled), impute them, "
             "or drop them for the equal-laws guarantee to include them",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+
+def warn_labelled_atoms(Z: np.ndarray, names: list[str]) -> None:
+    """Warn when a steered column (``names``: the columns of ``Z``) has an atom (one value in >= 20 % of the rows)
+    under Gaussian marginals: the labelled cell maps send it to a different value in every class, which a flexible
+    model reads the label off."""
+    atoms = [f"{names[j]} ({share:.0%})" for j, share in atom_columns(Z, 0.2)]
+    if atoms:
+        warnings.warn(
+            "train_maps='labeled' with marginals='gaussian': steered column(s) with a repeated value "
+            + ", ".join(atoms)
+            + " are moved to a class-specific value per (group, class) cell; tree models can read the label "
+            "off them and fail on test rows. Prefer marginals='auto' or 'copula' (or train_maps='unlabeled').",
             UserWarning,
             stacklevel=user_stacklevel(),
         )

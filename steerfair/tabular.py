@@ -40,7 +40,6 @@ Metadata routing: ``fit`` and ``transform`` take ``groups`` as keyword metadata,
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -57,13 +56,22 @@ from .ideal.solve import CRITERIA, FAMILIES, Criterion, Family, Intervention
 from .membership import Membership
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
+from .random_state import as_generator, call_generator, check_random_state
 from .shared_positive import fit_label_free
-from .shared_target import Marginals, Target, as_generator, check_target_options
+from .shared_target import Marginals, Target, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
-from .table_columns import atom_columns, check_steered_finite, column_index, numeric_dtype, skew, warn_uncovered_nan
+from .table_columns import (
+    atom_columns,
+    check_steered_finite,
+    column_index,
+    column_values,
+    numeric_dtype,
+    skew,
+    warn_labelled_atoms,
+    warn_uncovered_nan,
+)
 from .table_model import fit_cell_model
 from .validation import check_same_length
-from .warning_location import user_stacklevel
 
 __all__ = ["FairSteerer"]
 
@@ -158,7 +166,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         family: ({"isotropic", "affine"}) The ideal set searched (:func:`steerfair.solve_nearest_ideal`): the paper's
             scale family, or every invertible affine image of shared templates (a lower KL; measured in
             docs/tabular.md). Only the ideal target reads it.
-        random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter.
+        random_state: (None, int or numpy Generator) Seeds the garbling noise and the copula jitter. With an int,
+            ``transform`` is repeatable: the same rows get the same output on every call, other rows independent
+            draws (:func:`steerfair.random_state.call_generator`); a Generator is advanced by every call.
 
     Attributes:
         model_: (GroupConditionalModel) The fitted model of the steered columns (working space: logs for log-normal
@@ -297,6 +307,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             marginals = self.marginals
         plain = "gaussian" if marginals == "auto" else marginals  # columns and discrete resolve as without a copula
         check_target_options(self.target, self.strength, plain, self.lognormal_columns)
+        check_random_state(self.random_state)
         self.discrete_mode_ = check_discrete(self.discrete, self.target, plain)
         if y is None:
             raise ValueError(
@@ -330,10 +341,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             Z[:, log_pos] = np.log(Z[:, log_pos])
         self.steer_columns_ = cols
         self.log_columns_ = log_pos
-        self.rng_ = as_generator(self.random_state)
         per_group = membership if self.target != "ideal" else None  # shared targets: each group's own scores
         self.copula_ = GaussianCopula.fit(Z, sample_weight, per_group) if marginals == "copula" else None
-        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, per_group)
+        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, as_generator(self.random_state), per_group)
         self.group_reader_ = reader
         self.model_ = fit_cell_model(Z, y_arr, membership, sample_weight, estimator, self.min_samples)
         # Solve and build the maps in standardised coordinates (see Coordinates.standardising): exact by the
@@ -414,7 +424,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         check_steered_finite(Z, self.steer_columns_, self._name)
         if self.log_columns_.size:
             if np.any(Z[:, self.log_columns_] <= 0):
-                raise ValueError("log-normal columns must be strictly positive")
+                bad = [self._name(self.steer_columns_[j]) for j in self.log_columns_ if np.any(Z[:, j] <= 0)]
+                raise ValueError(f"log-normal columns must be strictly positive; non-positive values in {bad}")
             Z = Z.copy()
             Z[:, self.log_columns_] = np.log(Z[:, self.log_columns_])
         return arr, Z
@@ -439,11 +450,12 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def _steer(
         self, arr: np.ndarray, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode
     ) -> tuple[np.ndarray, np.ndarray]:
+        rng = call_generator(self.random_state, Z, membership.weights)  # the same inputs, the same draws
         if self.shared_ is not None:  # label-free garbling for train and test rows alike (copula inside)
-            drawn = self.shared_.draw(membership, self.rng_, self.strength)  # the same rows and groups for both parts
-            Zs = self.shared_.transform(Z, membership, self.rng_, self.strength, self.copula_, drawn)
-            return arr if self.categorical_ is None else self.categorical_.transform(arr, *drawn, self.rng_), Zs
-        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, self.rng_, membership)
+            drawn = self.shared_.draw(membership, rng, self.strength)  # the same rows and groups for both parts
+            Zs = self.shared_.transform(Z, membership, rng, self.strength, self.copula_, drawn)
+            return arr if self.categorical_ is None else self.categorical_.transform(arr, *drawn, rng), Zs
+        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, rng, membership)
         if mode == "identity":
             return arr, Z
         return arr, self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)
@@ -461,7 +473,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         frame, steered = X.copy(), set(self.steer_columns_.tolist())
         kernels = [c for v in (self.categorical_.variables if self.categorical_ is not None else ()) for c in v.columns]
         for c in sorted(steered | set(kernels) | set(derived)):
-            frame[frame.columns[c]] = out[:, c] if c in steered else out[:, c].astype(X.dtypes.iloc[c])
+            frame[frame.columns[c]] = column_values(out[:, c], X.dtypes.iloc[c], c in steered)
         return frame
 
     def transform(self, X: Any, *, groups: Any = None) -> Any:
@@ -488,24 +500,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         if self.train_maps == "unlabeled" or self.target != "ideal":
             return self.transform(X, groups=groups)
         arr, Z = self._working(X)
-        self._warn_atoms(Z)
+        if self.marginals_ == "gaussian":
+            warn_labelled_atoms(Z, [self._name(j) for j in self.steer_columns_])
         return self._assemble(X, *self._steer(arr, Z, self._membership(arr, groups), np.asarray(y), "label"))
-
-    def _warn_atoms(self, Z: np.ndarray) -> None:
-        """Warn when a steered column has an atom (one value in >= 20 % of the rows) under Gaussian marginals: the
-        labelled cell maps send it to a different value in every class, which a flexible model reads the label off."""
-        if self.marginals_ != "gaussian":
-            return
-        atoms = [f"{self._name(self.steer_columns_[j])} ({share:.0%})" for j, share in atom_columns(Z, 0.2)]
-        if atoms:
-            warnings.warn(
-                "train_maps='labeled' with marginals='gaussian': steered column(s) with a repeated value "
-                + ", ".join(atoms)
-                + " are moved to a class-specific value per (group, class) cell; tree models can read the label "
-                "off them and fail on test rows. Prefer marginals='auto' or 'copula' (or train_maps='unlabeled').",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
 
     def transform_labeled(self, X: Any, y: Any, *, groups: Any) -> Any:
         """Move labelled rows with their (group, class) maps (the exact push-forward onto the ideal)."""
@@ -518,15 +515,14 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         The posterior mixture of cell maps has no closed-form inverse; it raises ``NotImplementedError``.
         """
         check_is_fitted(self, "steering_")
+        if self.target == "ideal" and self.test_mode == "identity":  # transform returned its input
+            return X.copy() if hasattr(X, "copy") else np.array(X, dtype=np.float64)
         if self.target != "ideal" or self.marginals_ == "copula":
             raise NotImplementedError(
                 f"no inverse for target={self.target!r} with marginals_={self.marginals_!r}: a garbling, a shared "
                 "target (which rows were steered is random) and the copula's jittered ties are not invertible; fit "
                 "with target='ideal', marginals='gaussian'"
             )
-        if self.test_mode == "identity":
-            check_is_fitted(self, "steering_")
-            return X.copy() if hasattr(X, "copy") else np.array(X, dtype=np.float64)
         if self.test_mode != "group":
             raise NotImplementedError(
                 "inverse_transform needs test_mode='group' (the posterior mixture of maps is not affine)"
@@ -569,6 +565,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             names = np.asarray(input_features, dtype=object)
             if len(names) != self.n_features_in_:
                 raise ValueError(f"input_features has {len(names)} names; expected {self.n_features_in_}")
+            if hasattr(self, "feature_names_in_") and not np.array_equal(names.astype(str), self.feature_names_in_):
+                raise ValueError("input_features is not equal to feature_names_in_ (the columns seen in fit)")
             return names
         if hasattr(self, "feature_names_in_"):
             return np.asarray(self.feature_names_in_, dtype=object)

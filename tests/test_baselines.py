@@ -60,6 +60,10 @@ def test_leace_removes_linear_group_information(seed: int, k: int) -> None:
     # linear guardedness: every group has the same mean after erasure
     for a in np.unique(g):
         np.testing.assert_allclose(Z[g == a].mean(0), Z.mean(0), atol=1e-8 * (1 + np.abs(X).max()))
+    # equivariant to the columns' units (the package's shrinkage alone is not: it is fitted in standard units)
+    units = np.geomspace(1e-3, 1e3, X.shape[1])
+    Zu = LeaceMatching().fit_transform(X * units + 1e3, g)
+    np.testing.assert_allclose((Zu - 1e3) / units, Z, atol=1e-8 * (1 + np.abs(Z).max()))
 
 
 @given(seed=seeds)
@@ -119,3 +123,25 @@ def test_benchmark_runs_end_to_end(tmp_path) -> None:
     assert on_disk["tasks"]["german/sex"]["summary"]["lr"] == summary
     assert "| steerfair |" in (tmp_path / "tabular_benchmark.md").read_text()
     assert (tmp_path / "tabular_benchmark.png").stat().st_size > 1000
+
+
+@given(st.floats(-1e6, 1e6, allow_nan=False).filter(lambda c: c != 0.0))
+@settings(max_examples=15, deadline=None)
+def test_a_column_constant_in_one_group_is_regularised_whatever_its_value(c: float) -> None:
+    """A constant column has exactly zero variance (not a rounding-level one that passes for real): the map is
+    regularised with a warning, the group's output mean is the target's, and the output does not depend on the
+    constant's value (it was scaled by ~1e14 for c = 1, 7, 0.1 and matched for c = 0)."""
+    rng = np.random.default_rng(3)
+    g = np.repeat([0, 1], 500)
+    X = rng.normal(size=(1000, 3))
+    X[g == 1] += 1.0
+    outs = []
+    for value in (0.0, c):
+        Xc = X.copy()
+        Xc[g == 0, 2] = value
+        with pytest.warns(RuntimeWarning, match="near-singular"):
+            Z = GaussianOTMatching(reference=1).fit(Xc, g).transform(Xc, g)
+        tol = 1e-10 * max(1.0, abs(value))  # x - c rounds at |c| eps, times the regularised scale (~1e4)
+        assert abs(Z[g == 0, 2].mean() - Xc[g == 1, 2].mean()) < tol
+        outs.append(Z[g == 0])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-10 * max(1.0, abs(c)))

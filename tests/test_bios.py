@@ -35,7 +35,7 @@ from steerfair.bios import (
     run_protocol,
     stratified_split,
 )
-from steerfair.evaluation.bios_report import plot_tradeoff
+from steerfair.evaluation.bios_report import plot_gaps, plot_tradeoff
 from steerfair.privacy import randomized_response
 
 transformers.logging.set_verbosity_error()
@@ -253,6 +253,12 @@ def test_encode_cache_round_trip_skips_the_model(tmp_path: Path) -> None:
     model.forward = real_forward
     other = encode_cached("tiny", texts[:2], layers=[2], cache_dir=tmp_path, model=(model, tok), progress=False)
     assert other[2].shape == (2, 16) and len(list(tmp_path.glob("*.safetensors"))) == 2
+    from steerfair import AffineMap
+    from steerfair.llm import steer
+
+    with steer(model, AffineMap(2 * np.eye(16)), layers=1), pytest.raises(ValueError, match="steering hooks"):
+        encode_cached("tiny", texts, layers=[1], cache_dir=tmp_path, model=(model, tok), progress=False)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # nothing steered was filed
 
 
 def test_encode_cache_never_returns_stale_or_damaged_encodings(tmp_path: Path) -> None:
@@ -555,3 +561,52 @@ def test_encode_and_load_model_arguments(tmp_path: Path) -> None:
         load_model("minilm", causal="no")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dtype must be a torch dtype"):
         load_model("minilm", dtype="banana")  # type: ignore[arg-type]
+
+
+def test_a_local_model_folder_saved_again_is_encoded_again(tmp_path: Path) -> None:
+    """A local folder is keyed by its files (names, sizes, times), not by its path alone: a model saved again into
+    it is encoded again instead of answering with the old encodings."""
+    texts = ["w1 w2 w3", "w4", "w5 w6"]
+    folder = tmp_path / "model"
+    kw = {"layers": [1], "cache_dir": tmp_path / "cache", "progress": False}
+    outs = []
+    for seed in (0, 1):
+        model, tok = _tiny("bert", seed=seed)
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        outs.append(encode_cached(str(folder), texts, **kw)[1])
+        np.testing.assert_array_equal(outs[-1], encode_cached(str(folder), texts, **kw)[1])  # cached: the same
+    assert not np.array_equal(outs[0], outs[1])
+
+
+def test_protocol_configuration_and_text_subsets_are_checked(tmp_path: Path) -> None:
+    """Labels are compared as text: integer genders and occupations, and exclude=, work; a cell without test rows
+    is named; fractions, max_iter and boolean masks are checked or taken."""
+    rng = np.random.default_rng(0)
+    n = 900
+    y = rng.integers(0, 3, n)
+    g = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 4)) + y[:, None] + 0.3 * g[:, None]
+    cfg = ProtocolConfig(seeds=1, methods=("none",), rank=None, group_a=1, group_b=0, exclude=(2,))
+    res = run_protocol(X, y, g, cfg, progress=False)
+    assert set(res["methods"]["none"]["tpr_gaps"]) == {"0", "1"}  # occupation 2 excluded, given as an int
+    assert ProtocolConfig(exclude="nurse").exclude == ("nurse",)  # one name, not its letters
+    y2 = y.copy()
+    y2[np.flatnonzero((y == 1) & (g == 1))[2:]] = 0  # occupation 1 keeps two rows of group 1: none in every split
+    with pytest.warns(UserWarning, match=r"occupation\(s\) \['1'\] have no '1' or no '0' row"):
+        run_protocol(X, y2, g, ProtocolConfig(seeds=1, methods=("none",), rank=None, group_a=1, group_b=0),
+                     progress=False)  # fmt: skip
+    for bad, match in (({"fractions": (0.8, 0.2)}, "three positive"), ({"max_iter": 0}, "max_iter"),
+                       ({"seeds": True}, "seeds"), ({"group_a": "male"}, "must differ")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ProtocolConfig(**bad)
+    ds = TextDataset(("a", "b", "c"), np.array(["x", "y", "x"]), np.array(["female", "male", "male"]), "t")
+    other = run_protocol(X, y, g, ProtocolConfig(seeds=1, methods=("mean_matching",), rank=None, group_a=1, group_b=0),
+                         progress=False)  # fmt: skip
+    assert plot_gaps(other, tmp_path / "gaps.png").stat().st_size > 0  # none of the default panels ran: its own
+    assert ds.subset(ds.labels == "x").texts == ("a", "c")
+    assert ds.subset([2, 0]).texts == ("c", "a")
+    with pytest.raises(ValueError, match="one entry per row"):
+        ds.subset(np.array([True, False]))
+    with pytest.raises(ValueError, match="integer indices or a boolean mask"):
+        ds.subset(np.array([0.5]))

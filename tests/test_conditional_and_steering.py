@@ -238,3 +238,20 @@ def test_sample_and_single_class_errors_name_the_argument() -> None:
         model.sample(2.5, seed=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"y has a single class \(0\); need at least 2 classes"):
         GroupConditionalModel.fit(X, np.zeros(len(y), dtype=np.int64), g)
+
+
+def test_mixture_moments_names_bad_weights_and_mismatched_components() -> None:
+    from steerfair import Gaussian
+    from steerfair.steering import mixture_moments
+
+    a, b = Gaussian(np.zeros(2), np.eye(2)), Gaussian(np.ones(2), 2 * np.eye(2))
+    mixed = mixture_moments((a, b), np.array([1.0, 3.0]))
+    np.testing.assert_allclose(mixed.mean, [0.75, 0.75])
+    between = 0.25 * 0.75**2 + 0.75 * 0.25**2  # sum_i w_i (m_i - m)(m_i - m)^T: every entry
+    np.testing.assert_allclose(mixed.cov, (0.25 * 1 + 0.75 * 2) * np.eye(2) + between * np.ones((2, 2)))
+    for weights, match in (([1.0, 2.0, 3.0], "one number per component"), ([0.0, 0.0], "positive sum"),
+                           ([1.0, -0.5], "non-negative"), ([[1.0, 1.0]], "one number per component")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            mixture_moments((a, b), np.array(weights))
+    with pytest.raises(ValueError, match="share one dimension"):
+        mixture_moments((a, Gaussian(np.zeros(3), np.eye(3))), np.array([0.5, 0.5]))

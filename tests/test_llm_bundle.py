@@ -209,7 +209,7 @@ def test_metadata_is_saved_as_json_or_refused(tmp_path) -> None:
     SteeringBundle(maps, ("a", "b"), metadata={"n": np.int64(40), "kl": np.float32(0.5), "v": np.arange(2)}).save(path)
     assert SteeringBundle.load(path).metadata == {"n": 40, "kl": 0.5, "v": [0, 1]}
     other = tmp_path / "c.safetensors"
-    with pytest.raises(ValueError, match="not JSON-serialisable"):
+    with pytest.raises(ValueError, match="use str keys and JSON values"):
         SteeringBundle(maps, ("a", "b"), metadata={"obj": object()}).save(other)
     assert not other.exists() and not (tmp_path / "c.safetensors.json").exists()
 
@@ -282,3 +282,40 @@ def test_fit_bundle_and_probe_arguments() -> None:
         probe.proba(np.zeros((3, D + 1)))
     with pytest.raises(ValueError, match="reg must be >= 0"):
         LinearProbe.from_moments(("a", "b"), [3, 4], np.zeros((2, 2)), np.stack([np.eye(2)] * 2), reg=-1)
+
+
+def test_hand_built_bundles_keep_each_groups_map_and_probe_column_through_save_and_load(tmp_path) -> None:
+    """Maps, noise and probe columns given in another order than ``groups`` are stored by label: after a round
+    trip every group still has its own map and probe column; maps for other groups, and metadata that JSON would
+    change (int keys, tuples), are refused."""
+    from steerfair import AffineMap
+    from steerfair.llm import LinearProbe
+
+    rng = np.random.default_rng(0)
+    Ta, Tb = (AffineMap(np.eye(4) + 0.1 * rng.normal(size=(4, 4)), rng.normal(size=4)) for _ in range(2))
+    W = rng.normal(size=(4, 2))
+    probe = LinearProbe(W, np.array([0.5, -0.5]), ("b", "a"))  # columns in the other order
+    noise = {np.int64(1): {"b": rng.normal(size=(4, 1)), "a": np.zeros((4, 0))}}
+    bundle = SteeringBundle({np.int64(1): {"b": Tb, "a": Ta}}, ("a", "b"), {np.int64(1): probe}, noise=noise)
+    assert bundle.layers == [1] and type(bundle.layers[0]) is int
+    h = rng.normal(size=(3, 4))
+    path = tmp_path / "order.safetensors"
+    bundle.save(path)
+    back = SteeringBundle.load(path)
+    for g, T in (("a", Ta), ("b", Tb)):
+        np.testing.assert_array_equal(back.maps[1][g].A, T.A)
+        np.testing.assert_array_equal(back.maps[1][g].b, T.b)
+    np.testing.assert_array_equal(back.noise[1]["b"], noise[np.int64(1)]["b"])
+    assert back.noise[1]["a"].shape == (4, 0)
+    p_before, p_after = probe.proba(h), back.probes[1].proba(h)
+    col_after, col_before = back.probes[1].columns_for(["a", "b"])[0], probe.columns_for(["a", "b"])[0]
+    assert col_before == 1
+    np.testing.assert_allclose(p_after[:, col_after], p_before[:, col_before], rtol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"given for groups \['female', 'male'\], the bundle's groups are \['f', 'm'\]"
+    ):
+        SteeringBundle({1: {"female": Ta, "male": Tb}}, ("f", "m"))
+    for meta, match in (({"kl": {0: 0.5}}, "key 0"), ({"span": (1, 2)}, "tuple"), ({"x": float("nan")}, "strict JSON")):
+        with pytest.raises(ValueError, match=match):
+            SteeringBundle({1: {"a": Ta, "b": Tb}}, ("a", "b"), metadata=meta).save(tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()

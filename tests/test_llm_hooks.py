@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 from steerfair import AffineMap  # noqa: E402
 from steerfair.llm.bundle import SteeringBundle  # noqa: E402
-from steerfair.llm.hooks import LinearProbe, attach, steer  # noqa: E402
+from steerfair.llm.hooks import LinearProbe, attach, interpolate, steer  # noqa: E402
 from steerfair.llm.layers import find_layer_list, resolve_layers  # noqa: E402
 
 D, V = 32, 50
@@ -476,3 +476,91 @@ def test_uncached_generation_warns_that_prompt_positions_cover_every_step(positi
         assert torch.equal(uncached, plain) and not torch.equal(cached, plain)
     else:
         assert not torch.equal(uncached, plain)
+
+
+def _selected(handle, run) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    """The positions masks the handle's blocks chose during ``run()``."""
+    seen: list[torch.Tensor] = []
+    original = handle._selection
+    handle._selection = lambda h: (seen.append(original(h)), seen[-1])[1]
+    run()
+    return seen
+
+
+def test_an_encoder_decoder_steers_decoder_positions_read_from_the_decoder_inputs() -> None:
+    """The blocks found in an encoder-decoder model are the decoder's: "tokens" and "last" read the decoder's ids
+    and mask, never the encoder's (a padded source row chose the wrong decoder positions)."""
+    torch.manual_seed(0)
+    cfg = transformers.BartConfig(d_model=D, encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_layers=2,
+                                  decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+                                  vocab_size=V)  # fmt: skip
+    model = transformers.BartForConditionalGeneration(cfg).eval()
+    assert find_layer_list(model)[0].endswith("decoder.layers")
+    source, source_mask = ids(0, 2, 6), torch.ones(2, 6, dtype=torch.long)
+    source_mask[1, 3:] = 0
+    target = ids(1, 2, 5)
+    target_mask = torch.ones(2, 5, dtype=torch.long)
+    target_mask[0, 4] = 0  # a right-padded decoder row: its last real token is at 3
+    for kw, last in (({}, [4, 4]), ({"decoder_attention_mask": target_mask}, [3, 4])):
+        for positions in ("tokens", "last"):
+            handle = attach(model, random_map(0), layers=0, positions=positions)
+            try:
+                with torch.no_grad():
+                    sel = _selected(handle, lambda kw=kw: model(input_ids=source, attention_mask=source_mask,
+                                                          decoder_input_ids=target, **kw))[0]  # fmt: skip
+            finally:
+                handle.remove()
+            if positions == "last":
+                assert sel.int().argmax(dim=1).tolist() == last and int(sel.sum()) == 2
+            else:
+                want = torch.ones(2, 5, dtype=torch.bool)
+                want[:, 0] = False
+                if kw:
+                    want &= target_mask.bool()
+                assert torch.equal(sel, want)
+
+
+def test_masks_the_hooks_cannot_read_are_refused_and_a_failed_call_leaves_no_context() -> None:
+    model = tiny("llama")
+    x = ids(2, 2, 5)
+    four_d = torch.ones(2, 1, 5, 5)
+    for positions in ("tokens", "last"):
+        with steer(model, random_map(0), layers=1, positions=positions):
+            with pytest.raises(ValueError, match="2-D"):
+                logits(model, x, attention_mask=four_d)
+    with steer(model, random_map(0), layers=1, positions=torch.ones(3, 5, dtype=torch.bool)):
+        with pytest.raises(ValueError, match="positions mask has 3 rows but the batch has 2"):
+            logits(model, x)
+    with steer(model, {"a": random_map(0), "b": random_map(1)}, layers=1, groups=["a", "b"]) as handle:
+        with pytest.raises(ValueError, match="groups were given for 2 rows"):
+            logits(model, x[:1], attention_mask=torch.ones(1, 5, dtype=torch.long))
+        assert handle._ctx == {}  # the failed call's mask is gone: a direct call of the inner model reads its own
+        with torch.no_grad():
+            model.model(input_ids=x, attention_mask=torch.ones(2, 5, dtype=torch.long))
+    assert n_hooks(model) == 0
+
+
+def test_numpy_indices_and_numbers_are_taken_and_mismatched_probes_refused() -> None:
+    model = tiny("gpt2")
+    x = ids(3)
+    T = random_map(0)
+    with steer(model, {1: T}, layers=[1]):
+        want = logits(model, x)
+    for layers in (np.int64(1), [np.int64(1)]):
+        with steer(model, {1: T}, layers=layers):
+            assert torch.equal(logits(model, x), want)
+    half = interpolate(T, 0.5)
+    with steer(model, {1: half}, layers=1):
+        want_half = logits(model, x)
+    for strength in (np.float32(0.5), torch.tensor(0.5), 0.5):
+        with steer(model, {1: T}, layers=1, strength=strength):
+            assert torch.allclose(logits(model, x), want_half, atol=1e-5)
+    with pytest.raises(ValueError, match="strength must be a number"):
+        attach(model, T, layers=1, strength="half")
+    rng = np.random.default_rng(0)
+    narrow = LinearProbe(rng.normal(size=(D // 2, 2)), np.zeros(2), ("a", "b"))
+    with pytest.raises(ValueError, match="reads 16 columns but the layer's maps act on 32"):
+        attach(model, {"a": T, "b": random_map(1)}, layers=1, probe=narrow)
+    with pytest.raises(ValueError, match=r"no map for layer\(s\) \[1\]: maps are given for layers \[0\]"):
+        attach(model, {0: {"a": T, "b": random_map(1)}}, layers=[1])
+    assert n_hooks(model) == 0

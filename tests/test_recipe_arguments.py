@@ -87,6 +87,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("privacy_tradeoff", ["--data", "bug", "--rank", "999"], "exceeds MiniLM's dimension 384"),
     ("bench_ot", ["--decades", "9"], "--decades must lie in [0, 8]"),
     ("bench_ot", ["--repeats", "0"], "--repeats"),
+    ("probe_two_cores", ["--dims", "256", "256"], "--dims lists 256 twice"),
+    ("probe_two_cores", ["--timeout", "0"], "--timeout"),
     ("tabular_benchmark", ["--tasks", "german/sex", "german/sex"], "tasks lists 'german/sex' twice"),
     ("tabular_benchmark", ["--models", "lr", "logistic"], "lr and logistic are one model"),
 ]
@@ -106,7 +108,7 @@ def _main(name: str) -> Callable[[list[str]], Any]:
 
 
 def _out_option(name: str, out: Path) -> list[str]:
-    single_file = name in ("bench_hooks", "bench_solver", "compare_affine_revisions")
+    single_file = name in ("bench_hooks", "bench_solver", "compare_affine_revisions", "probe_two_cores")
     return ["--out", str(out / "r.json" if single_file else out)]
 
 
@@ -123,6 +125,7 @@ OUTPUT_RECIPES = [
     "steer_generation", "bench_hooks", "bench_solver", "bios_leakage", "group_leakage", "shared_target_tables",
     "pick_strength_cv", "shared_target_gaussian", "generation_bias", "pooling_match", "probe_canonical_newton",
     "bios_postprocessing", "privacy_tradeoff", "tabular_benchmark", "synthetic_gaussian", "bench_ot",
+    "probe_two_cores",
 ]  # fmt: skip
 
 
@@ -144,7 +147,7 @@ def test_recipes_refuse_an_output_path_they_cannot_use(
 def test_single_file_outputs_are_kept_unless_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     out.write_text("{}")
-    for name in ("bench_solver", "bench_hooks"):
+    for name in ("bench_solver", "bench_hooks", "probe_two_cores"):
         err = _usage_error(_recipe(name), ["--out", str(out)], capsys)
         assert "already holds results (bench.json); pass --overwrite" in err
         err = _usage_error(_recipe(name), ["--out", str(tmp_path)], capsys)
@@ -234,3 +237,12 @@ def test_bios_leakage_counts_every_methods_plot_as_earlier_results(
     (tmp_path / "bios_leakage_mimic.png").write_bytes(b"old")
     err = _usage_error(_recipe("bios_leakage"), ["--out", str(tmp_path), "--methods", "none"], capsys)
     assert "bios_leakage_mimic.png" in err and "--overwrite" in err
+
+
+def test_probe_two_cores_measures_kernels_side_by_side(tmp_path: Path) -> None:
+    """The kernels' part of the probe runs and writes its table (the solves are skipped: minutes)."""
+    out = tmp_path / "probe.json"
+    _recipe("probe_two_cores")(["--skip-solves", "--kernel-dim", "64", "--repeats", "1", "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert {r["kernel"] for r in res["kernels"]} >= {"scipy dtrsm", "numpy matmul"} and res["solves"] == []
+    assert all(r["speedup"] > 0 for r in res["kernels"])

@@ -328,3 +328,16 @@ def test_missing_values_leave_gradient_boosting_as_the_default_score_model() -> 
     assert clean.estimator_name_ == "logistic regression"
     with pytest.raises(ValueError, match="missing or infinite values"):
         clean.transform(holes[:, :1], groups=g)
+
+
+def test_an_int_random_state_repeats_transform_and_the_training_rows_output() -> None:
+    """The fold drawn per row, the steered rows and the kernels' draws come from a fresh generator per call."""
+    rng = np.random.default_rng(6)
+    X, y, g = separability_groups(3000, 2, rng)
+    steer = SharedScore(estimator=LogisticRegression(), random_state=1).fit(X, y, groups=g)
+    soft = np.eye(2)[g[:500]] * 0.8 + 0.1  # group probabilities: a group drawn per row
+    out = steer.transform(X[:500], groups=soft)
+    np.testing.assert_array_equal(out, steer.transform(X[:500], groups=soft))
+    np.testing.assert_array_equal(steer.training_rows_transform(), steer.training_rows_transform())
+    own = steer.set_params(strength=0.0).transform(X[:500], groups=soft)
+    assert not np.array_equal(out, own)  # steering moved scores

@@ -3,6 +3,7 @@ target is the most informative reachable one, and any downstream model then has 
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -14,6 +15,8 @@ from sklearn.linear_model import LogisticRegression
 
 from steerfair import FairSteerer, Gaussian, GroupConditionalModel, Membership
 from steerfair.datasets import separability_groups
+from steerfair.evaluation.bios_methods import SharedTargetMethod
+from steerfair.representations import IdealTemplateSteering
 from steerfair.shared_target import (
     SharedTargetSteering,
     class_experiment,
@@ -394,3 +397,35 @@ def test_a_shared_target_warns_about_text_columns_it_leaves_uncovered() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FairSteerer(random_state=0).fit_transform(df, y, groups=g)
+
+
+@pytest.mark.parametrize("target", ["ideal", "shared", "shared_positive"])
+def test_an_int_random_state_makes_every_transform_call_repeatable(target: str) -> None:
+    """A fitted estimator with an int seed gives the same rows the same output on every call and from a copy (the
+    copula's jitter and the garbling noise come from a fresh generator per call); a Generator is advanced."""
+    rng = np.random.default_rng(3)
+    X, y, g = separability_groups(1500, 2, rng)
+    X = np.column_stack([X, rng.integers(0, 4, size=len(y))])  # an atom column: the copula ("auto") and its jitter
+    steer = FairSteerer(target=target, random_state=5).fit(X, y, groups=g)
+    assert steer.marginals_ == "copula"
+    first = steer.transform(X[:400], groups=g[:400])
+    np.testing.assert_array_equal(first, steer.transform(X[:400], groups=g[:400]))
+    np.testing.assert_array_equal(first, copy.deepcopy(steer).transform(X[:400], groups=g[:400]))
+    assert not np.array_equal(first, X[:400])  # it did steer
+    if target != "ideal":  # label-free training rows: fit_transform is fit().transform()
+        np.testing.assert_array_equal(steer.fit_transform(X, y, groups=g), steer.transform(X, groups=g))
+    advancing = FairSteerer(target=target, random_state=np.random.default_rng(5)).fit(X, y, groups=g)
+    assert not np.array_equal(
+        advancing.transform(X[:400], groups=g[:400]), advancing.transform(X[:400], groups=g[:400])
+    )
+    with pytest.raises(ValueError, match="random_state must be"):
+        FairSteerer(target=target, marginals="gaussian", random_state=-1).fit(X, y, groups=g)
+
+
+def test_the_shared_steerers_of_representations_repeat_their_transform() -> None:
+    X, y, g = separability_groups(1200, 2, np.random.default_rng(4))
+    for est in (IdealTemplateSteering(target="shared", random_state=2), SharedTargetMethod(random_state=2)):
+        fitted = est.fit(X, y, g)
+        out = fitted.transform(X, g)
+        np.testing.assert_array_equal(out, fitted.transform(X, g))
+        assert not np.array_equal(out, X)

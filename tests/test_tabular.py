@@ -237,6 +237,9 @@ def test_auto_marginals_are_gaussian_without_atoms_and_the_copula_with_them(seed
     pd.testing.assert_frame_equal(auto.transform(atoms, groups=g), cop.transform(atoms, groups=g))
     with pytest.raises(NotImplementedError, match="marginals='gaussian'"):
         auto.inverse_transform(atoms, groups=g)
+    same = FairSteerer(columns=cont, test_mode="identity", random_state=seed).fit(atoms, y, groups=g)
+    assert same.marginals_ == "copula"  # transform returns its input, so the inverse does too
+    pd.testing.assert_frame_equal(same.inverse_transform(same.transform(atoms, groups=g), groups=g), atoms)
     # log-normal columns are modelled by their logarithm: the copula is not taken for them
     logn = FairSteerer(columns=[*cont, "income"], lognormal_columns=["income"]).fit(atoms, y, groups=g)
     assert logn.marginals_ == "gaussian"
@@ -404,3 +407,36 @@ def test_automatic_columns_refuse_a_continuous_column_with_nan_instead_of_skippi
     X.loc[5, "b"], X.loc[7, "flag"] = 0.0, np.nan  # a binary column with a hole is not steered: it passes through
     out = FairSteerer(random_state=0).fit_transform(X, y, groups=g)
     assert np.isnan(out.loc[7, "flag"]) and out["flag"].drop(7).equals(X["flag"].drop(7))
+
+
+def test_bool_one_hot_columns_are_steered_like_their_float_copies() -> None:
+    """``pd.get_dummies`` writes bool columns: the copula steers them as it steers 0 / 1 floats (same columns, same
+    values) and gives them back as bool."""
+    rng = np.random.default_rng(11)
+    n = 1200
+    g = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.3 + 0.3 * g).astype(int)
+    cat = rng.integers(0, 3, n) + y
+    frame = pd.DataFrame({"age": rng.integers(18, 70, n).astype(float) + 5 * y, "level": cat.astype(float)})
+    dummies = pd.get_dummies(pd.Series(cat % 3, name="kind"), prefix="kind")  # bool columns
+    as_bool, as_float = pd.concat([frame, dummies], axis=1), pd.concat([frame, dummies.astype(float)], axis=1)
+    outs = []
+    for X in (as_bool, as_float):
+        steer = FairSteerer(target="shared_positive", marginals="copula", random_state=0).fit(X, y, groups=g)
+        assert set(steer.steer_columns_) == set(range(X.shape[1]))
+        outs.append(steer.transform(X, groups=g))
+    assert all(outs[0][c].dtype == bool for c in dummies.columns)
+    np.testing.assert_array_equal(outs[0].astype(float).to_numpy(), outs[1].to_numpy())
+    assert not outs[0][dummies.columns].equals(as_bool[dummies.columns])  # the one-hot columns moved
+
+
+def test_feature_names_strength_and_lognormal_errors_name_what_is_wrong() -> None:
+    df, y, g = make_table(3)
+    steer = FairSteerer(columns=["f0", "f1", "income"], lognormal_columns=["income"]).fit(df, y, groups=g)
+    np.testing.assert_array_equal(steer.get_feature_names_out(list(df.columns)), df.columns)
+    with pytest.raises(ValueError, match="not equal to feature_names_in_"):
+        steer.get_feature_names_out([f"x{j}" for j in range(df.shape[1])])
+    with pytest.raises(ValueError, match=r"non-positive values in \['income'\]"):
+        steer.transform(df.assign(income=-df["income"]), groups=g)
+    with pytest.warns(UserWarning, match="strength=0.5 is read by the shared targets only"):
+        FairSteerer(columns=["f0"], strength=0.5).fit(df, y, groups=g)

@@ -117,8 +117,15 @@ class TextDataset:
         return h.hexdigest()
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> TextDataset:
-        """The rows ``rows`` (in that order)."""
-        idx = np.asarray(rows, dtype=np.int64)
+        """The rows ``rows``: indices (in that order) or a boolean mask of one entry per row."""
+        given = np.asarray(rows)
+        if given.dtype == bool:
+            if given.shape != (len(self),):
+                raise ValueError(f"a boolean rows mask needs one entry per row ({len(self)}); got shape {given.shape}")
+            given = np.flatnonzero(given)
+        elif given.size and not np.issubdtype(given.dtype, np.integer):
+            raise ValueError(f"rows must be integer indices or a boolean mask; got dtype {given.dtype}")
+        idx = given.astype(np.int64)
         return TextDataset(
             tuple(self.texts[i] for i in idx), self.labels[idx], self.groups[idx], self.name, dict(self.meta)
         )
@@ -171,7 +178,7 @@ def stratified_split(
 
 # ------------------------------------------------------------------------------------------------ BUG
 def _mask_profession(sentence: str, tokens: str, index: int, profession: str, mask: str) -> str:
-    """Replace every occurrence of the profession word (and its plural) by ``mask``."""
+    """Replace every occurrence of the profession word (and its plural in -s / -es) by ``mask``."""
     word = re.escape(profession)
     pattern = re.compile(rf"\b{word}(?:s|es)?\b", flags=re.IGNORECASE)
     masked, n = pattern.subn(mask, sentence)
@@ -205,7 +212,8 @@ def load_bug(
        changing its share of women, except that each gender keeps at least ``min_per_group`` sentences
        (so the minority gender of a skewed occupation is slightly over-represented; the share of women
        that the metrics use is always computed on the rows kept).
-    5. Mask the profession word and its plural, case-insensitively, with ``mask``.
+    5. Mask the profession word and its plural in -s / -es, case-insensitively, with ``mask`` (a -y / -ies
+       plural is not: one BUG sentence, "secretaries", keeps it; changing the rule would change every encoding).
 
     Rows are ordered by occupation, then by their position in the file.
 
@@ -239,7 +247,8 @@ def load_bug(
     )
     df = df.rename(columns={"predicted gender": "gender"})
     df["occupation"] = df["profession"].str.lower().str.strip()
-    df = df[~df["occupation"].isin({e.lower() for e in exclude}) & df["gender"].isin(["female", "male"])]
+    exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)  # one name, not its letters
+    df = df[~df["occupation"].isin({str(e).lower() for e in exclude}) & df["gender"].isin(["female", "male"])]
     counts = df.groupby(["occupation", "gender"]).size().unstack(fill_value=0)
     keep = counts.index[(counts.get("female", 0) >= min_per_group) & (counts.get("male", 0) >= min_per_group)]
     if len(keep) < 2:
@@ -272,7 +281,7 @@ def load_bug(
         "max_per_class": max_per_class,
         "seed": seed,
         "mask": mask,
-        "excluded": sorted(exclude),
+        "excluded": sorted(str(e) for e in exclude),
     }
     return TextDataset(texts, sel["occupation"].to_numpy(), sel["gender"].to_numpy(), "bug", meta)
 

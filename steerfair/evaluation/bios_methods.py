@@ -17,8 +17,9 @@ from ..baselines import INLP
 from ..covariance import CovarianceEstimator
 from ..membership import PlainGroups
 from ..model import GroupConditionalModel
+from ..random_state import call_generator, check_random_state
 from ..representations import IdealTemplateSteering
-from ..shared_target import SharedTargetSteering, as_generator
+from ..shared_target import SharedTargetSteering
 from ..shared_target_estimation import discriminant_coordinates
 from ..steering import Coordinates
 from ..validation import as_matrix, as_unit_weight
@@ -77,14 +78,16 @@ class SharedTargetMethod:
         model = GroupConditionalModel.fit(coords.to_working(X), y, membership, estimator=self.estimator)
         self.model_ = model
         self.shared_ = SharedTargetSteering.fit(model, coords, shrink_means=self.shrink_means)
-        self.rng_ = as_generator(self.random_state)
+        check_random_state(self.random_state)  # named at fit, before any transform draws
         return self
 
     def transform(self, X: Any, groups: Any, y: Any = None) -> np.ndarray:
         """Garble rows by their group's map (labels or ``(n, k)`` probabilities; ``y`` is not used)."""
         X = as_matrix(X, "X")
         membership = PlainGroups().apply_membership(groups, X.shape[0], self.model_.groups)
-        return self.shared_.transform(X, membership, self.rng_, self.strength)
+        return self.shared_.transform(
+            X, membership, call_generator(self.random_state, X, membership.weights), self.strength
+        )
 
 
 class _GroupOnly:

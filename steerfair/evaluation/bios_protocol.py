@@ -80,8 +80,20 @@ class ProtocolConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.seeds, int) or self.seeds < 1:
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise ValueError(f"seeds must be a positive integer; got {self.seeds!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer; got {self.max_iter!r}")
+        fr = tuple(self.fractions)
+        if len(fr) != 3 or not all(isinstance(f, (int, float)) and f > 0 for f in fr) or abs(sum(fr) - 1) > 1e-9:
+            raise ValueError(f"fractions must be three positive train / dev / test fractions summing to 1; got {fr}")
+        # labels are compared as text (run_protocol reads occupations and genders as str): so are these
+        exclude = (self.exclude,) if isinstance(self.exclude, str) else tuple(self.exclude)
+        object.__setattr__(self, "exclude", tuple(str(c) for c in exclude))
+        object.__setattr__(self, "group_a", str(self.group_a))
+        object.__setattr__(self, "group_b", str(self.group_b))
+        if self.group_a == self.group_b:
+            raise ValueError(f"group_a and group_b must differ; both are {self.group_a!r}")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ValueError(f"unknown methods {unknown}; use some of {METHODS}")
@@ -128,8 +140,9 @@ def noise_floor_rms(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, 
             continue
         na = int(np.sum((y_true == c) & (groups == cfg.group_a)))
         nb = int(np.sum((y_true == c) & (groups == cfg.group_b)))
-        if na and nb:
-            t = float(correct[y_true == c].mean())
+        if na and nb:  # the pooled recall of the two compared groups (rows of other groups are not in the gap)
+            rows = (y_true == c) & ((groups == cfg.group_a) | (groups == cfg.group_b))
+            t = float(correct[rows].mean())
             terms.append(t * (1 - t) * (1 / na + 1 / nb))
     return float(math.sqrt(np.mean(terms))) if terms else math.nan
 
@@ -161,6 +174,14 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
             corr = gap_share_correlation(signed, share)
         except ValueError:
             corr = math.nan
+    missing = sorted(str(c) for c, v in gaps.items() if not np.isfinite(v))
+    if missing:  # a cell without rows in this split: the occupation cannot enter the RMS
+        warnings.warn(
+            f"occupation(s) {missing} have no {cfg.group_a!r} or no {cfg.group_b!r} row in this split and are left "
+            "out of the TPR-gap RMS and the noise floor (too few rows per cell to split: drop them or add rows)",
+            UserWarning,
+            stacklevel=2,
+        )
     out_gaps = {c: (abs(v) if cfg.sign == "absolute" else v) for c, v in signed.items()}
     rms, floor = float(np.sqrt(np.mean(vals**2))), noise_floor_rms(y, pred, g, cfg)
     return {

@@ -66,7 +66,7 @@ def plot_gaps(
     Args:
         results: The output of :func:`~steerfair.evaluation.bios_protocol.run_protocol`.
         path: The image file written (atomically; its suffix gives the format).
-        methods: The methods shown (those present in the results).
+        methods: The methods shown (those present in the results; when none of them is, the first three that are).
 
     Returns:
         Path: ``path``.
@@ -76,7 +76,9 @@ def plot_gaps(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    chosen = [m for m in methods if m in results["methods"]]
+    chosen = [m for m in methods if m in results["methods"]] or list(results["methods"])[:3]
+    if not chosen:
+        raise ValueError("the results hold no method to plot")
     share = results["share"]
     fig, axes = plt.subplots(1, len(chosen), figsize=(5.2 * len(chosen), 4.6), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], chosen, strict=True):

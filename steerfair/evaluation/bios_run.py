@@ -42,6 +42,9 @@ DEFAULT_LAYERS = {"minilm": -1, "smollm2": 15}
 
 
 #: the keyword options of :func:`run_bios` that choose the data rows and their encoding
+#: ``--max-per-class`` for BUG when it is not given
+BUG_DEFAULT_CAP = 1000
+#: the options of :func:`run_bios` that shape the encoding (the rest configure the protocol)
 ENCODING_OPTIONS = ("layer", "pooling", "max_per_class", "max_length", "batch_size", "cache_dir", "progress")
 
 
@@ -181,7 +184,8 @@ def run_bios(
     check_output(out, RESULT_FILES, overwrite=overwrite)
     run = run_record({
         "model": model, "data": dataset.name, "layer": layer, "pooling": pooling, "max_length": max_length,
-        "max_per_class": max_per_class, "batch_size": batch_size, "protocol": results.get("config"),
+        "max_per_class": max_per_class if data == "bug" else None, "batch_size": batch_size,
+        "protocol": results.get("config"),
     })  # fmt: skip
     text = to_json({**results, "run": run}, indent=1)
     table = markdown(results)
@@ -208,11 +212,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", type=int, default=None, help="block to read (default: minilm -1, smollm2 15)")
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "cls"])
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--max-per-class", type=int, default=1000, help="BUG: cap per occupation (0: no cap)")
+    p.add_argument(
+        "--max-per-class", type=int, default=None,
+        help=f"BUG only: cap per occupation (default {BUG_DEFAULT_CAP}; 0: no cap)",
+    )  # fmt: skip
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--methods", nargs="+", default=list(ProtocolConfig().methods), choices=list(METHODS))
     p.add_argument("--intervention", default="all", choices=["all", "affirmative"])
-    p.add_argument("--criterion", default="equal_opportunity", choices=["equal_opportunity", "demographic_parity"])
+    p.add_argument(
+        "--criterion", default="equal_opportunity", choices=["equal_opportunity", "demographic_parity"],
+        help="recorded with the results; the ideal is the same for both (docs/theory.md: one set of conditions "
+        "serves DP, EO and equalized odds), so it does not change the steering",
+    )  # fmt: skip
     p.add_argument(
         "--rank", type=int, default=None,
         help="steer inside the top-RANK principal subspace only (0: all; default 128, or all of a smaller encoding)",
@@ -274,7 +285,7 @@ def main(args: argparse.Namespace) -> int:
         args.data,
         layer=args.layer,
         pooling=args.pooling,
-        max_per_class=args.max_per_class or None,
+        max_per_class=(BUG_DEFAULT_CAP if args.max_per_class is None else args.max_per_class) or None,
         max_length=args.max_length,
         out=args.out,
         config=config_from_args(args),
@@ -340,10 +351,12 @@ def check_arguments(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1; got {value}")
-    if args.max_per_class < 0:
+    if args.max_per_class is not None and args.data != "bug":
+        raise ValueError(f"--max-per-class caps BUG's occupations; --data {args.data} takes every row (leave it out)")
+    if args.max_per_class is not None and args.max_per_class < 0:
         raise ValueError(f"--max-per-class must be non-negative (0: no cap); got {args.max_per_class}")
     if args.data == "bug":
-        check_bug_cap(args.max_per_class)
+        check_bug_cap(BUG_DEFAULT_CAP if args.max_per_class is None else args.max_per_class)
     if args.data not in ("bug", "bios") and not Path(args.data).exists():
         raise ValueError(f"--data must be bug, bios or an existing Bios file or folder; got {args.data!r}")
     check_model_layer(args.model, args.layer)
@@ -359,7 +372,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     distinct(args.exclude, "--exclude")
     config_from_args(args)  # the protocol's own checks
     if args.exclude and args.data == "bug":  # the occupations are known without encoding (about 2 s)
-        known = set(load_bug(max_per_class=args.max_per_class or None).labels)
+        cap = BUG_DEFAULT_CAP if args.max_per_class is None else args.max_per_class
+        known = {str(c) for c in load_bug(max_per_class=cap or None).labels}
         unknown = [c for c in args.exclude if c not in known]
         if unknown:
             raise ValueError(f"--exclude names no occupation of BUG: {unknown}; occupations: {sorted(known)}")

@@ -34,9 +34,18 @@ def _normalised_weights(weights: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def weighted_moments(X: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and (maximum-likelihood) covariance with normalised weights ``p``."""
+    """Weighted mean and (maximum-likelihood) covariance with normalised weights ``p``.
+
+    A column whose values are all equal gets its value as the mean and exactly zero variance and covariances (the
+    centred sum would leave a rounding-level variance, about ``(value * eps)^2``, that passes for a real one and
+    makes a Gaussian OT map scale that column by ~1e14 instead of regularising it).
+    """
     mean = p @ X
     Xc = X - mean
+    constant = np.ptp(X, axis=0) == 0
+    if np.any(constant):
+        mean[constant] = X[0, constant]
+        Xc[:, constant] = 0.0
     cov = symmetrize((Xc * p[:, None]).T @ Xc)
     return mean, cov
 

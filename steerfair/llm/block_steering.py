@@ -44,6 +44,11 @@ class BlockSteering:
             found = cls._registry[block] = cls(block)
         return found
 
+    @classmethod
+    def steered(cls, model: nn.Module) -> bool:
+        """Whether any block of ``model`` has a steering function attached (an open :func:`steerfair.llm.steer`)."""
+        return any(cls._registry.get(module) is not None for module in model.modules())
+
     def _hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         for function in list(self.functions):
             output = function(output)

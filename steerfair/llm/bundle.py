@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,32 @@ def _check_seed(random_state: Any) -> int | None:
     raise ValueError(
         f"random_state must be None or a non-negative int (it is saved with the bundle); got {random_state!r}"
     )
+
+
+def _layer_index(layer: Any) -> int:
+    """A layer key as a Python int (numpy integers too); anything else is refused."""
+    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+        return int(layer)
+    raise ValueError(f"layer keys must be block indices (ints); got {layer!r}")
+
+
+def _check_metadata(value: Any, where: str = "metadata") -> None:
+    """Refuse metadata that JSON would change on the way back (non-str keys, tuples, sets, objects)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError(f"{where} has the key {k!r}, which JSON stores as a string; use str keys")
+            _check_metadata(v, f"{where}[{k!r}]")
+    elif isinstance(value, list):
+        for j, v in enumerate(value):
+            _check_metadata(v, f"{where}[{j}]")
+    elif isinstance(value, float) and not np.isfinite(value):
+        raise ValueError(f"{where} is {value!r}, which strict JSON cannot hold; use None")
+    elif not (value is None or isinstance(value, (str, bool, int, float, np.generic, np.ndarray))):
+        raise ValueError(
+            f"{where} is a {type(value).__name__}, which JSON would not give back as it is; use str keys and JSON "
+            "values (dict, list, str, numbers, bool, None)"
+        )
 
 
 def _json_value(value: Any) -> Any:
@@ -78,15 +105,46 @@ class SteeringBundle:
     noise: dict[int, dict[Any, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # every layer's maps, noise factors and probe columns in the order of ``groups`` (saved by position)
+        groups = tuple(self.groups)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(
+            self, "maps", {_layer_index(layer): self._in_order(m, "maps", layer) for layer, m in self.maps.items()}
+        )
+        object.__setattr__(
+            self,
+            "noise",
+            {_layer_index(layer): self._in_order(m, "noise factors", layer) for layer, m in self.noise.items()},
+        )
+        probes = {}
+        for layer, p in self.probes.items():
+            cols = p.columns_for(groups, f"the probe of layer {layer}")
+            probes[_layer_index(layer)] = (
+                p if list(p.groups) == list(groups) else LinearProbe(p.W[:, cols], p.c[cols], groups)
+            )
+        object.__setattr__(self, "probes", probes)
         for layer, by_group in self.noise.items():
             if layer not in self.maps:
                 raise ValueError(f"noise is given for layer {layer}, which has no maps")
-            if list(by_group) != list(self.maps[layer]):
-                raise ValueError(f"layer {layer}: the noise factors must be given for the maps' groups, in order")
             for g, F in by_group.items():
                 d = self.maps[layer][g].d_out
                 if not (isinstance(F, np.ndarray) and F.ndim == 2 and F.shape[0] == d):
                     raise ValueError(f"layer {layer}, group {g!r}: a noise factor must be a ({d}, r) array")
+
+    def _in_order(self, by_group: Any, what: str, layer: Any) -> dict[Any, Any]:
+        """``by_group`` (a ``{group: value}`` dict) in the order of ``groups``; refused unless its keys are exactly
+        the bundle's groups."""
+        if not isinstance(by_group, Mapping):
+            raise ValueError(
+                f"layer {layer}: the {what} must be a {{group: value}} dict; got {type(by_group).__name__}"
+            )
+        keys = list(by_group)
+        if len(keys) != len(self.groups) or any(not any(k == g for k in keys) for g in self.groups):
+            raise ValueError(
+                f"layer {layer}: the {what} are given for groups {keys}, the bundle's groups are {list(self.groups)}; "
+                "give every layer one entry per group"
+            )
+        return {g: next(v for k, v in by_group.items() if k == g) for g in self.groups}
 
     @property
     def layers(self) -> list[int]:
@@ -132,6 +190,7 @@ class SteeringBundle:
         from safetensors.numpy import save
 
         target = os.fspath(path)
+        _check_metadata(self.metadata)
         try:
             groups = [encode_label(g) for g in self.groups]
         except ValueError as exc:

@@ -18,6 +18,7 @@ import numpy as np
 from torch import nn
 
 from ..validation import as_int
+from .block_steering import BlockSteering
 from .capture import capture_blocks, text_list
 from .pooling import TOKEN_POOLINGS, check_pooling
 
@@ -143,13 +144,23 @@ def encode_cached(
     from .models import cache_dir as default_cache
 
     texts = text_list(texts)
+    if model is not None and BlockSteering.steered(model[0]):
+        raise ValueError(
+            "the model passed to encode_cached has steering hooks attached; the cache keeps unsteered encodings "
+            "only. Call encode(...) for steered encodings, or encode_cached outside the steer(...) block"
+        )
     if fingerprint is None:
         fingerprint = _texts_fingerprint(texts)
     root = Path(cache_dir) if cache_dir is not None else default_cache() / "encodings"
     wanted: list[Any] = list(layers) if isinstance(layers, (list, tuple)) else [layers]
     loaded = model
     # a model passed in is keyed by its weights and tokenizer, not only by the name it is filed under
-    keyed_name = model_name if model is None else f"{model_name}|{_model_fingerprint(*model)}"
+    if model is not None:
+        keyed_name = f"{model_name}|{_model_fingerprint(*model)}"
+    elif Path(model_name).is_dir():  # a local folder: keyed by its files too, so rebuilt weights are encoded again
+        keyed_name = f"{model_name}|{_folder_fingerprint(Path(model_name))}"
+    else:
+        keyed_name = model_name
     n_layers = None
     if any(int(w) < 0 for w in wanted):  # resolve negative indices: needs the depth (from the config)
         n_layers = _depth(model_name, loaded)
@@ -183,6 +194,16 @@ def encode_cached(
             tmp.replace(file)
             result[layer] = arr
     return {layer: result[layer] for layer in resolved}
+
+
+def _folder_fingerprint(folder: Path) -> str:
+    """16 hex digits of SHA-256 over a model folder's file names, sizes and modification times (cheap: no file is
+    read; a model saved again into the folder changes its times)."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        st = file.stat()
+        h.update(f"{file.relative_to(folder)}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1e".encode())
+    return h.hexdigest()[:16]
 
 
 def _texts_fingerprint(texts: Sequence[str]) -> str:

@@ -18,7 +18,9 @@ positions before / from the prompt length, which is the length of the last forwa
 they need ``use_cache=True``, the default of ``generate``; decoding without a cache warns once); or a boolean
 ``batch x T`` mask over absolute positions (positions beyond ``T`` are not steered). The past length of a decoding
 step is read from ``cache_position`` or from the KV cache itself (``past_key_values`` in transformers 4.x, ``cache``
-in 5.x). ``"last"`` on a batch of several rows needs
+in 5.x). ``"tokens"`` and ``"last"`` read each row's padding from a 2-D attention mask (a 4-D one, as ``generate``
+passes with ``cache_implementation="static"``, is refused); in an encoder-decoder model, whose found blocks are the
+decoder's, from ``decoder_input_ids`` / ``decoder_attention_mask``. ``"last"`` on a batch of several rows needs
 the ``attention_mask``: without it, a batch holding the pad token raises ``ValueError`` and a batch whose padding cannot
 be checked (no pad token, ``inputs_embeds``) warns once. A steered hidden state that overflows the model's dtype (inf
 where the input was finite, e.g. past 65504 in float16) raises ``ValueError`` naming the layer and dtype. Maps are
@@ -50,9 +52,10 @@ from torch import nn
 
 from ..maps import AffineMap
 from ..membership import Membership
-from ..shared_target import as_generator
+from ..random_state import as_generator
 from ..warning_location import user_stacklevel
 from .block_steering import BlockSteering
+from .call_context import padding_present, past_length
 from .capture import hidden_of
 from .layers import find_layer_list, resolve_layers
 from .map_kernels import LayerMaps, LayerNoise, interpolate, layer_noise, map_kernel, normalise_maps
@@ -71,48 +74,6 @@ def _hidden_size(model: nn.Module) -> int | None:
         if isinstance(v, int):
             return v
     return None
-
-
-def _padding_present(model: nn.Module, ids: Any) -> bool | None:
-    """Whether a batch of token ids holds the model's pad token (``None``: cannot tell, no ids or no pad token)."""
-    if not isinstance(ids, torch.Tensor):
-        return None  # inputs_embeds: padding cannot be told
-    for cfg in (getattr(model, "generation_config", None), getattr(model, "config", None)):
-        pad = getattr(cfg, "pad_token_id", None)
-        if isinstance(pad, int) and not isinstance(pad, bool):
-            return bool((ids == pad).any())
-    return None
-
-
-def _cache_length(cache: Any) -> int | None:
-    """The number of positions already held by a KV cache (a ``Cache`` object or a legacy tuple), or ``None``."""
-    if cache is None:
-        return None
-    if hasattr(cache, "get_seq_length"):
-        try:
-            return int(cache.get_seq_length())
-        except (TypeError, ValueError, IndexError, AttributeError, RuntimeError):
-            return None
-    try:  # legacy tuple of (key, value) per layer
-        return int(cache[0][0].shape[-2])
-    except (TypeError, IndexError, AttributeError, KeyError):
-        return None
-
-
-def _past_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """Positions before this forward call, read from every place a transformers version passes them.
-
-    ``cache_position`` (4.x), then the cache itself: ``past_key_values`` (4.x) or ``cache`` (5.x, which passes
-    no ``cache_position``), read with ``get_seq_length()`` before the call adds its own tokens.
-    """
-    cache_position = kwargs.get("cache_position")
-    if isinstance(cache_position, torch.Tensor) and cache_position.numel() > 0:
-        return int(cache_position.reshape(-1)[0])
-    for name in ("past_key_values", "cache", "past_key_value"):
-        n = _cache_length(kwargs.get(name))
-        if n is not None:
-            return n
-    return 0
 
 
 class SteeringHandle:
@@ -162,6 +123,7 @@ class SteeringHandle:
         self.prompt_length: int | None = None
         self._warned_unmasked = False
         self._warned_uncached = False
+        self._encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
         self._last_fresh: torch.Tensor | None = None  # the ids of the last forward that started without a KV cache
         self._group_labels: dict[int, list[Any]] = {
             layer: list(m.keys()) for layer, m in maps.items() if isinstance(m, Mapping)
@@ -172,12 +134,19 @@ class SteeringHandle:
             layer_probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
             if layer_probe is not None:
                 self._probe_columns[layer] = layer_probe.columns_for(labels, f"layer {layer}")
+                width = next(iter(maps[layer].values())).d_in  # type: ignore[union-attr]
+                if layer_probe.W.shape[0] != width:
+                    raise ValueError(
+                        f"the probe of layer {layer} reads {layer_probe.W.shape[0]} columns but the layer's maps act "
+                        f"on {width}; pass the probe fitted on this layer's hidden states"
+                    )
         try:
+            # the post-hooks run after a failed forward too, so no call's mask or cache length outlives it
             self._handles.append(model.register_forward_pre_hook(self._pre, with_kwargs=True))
-            self._handles.append(model.register_forward_hook(self._post))
+            self._handles.append(model.register_forward_hook(self._post, always_call=True))
             if inner is not None and inner is not model:  # a direct call of the module holding the blocks
                 self._handles.append(inner.register_forward_pre_hook(self._pre_inner, with_kwargs=True))
-                self._handles.append(inner.register_forward_hook(self._post_inner))
+                self._handles.append(inner.register_forward_hook(self._post_inner, always_call=True))
             for layer, block in blocks.items():
                 self._handles.append(BlockSteering.on(block).add(self._make_hook(layer)))
         except Exception:
@@ -261,15 +230,27 @@ class SteeringHandle:
 
     # ------------------------------------------------------------------ hooks
     def _pre(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        past = _past_length(args, kwargs)
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        embeds = kwargs.get("inputs_embeds")
+        self._read_call(module, args, kwargs, decoder=self._encoder_decoder)
+
+    def _read_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], decoder: bool) -> None:
+        """Record the call's cache length and attention mask for the block hooks. ``decoder``: the call of an
+        encoder-decoder model, whose steered blocks are the decoder's: its ids and mask are ``decoder_*``."""
+        past = past_length(args, kwargs)
+        prefix = "decoder_" if decoder else ""
+        ids = kwargs.get(f"{prefix}input_ids", None if decoder else (args[0] if args else None))
+        embeds = kwargs.get(f"{prefix}inputs_embeds")
         ref = ids if isinstance(ids, torch.Tensor) else embeds
         t = int(ref.shape[1]) if isinstance(ref, torch.Tensor) and ref.ndim >= 2 else None
         if past == 0 and t is not None:
             self._check_uncached_decoding(ids)
             self.prompt_length = t
-        mask = kwargs.get("attention_mask")
+        mask = kwargs.get(f"{prefix}attention_mask")
+        if isinstance(mask, torch.Tensor) and mask.ndim != 2 and self.positions in ("tokens", "last"):
+            raise ValueError(
+                f'positions="{self.positions}" reads each row\'s padding from a 2-D (batch x length) attention mask; '
+                f"this call passed a {mask.ndim}-D mask (generate passes one with cache_implementation='static'). "
+                "Use the default dynamic cache, pass a 2-D attention_mask, or pass positions as a boolean mask"
+            )
         if (
             isinstance(self.positions, str)
             and self.positions == "last"
@@ -305,7 +286,7 @@ class SteeringHandle:
 
     def _check_unmasked_last(self, module: nn.Module, ids: Any) -> None:
         """``positions="last"`` on a batch without attention mask: the last column is steered in every row."""
-        present = _padding_present(module, ids)
+        present = padding_present(module, ids)
         advice = "Pass attention_mask= (as the tokenizer returns it) so each row's last real token is steered."
         if present:
             raise ValueError(
@@ -328,7 +309,7 @@ class SteeringHandle:
         """The module holding the blocks called directly (``model.model(...)``): read its mask and cache as the
         model's own pre-hook does; inside a call of the model, that hook has read them already."""
         if not self._ctx:
-            self._pre(module, args, kwargs)
+            self._read_call(module, args, kwargs, decoder=False)
             self._ctx["inner"] = True
 
     def _post_inner(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -344,6 +325,11 @@ class SteeringHandle:
         past = int(self._ctx.get("past", 0))
         absolute = torch.arange(past, past + t, device=h.device)
         if isinstance(pos, torch.Tensor):
+            if pos.shape[0] != b:
+                raise ValueError(
+                    f"the positions mask has {pos.shape[0]} rows but the batch has {b} (with num_return_sequences / "
+                    "beams, repeat the mask's rows to the expanded batch)"
+                )
             sel = torch.zeros(b, t, dtype=torch.bool, device=h.device)
             width = pos.shape[1]
             inside = absolute < width
@@ -549,6 +535,10 @@ def attach(
             layers = list(maps.keys())
         else:
             raise ValueError("layers= is required unless maps is a {layer: map} dict or a bundle")
+    if isinstance(layers, np.integer):  # numpy indices (np.argmax(...)) as Python ints
+        layers = int(layers)
+    elif isinstance(layers, (list, tuple)):
+        layers = [int(x) if isinstance(x, np.integer) else x for x in layers]
     blocks = resolve_layers(model, layers, layer_path)
     ids = list(blocks.keys())
     if isinstance(layers, str) and layers == "all":
@@ -558,8 +548,7 @@ def attach(
     else:
         keys = list(layers)
     spec = normalise_maps(maps, keys, ids, _hidden_size(model))
-    if not (isinstance(strength, (int, float)) and np.isfinite(strength)):
-        raise ValueError(f"strength must be a finite number; got {strength!r}")
+    strength = _as_strength(strength)
     factors = layer_noise(noise_of, spec, keys, ids, float(strength))
     if strength != 1.0:
         spec = {
@@ -577,6 +566,17 @@ def attach(
         handle.remove()
         raise
     return handle
+
+
+def _as_strength(strength: Any) -> float:
+    """``strength`` as a float: a Python, numpy or 0-d torch number that is finite."""
+    if isinstance(strength, torch.Tensor) and strength.numel() == 1:
+        strength = strength.item()
+    if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, (int, float, np.integer, np.floating)):
+        raise ValueError(f"strength must be a number (a float, numpy or 0-d torch number); got {strength!r}")
+    if not np.isfinite(float(strength)):
+        raise ValueError(f"strength must be finite; got {strength!r}")
+    return float(strength)
 
 
 @contextlib.contextmanager

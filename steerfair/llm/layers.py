@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch import nn
 
 __all__ = ["KNOWN_LAYER_PATHS", "find_layer_list", "resolve_layers"]
@@ -86,6 +87,8 @@ def resolve_layers(
     """
     path, blocks = find_layer_list(model, layer_path)
     n = len(blocks)
+    if isinstance(layers, np.integer):
+        layers = int(layers)
     if isinstance(layers, str) and layers == "all":
         return dict(enumerate(blocks))
     if isinstance(layers, (int, str)):
@@ -98,8 +101,10 @@ def resolve_layers(
         raise ValueError("layers is empty; pass an index, a list of indices, or 'all'")
     out: dict[int, nn.Module] = {}
     for item in items:
-        if isinstance(item, bool):
+        if isinstance(item, (bool, np.bool_)):
             raise ValueError(f"layer {item!r} is not an index or a module name")
+        if isinstance(item, np.integer):
+            item = int(item)
         if isinstance(item, int):
             if not -n <= item < n:
                 raise ValueError(f"layer index {item} out of range for {n} layers at {path!r} (use -{n}..{n - 1})")

@@ -91,6 +91,10 @@ def normalise_maps(maps: Any, keys: list[Any], ids: list[int], dim: int | None) 
                     out[idx] = maps[idx]
                 else:
                     raise ValueError(f"no map for layer {key!r} (maps are given for {list(maps)!r})")
+        elif all(isinstance(v, (Mapping, AffineMap)) for v in maps.values()) and any(
+            isinstance(v, Mapping) for v in maps.values()
+        ):  # {layer: maps} for other layers than the requested ones
+            raise ValueError(f"no map for layer(s) {keys!r}: maps are given for layers {list(maps)!r}")
         else:
             out = dict.fromkeys(ids, maps)
     else:
