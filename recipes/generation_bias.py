@@ -40,6 +40,7 @@ from steerfair.evaluation.generation_run import (
     generation_model_depth,
     load_generation_model,
     markdown,
+    progress_line,
 )
 from steerfair.evaluation.output import atomic_write_file, check_output, run_record, to_json
 from steerfair.evaluation.readout_methods import model_readout
@@ -130,13 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 r = evaluator.evaluate(lambda mask, m=method, s=s: m.steering(model, mask, s))
                 for m in METRICS:
                     rows[m].append(r[m])
-                print(
-                    f"{layers} {name:>13} s={s:<5g} corr {r['pronoun_corr']:+.3f} "
-                    f"spread x{r['pronoun_spread_ratio']:.2f} "
-                    f"TV x{r['occupation_tv_ratio']:.2f} ppl x{r['perplexity_ratio']:.3f} KL {r['next_token_kl']:.4f} "
-                    f"({time.perf_counter() - t0:.0f} s)",
-                    flush=True,
-                )
+                print(f"{layers} {progress_line(name, s, r)} ({time.perf_counter() - t0:.0f} s)", flush=True)
             res["methods"][name] = rows
         out["sets"][",".join(map(str, layers))] = res
         tables.append(f"### blocks {layers}\n\n" + markdown(res))

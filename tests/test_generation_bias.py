@@ -550,3 +550,29 @@ def test_pooling_match_recipe_checks_its_output_before_loading_a_model_and_rende
     assert "| pooling='tokens' | 5 | 1.0 | False | 0.200 | 0.0100 | t |" in recipe.markdown(res)
     recipe.plot(res, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_first_tokens_are_read_in_context_and_zero_ratios_print() -> None:
+    """A tokenizer that prepends its own space (SentencePiece, Llama 2) reads ``" she"`` as ``["▁", "▁she"]``: the
+    word's token is read after "The", so pronouns and occupations keep their own ids; words that all share one
+    first token are refused; a run whose unsteered TV is 0 prints "-" for the ratio instead of crashing."""
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+    from steerfair.evaluation.generation_bias import first_token_ids, pearson
+    from steerfair.evaluation.generation_run import progress_line
+
+    vocab = {"[UNK]": 0, "▁": 1, "▁The": 2, "▁she": 3, "▁he": 4, "▁nurse": 5}
+    tk = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##"))
+    tk.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tk.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]")
+    assert tok(" she", add_special_tokens=False)["input_ids"][0] == 1  # the bare "▁" first
+    assert first_token_ids(tok, ["she", "he", "nurse"]) == [3, 4, 5]
+    with pytest.raises(ValueError, match="all begin with the same token"):
+        first_token_ids(tok, ["zzz", "yyy"])  # both unknown: one id
+    res = {"pronoun_corr": float("nan"), "pronoun_spread_ratio": 1.0, "occupation_tv_ratio": None,
+           "perplexity_ratio": 1.0, "next_token_kl": 0.0}  # fmt: skip
+    assert "TV x-" in progress_line("mean_diff", 1.0, res) and "corr -" in progress_line("mean_diff", 1.0, res)
+    assert np.isnan(pearson([1.0, 1.0 + 1e-12, 1.0 - 1e-12], [0.0, 1.0, 2.0]))  # a spread of rounding noise
+    assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(0.9933, abs=1e-4)

@@ -205,6 +205,8 @@ def test_the_bios_script_reports_usage_errors_like_the_command(
         (["generation-bias", "--model", "minilm"], "is an encoder without a language-modelling head"),
         (["generation-bias", "--model", "tiny-gpt2", "--strengths", "1", "1"], "--strengths lists 1.0 twice"),
         (["generation-bias", "--model", "tiny-gpt2", "--layers", "1", "-2"], "name one block twice"),
+        (["generation-bias", "--model", "tiny-gpt2", "--continuations", "mean_diff:nan"], "finite and non-negative"),
+        (["generation-bias", "--model", "tiny-gpt2", "--continuations", "mean_diff:-5"], "finite and non-negative"),
     ],
 )
 def test_commands_refuse_repeated_or_unknown_values_before_any_work(

@@ -198,13 +198,32 @@ def perplexity(
 
 
 def first_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
-    """The first token of ``" " + word`` for each word (the word as it follows another word)."""
+    """The first token of each word as it follows another word: of ``"The " + word`` after the tokens of ``"The"``
+    (``" " + word`` alone, where the prefix's tokens change with the word). A SentencePiece tokenizer that prepends
+    its own space reads ``" she"`` as ``["▁", "▁she"]``, so the first token of ``" " + word`` was the bare ``"▁"``
+    for every word and every bias metric came out 0.
+
+    Raises:
+        ValueError: if a word tokenizes to nothing, or several distinct words all share one first token (the
+            metrics could not tell them apart).
+    """
+    prefix = tokenizer("The", add_special_tokens=False)["input_ids"]
     out = []
     for w in words:
-        ids = tokenizer(" " + w.strip(), add_special_tokens=False)["input_ids"]
+        full = tokenizer("The " + w.strip(), add_special_tokens=False)["input_ids"]
+        if len(full) > len(prefix) and list(full[: len(prefix)]) == list(prefix):
+            ids = full[len(prefix) :]
+        else:
+            ids = tokenizer(" " + w.strip(), add_special_tokens=False)["input_ids"]
         if not ids:
             raise ValueError(f"the word {w!r} tokenizes to nothing")
         out.append(int(ids[0]))
+    distinct_words = {w.strip().lower() for w in words}
+    if len(distinct_words) > 1 and len(set(out)) == 1:
+        raise ValueError(
+            f"the words {sorted(distinct_words)[:6]} all begin with the same token ({out[0]}) for this tokenizer; the "
+            "bias metrics read one token per word and could not tell them apart"
+        )
     return out
 
 
@@ -217,9 +236,13 @@ def occupation_tv(lp_female: torch.Tensor, lp_male: torch.Tensor, ids: Sequence[
 
 
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Pearson correlation (NaN when either side is constant)."""
+    """Pearson correlation (NaN when either side is constant, to rounding: a spread below 1e-9 of its values'
+    size is rounding noise, and a correlation of noise is not one)."""
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    size_a, size_b = float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0))
     a, b = a - a.mean(), b - b.mean()
+    if np.sqrt(a @ a / max(a.size, 1)) <= 1e-9 * size_a or np.sqrt(b @ b / max(b.size, 1)) <= 1e-9 * size_b:
+        return float("nan")
     den = float(np.sqrt((a @ a) * (b @ b)))
     return float(a @ b / den) if den > 0 else float("nan")
 

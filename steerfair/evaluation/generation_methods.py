@@ -343,7 +343,8 @@ def build_methods(
                 W, C = kl_directions(m, S, rank, counts=n, ridge=ridge)
                 mu = (n / n.sum()) @ m
                 erase[layer] = AffineMap.low_rank(-C, W, C @ (W.T @ mu))
-            out[name] = SteeringMethod(name, erase, {}, {"rank": rank, "subspace_dim": rank + 1})
+            dim = min(int(rank) + 1, next(iter(moments.values()))[1].shape[1])  # the span is capped at d
+            out[name] = SteeringMethod(name, erase, {}, {"rank": rank, "subspace_dim": dim})
         elif name in READOUT_METHODS:
             assert readout is not None
             n, m, _ = group_moments(stats, readout.layer)
@@ -357,5 +358,6 @@ def build_methods(
             for layer, (n, m, S) in moments.items():
                 W, C = kl_directions(m, S, rank, counts=n, ridge=ridge)
                 maps[layer] = _subspace_maps(m, S, n, W, C)
-            out[name] = SteeringMethod(name, maps, probes, {"rank": rank, "subspace_dim": rank + 1})
+            dim = min(int(rank) + 1, next(iter(moments.values()))[1].shape[1])
+            out[name] = SteeringMethod(name, maps, probes, {"rank": rank, "subspace_dim": dim})
     return out

@@ -43,6 +43,7 @@ __all__ = [
     "add_arguments",
     "check_arguments",
     "check_layers",
+    "progress_line",
     "generation_model_depth",
     "load_generation_model",
     "main",
@@ -179,6 +180,19 @@ def _positive(value: int, name: str) -> None:
         raise ValueError(f"{name} must be a positive integer; got {value}")
 
 
+def progress_line(name: str, strength: float, res: dict[str, Any]) -> str:
+    """One method's figures at one strength, as the run prints them ("-" for a ratio to an unsteered zero)."""
+
+    def fmt(value: Any, spec: str) -> str:
+        return "-" if value is None or not math.isfinite(float(value)) else format(value, spec)
+
+    return (
+        f"{name:>13} s={strength:<5g} corr {fmt(res['pronoun_corr'], '+.3f')}  "
+        f"spread x{fmt(res['pronoun_spread_ratio'], '.2f')}  TV x{fmt(res['occupation_tv_ratio'], '.2f')}  "
+        f"ppl x{fmt(res['perplexity_ratio'], '.3f')}  KL {fmt(res['next_token_kl'], '.4f')}"
+    )
+
+
 def _continuation_setting(spec: str | None, methods: list[str]) -> tuple[str, float] | None:
     if spec is None:
         return None
@@ -187,6 +201,8 @@ def _continuation_setting(spec: str | None, methods: list[str]) -> tuple[str, fl
         strength = float(value)
     except ValueError:
         raise ValueError(f"--continuations must be METHOD:STRENGTH (e.g. steerfair_kl:1.0); got {spec!r}") from None
+    if not math.isfinite(strength) or strength < 0:
+        raise ValueError(f"--continuations' strength must be finite and non-negative (as --strengths); got {spec!r}")
     if name not in methods:
         raise ValueError(f"--continuations names method {name!r}, which is not among --methods {methods}")
     return name, strength
@@ -325,11 +341,7 @@ def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = p
             res = base if name == "none" else evaluator.evaluate(_bound(method, model, s))
             for m in [*METRICS, "pronoun_log_odds"]:
                 rows[m].append(res[m])
-            log(
-                f"{name:>13} s={s:<5g} corr {res['pronoun_corr']:+.3f}  spread x{res['pronoun_spread_ratio']:.2f}  "
-                f"TV x{res['occupation_tv_ratio']:.2f}  ppl x{res['perplexity_ratio']:.3f}  "
-                f"KL {res['next_token_kl']:.4f}"
-            )
+            log(progress_line(name, s, res))
         results["methods"][name] = {**rows, "info": method.info}
     results["seconds"] = time.perf_counter() - t0
     config = {k: v for k, v in vars(args).items() if k not in ("func", "check")}

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..maps import AffineMap
+from .generation_bias import first_token_ids
 
 __all__ = ["READOUT_PAIRS", "Readout", "final_norm", "model_readout", "readout_directions", "readout_map"]
 
@@ -80,10 +81,8 @@ def readout_directions(
             gain = 1.0 + gain
     cols = []
     for f, m in pairs:
-        ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in (f, m)]
-        if not ids[0] or not ids[1]:
-            raise ValueError(f"the pair {(f, m)} tokenizes to nothing")
-        a = gain * (W[ids[0][0]] - W[ids[1][0]])
+        fi, mi = first_token_ids(tokenizer, [f, m])  # each word as it follows another (SentencePiece-safe)
+        a = gain * (W[fi] - W[mi])
         if isinstance(norm, nn.LayerNorm):
             a = a - a.mean()
         cols.append(a)

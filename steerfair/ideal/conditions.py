@@ -265,6 +265,12 @@ def is_ideal(model: GroupConditionalModel, tol: float = 1e-8, *, literal: bool =
     Returns:
         Whether every condition holds to ``tol``.
 
+    The violation it compares with ``tol`` is not continuous where the templates' generalised eigenvalues repeat
+    (classes sharing a covariance within each group): a relative perturbation above the clustering tolerance
+    (1e-6) splits a cluster and its eigenvectors are then arbitrary, so a model 1e-5 from ideal can show a
+    violation of order 1 while its certified gap (:func:`steerfair.bayes_gap`) is 1e-7. Below that the violation
+    grows linearly with the distance. Use the certified gap for how unfair a nearly ideal model is.
+
     Raises:
         TypeError: if ``model`` is not a :class:`GroupConditionalModel`.
         ValueError: if ``tol`` is negative.
