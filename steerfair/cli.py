@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the main job on an embedded default (no download)")
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
-    demo.add_argument("--seeds", type=int, default=5, help="number of random splits (default: 5)")
+    demo.add_argument(
+        "--seeds", type=int, default=5, help="number of random splits of Adult (default: 5; --synthetic has none)"
+    )
     demo.add_argument("--synthetic", action="store_true", help="run the paper's Gaussian case study instead")
     demo.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     demo.set_defaults(func=_demo, check=_check_demo)

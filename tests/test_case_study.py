@@ -40,3 +40,20 @@ def test_ideals_are_exact_and_bounds_hold(tmp_path) -> None:  # noqa: ANN001
 def test_cli_rejects_unknown_commands() -> None:
     with pytest.raises(SystemExit):
         cli_main(["no-such-command"])
+
+
+@pytest.mark.parametrize("boundary_on_a_node", [True, False])
+def test_the_group_blind_boundary_is_found_on_a_grid_node_too(boundary_on_a_node: bool) -> None:
+    """Two identical groups N(0, 1) vs N(2, 1), equal priors: the group-blind rule thresholds at 1, error
+    Phi(-1). The root-finding grid has a node at exactly 1 for these means, where the score is 0 and no interval
+    changes sign: the boundary was missed and the error reported as 0.5 (every row predicted positive)."""
+    from scipy.special import ndtr
+
+    shift = 0.0 if boundary_on_a_node else 1e-3
+    setting = cs.Setting("twins", [[0.0, 2.0 + shift], [0.0, 2.0 + shift]], [[1.0, 1.0], [1.0, 1.0]],
+                         (0.5, 0.5), (0.5, 0.5))  # fmt: skip
+    model = cs.build(setting)
+    blind = cs.blind_rates_1d(model, model)
+    assert blind["error"] == pytest.approx(float(ndtr(-(2.0 + shift) / 2)), abs=1e-9)
+    with pytest.raises(ValueError, match="must be positive"):
+        cs.build(cs.Setting("bad", [[0.0, 1.0], [0.0, 1.0]], [[1.0, -1.0], [1.0, 1.0]], (0.5, 0.5), (0.5, 0.5)))

@@ -353,3 +353,6 @@ def test_split_and_loaders_refuse_arguments_that_would_give_empty_or_wrong_data(
         sd.separability_groups(10, 2, np.random.default_rng(0), base_rates=(1.5, 0.2))
     with pytest.raises(ValueError, match="scales"):
         sd.separability_groups(10, 2, np.random.default_rng(0), scales=(-1.0, 2.0))
+    for bad in ({"scales": (1.0, np.inf)}, {"separations": (1.0,)}, {"separations": (np.nan, 1.0)}, {"shift": np.nan}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sd.separability_groups(10, 2, np.random.default_rng(0), **bad)

@@ -40,8 +40,12 @@ def separability_groups(
         raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)); got {type(rng).__name__}")
     if len(base_rates) != 2 or not all(0.0 < float(r) < 1.0 for r in base_rates):
         raise ValueError(f"base_rates must be two label rates in (0, 1); got {base_rates!r}")
-    if len(scales) != 2 or not all(float(v) > 0.0 for v in scales):
-        raise ValueError(f"scales must be two positive standard deviations; got {scales!r}")
+    if len(scales) != 2 or not all(0.0 < float(v) < np.inf for v in scales):
+        raise ValueError(f"scales must be two positive finite standard deviations; got {scales!r}")
+    if len(separations) != 2 or not all(np.isfinite(float(v)) for v in separations):
+        raise ValueError(f"separations must be two finite Mahalanobis separations; got {separations!r}")
+    if not np.isfinite(float(shift)):
+        raise ValueError(f"shift must be a finite number; got {shift!r}")
     g = rng.integers(0, 2, n)
     y = (rng.random(n) < np.where(g == 0, base_rates[0], base_rates[1])).astype(int)
     direction = np.ones(d) / np.sqrt(d)

@@ -85,6 +85,8 @@ def build(s: Setting) -> GroupConditionalModel:
         for i in range(2):
             m = np.atleast_1d(np.asarray(s.means[a][i], dtype=float))
             sd = np.asarray(s.sds[a][i], dtype=float)
+            if sd.ndim == 0 and not sd > 0:
+                raise ValueError(f"setting {s.name!r}: the standard deviation of cell ({a}, {i}) must be positive")
             cov = sd.reshape(1, 1) ** 2 if sd.ndim == 0 else sd
             row.append(Gaussian(m, cov))
         comps.append(tuple(row))
@@ -182,7 +184,10 @@ def blind_rates_1d(classifier: GroupConditionalModel, data: GroupConditionalMode
     grid = np.linspace(min(centers) - 12 * spread, max(centers) + 12 * spread, 4001)
     vals = np.array([score(x) for x in grid])
     roots = [brentq(score, grid[j], grid[j + 1], xtol=1e-12) for j in range(len(grid) - 1) if vals[j] * vals[j + 1] < 0]
-    edges = [-np.inf, *roots, np.inf]
+    # a boundary on a grid node (score exactly 0 there, e.g. a symmetric setting) has no sign change across an
+    # interval: it is a root where the sign differs on its two sides (it was missed, and the whole line predicted 1)
+    roots += [float(grid[j]) for j in range(1, len(grid) - 1) if vals[j] == 0.0 and vals[j - 1] * vals[j + 1] < 0]
+    edges = [-np.inf, *sorted(roots), np.inf]
     # intervals where the classifier predicts 1
     pos_intervals = [
         (lo, hi)
