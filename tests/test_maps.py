@@ -249,3 +249,32 @@ def test_inverse_of_a_change_of_units_is_exact_and_singular_maps_are_refused() -
         AffineMap(scaled_singular).inverse()
     with pytest.raises(ValueError, match="singular"):
         AffineMap.low_rank(np.ones((2, 1)), -np.array([[1.0], [0.0]])).inverse()  # I + u v^T with v^T u = -1
+
+
+@given(st.sampled_from([1e-170, 1e-160, 1e-100, 1.0, 1e100, 1e160, 1e170]))
+@settings(max_examples=7, deadline=None)
+def test_the_ot_matrix_does_not_depend_on_a_common_scale(scale: float) -> None:
+    """``A`` is the same for ``(c S1, c S2)``: at covariances of size 1e-170 it was 0 (underflow in ``L^T S2 L``),
+    at 1e160 NaN."""
+    S1 = np.array([[2.0, 0.3], [0.3, 0.5]])
+    S2 = np.array([[1.0, -0.4], [-0.4, 3.0]])
+    np.testing.assert_allclose(ot_map_matrix(S1 * scale, S2 * scale), ot_map_matrix(S1, S2), rtol=1e-12)
+
+
+def test_bad_ot_inputs_and_nearly_singular_low_rank_inverses_are_refused(tmp_path) -> None:  # noqa: ANN001
+    S = np.eye(2)
+    for S1, S2, match in ((np.array([[1.0, 0.5], [0.0, 1.0]]), S, "symmetric"), (S, np.full((2, 2), np.nan), "finite"),
+                          (S, np.eye(3), "one shape")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ot_map_matrix(S1, S2)
+    w = np.array([1.0, 1.0]) / np.sqrt(2)
+    nearly = AffineMap.low_rank(w[:, None], -(1 - 1e-15) * w[:, None])  # I - (1 - 1e-15) w w^T: cond ~ 1e15
+    with pytest.raises(ValueError, match="singular"):
+        nearly.inverse()
+    fine = AffineMap.low_rank(w[:, None], -0.5 * w[:, None], np.ones(2))
+    x = np.array([[0.3, -1.0]])
+    np.testing.assert_allclose(fine.inverse()(fine(x)), x, atol=1e-14)
+    path = tmp_path / "m.safetensors"
+    fine.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # written through a temporary file, renamed
+    np.testing.assert_array_equal(AffineMap.load(path)(x), fine(x))

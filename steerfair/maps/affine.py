@@ -170,7 +170,11 @@ class AffineMap:
 
     # ------------------------------------------------------------ application
     def __call__(self, x: Any) -> Any:
-        """Apply to the rows of ``x`` (numpy array or torch tensor, any leading batch dims)."""
+        """Apply to the rows of ``x`` (numpy array or torch tensor, any leading batch dims).
+
+        A numpy ``x`` with NaN or infinite values is refused (naming ``x``); a torch tensor is not checked (that
+        would wait for the device on every call of a hook) and NaN passes through to the output.
+        """
         if hasattr(x, "detach") and hasattr(x, "device"):
             return self._apply_torch(x)
         arr = np.asarray(x)
@@ -206,8 +210,8 @@ class AffineMap:
     def _apply_torch(self, x: Any) -> Any:
         import torch
 
-        if x.shape[-1] != self.d_in:
-            raise ValueError(f"input has last dimension {x.shape[-1]}; map expects {self.d_in}")
+        if x.ndim == 0 or x.shape[-1] != self.d_in:
+            raise ValueError(f"x has last dimension {x.shape[-1] if x.ndim else 0}; map expects {self.d_in}")
         if not torch.is_floating_point(x):
             raise TypeError(f"cannot apply an AffineMap to a tensor of dtype {x.dtype}")
         compute = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
@@ -241,8 +245,9 @@ class AffineMap:
         """The inverse map (Woodbury identity for low-rank maps; LU solve for dense ones).
 
         Raises:
-            ValueError: the map is singular: the condition number of its matrix (of ``I + V^T U`` for a low-rank map)
-                after scaling every row and column to unit largest entry exceeds ``1e14``. The scaling makes the test
+            ValueError: the map is singular: the condition number of its matrix (a low-rank map's dense form up to
+                :data:`DENSE_CHECK_MAX_DIM`, its ``I + V^T U`` beyond) after scaling every row and column to unit
+                largest entry exceeds ``1e14``. The scaling makes the test
                 free of units: a change of units such as ``diag(1e-8, 1e8)`` is invertible.
         """
         if self.d_in != self.d_out:
@@ -251,7 +256,9 @@ class AffineMap:
             r = self.rank or 0
             U, V = self._factors()
             K = np.eye(r) + V.T @ U
-            _check_invertible(K)
+            # the test of the dense form where it is affordable (the same answer in both storage forms; scaling the
+            # rows of K alone called a 1 x 1 K of 1e-15 well conditioned), of K beyond
+            _check_invertible(self.to_dense()._dense() if self.d_in <= DENSE_CHECK_MAX_DIM else K)
             KinvVt = np.linalg.solve(K, V.T)
             # (I + U V^T)^-1 = I - U (I + V^T U)^-1 V^T
             U2, V2 = -U, KinvVt.T
@@ -312,12 +319,16 @@ class AffineMap:
         raise ValueError(f"no affine map stored under prefix {prefix!r}")
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write to ``path`` in safetensors format (float64, bit-exact) with JSON metadata."""
-        from safetensors.numpy import save_file
+        """Write to ``path`` in safetensors format (float64, bit-exact) with JSON metadata, atomically (through
+        :func:`steerfair.files.atomic_write`: a failed write leaves an earlier file whole)."""
+        from safetensors.numpy import save
+
+        from ..files import atomic_write
 
         meta = {"format": _FORMAT, "version": _VERSION, "kind": "low_rank" if self.is_low_rank else "dense"}
         meta["meta"] = json.dumps(self.meta, sort_keys=True, default=str)
-        save_file({k: np.ascontiguousarray(v) for k, v in self.state_dict().items()}, str(path), metadata=meta)
+        data = save({k: np.ascontiguousarray(v) for k, v in self.state_dict().items()}, metadata=meta)
+        atomic_write({os.fspath(path): data})  # the earlier file stays whole if the write fails
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AffineMap:
@@ -341,8 +352,18 @@ class AffineMap:
         except (SafetensorError, OSError) as exc:
             raise ValueError(f"cannot read AffineMap file {where} ({exc}); write it with AffineMap.save") from None
         out = cls.from_state_dict(tensors)
-        out.meta = json.loads(meta.get("meta", "{}"))
+        try:
+            stored = json.loads(meta.get("meta", "{}"))
+        except ValueError:
+            stored = None
+        if not isinstance(stored, dict):
+            raise ValueError(f"AffineMap file {where} has damaged metadata (not a JSON object); write it again")
+        out.meta = stored
         return out
+
+
+#: low-rank maps up to this dimension are tested for singularity in their dense form (:meth:`AffineMap.inverse`)
+DENSE_CHECK_MAX_DIM = 2048
 
 
 def _check_invertible(A: np.ndarray) -> None:

@@ -53,6 +53,19 @@ def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
     ``S2`` by 100 % in correlation units; now by about 1e-14). A singular ``S1`` (no Cholesky factor) takes the
     symmetric form with the pseudo-inverse of its root.
     """
+    S1, S2 = np.asarray(S1, dtype=np.float64), np.asarray(S2, dtype=np.float64)
+    if S1.ndim != 2 or S1.shape[0] != S1.shape[1] or S2.shape != S1.shape:
+        raise ValueError(f"S1 and S2 must be square matrices of one shape; got {S1.shape} and {S2.shape}")
+    if not (np.all(np.isfinite(S1)) and np.all(np.isfinite(S2))):
+        raise ValueError("S1 and S2 must be finite (no NaN or infinite entries)")
+    for name, S in (("S1", S1), ("S2", S2)):
+        if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * float(np.max(np.abs(S), initial=0.0))):
+            raise ValueError(f"{name} must be symmetric (a covariance)")
+    # A is the same for (c S1, c S2): divide by a common scale first, so that L^T S2 L neither under- nor overflows
+    # (at covariances of size 1e-170 it was 0, at 1e170 inf)
+    scale = max(float(np.max(np.abs(np.diag(S1)))), float(np.max(np.abs(np.diag(S2)))))
+    if scale > 0 and np.isfinite(scale):
+        S1, S2 = S1 / scale, S2 / scale
     order = np.argsort(-np.diag(S1), kind="stable")
     back = np.argsort(order)
     P1, P2 = S1[np.ix_(order, order)], S2[np.ix_(order, order)]
