@@ -73,8 +73,10 @@ class ColumnMarginal:
         lo = self.cdf[np.searchsorted(self.values, x, side="left")]
         hi = self.cdf[np.searchsorted(self.values, x, side="right")]
         u = lo + rng.random(x.shape[0]) * (hi - lo)
-        # keep u inside (0, 1) (|z| <= 7); the clip stays inside the extreme atoms' intervals for any n < 1e12
-        return ndtri(np.clip(u, U_FLOOR, 1.0 - U_FLOOR))
+        # keep u inside (0, 1) (|z| <= 7), but inside the row's own interval: an extreme value whose weight share is
+        # below U_FLOOR (possible with weights) was clipped into its neighbour's interval and came back as it
+        mid = 0.5 * (lo + hi)
+        return ndtri(np.clip(u, np.minimum(U_FLOOR, mid), np.maximum(1.0 - U_FLOOR, mid)))
 
     def from_normal(self, z: np.ndarray) -> np.ndarray:
         """Values of normal scores ``z`` (the inverse of :meth:`to_normal`; the empirical quantile for atoms)."""

@@ -134,3 +134,18 @@ def test_one_hot_blocks_stay_valid_one_hot_rows() -> None:
     assert set(np.unique(out[:, 1:])) <= {0.0, 1.0}
     ref = steer.shared_.target.reference
     np.testing.assert_array_equal(out[g == ref, 1:], X[g == ref, 1:])
+
+
+@given(st.floats(1e-18, 1e-10), st.sampled_from([0, 5]))
+@settings(max_examples=10, deadline=None)
+def test_a_value_of_tiny_weight_share_comes_back_to_itself(weight: float, where: int) -> None:
+    """An extreme value whose weight share is below the clip floor (1e-12) was clipped into its neighbour's interval
+    and came back as the neighbour's value."""
+    from steerfair.copula import ColumnMarginal
+
+    x = np.array([0.0, 1.0, 1.0, 2.0, 2.0, 3.0])
+    w = np.ones(6)
+    w[where] = weight
+    marginal = ColumnMarginal.fit(x, w)
+    back = marginal.from_normal(marginal.to_normal(x, np.random.default_rng(0)))
+    np.testing.assert_array_equal(back, x)
