@@ -75,8 +75,11 @@ class ColumnMarginal:
         u = lo + rng.random(x.shape[0]) * (hi - lo)
         # keep u inside (0, 1) (|z| <= 7), but inside the row's own interval: an extreme value whose weight share is
         # below U_FLOOR (possible with weights) was clipped into its neighbour's interval and came back as it
+        # (a value outside the training range has an empty interval at 0 or 1: it takes the floor, |z| = 7.03)
         mid = 0.5 * (lo + hi)
-        return ndtri(np.clip(u, np.minimum(U_FLOOR, mid), np.maximum(1.0 - U_FLOOR, mid)))
+        floor = np.where(mid > 0.0, np.minimum(U_FLOOR, mid), U_FLOOR)
+        ceiling = np.where(mid < 1.0, np.maximum(1.0 - U_FLOOR, mid), 1.0 - U_FLOOR)
+        return ndtri(np.clip(u, floor, ceiling))
 
     def from_normal(self, z: np.ndarray) -> np.ndarray:
         """Values of normal scores ``z`` (the inverse of :meth:`to_normal`; the empirical quantile for atoms)."""

@@ -136,7 +136,7 @@ def test_one_hot_blocks_stay_valid_one_hot_rows() -> None:
     np.testing.assert_array_equal(out[g == ref, 1:], X[g == ref, 1:])
 
 
-@given(st.floats(1e-18, 1e-10), st.sampled_from([0, 5]))
+@given(st.floats(1e-15, 1e-10), st.sampled_from([0, 5]))  # (a top share below 1.1e-16 rounds away: 1 - s == 1.0)
 @settings(max_examples=10, deadline=None)
 def test_a_value_of_tiny_weight_share_comes_back_to_itself(weight: float, where: int) -> None:
     """An extreme value whose weight share is below the clip floor (1e-12) was clipped into its neighbour's interval
