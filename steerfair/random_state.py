@@ -9,17 +9,22 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALL_STREAM", "as_generator", "call_generator", "check_random_state"]
+__all__ = ["CALL_STREAM", "as_generator", "call_generator", "check_random_state", "is_seed"]
+
+
+def is_seed(random_state: Any) -> bool:
+    """Whether ``random_state`` is an int seed: a non-negative Python or numpy integer, not a bool."""
+    return bool(
+        isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0
+    )
 
 
 def check_random_state(random_state: Any) -> None:
     """Raise ``ValueError`` unless ``random_state`` is ``None``, a non-negative int, a numpy ``Generator``,
     ``SeedSequence`` or ``RandomState`` (nothing is drawn: an estimator's ``fit`` names a bad value up front)."""
-    if random_state is None or isinstance(
-        random_state, (np.random.RandomState, np.random.Generator, np.random.SeedSequence)
-    ):
+    if random_state is None or is_seed(random_state):
         return
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator, np.random.SeedSequence)):
         return
     raise ValueError(f"random_state must be None, a non-negative int or a numpy Generator; got {random_state!r}")
 
@@ -29,7 +34,7 @@ def as_generator(random_state: Any) -> np.random.Generator:
     check_random_state(random_state)
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, (int, np.integer)):
+    if is_seed(random_state):
         return np.random.default_rng(int(random_state))
     return np.random.default_rng(random_state)
 
@@ -48,7 +53,7 @@ def call_generator(random_state: Any, *inputs: Any) -> np.random.Generator:
     independent draws for the steered law to be right). A ``Generator`` or ``RandomState`` is drawn from and advanced,
     so calls differ (scikit-learn's rule for an instance); ``None`` draws fresh entropy.
     """
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
+    if is_seed(random_state):
         digest = hashlib.sha256()
         for a in inputs:
             arr = np.asarray(a if a is not None else ())

@@ -450,12 +450,14 @@ class FairSteerer(TransformerMixin, BaseEstimator):
     def _steer(
         self, arr: np.ndarray, Z: np.ndarray, membership: Membership, y: Any, mode: TestMode | Mode
     ) -> tuple[np.ndarray, np.ndarray]:
-        rng = call_generator(self.random_state, Z, membership.weights)  # the same inputs, the same draws
+        # the same inputs, the same draws; drawn only where something is random (hashing the rows is a pass over them)
         if self.shared_ is not None:  # label-free garbling for train and test rows alike (copula inside)
+            rng = call_generator(self.random_state, Z, membership.weights)
             drawn = self.shared_.draw(membership, rng, self.strength)  # the same rows and groups for both parts
             Zs = self.shared_.transform(Z, membership, rng, self.strength, self.copula_, drawn)
             return arr if self.categorical_ is None else self.categorical_.transform(arr, *drawn, rng), Zs
-        Z = Z if self.copula_ is None else self.copula_.to_normal(Z, rng, membership)
+        if self.copula_ is not None:
+            Z = self.copula_.to_normal(Z, call_generator(self.random_state, Z, membership.weights), membership)
         if mode == "identity":
             return arr, Z
         return arr, self.steering_.transform(Z, membership, y, mode="label" if y is not None else mode)

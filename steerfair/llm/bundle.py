@@ -24,8 +24,10 @@ from ..files import atomic_write, decode_label, encode_label, read_bytes, safete
 from ..ideal.solve import CRITERIA, Criterion, Family, Intervention, check_family
 from ..maps import AffineMap
 from ..model import GroupConditionalModel
+from ..random_state import is_seed
 from ..shared_target import TARGETS, SharedTarget, SharedTargetSteering, Target
 from ..steering import Coordinates, SteeringTransform
+from ..validation import as_int
 from .probe import LinearProbe
 
 __all__ = ["SteeringBundle", "fit_bundle", "layer_model"]
@@ -40,18 +42,11 @@ def _check_seed(random_state: Any) -> int | None:
     """``None`` or a non-negative int (what a JSON sidecar can record)."""
     if random_state is None:
         return None
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0:
+    if is_seed(random_state):
         return int(random_state)
     raise ValueError(
         f"random_state must be None or a non-negative int (it is saved with the bundle); got {random_state!r}"
     )
-
-
-def _layer_index(layer: Any) -> int:
-    """A layer key as a Python int (numpy integers too); anything else is refused."""
-    if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
-        return int(layer)
-    raise ValueError(f"layer keys must be block indices (ints); got {layer!r}")
 
 
 def _check_metadata(value: Any, where: str = "metadata") -> None:
@@ -109,17 +104,22 @@ class SteeringBundle:
         groups = tuple(self.groups)
         object.__setattr__(self, "groups", groups)
         object.__setattr__(
-            self, "maps", {_layer_index(layer): self._in_order(m, "maps", layer) for layer, m in self.maps.items()}
+            self,
+            "maps",
+            {as_int(layer, "a layer key"): self._in_order(m, "maps", layer) for layer, m in self.maps.items()},
         )
         object.__setattr__(
             self,
             "noise",
-            {_layer_index(layer): self._in_order(m, "noise factors", layer) for layer, m in self.noise.items()},
+            {
+                as_int(layer, "a layer key"): self._in_order(m, "noise factors", layer)
+                for layer, m in self.noise.items()
+            },
         )
         probes = {}
         for layer, p in self.probes.items():
             cols = p.columns_for(groups, f"the probe of layer {layer}")
-            probes[_layer_index(layer)] = (
+            probes[as_int(layer, "a layer key")] = (
                 p if list(p.groups) == list(groups) else LinearProbe(p.W[:, cols], p.c[cols], groups)
             )
         object.__setattr__(self, "probes", probes)
