@@ -9,12 +9,16 @@ steerfair generation-bias --model smollm2 --out results/generation   # steered g
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 #: the files ``steerfair demo --synthetic`` writes
 SYNTHETIC_FILES = ("synthetic_gaussian.json", "synthetic_gaussian.md")
 
+
+#: ``steerfair demo``'s random splits of Adult
+DEMO_SEEDS = 5
 
 #: what ``steerfair demo`` compares on Adult / sex: steerfair, the feature-level baselines and fairlearn's
 #: ThresholdOptimizer (equal TPR on the same classifier's scores), the strongest alternative on this task
@@ -46,8 +50,14 @@ def _check_demo(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` for an unusable ``steerfair demo`` argument or output folder (before any work)."""
     from .evaluation.output import check_output, result_names
 
+    if args.synthetic and args.seeds is not None:
+        raise ValueError("--seeds splits Adult; --synthetic computes its rates analytically: leave --seeds out")
+    if args.seeds is None:
+        args.seeds = DEMO_SEEDS
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1; got {args.seeds}")
+    if not args.out.strip():
+        raise ValueError("--out is empty; pass an output folder (e.g. --out results/demo)")
     out = Path(args.out)
     if args.synthetic:
         check_output(out / "synthetic", SYNTHETIC_FILES, overwrite=args.overwrite)
@@ -128,18 +138,36 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         int: The exit status.
     """
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="steerfair", description="Optimal distribution steering to exact fairness.")
+    parser.add_argument("--version", action="version", version=f"steerfair {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the main job on an embedded default (no download)")
+    demo = sub.add_parser(
+        "demo",
+        help="run the main job on an embedded default (no download)",
+        description="Adult (sex), logistic regression: FairSteerer against five feature-level baselines and "
+        "fairlearn's ThresholdOptimizer, over random splits; --synthetic runs the paper's Gaussian case study.",
+    )
     demo.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     demo.add_argument(
-        "--seeds", type=int, default=5, help="number of random splits of Adult (default: 5; --synthetic has none)"
+        "--seeds", type=int, default=None, help=f"number of random splits of Adult (default: {DEMO_SEEDS})"
     )
     demo.add_argument("--synthetic", action="store_true", help="run the paper's Gaussian case study instead")
     demo.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
     demo.set_defaults(func=_demo, check=_check_demo)
-    bios = sub.add_parser("bios", help="Bios occupation prediction: steer encodings, per-profession TPR gaps")
-    gen = sub.add_parser("generation-bias", help="gender bias vs fluency of steered generation, per method")
+    bios = sub.add_parser(
+        "bios",
+        help="Bios occupation prediction: steer encodings, per-profession TPR gaps",
+        description="The Bios occupation protocol (BUG, the offline stand-in, by default): encode, steer, train the "
+        "occupation classifier, and report per-occupation TPR gaps between genders against the noise floor.",
+    )
+    gen = sub.add_parser(
+        "generation-bias",
+        help="gender bias vs fluency of steered generation, per method",
+        description="Steer a causal model's hidden states with each method at several strengths and measure the "
+        "pronoun bias of its continuations against their fluency (held-out perplexity).",
+    )
     argv = sys.argv[1:] if argv is None else list(argv)
     # the two text commands' options live beside their torch code (2-3 s to import): only the chosen one loads them
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -159,7 +187,20 @@ def main(argv: list[str] | None = None) -> int:
         args.check(args)
     except ValueError as exc:
         {"demo": demo, "bios": bios, "generation-bias": gen}[args.command].error(str(exc))
-    return int(args.func(args))
+    # a kill (SIGTERM) unwinds like Ctrl-C, so the writers' clean-up runs and no partial file is left
+    previous = signal.signal(signal.SIGTERM, _interrupt) if hasattr(signal, "SIGTERM") else None
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print(f"steerfair {args.command}: interrupted; the unfinished run wrote no results", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ labels everywhere downstream.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .validation import reject_continuous_labels
+from .warning_location import user_stacklevel
 
 __all__ = ["Membership", "MembershipKind", "PROBABILITY_ATOL", "PlainGroups", "check_probabilities"]
 
@@ -41,10 +43,24 @@ def _to_numpy(values: Any) -> Any:
     return values
 
 
+def _is_missing(v: Any) -> bool:
+    """``None``, a float NaN, or pandas' ``NA`` / ``NaT`` (recognised by type name: pandas is not imported)."""
+    if v is None or type(v).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(v, (float, np.floating)):
+        return bool(v != v)
+    if isinstance(v, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(v))
+    return False
+
+
 def _label_array(values: Any, name: str) -> np.ndarray:
     """A 1-D label array (tuples stay whole labels), rejecting missing values."""
     if isinstance(values, (str, bytes)):
         raise ValueError(f"{name} must be a sequence with one value per row, not a single string")
+    if isinstance(values, (list, tuple)) and any(_is_missing(v) for v in values):
+        # checked before numpy sees them: np.asarray(["a", nan]) would turn the NaN into the string "nan"
+        raise ValueError(f"{name} contains missing values (None, NaN or NA); drop or impute those rows first")
     if isinstance(values, (list, tuple)) and any(isinstance(v, tuple) for v in values):
         arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)
@@ -59,10 +75,41 @@ def _label_array(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 1-D labels or an (n, k) probability matrix; got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
-    if arr.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in arr.tolist()):
-        raise ValueError(f"{name} contains missing values (None or NaN)")
+    if (arr.dtype.kind == "O" and any(_is_missing(v) for v in arr.tolist())) or (
+        arr.dtype.kind in "mM" and np.any(np.isnat(arr))
+    ):
+        raise ValueError(f"{name} contains missing values (None, NaN or NA); drop or impute those rows first")
     reject_continuous_labels(arr, name)
     return arr
+
+
+def _frame_columns(values: Any) -> list | None:
+    """The column labels of a 2-D pandas DataFrame (``None`` for anything else)."""
+    cols = getattr(values, "columns", None)
+    return None if cols is None or getattr(values, "ndim", 2) != 2 else list(cols)
+
+
+def _by_name(P: np.ndarray, columns: list | None, labels: np.ndarray, name: str) -> np.ndarray:
+    """``P``'s columns in the order of ``labels``, matched by a DataFrame's column names.
+
+    Positional (unchanged) when ``P`` came without names or with the default names ``0..k-1`` that are not
+    themselves the labels; otherwise the names must be the labels, in any order.
+    """
+    if columns is None:
+        return P
+    keys = [_key(c) for c in columns]
+    wanted = [_key(v) for v in labels.tolist()]
+    if sorted(map(repr, keys)) == sorted(map(repr, wanted)) and len(set(keys)) == len(keys):
+        if keys == wanted:
+            return P
+        pos = {k: j for j, k in enumerate(keys)}
+        return P[:, [pos[w] for w in wanted]]
+    if keys == list(range(len(keys))):
+        return P  # an unnamed frame (default column names): its columns are in the labels' order
+    raise ValueError(
+        f"{name} is a DataFrame whose columns {columns} are not the group labels {labels.tolist()}; name its "
+        "columns by the labels (any order), or pass a plain array with the columns in that order"
+    )
 
 
 def _is_probability_matrix(values: Any) -> bool:
@@ -122,6 +169,21 @@ class Membership:
             raise ValueError(f"unknown membership kind {self.kind!r}")
         if not np.all(np.isfinite(W)):
             raise ValueError("membership weights contain NaN or infinite values")
+        if self.kind != "debiased" and np.any(W < 0):
+            raise ValueError(
+                f"{self.kind} membership has negative weights; only de-biased (privatised) rows are signed"
+            )
+        # every kind sums to 1 per row (de-biased rows too: (e_r - q 1) / (p - q) sums to 1); the tolerance grows
+        # with a row's largest weight, since de-biased weights reach 1 / (p - q)
+        scale = np.maximum(1.0, np.abs(W).max(axis=1)) if W.size else np.ones(W.shape[0])
+        bad = np.abs(W.sum(axis=1) - 1.0) > PROBABILITY_ATOL * scale
+        if np.any(bad):
+            j = int(np.argmax(bad))
+            raise ValueError(
+                f"each row of a group / class membership must sum to 1 (one-hot rows, probabilities or de-biased "
+                f"weights); row {j} sums to {W[j].sum():.6g}. Normalise the rows, or pass row weights separately "
+                "(weights= / sample_weight=)"
+            )
         W.setflags(write=False)
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "weights", W)
@@ -195,12 +257,16 @@ class Membership:
         """
         if groups is None:
             raise ValueError(f"{name} is required (the sensitive attribute of each row)")
-        raw = _to_numpy(groups)
+        raw, frame_cols = _to_numpy(groups), _frame_columns(groups)
         if _is_probability_matrix(raw):
             P = check_probabilities(np.asarray(raw), name, n=n)
-            cols = np.arange(P.shape[1]) if labels is None else _declared(labels, name)
-            if len(cols) != P.shape[1]:
-                raise ValueError(f"{name} has {P.shape[1]} probability columns but {len(cols)} labels were given")
+            if labels is None:  # a DataFrame names its columns; anything else is numbered 0..k-1
+                cols = np.arange(P.shape[1]) if frame_cols is None else _declared(frame_cols, f"{name}'s columns")
+            else:
+                cols = _declared(labels, name)
+                if len(cols) != P.shape[1]:
+                    raise ValueError(f"{name} has {P.shape[1]} probability columns but {len(cols)} labels were given")
+                P = _by_name(P, frame_cols, cols, name)
             out = cls(cols, P, "probabilities")
         else:
             arr = _label_array(raw, name)
@@ -236,7 +302,8 @@ class Membership:
         known = _declared(labels, "labels")
         raw = _to_numpy(groups)
         if _is_probability_matrix(raw):
-            return cls(known, check_probabilities(np.asarray(raw), name, n=n, k=len(known)), "probabilities")
+            P = check_probabilities(np.asarray(raw), name, n=n, k=len(known))
+            return cls(known, _by_name(P, _frame_columns(groups), known, name), "probabilities")
         arr = _label_array(raw, name)
         if n is not None and arr.shape[0] != n:
             raise ValueError(f"{name} has {arr.shape[0]} entries but X has {n} rows (pass one entry per row of X)")
@@ -280,6 +347,19 @@ def _unique_objects(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cols = np.empty(len(values), dtype=object)
     cols[:] = values
     return cols, np.fromiter((pos[v] for v in arr.tolist()), dtype=np.int64, count=arr.shape[0])
+
+
+def warn_probe_stands_in(what: str) -> None:
+    """Warn that a label-free shared target is applied without the rows' groups: the group probe's guess decides
+    which group's map moves each row, and the equal-laws guarantee is for the true groups."""
+    warnings.warn(
+        f"transform without groups=: {what} equalises the laws of the group each row is steered as, and "
+        "the group probe guesses it here. A row steered with another group's map keeps part of its own group's "
+        "law, so the equal-rates guarantee does not hold (how far it fails depends on how well the probe reads the "
+        "group). Pass groups= (labels, or (n, k) probabilities) for the guarantee",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 class PlainGroups:

@@ -121,8 +121,17 @@ class IdealTemplateSteering:
         return self
 
     def sample_weight(self, y: Any, groups: Any) -> np.ndarray:
-        """Weights realising the ideal's class priors (condition 3 of the ideal: ``P(Y | A)`` equal across groups)."""
-        return self.steering_.sample_weights(y, groups)
+        """Weights realising the ideal's class priors (condition 3 of the ideal: ``P(Y | A)`` equal across groups).
+
+        ``groups`` may be probabilities (the expected weight is returned) or, with ``group_epsilon``, privatised
+        reports (the expected weight under ``P(A | report, y)``, as :meth:`steerfair.FairSteerer.sample_weight`).
+        """
+        if not hasattr(self, "steering_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(X, y, groups) first")
+        y = np.asarray(y)
+        prior = lambda: self.model_.joint[:, self.model_.class_index(y)].T  # noqa: E731
+        membership = self.group_reader.apply_membership(groups, len(y), self.model_.groups, prior)
+        return self.steering_.sample_weights(y, membership)
 
     # ------------------------------------------------------------- application
     def transform(self, X: Any, groups: Any = None, y: Any = None) -> np.ndarray:

@@ -43,7 +43,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .categorical_garbling import draw_from_rows
 from .copula import draw_groups
 from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
-from .membership import Membership, PlainGroups
+from .membership import Membership, PlainGroups, warn_probe_stands_in
 from .random_state import as_generator, call_generator
 from .validation import as_int, as_labels, as_unit_weight
 
@@ -307,6 +307,7 @@ class SharedScore(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "meet_")
         arr = self._features(X, fitting=False)
         if groups is None and getattr(self, "probe_", None) is not None:  # P(A | x) from the probe
+            warn_probe_stands_in("SharedScore")
             groups = self.probe_.predict_proba(np.where(np.isfinite(arr), arr, 0.0))
         member = self._membership(groups, arr.shape[0], fitting=False)
         rng = call_generator(self.random_state, arr, member.weights)  # the same inputs, the same draws

@@ -163,8 +163,10 @@ class CellStatistics:
             groups: the group :class:`~steerfair.membership.Membership` ``G`` (hard, soft or signed).
             classes: the class membership ``H``.
             weights: optional non-negative row weights ``w``.
+
+        No rows (an empty last batch of a stream) give :meth:`empty` statistics, the neutral element of :meth:`merge`.
         """
-        X = as_matrix(X, "X")
+        X = as_matrix(X, "X", min_rows=0)
         n, d = X.shape
         for value, name in ((groups, "groups"), (classes, "classes")):
             if not isinstance(value, Membership):

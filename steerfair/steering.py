@@ -346,6 +346,9 @@ class SteeringTransform:
             raise ValueError(f"unknown mode {mode!r}; use 'auto', 'label', 'posterior' or 'group'")
         orig = self.original
         dim_in = orig.dim if self.coordinates.basis is None else self.coordinates.basis.shape[0]
+        if len(np.shape(X)) == 2 and np.shape(X)[0] == 0:  # an empty batch (a stream's last) steers to itself
+            as_matrix(X, "X", min_rows=0, dim=dim_in)
+            return np.empty((0, dim_in))
         Xw = orig.features(X) if self.coordinates.basis is None else as_matrix(X, "X", dim=dim_in)
         Z = self.coordinates.to_working(Xw)
         n = Z.shape[0]

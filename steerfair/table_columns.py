@@ -22,6 +22,7 @@ __all__ = [
     "column_scale",
     "numeric_dtype",
     "skew",
+    "two_valued_columns",
     "warn_labelled_atoms",
     "warn_uncovered_nan",
     "well_conditioned",
@@ -150,3 +151,9 @@ def warn_labelled_atoms(Z: np.ndarray, names: list[str]) -> None:
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+def two_valued_columns(arr: np.ndarray, skip: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """The columns of ``arr`` (outside ``skip``: non-numeric ones) that take exactly two finite values: flags and
+    the columns of one-hot blocks."""
+    return [j for j in range(arr.shape[1]) if j not in skip and np.unique(arr[np.isfinite(arr[:, j]), j]).size == 2]

@@ -53,7 +53,7 @@ from .copula import GaussianCopula
 from .covariance import CovarianceEstimator, Regularisation, Shrinkage
 from .derived_columns import find_binned_columns, rederive
 from .ideal.solve import CRITERIA, FAMILIES, Criterion, Family, Intervention
-from .membership import Membership
+from .membership import Membership, warn_probe_stands_in
 from .model import GroupConditionalModel
 from .privacy.reports import group_reader
 from .random_state import as_generator, call_generator, check_random_state
@@ -67,6 +67,7 @@ from .table_columns import (
     column_values,
     numeric_dtype,
     skew,
+    two_valued_columns,
     warn_labelled_atoms,
     warn_uncovered_nan,
 )
@@ -155,7 +156,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             choice is ``marginals_``; the copula's jitter is random, so pass ``random_state`` for repeatable output.
         discrete: ({"kernel", "copula", "passthrough"} or None) Two-valued and one-hot columns: garbled by categorical
             kernels onto the shared target (:mod:`steerfair.categorical_garbling`), steered by the copula, or left
-            as they are. ``None``: ``"kernel"`` for the shared target, else ``"copula"`` with copula marginals.
+            as they are. ``None``: ``"kernel"`` for the shared target, else ``"copula"`` with copula marginals
+            (``"shared_positive"`` with ``marginals="auto"`` takes the copula when a column has two values).
         derived: ({"rederive", "keep"}) Discrete columns that bin a steered column (COMPAS's ``age_cat`` of
             ``age``; :mod:`steerfair.derived_columns`, found at fit as ``derived_``): ``"rederive"`` (default) sets
             them from the steered value in every row whose value moved, so no row is left aged 30 in "Greater than
@@ -325,6 +327,9 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             raise ValueError(f"y must be 1-D with one label per row of X ({n}); got shape {y_arr.shape}")
         membership = reader.fit_membership(groups, n, group_labels)
         self.n_features_in_ = arr.shape[1]
+        if self.target == "shared_positive" and self.discrete is None and self.columns is None and marginals == "auto":
+            if two_valued_columns(arr, self._nonnumeric):  # the guarantee covers the flags a model reads: the copula
+                marginals = self.discrete_mode_ = "copula"
         cols = self._resolve_columns(X, arr)
         if marginals == "auto":  # the copula when a steered column has an atom (and no log-normal column is asked)
             logs = isinstance(self.lognormal_columns, str) or len(self.lognormal_columns) > 0
@@ -435,6 +440,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         reports, the posterior given the report and the probe's ``P(A | x)``, or ``P(A | y)`` when labelled)."""
         if groups is None and self.probe_ is None:
             raise ValueError("transform needs groups= (group_probe=None was set)")
+        if groups is None and self.target != "ideal":
+            warn_probe_stands_in(f"target={self.target!r}")
         if y is not None and self.group_reader_.needs_prior:
             # the expected cell under P(A | report, y), proportional to P(A, y) C[A, report]
             prior = lambda: self.model_.joint[:, self.model_.class_index(np.asarray(y))].T  # noqa: E731

@@ -237,7 +237,7 @@ def symmetrize(S: np.ndarray) -> np.ndarray:
 def check_cov(S: Any, name: str = "cov", *, dim: int | None = None) -> np.ndarray:
     """Return ``S`` as a symmetric positive-definite float64 matrix or raise.
 
-    The matrix must be square, finite, symmetric to ``1e-8`` relative tolerance and admit a
+    The matrix must be square, finite, symmetric to ``1e-8`` per entry in correlation units and admit a
     Cholesky factorisation (one ``O(d^3 / 3)`` pass; eigenvalues are computed only to explain a
     failure).
     """
@@ -257,8 +257,17 @@ def check_cov_chol(S: Any, name: str = "cov", *, dim: int | None = None) -> tupl
         raise ValueError(f"{name} is empty (0x0); pass a d x d covariance with d >= 1")
     check_finite(arr, name)
     scale = max(float(np.max(np.abs(arr))), 1e-300)
-    if np.max(np.abs(arr - arr.T)) > 1e-8 * scale:
-        raise ValueError(f"{name} is not symmetric")
+    # per entry, in correlation units (|S_ij| <= sqrt(S_ii S_jj) for a covariance): a tolerance relative to the largest
+    # entry let a correlation of 0.9 / -0.9 through once the columns' variances differ by 1e8; the 1e-14 floor is
+    # the rounding of products at the largest scale
+    var = np.abs(np.diag(arr))
+    asym = np.abs(arr - arr.T)
+    if np.any(asym > 1e-8 * np.sqrt(np.outer(var, var)) + 1e-14 * scale):
+        i, j = np.unravel_index(int(np.argmax(asym / (np.sqrt(np.outer(var, var)) + 1e-300))), asym.shape)
+        raise ValueError(
+            f"{name} is not symmetric ({name}[{i}, {j}] = {arr[i, j]:.6g} but {name}[{j}, {i}] = {arr[j, i]:.6g}); "
+            "pass a symmetric matrix (e.g. (S + S.T) / 2 if the difference is rounding)"
+        )
     arr = symmetrize(arr)
     # scipy's LAPACK (the solver's library: see steerfair.linalg.cholesky)
     L, info = lapack.dpotrf(arr, lower=1, clean=1)

@@ -497,6 +497,7 @@ def test_bios_command_writes_results(tmp_path: Path, monkeypatch: pytest.MonkeyP
             groups.append(gender)
     ds = TextDataset(tuple(texts), labels, groups, "fixture")
     monkeypatch.setattr(bios_run, "load_text_data", lambda name, **kw: ds)
+    monkeypatch.setattr(bios_run, "check_bios_source", lambda name: None)  # --data names the injected fixture
     # bios_run imports it from there when it encodes (`steerfair.llm.encode` the attribute is the function `encode`)
     encode_module = importlib.import_module("steerfair.llm.encode")
 

@@ -214,3 +214,30 @@ def test_soft_membership_mixes_the_group_results() -> None:
     by_group = [steer.transform(X, np.full(len(X), a), mode="group") for a in (0, 1)]
     assert np.abs(by_group[0] - by_group[1]).max() > 1e-3  # the two groups' maps differ: the mixture is not trivial
     np.testing.assert_allclose(mixed, 0.25 * by_group[0] + 0.75 * by_group[1], rtol=1e-12, atol=1e-12)
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 120), cut=st.integers(0, 3))
+@settings(max_examples=15, deadline=None)
+def test_an_empty_batch_is_the_neutral_element_of_a_stream(seed: int, n: int, cut: int) -> None:
+    """Streaming ``sum(from_rows(batch))`` over batches that include empty ones gives the statistics of all rows,
+    and steering an empty batch returns an empty batch (before, both refused 0 rows)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)) + 5.0
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    g[:2], y[:4] = [0, 1], [0, 1, 0, 1]
+
+    def stats(rows: slice) -> CellStatistics:
+        G = Membership.parse(g[rows], labels=[0, 1])
+        H = Membership.parse(y[rows], labels=[0, 1], name="y")
+        return CellStatistics.from_rows(X[rows], G, H)
+
+    edges = sorted({0, n, *rng.integers(0, n, cut).tolist()})
+    batches = [slice(0, 0)] + [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)] + [slice(n, n)]
+    total = sum((stats(b) for b in batches[1:]), stats(batches[0]))
+    whole = stats(slice(0, n))
+    assert np.array_equal(total.counts, whole.counts)
+    assert np.allclose(total.means, whole.means, atol=1e-12) and np.allclose(total.covs, whole.covs, atol=1e-12)
+    steer = SteeringTransform.fit(GroupConditionalModel.fit(X, y, g))
+    assert steer.transform(X[:0], g[:0], y[:0]).shape == (0, 3)
+    with pytest.raises(ValueError, match="feature"):
+        steer.transform(np.zeros((0, 2)), g[:0], y[:0])

@@ -282,10 +282,15 @@ def test_posterior_matches_monte_carlo_bayes() -> None:
             p_hat = np.mean(g[sel] == a)
             p = post[sel][0, a]
             assert abs(p_hat - p) <= Z * math.sqrt(p * (1 - p) / sel.sum())
-    # the default prior is the de-biased share of the reports
+    # prior="reports": the reports' maximum-likelihood shares, here (60k rows, every share well inside the simplex)
+    # the de-biased shares; the default prior is uniform
     share = P.debiased_membership(r, eps, k)[0].mean(axis=0)
     np.testing.assert_allclose(
-        P.posterior_group_proba(r, eps, n_categories=k), P.posterior_group_proba(r, eps, share, n_categories=k)
+        P.posterior_group_proba(r, eps, "reports", n_categories=k),
+        P.posterior_group_proba(r, eps, share, n_categories=k),
+    )
+    np.testing.assert_allclose(
+        P.posterior_group_proba(r, eps, n_categories=k), P.posterior_group_proba(r, eps, np.ones(k), n_categories=k)
     )
 
 
@@ -526,7 +531,7 @@ def test_merges_whose_signed_weights_cancel_are_refused_in_every_order() -> None
 
 def test_tiny_epsilons_and_label_epsilon_get_errors_naming_them() -> None:
     for call in (
-        lambda: P.posterior_group_proba(np.array([0, 1]), 1e-17, n_categories=2),
+        lambda: P.posterior_group_proba(np.array([0, 1]), 1e-17, prior="reports", n_categories=2),
         lambda: P.rr_variance_inflation(1e-17, 2),
     ):
         with pytest.raises(ValueError, match="epsilon=1e-17 is too small to de-bias"):
@@ -608,3 +613,100 @@ def test_a_report_outside_the_declared_groups_says_so() -> None:
     with pytest.raises(ValueError, match="groups contains 1, which was not among the declared labels"):
         P.dp_statistics(rng.normal(size=(50, 2)), rng.integers(0, 2, 50), rng.integers(0, 2, 50), 1.0, 1e-5,
                         clip_norm=3.0, group_labels=[0], label_categories=[0, 1])  # fmt: skip
+
+
+# --------------------------------------------------------------- review fixes (posterior prior, domains, probe)
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 4), n=st.integers(1, 40), eps=st.floats(0.2, 4.0))
+@settings(max_examples=40, deadline=None)
+def test_report_shares_maximise_the_report_likelihood_on_the_simplex(seed: int, k: int, n: int, eps: float) -> None:
+    """The shares are a point of the simplex whose report likelihood no other point beats (the likelihood is
+    concave in the shares); where the de-biased shares are all positive they are that point."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, k, n)
+    pi = P.report_shares(codes, eps, k)
+    assert np.all(pi >= 0) and abs(pi.sum() - 1.0) < 1e-12
+    C = P.rr_channel(eps, k)
+
+    def loglik(s: np.ndarray) -> float:
+        return float(np.sum(np.log((s @ C)[codes])))
+
+    best = loglik(pi)
+    for s in rng.dirichlet(np.ones(k), size=200):
+        assert loglik(s) <= best + 1e-9
+    p, q = P.rr_probabilities(eps, k)
+    direct = (np.bincount(codes, minlength=k) / n - q) / (p - q)
+    if np.all(direct > 1e-9):
+        assert np.allclose(pi, direct, atol=1e-12)
+
+
+def test_default_posterior_reads_each_report_alone() -> None:
+    """With no prior a row's posterior is its report's likelihood: the same whatever else is in the call (before,
+    the batch's clipped de-biased shares gave a reported F the probability 1e-12)."""
+    p, _ = P.rr_probabilities(1.0, 2)
+    alone = P.posterior_group_proba(["F"], 1.0, categories=["F", "M"])
+    batch = P.posterior_group_proba(["F", "M", "M", "M"], 1.0, categories=["F", "M"])
+    assert np.allclose(alone[0], [p, 1 - p]) and np.allclose(batch[0], alone[0])
+    shares = P.posterior_group_proba(["F", "M", "M", "M"], 1.0, prior="reports", categories=["F", "M"])
+    assert np.all(shares >= 0) and np.allclose(shares.sum(axis=1), 1.0)
+    scaled = P.posterior_group_proba(["F", "M"], 1.0, prior=np.array([[2.0, 0.5], [0.5, 0.5]]), categories=["F", "M"])
+    assert np.allclose(scaled, P.posterior_group_proba(["F", "M"], 1.0, prior=np.array([[0.8, 0.2], [0.5, 0.5]]),
+                                                       categories=["F", "M"]))  # fmt: skip
+    with pytest.raises(ValueError, match="'reports'"):
+        P.posterior_group_proba(["F", "M"], 1.0, prior="batch", categories=["F", "M"])
+
+
+def test_fractional_floats_are_not_categories_and_domains_name_their_argument() -> None:
+    with pytest.raises(ValueError, match="fractional"):
+        P.randomized_response(np.array([0.0, 0.5, 1.0]), 1.0)
+    assert P.randomized_response(np.array([0.0, 0.5]), math.inf, categories=[0.0, 0.5]).tolist() == [0.0, 0.5]
+    with pytest.raises(ValueError, match="reports holds 1 distinct"):
+        P.randomized_response(["a", "a"], 1.0, seed=0) if False else P.encode_categories(["a", "a"], name="reports")
+    with pytest.raises(ValueError, match="categories must list at least 2"):
+        P.encode_categories(["a"], categories=["a"])
+
+
+def test_cell_statistics_refuse_memberships_whose_rows_do_not_sum_to_one() -> None:
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    G, H = np.full((6, 2), 0.5), np.tile([1.0, 0.0], (3, 1)).repeat(2, axis=0)[:6]
+    H = np.eye(2)[[0, 1, 0, 1, 0, 1]]
+    with pytest.raises(ValueError, match="sum to 1"):
+        P.cell_statistics(X, 3 * G, H, groups=["a", "b"], classes=[0, 1])
+    assert P.cell_statistics(X, G, H, groups=["a", "b"], classes=[0, 1]).counts.sum() == pytest.approx(6.0)
+
+
+def test_private_group_probe_is_a_careful_estimator() -> None:
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    reports = P.randomized_response((X[:, 0] > 0).astype(int), 1.0, 2, seed=1)
+    with pytest.warns(RuntimeWarning, match="max_iter"):
+        P.PrivateGroupProbe(1.0, max_iter=1).fit(X, reports)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P.PrivateGroupProbe(1.0).fit(X, reports)  # converges: no warning
+    with pytest.raises(ValueError, match="max_iter"):
+        P.PrivateGroupProbe(1.0, max_iter=-5)
+    probe = P.PrivateGroupProbe(1.0, C=np.int64(2))
+    assert probe.C == 2.0 and probe.set_params(C=0.5).get_params()["C"] == 0.5
+    assert P.gaussian_sigma(1.0, 1e-5, np.int64(2)) == P.gaussian_sigma(1.0, 1e-5, 2.0)
+
+
+def test_ideal_template_sample_weight_reads_privatised_reports() -> None:
+    """With ``group_epsilon`` the weights are expected ones under P(A | report, y), as FairSteerer's (before, the
+    reports were read as true groups)."""
+    from steerfair.representations import IdealTemplateSteering
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    g = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.3 + 0.3 * g).astype(int)
+    X = rng.normal(size=(n, 2)) + y[:, None] + 0.5 * g[:, None]
+    r = P.randomized_response(g, 1.0, 2, seed=2)
+    its = IdealTemplateSteering(group_epsilon=1.0).fit(X, y, r)
+    fs = FairSteerer(group_epsilon=1.0).fit(X, y, groups=r)
+    w_its, w_fs = its.sample_weight(y, r), fs.sample_weight(y, groups=r)
+    assert len(np.unique(w_its.round(12))) == 4  # one weight per (report, label), shrunk by the posterior
+    plain = its.steering_.sample_weights(y, r)  # the reports read as groups: the old, unshrunk weights
+    assert np.all(np.abs(w_its - 1.0) <= np.abs(plain - 1.0) + 1e-12) and not np.allclose(w_its, plain)
+    assert np.corrcoef(w_its, w_fs)[0, 1] > 0.99

@@ -163,3 +163,63 @@ def test_collect_accepts_group_probabilities() -> None:
     soft = collect(model, tok, texts, Pg, y, layers=[1], batch_size=5, progress=False, group_labels=["f", "m"])
     assert soft.groups == ("f", "m")
     np.testing.assert_allclose(soft.counts[0].sum(dim=1).numpy(), Pg.sum(axis=0), rtol=1e-12)
+
+
+# ------------------------------------------------------------------ Membership: names, missing values, row sums
+@given(seed=seeds, k=st.integers(2, 4))
+@settings(max_examples=10, deadline=None)
+def test_probability_frame_columns_are_matched_by_name(seed: int, k: int) -> None:
+    """A DataFrame of probabilities is read by its column names, in whatever order they come: permuting the
+    columns changes nothing (before, the columns were read by position and the groups silently swapped)."""
+    from steerfair import Membership
+
+    rng = np.random.default_rng(seed)
+    labels = [f"g{j}" for j in range(k)]
+    P = dirichlet_rows(rng, 7, k)
+    order = rng.permutation(k)
+    frame = pd.DataFrame(P[:, order], columns=[labels[j] for j in order])
+    assert np.array_equal(Membership.align(frame, labels).weights, P)
+    assert np.array_equal(Membership.parse(frame, labels=labels).weights, P)
+    parsed = Membership.parse(frame)  # no labels declared: the frame's names are the labels
+    assert parsed.labels.tolist() == [labels[j] for j in order]
+    assert np.array_equal(parsed.weights, P[:, order])
+    with pytest.raises(ValueError, match="columns"):
+        Membership.align(frame.set_axis([f"x{j}" for j in range(k)], axis=1), labels)
+
+
+def test_a_named_probability_frame_steers_as_its_labels_do() -> None:
+    df, y, g = table(3)
+    X = df[["f0", "f1"]].to_numpy()
+    model = GroupConditionalModel.fit(X, y, g)
+    steer = fit_steering(model)
+    onehot = pd.get_dummies(pd.Series(g)).astype(float)[["g1", "g0"]]  # the columns in the other order
+    assert np.array_equal(steer.transform(X, onehot, y), steer.transform(X, g, y))
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        ["a", np.nan, "b", "a"],
+        pd.Series(["a", pd.NA, "b", "a"], dtype="string"),
+        ["a", pd.NaT, "b", "a"],
+        pd.Series(["a", None, "b", "a"]),
+    ],
+    ids=["nan-in-list", "pandas-NA", "NaT", "None"],
+)
+def test_missing_group_labels_are_refused(groups: object) -> None:
+    """A missing value is never a group of its own (np.asarray turned NaN among strings into the label 'nan')."""
+    from steerfair import Membership
+
+    with pytest.raises(ValueError, match="missing values"):
+        Membership.parse(groups)
+
+
+def test_membership_rows_must_sum_to_one() -> None:
+    from steerfair import Membership
+
+    with pytest.raises(ValueError, match="sum to 1"):
+        Membership(np.array([0, 1]), np.array([[5.0, 3.0], [0.0, 1.0]]), "probabilities")
+    with pytest.raises(ValueError, match="negative"):
+        Membership(np.array([0, 1]), np.array([[1.5, -0.5]]), "probabilities")
+    signed = Membership(np.array([0, 1]), np.array([[1.5, -0.5]]), "debiased")  # de-biased rows are signed
+    assert signed.weights.sum() == 1.0

@@ -36,6 +36,7 @@ __all__ = [
     "BIOS_PROFESSIONS",
     "BUG_NON_OCCUPATIONS",
     "TextDataset",
+    "check_bios_source",
     "load_bios",
     "load_bug",
     "load_text_data",
@@ -403,6 +404,70 @@ def load_bios(
     else:
         raise ValueError(f"unsupported Bios file type {suffix!r} ({p}); use parquet, jsonl, csv or INLP pickle")
     return _bios_frame_to_dataset(records, split, str(p))
+
+
+#: the local Bios file types :func:`check_bios_source` reads without unpickling
+BIOS_FILE_TYPES = (".parquet", ".jsonl", ".json", ".csv")
+
+
+def check_bios_source(name: str) -> None:
+    """Check, cheaply and before any work, that :func:`load_text_data` can read ``name`` (not ``"bug"``).
+
+    ``"bios"`` needs the hub (refused when ``HF_DATASETS_OFFLINE`` or ``HF_HUB_OFFLINE`` is set); a folder must hold
+    ``train``, ``dev`` and ``test`` files, a file be parquet, jsonl or csv, and each file's first rows have the
+    fields ``hard_text`` (or ``text``), ``profession`` (or ``p``) and ``gender`` (or ``g``). INLP pickles are refused
+    (unpickling runs code; convert them to parquet).
+
+    Raises:
+        ValueError: saying what is wrong with ``name`` and what to pass instead.
+    """
+    import os
+
+    if name == "bug":
+        return
+    if name == "bios":
+        offline = [v for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE") if os.environ.get(v, "") not in ("", "0")]
+        if offline:
+            raise ValueError(
+                f"bios loads Bias in Bios from the hub, but {' and '.join(offline)} is set; pass a local copy "
+                "(a parquet/jsonl/csv file or a folder of train/dev/test files) or bug (the offline stand-in)"
+            )
+        return
+    p = Path(name)
+    if not p.exists():
+        raise ValueError(f"{name!r} is neither bug, bios nor an existing file or folder")
+    files = [p] if p.is_file() else []
+    for split in ("train", "dev", "test") if p.is_dir() else ():
+        found = [p / f"{split}{ext}" for ext in BIOS_FILE_TYPES if (p / f"{split}{ext}").exists()]
+        if not found:
+            raise ValueError(f"the folder {name!r} holds no {split} file ({split}.parquet, .jsonl or .csv)")
+        files.append(found[0])
+    import pandas as pd
+
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix not in BIOS_FILE_TYPES:
+            raise ValueError(f"{str(f)!r} is a {suffix or 'suffix-less'} file; Bios files are parquet, jsonl or csv")
+        try:
+            if suffix == ".parquet":
+                import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+                columns = list(pq.read_schema(f).names)
+            elif suffix == ".csv":
+                columns = list(pd.read_csv(f, nrows=5).columns)
+            else:
+                columns = list(
+                    pd.read_json(f, lines=suffix == ".jsonl", nrows=5 if suffix == ".jsonl" else None).columns
+                )
+        except Exception as exc:  # any reader's failure: the file is not what its suffix says
+            raise ValueError(f"{str(f)!r} could not be read as {suffix[1:]} ({type(exc).__name__}: {exc})") from None
+        have = set(columns)
+        missing = [
+            f"{hub} (or {alt})" for hub, alt in (("hard_text", "text"), ("profession", "p"), ("gender", "g"))
+            if hub not in have and alt not in have
+        ]  # fmt: skip
+        if missing:
+            raise ValueError(f"{str(f)!r} lacks the fields {missing} (has {columns[:10]})")
 
 
 def load_text_data(name: str, **kwargs: Any) -> TextDataset:

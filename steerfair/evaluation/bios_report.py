@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..files import atomic_write_file
 
 if TYPE_CHECKING:
@@ -23,8 +25,11 @@ _LABELS = {
 
 
 def _pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
-    """``mean ± std`` of a summarised metric."""
-    return f"{s[key]:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}"
+    """``mean ± std`` of a summarised metric (``-`` where it is undefined: NaN, or None from JSON)."""
+    value = s.get(key)
+    if value is None or not np.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}"
 
 
 def markdown(results: dict[str, Any]) -> str:

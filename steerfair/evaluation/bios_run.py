@@ -6,12 +6,13 @@ import argparse
 import dataclasses
 import inspect
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ..datasets.bios import TextDataset, load_bug, load_text_data
+from ..datasets.bios import TextDataset, check_bios_source, load_bug, load_text_data
 from ..files import atomic_write
 from .arguments import distinct
 from .bios_methods import METHODS
@@ -208,17 +209,30 @@ def run_bios(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the options shared by ``steerfair bios`` and ``recipes/bios.py`` to a parser."""
     p.add_argument("--model", default="minilm", help="minilm | smollm2 | hub id | local path (default: minilm)")
-    p.add_argument("--data", default="bug", help="bug (offline stand-in) | bios (hub) | local Bios file/dir")
+    p.add_argument(
+        "--data", default="bug",
+        help="bug (offline stand-in, default) | bios (the hub; needs a network) | a local Bios file "
+        "(.parquet/.jsonl/.csv with hard_text, profession, gender) or a folder of train/dev/test files",
+    )  # fmt: skip
     p.add_argument("--layer", type=int, default=None, help="block to read (default: minilm -1, smollm2 15)")
-    p.add_argument("--pooling", default="mean", choices=["mean", "last", "first", "cls"])
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument(
+        "--pooling", default="mean", choices=["mean", "last", "first", "cls"],
+        help="how a sentence's token states become one vector (default: mean)",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=int, default=5, help="number of random splits, seeds 0..N-1 (default: 5)")
     p.add_argument(
         "--max-per-class", type=int, default=None,
         help=f"BUG only: cap per occupation (default {BUG_DEFAULT_CAP}; 0: no cap)",
     )  # fmt: skip
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--methods", nargs="+", default=list(ProtocolConfig().methods), choices=list(METHODS))
-    p.add_argument("--intervention", default="all", choices=["all", "affirmative"])
+    p.add_argument("--max-length", type=int, default=128, help="tokens per sentence at most (default: 128)")
+    p.add_argument(
+        "--methods", nargs="+", default=list(ProtocolConfig().methods), choices=list(METHODS), metavar="METHOD",
+        help=f"methods compared in one run, from {', '.join(METHODS)} (default: {' '.join(ProtocolConfig().methods)})",
+    )  # fmt: skip
+    p.add_argument(
+        "--intervention", default="all", choices=["all", "affirmative"],
+        help="steerfair: move every (gender, occupation) cell, or only the other gender's (default: all)",
+    )  # fmt: skip
     p.add_argument(
         "--criterion", default="equal_opportunity", choices=["equal_opportunity", "demographic_parity"],
         help="recorded with the results; the ideal is the same for both (docs/theory.md: one set of conditions "
@@ -228,7 +242,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--rank", type=int, default=None,
         help="steer inside the top-RANK principal subspace only (0: all; default 128, or all of a smaller encoding)",
     )  # fmt: skip
-    p.add_argument("--test-mode", default="posterior", choices=["posterior", "group"])
+    p.add_argument(
+        "--test-mode", default="posterior", choices=["posterior", "group"],
+        help="steerfair at test time: the posterior mixture of cell maps, or one map per gender (default: posterior)",
+    )  # fmt: skip
     p.add_argument(
         "--target", default="ideal", choices=["ideal", "shared"],
         help="steerfair's target: the nearest ideal's cell maps (default) or the label-free shared target",
@@ -250,10 +267,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-priors", action="store_true", help="do not reweight the classifier to the ideal priors")
     p.add_argument("--exclude", nargs="*", default=[], help="occupations left out of the gap statistics")
-    p.add_argument("--share-split", default="train", choices=["train", "all"])
-    p.add_argument("--sign", default="signed", choices=["signed", "absolute"])
+    p.add_argument(
+        "--share-split", default="train", choices=["train", "all"],
+        help="rows from which each occupation's share of women is read for the gap correlation (default: train)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sign", default="signed", choices=["signed", "absolute"],
+        help="correlate the signed or the absolute per-occupation gaps with the share of women (default: signed)",
+    )  # fmt: skip
     p.add_argument("--cache-dir", default=None, help="encoding cache (default: $STEERFAIR_CACHE/encodings)")
-    p.add_argument("--out", default="results/bios")
+    p.add_argument("--out", default="results/bios", help="output folder (default: results/bios)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in --out")
 
 
@@ -340,6 +363,11 @@ def check_bug_cap(max_per_class: int) -> None:
         )
 
 
+def _option(word: str, args: argparse.Namespace) -> str:
+    """``share_covariance`` -> ``--share-covariance`` when it is an option of the command, else the word."""
+    return f"--{word.replace('_', '-')}" if word in vars(args) else word
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Raise a ``ValueError`` naming the option for an unusable ``steerfair bios`` argument or output folder.
 
@@ -357,8 +385,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-per-class must be non-negative (0: no cap); got {args.max_per_class}")
     if args.data == "bug":
         check_bug_cap(BUG_DEFAULT_CAP if args.max_per_class is None else args.max_per_class)
-    if args.data not in ("bug", "bios") and not Path(args.data).exists():
-        raise ValueError(f"--data must be bug, bios or an existing Bios file or folder; got {args.data!r}")
+    try:
+        check_bios_source(args.data)
+    except ValueError as exc:
+        raise ValueError(f"--data: {exc}") from None
     check_model_layer(args.model, args.layer)
     check_cache_dir(args.cache_dir)
     if args.rank is not None and args.rank < 0:
@@ -370,7 +400,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--rank {args.rank} exceeds {args.model}'s dimension {dim}; pass --rank <= {dim} (0: all)")
     distinct(args.methods, "--methods")
     distinct(args.exclude, "--exclude")
-    config_from_args(args)  # the protocol's own checks
+    try:
+        config_from_args(args)  # the protocol's own checks, in its field names: said as the options here
+    except ValueError as exc:
+        raise ValueError(re.sub(r"\b([a-z]+(?:_[a-z]+)+)\b", lambda m: _option(m.group(1), args), str(exc))) from None
     if args.exclude and args.data == "bug":  # the occupations are known without encoding (about 2 s)
         cap = BUG_DEFAULT_CAP if args.max_per_class is None else args.max_per_class
         known = {str(c) for c in load_bug(max_per_class=cap or None).labels}

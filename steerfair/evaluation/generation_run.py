@@ -31,7 +31,7 @@ from ..datasets.prompts import (
 )
 from .arguments import distinct
 from .generation_names import METHODS, READOUT_METHODS
-from .output import atomic_write_file, check_output, result_names, write_results
+from .output import check_output, result_names, write_results
 
 if TYPE_CHECKING:  # torch and transformers load when a run starts, so that --help and argument errors come at once
     from .generation_bias import Steering
@@ -373,10 +373,11 @@ def run(args: argparse.Namespace, prompts: PromptSet | None = None, log: Any = p
             "unsteered": plain,
             "steered": steered,
         }
-        atomic_write_file(Path(args.out) / "continuations.md", lambda p: p.write_text("\n".join(lines) + "\n"))
-    else:  # an earlier run's continuations (--overwrite) would otherwise sit beside these results as if theirs
+    # the continuations are written with the results, in one atomic step: a run killed before it leaves neither
+    extra = None if setting is None else {"continuations.md": ("\n".join(lines) + "\n").encode()}
+    write_results(args.out, "results", results, markdown, plot, overwrite=True, config=config, extra=extra)
+    if setting is None:  # an earlier run's continuations (--overwrite) would otherwise sit beside these results
         Path(args.out, "continuations.md").unlink(missing_ok=True)
-    write_results(args.out, "results", results, markdown, plot, overwrite=True, config=config)
     return results
 
 

@@ -52,9 +52,13 @@ def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = Fal
         ValueError: ``out`` is not a folder, cannot be created or written to, or holds one of ``names`` and
             ``overwrite`` is false.
     """
+    if isinstance(out, str) and not out.strip():
+        raise ValueError("--out is empty; pass an output folder (e.g. --out results/run1)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {str(out)!r} exists and is not a folder; pass another --out")
+    if any(p.exists() and not p.is_dir() for p in out.parents):
+        raise ValueError(f"output folder {str(out)!r} lies under a file, not a folder; pass another --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".write-check-")
@@ -66,7 +70,7 @@ def check_output(out: str | Path, names: Iterable[str], *, overwrite: bool = Fal
     if existing and not overwrite:
         raise ValueError(
             f"output folder {str(out)!r} already holds results ({', '.join(existing)}); pass --overwrite "
-            "(overwrite=True) to replace them, or choose another --out"
+            "to replace them, or choose another --out"
         )
     return out
 
@@ -138,6 +142,7 @@ def write_results(
     *,
     overwrite: bool = False,
     config: Mapping[str, Any] | None = None,
+    extra: Mapping[str, bytes] | None = None,
 ) -> None:
     """Create ``out`` and write the results as JSON, their ``markdown`` table and their ``plot`` there.
 
@@ -151,6 +156,7 @@ def write_results(
         plot: Draws the results into the given path.
         overwrite: Replace existing result files (otherwise a ``ValueError``).
         config: The run's configuration, recorded in the JSON under ``"run"`` with the version and UTC time.
+        extra: more files of the same results (name -> bytes), written in the same atomic step.
 
     Raises:
         ValueError: see :func:`check_output`.
@@ -163,7 +169,9 @@ def write_results(
     image = _render(out, names[2], lambda p: plot(results, p))
     # all three are written and synced before any is renamed (a failure or kill while writing leaves every earlier
     # file as it was); the JSON is renamed last: a results JSON on disk means the table and plot beside it are complete
-    atomic_write({str(out / names[1]): table.encode(), str(out / names[2]): image, str(out / names[0]): text.encode()})
+    files = {str(out / name): data for name, data in (extra or {}).items()}
+    files.update({str(out / names[1]): table.encode(), str(out / names[2]): image, str(out / names[0]): text.encode()})
+    atomic_write(files)
 
 
 def _render(folder: Path, name: str, draw: Callable[[Path], None]) -> bytes:

@@ -34,7 +34,10 @@ def ideality_violations(model: GroupConditionalModel) -> dict[str, float]:
     * ``"covariance_ratio"``: ``S_ia^{1/2} S_ja^{-1} S_ia^{1/2}`` must not depend on ``a``;
     * ``"class_prior_ratio"``: ``q_ia / q_ja`` must not depend on ``a``.
 
-    Square roots are the symmetric ones (computed with ``eigh``). Violations are
+    Square roots are the symmetric ones (computed with ``eigh``), so the violations carry the rounding of the
+    covariances' small eigen-directions: about ``1e-16`` times their condition number (columns in very different
+    units: an exactly ideal model can exceed ``1e-8``; :func:`is_ideal`'s default test works in whitened
+    coordinates and is not affected). Violations are
     ``||X_a - X_0|| / max(1, ||X_0||)`` (Frobenius / Euclidean norms; log-ratios for priors).
     Log-normal models are checked on the underlying normals (the log map preserves the conditions).
 
@@ -44,6 +47,8 @@ def ideality_violations(model: GroupConditionalModel) -> dict[str, float]:
     Returns:
         The three worst violations by name.
     """
+    if not isinstance(model, GroupConditionalModel):
+        raise TypeError(f"ideality_violations expects a GroupConditionalModel; got {type(model).__name__}")
     k, m = model.n_groups, model.n_classes
     roots = [[psd_sqrt_and_rsqrt(model.components[a][i].cov) for i in range(m)] for a in range(k)]
     smd = cov = 0.0

@@ -409,6 +409,11 @@ def _search_1d(
     return float(s_star), len(grid)
 
 
+#: how far (in ``log gamma``) the search for three or more groups may go from its start: gammas ``e^10`` times
+#: larger or smaller than the affirmative closed form's
+SEARCH_BOUND = 10.0
+
+
 def search_gammas(
     stats: CellFactors,
     inner: InnerSolver | None,
@@ -476,5 +481,17 @@ def search_gammas(
     jac = lambda s: gamma_gradient(stats, params_at(s))[free]  # noqa: E731
     from scipy import optimize  # lazy: keeps `import steerfair` light (docs/benchmarks.md)
 
-    res = optimize.minimize(fun, s0, jac=jac, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 500})
+    # bounded about the start: an unbounded first step jumped to gamma ~ 1e10 on a well-conditioned model, where the
+    # offsets' normal equations lose positive definiteness (SEARCH_BOUND in log gamma is a factor of about 2e4)
+    bounds = [(float(v) - SEARCH_BOUND, float(v) + SEARCH_BOUND) for v in np.atleast_1d(s0)]
+    res = optimize.minimize(
+        fun, s0, jac=jac, method="L-BFGS-B", bounds=bounds, options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 500}
+    )
+    if res.status == 1:  # out of iterations (an "abnormal" line search is rounding at the minimum: not warned)
+        warnings.warn(
+            f"the search over the groups' scales stopped after {res.nit} iterations without converging; the ideal "
+            "returned is the best point found, possibly not the nearest",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
     return params_at(res.x), {"evaluations": float(len(cache)), "lbfgs_iterations": float(res.nit)}

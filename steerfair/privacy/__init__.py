@@ -13,7 +13,7 @@ Example::
 
     from steerfair import privacy
 
-    reports = privacy.randomized_response(groups, epsilon=1.0, categories=["F", "M"], seed=0)  # user side
+    reports = privacy.randomized_response(groups, epsilon=1.0, categories=["F", "M"])  # user side: secret randomness
     model = privacy.fit_private_model(X, y, reports, epsilon=1.0, categories=["F", "M"])
     steer = steerfair.fit_steering(model)
     P = privacy.posterior_group_proba(reports, 1.0, prior=privacy.model_group_proba(model, X, y), categories=["F", "M"])
@@ -43,7 +43,7 @@ from .mechanisms import (
     rr_probabilities,
     rr_variance_inflation,
 )
-from .posterior import PrivateGroupProbe, model_group_proba, posterior_group_proba
+from .posterior import PrivateGroupProbe, model_group_proba, posterior_group_proba, report_shares
 from .reports import ReportedGroups, group_reader
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "ldp_statistics",
     "model_group_proba",
     "posterior_group_proba",
+    "report_shares",
     "private_membership",
     "psd_repair",
     "randomized_response",

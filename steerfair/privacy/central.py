@@ -69,8 +69,13 @@ def gaussian_sigma(epsilon: float, delta: float, sensitivity: float = 1.0) -> fl
     """
     eps = check_epsilon(epsilon)
     dlt = check_delta(delta)
-    if not (isinstance(sensitivity, (int, float)) and math.isfinite(sensitivity) and sensitivity > 0):
+    if (
+        isinstance(sensitivity, (bool, np.bool_))
+        or not isinstance(sensitivity, (int, float, np.integer, np.floating))
+        or not (math.isfinite(sensitivity) and sensitivity > 0)
+    ):
         raise ValueError(f"sensitivity must be a positive finite number; got {sensitivity!r}")
+    sensitivity = float(sensitivity)
     if math.isinf(eps):
         return 0.0
 

@@ -78,6 +78,15 @@ def _check_k(n_categories: Any) -> int:
     return as_int(n_categories, "n_categories", low=2)
 
 
+def _check_domain(n: int, name: str) -> None:
+    """A domain found in the data (no ``categories`` / ``n_categories`` given) must hold two values at least."""
+    if n < 2:
+        raise ValueError(
+            f"{name} holds {n} distinct value(s); a sensitive attribute needs at least 2. Pass categories= "
+            "(the full public domain, in code order) when some value is absent from these rows"
+        )
+
+
 def rr_probabilities(epsilon: float, n_categories: int) -> tuple[float, float]:
     """``(p, q)``: the probability of reporting the true category and of each other category.
 
@@ -158,10 +167,13 @@ def encode_categories(
 
     ``categories`` lists the (public) domain in code order. Without it, integer values are codes in
     ``[0, n_categories)``; other values are mapped to their sorted unique values, which must then number
-    ``n_categories`` (when given) - a category absent from the data cannot be guessed.
+    ``n_categories`` (when given) - a category absent from the data cannot be guessed. Floats that are not whole
+    numbers are refused unless ``categories`` lists them: a column such as ``P(A = 1)`` is a probability, not a
+    category (give probabilities as an ``(n, k)`` membership instead).
 
     Raises:
-        ValueError: for a non-1-D column, missing values, or values outside the domain.
+        ValueError: for a non-1-D column, missing values, values outside the domain, or fractional floats without
+            ``categories``.
     """
     arr = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
     if arr.ndim != 1:
@@ -183,8 +195,15 @@ def encode_categories(
             raise ValueError(
                 f"{name} contains {exc.args[0]!r}, which is not among categories {cats.tolist()}"
             ) from None
-        _check_k(len(cats))
+        if len(cats) < 2:
+            raise ValueError(f"categories must list at least 2 values (the public domain); got {cats.tolist()}")
         return codes, cats
+    if arr.dtype.kind == "f" and arr.size and not np.all(arr == np.round(arr)):
+        raise ValueError(
+            f"{name} holds fractional floats ({arr[arr != np.round(arr)][0]!r}, ...): a categorical column is labels "
+            "or integer codes. Probabilities of group membership are an (n, k) array of rows summing to 1, not a "
+            "1-D column; pass categories= if these floats really are category labels"
+        )
     if arr.dtype.kind == "f" and n_categories is not None and arr.size and np.all(arr == np.round(arr)):
         arr = arr.astype(np.int64)  # integral floats are codes too: check them against the declared domain
     if arr.dtype.kind in "iu" and n_categories is not None:
@@ -204,7 +223,7 @@ def encode_categories(
             f"{name} has {len(cats)} distinct value(s) but n_categories={n_categories}; pass categories= "
             "(the full public domain, in code order)"
         )
-    _check_k(len(cats))
+    _check_domain(len(cats), name)
     return codes.astype(np.int64), cats
 
 
@@ -226,7 +245,10 @@ def randomized_response(
             the domain, or the sorted unique values are used when they number ``n_categories``).
         epsilon: privacy level ``> 0``; ``math.inf`` returns the column unchanged.
         n_categories: ``k >= 2``, the size of the domain (``len(categories)`` when omitted).
-        seed: seed or generator of the randomness.
+        seed: seed or generator of the randomness. The guarantee holds only if whoever sees the reports cannot
+            know or guess this randomness: on the user side leave it ``None`` (fresh entropy from the operating
+            system) or pass a generator seeded from ``secrets.randbits(128)``. A known seed lets anyone redraw
+            the keep / replace choices and undo the privatisation; fixed seeds are for simulations only.
         categories: the public domain in code order (labels).
 
     Returns:

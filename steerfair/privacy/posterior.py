@@ -1,7 +1,8 @@
 """Posterior group probabilities of individuals whose group was reported through randomized response.
 
 Bayes' rule with the channel: ``P(A = a | report r, x) ∝ P(A = a | x) C[a, r]``. The prior ``P(A | x)``
-can be a population vector (the de-biased group shares), per-row probabilities from a fitted
+can be uniform (the default), a population vector (e.g. the reports' maximum-likelihood group shares,
+:func:`report_shares`), per-row probabilities from a fitted
 :class:`~steerfair.GroupConditionalModel` (:func:`model_group_proba`), or a group probe trained on the
 privatised reports (:class:`PrivateGroupProbe`, forward-corrected so that it estimates ``P(A | x)``, not
 ``P(report | x)``). The posteriors are what the steering maps are mixed with at application time.
@@ -10,6 +11,7 @@ privatised reports (:class:`PrivateGroupProbe`, forward-corrected so that it est
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,11 +19,11 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ..model import GroupConditionalModel
-from ..validation import as_float_array, as_labels, as_matrix
-from .channel_inversion import debiased_membership
-from .mechanisms import check_epsilon, encode_categories, rr_channel
+from ..validation import as_float_array, as_int, as_labels, as_matrix
+from ..warning_location import user_stacklevel
+from .mechanisms import check_epsilon, encode_categories, invertible_rr_probabilities, rr_channel
 
-__all__ = ["PrivateGroupProbe", "forward_corrected_loss", "model_group_proba", "posterior_group_proba"]
+__all__ = ["PrivateGroupProbe", "forward_corrected_loss", "model_group_proba", "posterior_group_proba", "report_shares"]
 
 
 def posterior_group_proba(
@@ -37,32 +39,81 @@ def posterior_group_proba(
     Args:
         reports: the privatised group of each row.
         epsilon: their privacy level (``inf``: the posterior is the one-hot report).
-        prior: ``P(A)``: ``None`` (the de-biased shares of these reports, clipped to be positive), a
-            ``(k,)`` vector, or ``(n, k)`` per-row probabilities ``P(A | x)`` (e.g. from
-            :func:`model_group_proba` or :meth:`PrivateGroupProbe.predict_proba`).
+        prior: ``P(A)``: ``None`` (uniform: each row's posterior is its report's likelihood alone, whatever else
+            is in the batch), ``"reports"`` (the maximum-likelihood group shares of these reports,
+            :func:`report_shares`: every row's posterior then depends on the whole batch, and a small batch can
+            put a share at 0), a ``(k,)`` vector of probabilities or weights proportional to them (e.g.
+            :func:`report_shares` of a whole population's reports), or ``(n, k)`` per-row probabilities
+            ``P(A | x)`` (e.g. from :func:`model_group_proba` or :meth:`PrivateGroupProbe.predict_proba`).
         categories, n_categories: the domain, in column order.
     """
     eps = check_epsilon(epsilon)
     codes, cats = encode_categories(reports, categories, n_categories, name="reports")
     k, n = len(cats), codes.shape[0]
+    P0: np.ndarray
     if prior is None:
-        W, _ = debiased_membership(codes, eps, k)
-        share = np.clip(W.mean(axis=0), 1e-12, None) if n else np.full(k, 1.0 / k)
-        P0 = np.broadcast_to(share / share.sum(), (n, k))
+        P0 = np.full((n, k), 1.0 / k)
+    elif isinstance(prior, str):
+        if prior != "reports":
+            raise ValueError(f"prior must be None, 'reports', a (k,) vector or (n, k) probabilities; got {prior!r}")
+        P0 = np.broadcast_to(report_shares(codes, eps, k), (n, k))
     else:
-        P0 = as_float_array(prior, "prior", finite=False)
+        P0 = np.asarray(as_float_array(prior, "prior", finite=False))
         if P0.shape == (k,):
             P0 = np.broadcast_to(P0, (n, k))
         if P0.shape != (n, k) or not np.all(np.isfinite(P0)) or np.any(P0 < 0):
             raise ValueError(f"prior must be finite, non-negative, of shape ({k},) or ({n}, {k})")
         if np.any(P0.sum(axis=1) <= 0):
-            raise ValueError("every prior row must have positive mass")
+            raise ValueError(
+                "every prior row must have positive mass (rows are probabilities, or weights proportional to them)"
+            )
     C = rr_channel(eps, k)
     post = P0 * C[:, codes].T
     total = post.sum(axis=1, keepdims=True)
     if np.any(total <= 0):
         raise ValueError("the prior gives zero probability to a reported value at epsilon=inf")
     return post / total
+
+
+def report_shares(
+    codes: np.ndarray, epsilon: float, k: int, *, tol: float = 1e-12, max_iter: int = 10_000
+) -> np.ndarray:
+    """The maximum-likelihood group shares ``pi`` of randomised reports: ``argmax sum_j log (pi^T C)[r_j]`` over
+    the simplex.
+
+    The report frequencies ``f`` have expectation ``C^T pi``, so where the de-biased shares ``(C^-T) f`` are all
+    positive they are the maximum (the multinomial likelihood is maximal at ``C^T pi = f``); a share below 0, which
+    a small batch or a rare group produces, is where the constrained maximum differs. It is found by EM
+    (``pi <- mean_j P(A | r_j; pi)``, monotone in the likelihood), started from uniform shares. An empty batch gives
+    uniform shares; ``epsilon = inf`` the report frequencies (the reports are the groups).
+
+    Args:
+        codes: report codes ``0..k-1``.
+        epsilon: the privacy level of the reports.
+        k: the number of groups.
+        tol: stop when no share moves by more than this.
+        max_iter: EM iterations at most (the likelihood is concave in ``pi``; EM is slow only on the boundary).
+    """
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    n = counts.sum()
+    if n == 0:
+        return np.full(k, 1.0 / k)
+    f = counts / n
+    if math.isinf(epsilon):
+        return f
+    p, q = invertible_rr_probabilities(epsilon, k)
+    direct = (f - q) / (p - q)  # C^-T f, closed form (C is symmetric)
+    if np.all(direct > 0):
+        return direct / direct.sum()
+    C = rr_channel(epsilon, k)
+    pi = np.full(k, 1.0 / k)
+    for _ in range(max_iter):
+        new = pi * (C @ (f / (C.T @ pi)))  # mean posterior over the reports, grouped by report value
+        new /= new.sum()
+        if np.max(np.abs(new - pi)) <= tol:
+            return new
+        pi = new
+    return pi
 
 
 def model_group_proba(model: GroupConditionalModel, X: Any, y: Any = None) -> np.ndarray:
@@ -142,10 +193,26 @@ class PrivateGroupProbe:
     ) -> None:
         self.epsilon = check_epsilon(epsilon)
         self.categories = categories
-        if not (isinstance(C, (int, float)) and math.isfinite(C) and C > 0):
+        if isinstance(C, (bool, np.bool_)) or not (
+            isinstance(C, (int, float, np.integer, np.floating)) and math.isfinite(C) and C > 0
+        ):
             raise ValueError(f"C must be a positive number; got {C!r}")
         self.C = float(C)
-        self.max_iter = int(max_iter)
+        self.max_iter = as_int(max_iter, "max_iter", low=1)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn's convention, so the probe can be cloned)."""
+        return {"epsilon": self.epsilon, "categories": self.categories, "C": self.C, "max_iter": self.max_iter}
+
+    def set_params(self, **params: Any) -> PrivateGroupProbe:
+        """Set constructor arguments (validated as the constructor does); returns ``self``."""
+        unknown = set(params) - set(self.get_params())
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {sorted(unknown)}; PrivateGroupProbe takes {sorted(self.get_params())}"
+            )
+        self.__init__(**{**self.get_params(), **params})  # type: ignore[misc]
+        return self
 
     def fit(self, X: Any, reports: Any, sample_weight: Any = None) -> PrivateGroupProbe:
         """Fit on features ``X`` ``(n, d)`` and privatised group reports; returns ``self``."""
@@ -180,6 +247,13 @@ class PrivateGroupProbe:
         self.coef_ = res.x[: d * k].reshape(d, k)
         self.intercept_ = res.x[d * k :]
         self.n_iter_ = int(res.nit)
+        if not res.success:
+            warnings.warn(
+                f"PrivateGroupProbe: L-BFGS stopped after {self.n_iter_} iterations without converging "
+                f"({res.message}); raise max_iter (now {self.max_iter})",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

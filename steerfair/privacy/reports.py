@@ -61,8 +61,9 @@ class ReportedGroups:
     def apply_membership(
         self, groups: Any, n: int, known: Sequence[Any] | np.ndarray, prior: Any = None, *, name: str = "groups"
     ) -> Membership:
-        """``P(A | x, report)`` from the reports and a prior ``P(A | x)`` (``prior()``; ``None``: the reports'
-        de-biased shares); without reports, the prior itself; explicit probabilities are taken as given."""
+        """``P(A | x, report)`` from the reports and a prior ``P(A | x)`` (``prior()``; ``None``: uniform, see
+        :func:`~steerfair.privacy.posterior_group_proba`); without reports, the prior itself; explicit probabilities
+        are taken as given."""
         if isinstance(groups, Membership) or (groups is not None and np.ndim(groups) == 2):
             return PlainGroups().apply_membership(groups, n, known, name=name)  # probabilities are taken as given
         P0 = None if prior is None else prior()
