@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's steerfair, whatever is installed
 MODULES = ["steerfair"] + [f"steerfair.{m}" for m in (
     "ideal", "maps", "families", "llm", "privacy", "datasets", "metrics", "bios", "membership", "statistics",
-    "covariance", "files", "steering", "model", "tabular", "representations", "baselines", "shared_target", "shared_target_estimation", "shared_positive", "derived_columns", "copula", "categorical_garbling", "dichotomy", "shared_score", "table_columns", "blas_pools", "datasets.prompts",
+    "covariance", "files", "steering", "model", "tabular", "representations", "baselines", "shared_target", "shared_target_estimation", "strength_choice", "shared_positive", "derived_columns", "copula", "categorical_garbling", "dichotomy", "shared_score", "table_columns", "blas_pools", "datasets.prompts",
 )]
 LAZY = {
     "steerfair.FairSteerer": "steerfair.tabular.FairSteerer",

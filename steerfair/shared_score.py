@@ -45,7 +45,7 @@ from .copula import draw_groups
 from .dichotomy import DichotomyMeet, greatest_common_dichotomy, pool_adjacent_violators, roc_curve_of
 from .membership import Membership, PlainGroups, warn_probe_stands_in
 from .random_state import as_generator, call_generator
-from .validation import as_int, as_labels, as_unit_weight
+from .validation import as_int, as_labels, as_unit_weight, label_repr
 
 __all__ = ["SharedScore", "default_estimators"]
 
@@ -235,7 +235,8 @@ class SharedScore(TransformerMixin, BaseEstimator):
         small, cls = np.unravel_index(np.argmin(counts), counts.shape)
         if counts[small, cls] < n_folds:
             raise ValueError(
-                f"group {self.groups_[small]!r} has {counts[small, cls]} row(s) of class {self.classes_[cls]!r}; "
+                f"group {label_repr(self.groups_[small])} has {counts[small, cls]} row(s) of class "
+                f"{label_repr(self.classes_[cls])}; "
                 f"every (group, class) cell needs at least n_folds = {n_folds}: lower n_folds or merge small groups"
             )
         seed = int(as_generator(self.random_state).integers(2**31 - 1))

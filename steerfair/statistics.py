@@ -542,6 +542,9 @@ def _check_saved(arrays: dict[str, np.ndarray], prefix: str) -> None:
             raise ValueError(f"statistics{where}: a cell without signed weights has a negative count or variance")
         if np.any(np.abs(covs - np.swapaxes(covs, -1, -2)) > 1e-12 * scale):
             raise ValueError(f"statistics{where}: a covariance is not symmetric")
+    for name in ("sizes", "sq_weights"):  # sums of non-negative terms in every kind of cell
+        if name in arrays and np.any(arrays[name] < 0):
+            raise ValueError(f"statistics{where}: '{name}' holds a negative value")
 
 
 def _labels(values: Any) -> np.ndarray:

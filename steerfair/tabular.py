@@ -142,8 +142,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         strength: (float in [0, 1]) Shared targets only: each row is steered with probability ``t``, so every rate
             gap between groups that the target closes shrinks by ``1 - t`` for a fixed classifier (TPR and FPR for
             ``"shared"``, TPR for ``"shared_positive"``; not the DP gap, which mixes the groups' base rates); 0
-            leaves rows unchanged, 1 is the exact shared target
-            (:func:`steerfair.shared_target.pick_strength` picks it for a gap budget).
+            leaves rows unchanged, 1 is the exact shared target. A model retrained at an intermediate strength can
+            be worse on both counts than at 0 and 1: :func:`steerfair.shared_target.pick_strength` measures it.
         marginals: ({"auto", "gaussian", "copula"}) ``"copula"``: steer normal scores of the columns
             (:class:`steerfair.copula.GaussianCopula`; atoms jittered, values mapped back onto training atoms); then
             ``columns=None`` steers every non-constant numeric column, one-hot and counts included. ``"gaussian"``:

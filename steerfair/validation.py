@@ -201,6 +201,10 @@ def reject_continuous_labels(
     if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
         example = arr[arr != np.round(arr)][0]
         raise ValueError(f"{name} has non-integer values (e.g. {example:g}), so it looks continuous; {hint}")
+    if arr.dtype.kind == "O":  # floats kept as Python objects (a pandas object column of scores)
+        for v in arr.tolist():
+            if isinstance(v, (float, np.floating)) and np.isfinite(v) and v != round(v):
+                raise ValueError(f"{name} has non-integer values (e.g. {v:g}), so it looks continuous; {hint}")
 
 
 def as_labels(x: Any, name: str, n: int) -> np.ndarray:

@@ -241,3 +241,22 @@ def test_an_empty_batch_is_the_neutral_element_of_a_stream(seed: int, n: int, cu
     assert steer.transform(X[:0], g[:0], y[:0]).shape == (0, 3)
     with pytest.raises(ValueError, match="feature"):
         steer.transform(np.zeros((0, 2)), g[:0], y[:0])
+
+
+@given(seed=st.integers(0, 10_000), logs=st.lists(st.floats(-4.0, 4.0), min_size=3, max_size=3))
+@settings(max_examples=10, deadline=None)
+def test_standardised_coordinates_make_steered_rows_equivariant_to_units(seed: int, logs: list[float]) -> None:
+    """The recipe of ``fit_steering``'s docstring: fitted in ``Coordinates.standardising`` coordinates, rescaling and
+    shifting the columns rescales and shifts the steered rows the same way."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) * (1.0 + 0.5 * g[:, None]) + y[:, None]
+    D, b = 10.0 ** np.asarray(logs), rng.normal(size=3) * 100
+
+    def steered(Z: np.ndarray) -> np.ndarray:
+        model = GroupConditionalModel.fit(Z, y, g)
+        c = Coordinates.standardising(model)
+        return SteeringTransform.fit(c.model(model), coordinates=c).transform(Z, g)
+
+    assert np.allclose((steered(X * D + b) - b) / D, steered(X), atol=1e-7)

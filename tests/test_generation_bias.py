@@ -387,6 +387,12 @@ def test_gender_swap() -> None:
     assert gender_swap(s, "male") == "He lost his keys because he was tired, and Mr. Smith found him."
     assert gender_swap(gender_swap(s, "male"), "male") == gender_swap(s, "male")
     assert gender_swap("He lost his keys.", "female") == "She lost her keys."
+    # an object "her" is "him", not "his" (220 of WinoBias's 444 dev sentences with "her" read "asked his to ...")
+    assert gender_swap("The nurse told her that she was late.", "male") == "The nurse told him that he was late."
+    assert gender_swap("The CEO asked her a question.", "male") == "The CEO asked him a question."
+    assert gender_swap("It is hers, not his.", "male") == "It is his, not his."
+    assert gender_swap("The book is his.", "female") == "The book is hers."
+    assert gender_swap("He met her old friend.", "male") == "He met his old friend."
 
 
 def _argv(tmp_path, *extra: str) -> list[str]:  # type: ignore[no-untyped-def]

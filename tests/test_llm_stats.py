@@ -580,6 +580,7 @@ def test_update_from_cuda_rows_matches_cpu() -> None:
         (lambda t: t["layer0.covs"].__setitem__((0, 0, 0, 0), -99.0), "negative count or variance"),
         (lambda t: t["layer0.covs"].__setitem__((0, 0, 0, 1), 99.0), "not symmetric"),
         (lambda t: t["layer0.signed"].__setitem__((0, 0), 0.5), "'signed' holds values other than 0 and 1"),
+        (lambda t: t["layer0.sizes"].__setitem__((0, 0), -3.0), "'sizes' holds a negative value"),
         (lambda t: t.__setitem__("layer3.counts", t["layer0.counts"].copy()), "that the metadata does not declare"),
     ],
 )
@@ -600,4 +601,29 @@ def test_load_refuses_a_damaged_file_that_still_parses(tmp_path: Path, damage: A
     damage(tensors)
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(ValueError, match=message):
+        ActivationStats.load(path)
+
+
+@pytest.mark.parametrize(("field", "value"), [("layers", "abc"), ("dim", "4"), ("groups", ["a", "a"])])
+def test_load_names_the_file_for_bad_declared_metadata(tmp_path: Path, field: str, value: Any) -> None:
+    """Metadata whose declared layers, dimension or groups are bad is refused naming the file (before, the
+    constructor's message named neither the file nor what to do)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    stats = ActivationStats([0], ["a", "b"], [0, 1], 4)
+    stats.update(0, rng.normal(size=(20, 4)), rng.choice(["a", "b"], 20), rng.integers(0, 2, 20))
+    path = tmp_path / "s.safetensors"
+    stats.save(path)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata())
+    key = next(k for k, v in meta.items() if field in v)
+    record = json.loads(meta[key])
+    record[field] = value
+    meta[key] = json.dumps(record)
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.raises(ValueError, match=r"s\.safetensors"):
         ActivationStats.load(path)

@@ -710,3 +710,14 @@ def test_ideal_template_sample_weight_reads_privatised_reports() -> None:
     plain = its.steering_.sample_weights(y, r)  # the reports read as groups: the old, unshrunk weights
     assert np.all(np.abs(w_its - 1.0) <= np.abs(plain - 1.0) + 1e-12) and not np.allclose(w_its, plain)
     assert np.corrcoef(w_its, w_fs)[0, 1] > 0.99
+
+
+def test_label_and_floor_errors_name_the_callers_arguments() -> None:
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    r = np.array([0, 1, 0, 1, 0, 1])
+    with pytest.raises(ValueError, match="^y contains 2"):
+        P.ldp_statistics(X, [0, 1, 0, 1, 0, 2], r, 1.0, label_epsilon=1.0, label_categories=[0, 1])
+    with pytest.raises(ValueError, match="psd_floor"):
+        P.fit_private_model(X, [0, 1, 0, 1, 0, 1], r, 1.0, psd_floor=-1)
+    with pytest.raises(ValueError, match="label_epsilon=2.5e-09 is too small"):
+        P.fit_private_model(X, [0, 1, 2, 0, 1, 2], r, 1.0, label_epsilon=2.5e-9, label_categories=[0, 1, 2])

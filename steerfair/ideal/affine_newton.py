@@ -254,8 +254,12 @@ class GroupMapProblem:
         """The inverse of the Fisher metric in relative coordinates (module docstring; diagonal ``Lambda_i``)."""
         W, d = self.W, self.d
         A = np.einsum("i,ik,ij->jk", self.w, self.Ld, 1.0 / self.Ld)
+        # equal pencil eigenvalues make a pair flat (A_jk A_kj = W^2, and rounding can put the product below W^2): both
+        # diagonal entries are then scaled up until the determinant is PAIR_FLOOR A_jk A_kj, so the block stays
+        # positive definite (a floored determinant alone left an indefinite "inverse" and a negative g^T M^-1 g)
+        AA = A * A.T
+        A = A * np.sqrt(np.maximum(1.0, (W * W + PAIR_FLOOR * AA) / AA))
         det = A * A.T - W * W
-        det = np.maximum(det, PAIR_FLOOR * A * A.T)  # equal pencil eigenvalues: the pair is flat; keep it invertible
         bd = A.T / det
         bo = np.full((d, d), -W) / det
         np.fill_diagonal(bd, 1.0 / (2.0 * W))
@@ -459,7 +463,7 @@ def newton_map(
             if n_iter >= min_iter or gpre == 0.0:
                 break
         n_iter += 1
-        eta = min(0.1, gpre**0.25)  # forcing term: superlinear near the minimum
+        eta = min(0.1, max(gpre, 0.0) ** 0.25)  # forcing term: superlinear near the minimum
 
         def hvp(G: np.ndarray, X: np.ndarray = X) -> np.ndarray:
             return problem.hvp(X, G)

@@ -182,7 +182,7 @@ def profile_newton(
             q, f, F, grads, gtheta, moved = q_new, f_q, F_q, grads_q, gtheta_q, True  # lower by more than the tolerance
             continue
         n_iter += 1
-        eta = min(0.1, gpre**0.25)
+        eta = min(0.1, max(gpre, 0.0) ** 0.25)
 
         def hvp(P: np.ndarray, L: np.ndarray = L, B: list = B, problems: list = problems, q: np.ndarray = q,
                 g: np.ndarray = g_smooth, to_relative: Callable[..., np.ndarray] = to_relative,

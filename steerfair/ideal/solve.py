@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -15,6 +16,7 @@ from ..blas_pools import with_single_extra_pools
 from ..families.gaussian import Gaussian
 from ..linalg import tril_solve_tril
 from ..model import GroupConditionalModel
+from ..warning_location import user_stacklevel
 from .line_search import search_gammas
 from .priors import cell_weights, ideal_class_priors, prior_kl
 from .scale_family import CellFactors, ScaleFamilyParams, affirmative_closed_form
@@ -270,7 +272,15 @@ def solve_nearest_ideal(
         # search loses digits at offsets far from the spread (1e8 with unit spread: KL 0.2815 instead of 0.2748)
         shift = _pooled_mean(model)
         centred = _translated(model, -shift)
-        iso = _solve_isotropic(centred, criterion, intervention, "auto", reference)
+        with warnings.catch_warnings(record=True) as caught:  # the isotropic solve is only the start here
+            warnings.simplefilter("always")
+            iso = _solve_isotropic(centred, criterion, intervention, "auto", reference)
+        for w in caught:
+            warnings.warn(
+                f"in the isotropic solution that starts the affine search (not in the affine result): {w.message}",
+                w.category,
+                stacklevel=user_stacklevel(),
+            )
         with _precision_context(centred):
             return _translated_solution(solve_affine(iso, bool(progress)), model, shift)
     if not isinstance(model, GroupConditionalModel):

@@ -500,7 +500,10 @@ class ActivationStats:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{where}: incomplete metadata (missing or bad {exc}); {advice}") from None
-        out = cls(*declared)
+        try:
+            out = cls(*declared)
+        except (TypeError, ValueError) as exc:  # the declared layers / groups / labels / dim themselves are bad
+            raise ValueError(f"{where}: bad metadata ({exc}); {advice}") from None
         pooling = meta.get("pooling")  # absent from files written before it was recorded
         if pooling is not None and not isinstance(pooling, str):
             raise ValueError(f"{where}: the metadata's pooling {pooling!r} is not a pooling name; {advice}")

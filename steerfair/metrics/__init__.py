@@ -8,7 +8,9 @@ opportunity (TPR gap) and equalized odds (the larger of the TPR and FPR gaps) --
 The gap functions take ``y_true, y_pred`` positionally and ``groups`` as a keyword, mirroring fairlearn's
 ``sensitive_features``; the scalar functions :func:`selection_rate`, :func:`true_positive_rate` and
 :func:`false_positive_rate` take only ``(y_true, y_pred)`` so they can be passed to
-``fairlearn.metrics.MetricFrame(metrics=...)``.
+``fairlearn.metrics.MetricFrame(metrics=...)``. One difference from fairlearn, on purpose: a group without
+positives has an undefined TPR (fairlearn counts it as 0), so the equal-opportunity gap skips that group with a
+warning (NaN when fewer than two groups are left) and the equalized-odds gap is then the FPR gap alone.
 
 **Multi-class TPR gaps** (the Bios protocol of De-Arteaga et al. 2019, used by INLP, Ravfogel et al. 2020, and
 MiMiC, Singh et al. 2024): for every class ``c`` the gap ``TPR_{a,c} - TPR_{b,c}`` between two groups, where

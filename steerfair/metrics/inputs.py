@@ -185,20 +185,29 @@ def prepare(y_true: Any, y_pred: Any, groups: Any) -> tuple[np.ndarray, np.ndarr
 def check_pos_label(yt: np.ndarray, yp: np.ndarray, pos_label: Any) -> None:
     """Catch a wrong ``pos_label`` (e.g. 1 for string labels) early.
 
-    The label is only required to occur somewhere when the data holds two or more distinct labels; data with a
-    single label (e.g. all negatives) is a legitimate degenerate case.
+    A label of another kind than every label in the data (a number among strings, a string among numbers) is an
+    error when the data holds two or more distinct labels (a single label, e.g. all negatives, is a legitimate
+    degenerate case). A label of the same kind that does not occur is a class these rows lack, as in one group's rows
+    of multi-class data (fairlearn's ``MetricFrame`` calls the rates per group): its rates are then 0 or undefined.
     """
     if isinstance(pos_label, (list, set, dict, np.ndarray)):  # (a tuple can be one label)
         raise ValueError(f"pos_label must be one label (e.g. 1 or 'yes'), not a collection; got {pos_label!r}")
     if equals(yt, pos_label).any() or equals(yp, pos_label).any():
         return
     labels = unique_values(np.concatenate([yt.astype(object), yp.astype(object)]))
-    if labels.shape[0] >= 2:
+    if labels.shape[0] >= 2 and _kind(pos_label) not in {_kind(v) for v in labels.tolist()}:
         shown = ", ".join(repr(v) for v in labels[:10].tolist())
         raise ValueError(
             f"pos_label={pos_label!r} occurs in neither y_true nor y_pred (labels seen: {shown}); "
             "pass the positive class as pos_label"
         )
+
+
+def _kind(value: Any) -> str:
+    """``"number"`` (bools and numpy numbers too), ``"text"`` or the type's name: what kind of label ``value`` is."""
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return "number"
+    return "text" if isinstance(value, (str, np.str_)) else type(value).__name__
 
 
 def prepare_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -206,6 +206,7 @@ def gap_share_correlation(gaps: Mapping[Any, float], share: Mapping[Any, float])
     xa, ya = np.asarray(x), np.asarray(y)
     xc, yc = xa - xa.mean(), ya - ya.mean()
     sx, sy = float(np.sqrt(np.sum(xc**2))), float(np.sqrt(np.sum(yc**2)))
-    if sx == 0.0 or sy == 0.0:
+    if np.ptp(xa) == 0.0 or np.ptp(ya) == 0.0 or sx == 0.0 or sy == 0.0:  # constant in the given values (the
+        # centred values of a constant can be rounding noise, whose "correlation" would be returned)
         raise ValueError("correlation undefined: gaps or shares are constant across classes")
     return float(np.clip(np.sum(xc * yc) / (sx * sy), -1.0, 1.0))

@@ -28,7 +28,7 @@ from ..ideal.solve import Criterion, Intervention
 from ..membership import Membership, MembershipKind
 from ..model import Family, GroupConditionalModel
 from ..statistics import PSD_FLOOR, CellStatistics, psd_repair
-from ..validation import as_labels, as_matrix
+from ..validation import as_labels, as_matrix, as_number
 from .mechanisms import check_epsilon, encode_categories, invertible_rr_probabilities
 
 __all__ = [
@@ -54,6 +54,7 @@ def debiased_membership(
     n_categories: int | None = None,
     *,
     categories: Sequence[Any] | np.ndarray | None = None,
+    names: tuple[str, str] = ("reports", "epsilon"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unbiased signed membership ``W = (onehot(r) - q) / (p - q)`` of randomised reports.
 
@@ -61,14 +62,16 @@ def debiased_membership(
         reports: 1-D privatised column (codes or labels, as :func:`randomized_response` returns).
         epsilon: the privacy level the reports were produced with (``inf``: raw values).
         n_categories, categories: the domain (see :func:`~steerfair.privacy.encode_categories`).
+        names: how the caller calls the reports and their privacy level, for error messages (privatised labels:
+            ``("y", "label_epsilon")``).
 
     Returns:
         ``(W, categories)``: ``W`` is ``(n, k)`` with ``E[W_j] = onehot(true value of row j)``; its rows
         sum to 1 and may hold negative entries. For ``epsilon = inf`` it is the one-hot matrix exactly.
     """
-    eps = check_epsilon(epsilon)
-    codes, cats = encode_categories(reports, categories, n_categories, name="reports")
-    p, q = invertible_rr_probabilities(eps, len(cats))
+    eps = check_epsilon(epsilon, names[1])
+    codes, cats = encode_categories(reports, categories, n_categories, name=names[0])
+    p, q = invertible_rr_probabilities(eps, len(cats), names[1])
     onehot = np.zeros((codes.shape[0], len(cats)))
     onehot[np.arange(codes.shape[0]), codes] = 1.0
     if math.isinf(eps):
@@ -82,10 +85,12 @@ def private_membership(
     n_categories: int | None = None,
     *,
     categories: Sequence[Any] | np.ndarray | None = None,
+    names: tuple[str, str] = ("reports", "epsilon"),
 ) -> Membership:
     """The :class:`~steerfair.membership.Membership` of privatised reports for fitting: the de-biased signed
-    weights of :func:`debiased_membership` (one-hot, kind ``"labels"``, for ``epsilon = inf``)."""
-    W, cats = debiased_membership(reports, epsilon, n_categories, categories=categories)
+    weights of :func:`debiased_membership` (one-hot, kind ``"labels"``, for ``epsilon = inf``; ``names`` as
+    there)."""
+    W, cats = debiased_membership(reports, epsilon, n_categories, categories=categories, names=names)
     return Membership(cats, W, "labels" if math.isinf(check_epsilon(epsilon)) else "debiased")
 
 
@@ -114,7 +119,9 @@ def label_membership(
         return Membership.one_hot(ci, clabels)
     check_epsilon(label_epsilon, "label_epsilon")  # named as the caller passed it
     invertible_rr_probabilities(label_epsilon, 2, "label_epsilon")
-    return private_membership(as_labels(y, "y", n), label_epsilon, categories=label_categories)
+    return private_membership(
+        as_labels(y, "y", n), label_epsilon, categories=label_categories, names=("y", "label_epsilon")
+    )
 
 
 def cell_statistics(
@@ -253,6 +260,7 @@ def fit_private_model(
             (too few rows for this epsilon).
     """
     est = CovarianceEstimator.of(estimator, shrinkage=shrinkage, reg=reg)
+    as_number(psd_floor, "psd_floor", low=0.0)  # checked as the caller named it (the fit rescales it per cell)
     n = working_space(X, family, min_rows=2).shape[0]
     G = private_membership(reports, epsilon, n_categories, categories=categories)
     if G.n != n:
