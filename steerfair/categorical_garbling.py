@@ -19,7 +19,10 @@ informative group. The target is chosen in two steps (:func:`solve_common_garbli
    garbling, whose ROC curve is the pointwise minimum of the groups' curves: the most any common target has at that
    prior), then, with that accuracy held, keep as much probability mass in place as possible
    (``sum_a w_a sum_c P_a(c) K_a(c|c)``), so that the rest of each group's experiment (other thresholds) is
-   preserved as far as the constraints allow.
+   preserved as far as the constraints allow. With three or more classes the decision rule is ``r``'s, which
+   may never predict some class; the target can then be much less informative than the best common one (a review
+   found Bayes accuracy 0.398, the prior's largest class, where 0.462 was reachable with a rule onto every class).
+   Not solved: only the two-class target is claimed optimal.
 
 Variables are first merged greedily into joint variables (the pair of largest mutual information, while the
 combinations seen in training number at most ``JOINT_CATEGORIES``), and each (joint) variable is garbled on its own:
@@ -210,8 +213,10 @@ def solve_common_garbling(laws: Any, class_prior: Any = None, group_weights: Any
     P = np.asarray(laws, dtype=np.float64)
     if P.ndim != 3 or P.shape[0] < 1 or P.shape[1] < 2 or P.shape[2] < 1:
         raise ValueError(f"laws must be (k >= 1, m >= 2, n >= 1); got shape {P.shape}")
-    if not np.all(np.isfinite(P)) or np.any(P < 0) or not np.allclose(P.sum(axis=2), 1.0, atol=1e-8):
+    if not np.all(np.isfinite(P)) or np.any(P < 0) or not np.allclose(P.sum(axis=2), 1.0, rtol=0.0, atol=1e-6):
         raise ValueError("laws must be finite, non-negative, and sum to 1 over the categories of every (group, class)")
+    sums = P.sum(axis=2, keepdims=True)  # laws off by more than float64 rounding (float32 input) are renormalised
+    P = np.where(np.abs(sums - 1.0) > 1e-12, P / sums, P)
     k, m, n = P.shape
     pi = np.full(m, 1.0 / m) if class_prior is None else np.asarray(class_prior, dtype=np.float64).ravel()
     if pi.shape != (m,) or not np.all(np.isfinite(pi)) or np.any(pi < 0) or pi.sum() <= 0:
@@ -220,15 +225,19 @@ def solve_common_garbling(laws: Any, class_prior: Any = None, group_weights: Any
     if w.shape != (k,) or not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError(f"group_weights must be {k} finite non-negative numbers")
     pi, w = pi / pi.sum(), w / max(w.sum(), MASS_TOL)
-    r = min(range(k), key=lambda a: (_bayes_accuracy(P[a], pi), a))
-    kernels = np.empty((k, n, n))
-    for a in range(k):  # first: is the least separable group's own law reachable from every group?
-        K = np.eye(n) if a == r else _kernel_onto(P[a], P[r])
-        if K is None:
-            break
-        kernels[a] = K
-    else:
-        return CommonGarbling(P[r].copy(), kernels, r, True)
+    order = sorted(range(k), key=lambda a: (_bayes_accuracy(P[a], pi), a))
+    r = order[0]
+    for g in order:  # first: is a group's own law reachable from every group? Then it is the greatest common
+        # garbling. Least separable first; every group is tried, since equally accurate groups (a tie is common:
+        # merging categories of one Bayes decision keeps the accuracy) need not garble into each other
+        kernels = np.empty((k, n, n))
+        for a in range(k):
+            K = np.eye(n) if a == g else _kernel_onto(P[a], P[g])
+            if K is None:
+                break
+            kernels[a] = K
+        else:
+            return CommonGarbling(P[g].copy(), kernels, g, True)
     decision = np.argmax(pi[:, None] * P[r], axis=0)  # r's Bayes rule: category -> class
     T, kernels = _joint_lp(P, pi, w, decision)
     return CommonGarbling(T, kernels, r, False)
@@ -370,6 +379,10 @@ class CategoricalGarbling:
         """A copy of ``X`` whose discrete columns in ``rows`` are garbled by the kernels of ``groups`` (one group index
         per steered row). Categories not seen in training are left as they are."""
         out = np.array(X, dtype=np.float64, copy=True)
+        rows, groups = np.asarray(rows), np.asarray(groups)
+        k = self.solutions[0].kernels.shape[0] if self.solutions else 0
+        if groups.shape != rows.shape or (groups.size and (groups.min() < 0 or groups.max() >= k)):
+            raise ValueError(f"groups must hold one group index in 0..{k - 1} per steered row ({rows.shape[0]})")
         if rows.size == 0:
             return out
         for v, sol in zip(self.variables, self.solutions, strict=True):

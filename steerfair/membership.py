@@ -99,7 +99,7 @@ def _by_name(P: np.ndarray, columns: list | None, labels: np.ndarray, name: str)
         return P
     keys = [_key(c) for c in columns]
     wanted = [_key(v) for v in labels.tolist()]
-    if sorted(map(repr, keys)) == sorted(map(repr, wanted)) and len(set(keys)) == len(keys):
+    if set(keys) == set(wanted) and len(set(keys)) == len(keys):  # the labels (1 == 1.0), in some order
         if keys == wanted:
             return P
         pos = {k: j for j, k in enumerate(keys)}
@@ -398,11 +398,12 @@ class PlainGroups:
             return Membership(np.asarray(known), check_probabilities(prior(), "P(A | x)", n=n, k=len(known)))
         return Membership.align(groups, known, n, name=name)
 
-    def fit_probe(self, X: np.ndarray, groups: Any, membership: Membership) -> Any:
+    def fit_probe(self, X: np.ndarray, groups: Any, membership: Membership, sample_weight: Any = None) -> Any:
         """A logistic-regression model of ``P(A | x)`` (scikit-learn), trained on the membership's rows.
 
         ``groups`` (the raw argument) is not needed here. Soft rows enter as one weighted copy per group (the
-        expected log-loss); ``predict_proba`` columns are in
+        expected log-loss); ``sample_weight`` (the fit's row weights) weighs the standardisation and the loss, so a
+        row of weight 0 is no row and an integer weight is that many copies. ``predict_proba`` columns are in
         ``membership.labels`` order (the returned object's ``classes_`` are the column indices).
         """
         from sklearn.linear_model import LogisticRegression
@@ -410,11 +411,13 @@ class PlainGroups:
         from sklearn.preprocessing import StandardScaler
 
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        if membership.is_hard:
+        if membership.is_hard and sample_weight is None:
             return probe.fit(X, membership.indices())
         k, n = membership.k, membership.n
-        W = membership.weights
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        W = membership.weights * w[:, None]
         rows = np.nonzero(W.T.ravel() > 0)[0]
         Xr = np.tile(X, (k, 1))[rows]
         gr = np.repeat(np.arange(k), n)[rows]
-        return probe.fit(Xr, gr, logisticregression__sample_weight=W.T.ravel()[rows])
+        wr = W.T.ravel()[rows]
+        return probe.fit(Xr, gr, standardscaler__sample_weight=wr, logisticregression__sample_weight=wr)

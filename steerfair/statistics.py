@@ -182,9 +182,10 @@ class CellStatistics:
         counts, sq, sizes = np.zeros((k, m)), np.zeros((k, m)), np.zeros((k, m))
         means, covs = np.zeros((k, m, d)), np.zeros((k, m, d, d))
         signed = np.zeros((k, m), dtype=bool)
+        present = (w != 0).astype(np.float64)  # a row of weight 0 is not a sample of its cell
         for a in range(k):
             for i in range(m):
-                sizes[a, i] = float(G[:, a] @ H[:, i])
+                sizes[a, i] = float((G[:, a] * present) @ H[:, i])
                 cw = w * G[:, a] * H[:, i]
                 rows = np.flatnonzero(cw)
                 if rows.size == 0:

@@ -27,7 +27,8 @@ def fit_cell_model(
     estimator: CovarianceEstimator,
     min_samples: int,
 ) -> GroupConditionalModel:
-    """The model of the steered columns ``Z``; ``reg="auto"`` decides and regularises in standardised units.
+    """The model of the steered columns ``Z``; ``reg="auto"`` decides and regularises in standardised units, and
+    shrinkage (with ``reg="auto"`` or ``None``) shrinks there too.
 
     The automatic ridge must not depend on any column's units: a cell covariance is "near-singular" when its
     *standardised* form (each steered column divided by its training standard deviation) is, and the ridge is then
@@ -42,10 +43,15 @@ def fit_cell_model(
     def fit(X: np.ndarray, est: CovarianceEstimator) -> GroupConditionalModel:
         return GroupConditionalModel.fit(X, y, membership, weights=weights, estimator=est, min_samples=min_samples)
 
-    if estimator.reg != "auto":
-        return fit(Z, estimator)
     scale = column_scale(Z)
     unit = Coordinates(scale=scale)
+    if estimator.shrinkage is not None and not isinstance(estimator.reg, float):
+        # shrinkage pulls toward (tr S / d) I: in raw units one large column (Adult's fnlwgt, ~1e5) would set that
+        # scale for every other column; in standardised units it is the columns' common unit (a float reg is an
+        # amount in the columns' own units and keeps the raw fit)
+        return unit.unmodel(fit(unit.to_working(Z), estimator))
+    if estimator.reg != "auto":
+        return fit(Z, estimator)
     try:
         plain = fit(Z, CovarianceEstimator(estimator.shrinkage, None))
     except ValueError:  # a singular cell covariance: regularise it (below)

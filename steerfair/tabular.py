@@ -72,7 +72,7 @@ from .table_columns import (
     warn_uncovered_nan,
 )
 from .table_model import fit_cell_model
-from .validation import check_same_length
+from .validation import as_int, check_same_length
 
 __all__ = ["FairSteerer"]
 
@@ -310,6 +310,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         plain = "gaussian" if marginals == "auto" else marginals  # columns and discrete resolve as without a copula
         check_target_options(self.target, self.strength, plain, self.lognormal_columns)
         check_random_state(self.random_state)
+        as_int(self.min_samples, "min_samples", low=1)
         self.discrete_mode_ = check_discrete(self.discrete, self.target, plain)
         if y is None:
             raise ValueError(
@@ -332,7 +333,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
                 marginals = self.discrete_mode_ = "copula"
         cols = self._resolve_columns(X, arr)
         if marginals == "auto":  # the copula when a steered column has an atom (and no log-normal column is asked)
-            logs = isinstance(self.lognormal_columns, str) or len(self.lognormal_columns) > 0
+            logs = len(self._resolve_lognormal(arr[:, cols], cols)) > 0  # "auto" that picks none leaves the choice
             marginals = "copula" if not logs and atom_columns(arr[:, cols]) else "gaussian"
         self.marginals_ = marginals
         Z = arr[:, cols]
@@ -381,7 +382,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         self.group_epsilon_ = getattr(reader, "epsilon", None)
         self.probe_: Any = None
         if self.group_probe == "logistic":
-            self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership)
+            self.probe_ = reader.fit_probe(np.where(np.isfinite(arr), arr, 0.0), groups, membership, sample_weight)
         return self
 
     def _estimator(self) -> CovarianceEstimator:

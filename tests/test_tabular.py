@@ -440,3 +440,60 @@ def test_feature_names_strength_and_lognormal_errors_name_what_is_wrong() -> Non
         steer.transform(df.assign(income=-df["income"]), groups=g)
     with pytest.warns(UserWarning, match="strength=0.5 is read by the shared targets only"):
         FairSteerer(columns=["f0"], strength=0.5).fit(df, y, groups=g)
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    shrinkage=st.sampled_from(["ledoit_wolf", "oas", 0.3]),
+    log_scale=st.floats(-5.0, 5.0),
+)
+@settings(max_examples=12, deadline=None)
+def test_shrinkage_does_not_let_one_columns_units_move_the_others(
+    seed: int, shrinkage: object, log_scale: float
+) -> None:
+    """Shrinkage toward (tr S / d) I is taken in standardised units: rescaling one column rescales its own output
+    and leaves the others' (before, a column in units 1e5 moved the others by up to 0.28 of their spread)."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) * (1.0 + 0.5 * g[:, None]) + y[:, None]
+    D = np.array([10.0**log_scale, 1.0, 1.0])
+
+    def steered(Z: np.ndarray) -> np.ndarray:
+        return FairSteerer(marginals="gaussian", shrinkage=shrinkage).fit(Z, y, groups=g).transform(Z, groups=g)
+
+    assert np.allclose(steered(X * D) / D, steered(X), atol=1e-8)
+
+
+def test_zero_weights_are_no_rows_and_min_samples_is_an_integer() -> None:
+    """A row of weight 0 neither counts toward min_samples nor trains the group probe; min_samples=2.5 or 0 is refused
+    (both were accepted, and the probe read the zero-weight rows)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 3)) * (1.0 + 0.5 * g[:, None]) + y[:, None]
+    Xp = np.r_[X, rng.normal(size=(30, 3)) * 5]
+    gp, yp = np.r_[g, np.ones(30, int)], np.r_[y, np.zeros(30, int)]
+    w = np.r_[np.ones(n), np.zeros(30)]
+    kw = {"marginals": "gaussian"}
+    plain = FairSteerer(**kw).fit(X, y, groups=g)
+    padded = FairSteerer(**kw).fit(Xp, yp, groups=gp, sample_weight=w)
+    assert np.allclose(padded.probe_.predict_proba(X), plain.probe_.predict_proba(X), atol=1e-6)
+    assert np.allclose(padded.transform(X), plain.transform(X), atol=1e-6)
+    cell = np.flatnonzero((g == 1) & (y == 1))
+    few = np.ones(n)
+    few[cell[4:]] = 0.0
+    with pytest.raises(ValueError, match="too few samples"):
+        FairSteerer(min_samples=5, **kw).fit(X, y, groups=g, sample_weight=few)
+    for bad in (2.5, 0):
+        with pytest.raises((TypeError, ValueError), match="min_samples"):
+            FairSteerer(min_samples=bad).fit(X, y, groups=g)
+
+
+def test_lognormal_auto_that_picks_nothing_leaves_the_marginals_choice() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = np.round(rng.normal(size=(n, 3)) * (1.0 + 0.5 * g[:, None]) + y[:, None], 1)  # atoms, negative values
+    steer = FairSteerer(lognormal_columns="auto").fit(X, y, groups=g)
+    assert steer.log_columns_.size == 0 and steer.marginals_ == FairSteerer().fit(X, y, groups=g).marginals_

@@ -73,9 +73,10 @@ class ReportedGroups:
         return Membership(np.asarray(known), posterior_group_proba(reports, self.epsilon, P0, categories=known),
                           "probabilities")  # fmt: skip
 
-    def fit_probe(self, X: np.ndarray, groups: Any, membership: Membership) -> Any:
-        """A forward-corrected logistic model of ``P(A | x)`` trained on the reports ``groups`` themselves."""
-        return PrivateGroupProbe(self.epsilon, categories=membership.labels).fit(X, groups)
+    def fit_probe(self, X: np.ndarray, groups: Any, membership: Membership, sample_weight: Any = None) -> Any:
+        """A forward-corrected logistic model of ``P(A | x)`` trained on the reports ``groups`` themselves (weighted
+        by ``sample_weight``)."""
+        return PrivateGroupProbe(self.epsilon, categories=membership.labels).fit(X, groups, sample_weight)
 
 
 def group_reader(epsilon: float | None = None) -> PlainGroups | ReportedGroups:
