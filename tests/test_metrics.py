@@ -304,3 +304,9 @@ def test_scalar_rates_work_per_group_in_a_metric_frame_on_multi_class_data() -> 
     assert frame.by_group[0] == 0.5 and np.isnan(frame.by_group[1])
     with pytest.raises(ValueError, match="occurs in neither"):
         M.true_positive_rate(["yes", "no"], ["yes", "yes"])
+
+
+def test_a_number_and_its_string_are_two_groups() -> None:
+    """np.asarray([1, "1"]) makes both the string "1": a list mixing them became one group, with a gap of 0."""
+    y, p = [1, 0, 1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 0, 0, 0, 0]
+    assert M.demographic_parity_gap(y, p, groups=[1, 1, 1, 1, "1", "1", "1", "1"]) == pytest.approx(1.0)

@@ -62,7 +62,12 @@ def as_1d(x: Any, name: str) -> np.ndarray:
         n_bad = sum(is_missing(v) for v in x if not isinstance(v, (list, tuple, np.ndarray)))
         if n_bad:
             raise ValueError(f"{name} contains {n_bad} missing value(s) (NaN/None); drop or impute them first")
+        kinds = {"text" if isinstance(v, (str, np.str_)) else "other" for v in x}
     arr = np.asarray(x)
+    if isinstance(x, (list, tuple)) and len(kinds) > 1 and arr.dtype.kind == "U":
+        # numbers and strings together: np.asarray makes them all strings, so 1 and "1" would be one group
+        arr = np.empty(len(x), dtype=object)
+        arr[:] = list(x)
     if arr.ndim == 0:
         raise ValueError(f"{name} must be a 1-D array-like; got a scalar ({arr!r})")
     if arr.ndim == 2 and arr.shape[1] == 1:
