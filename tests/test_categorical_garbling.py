@@ -249,3 +249,36 @@ def test_laws_rounded_in_float32_are_solved_exactly() -> None:
     assert solve_common_garbling([L + [[5e-7, 0, 0], [5e-7, 0, 0]], L]).greatest
     with pytest.raises(ValueError, match="sum to 1"):
         solve_common_garbling([L + [[1e-4, 0, 0], [0, 0, 0]], L])
+
+
+def test_three_classes_are_not_left_with_a_rule_that_never_predicts_one() -> None:
+    """The least separable group's Bayes rule never predicts class 1 here: solved under it alone, the common target
+    was as uninformative as the prior's largest class (0.398); under a rule onto every class the LP reaches 0.462."""
+    from steerfair.categorical_garbling import _bayes_accuracy, solve_common_garbling
+
+    laws = np.array(
+        [
+            [[0.565, 0.423, 0.012], [0.008, 0.509, 0.483], [0.026, 0.033, 0.941]],
+            [[0.116, 0.092, 0.793], [0.611, 0.015, 0.373], [0.04, 0.141, 0.819]],
+            [[0.486, 0.485, 0.029], [0.233, 0.059, 0.707], [0.005, 0.181, 0.814]],
+        ]
+    )
+    laws /= laws.sum(axis=2, keepdims=True)
+    prior = np.array([0.21, 0.398, 0.392])
+    sol = solve_common_garbling(laws, prior)
+    assert _bayes_accuracy(sol.target, prior / prior.sum()) > 0.46
+    for P, K in zip(laws, sol.kernels, strict=True):
+        assert np.all(K >= 0) and np.allclose(K.sum(axis=1), 1.0) and np.allclose(P @ K, sol.target, atol=1e-8)
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 3), m=st.integers(3, 4), n=st.integers(3, 5))
+@settings(max_examples=25, deadline=None)
+def test_many_class_targets_are_common_garblings(seed: int, k: int, m: int, n: int) -> None:
+    """Whatever rule wins, every group's kernel is a Markov kernel carrying its law onto the one target."""
+    from steerfair.categorical_garbling import solve_common_garbling
+
+    rng = np.random.default_rng(seed)
+    laws = rng.dirichlet(np.ones(n) * 0.7, size=(k, m))
+    sol = solve_common_garbling(laws, rng.dirichlet(np.ones(m)))
+    for P, K in zip(laws, sol.kernels, strict=True):
+        assert np.all(K >= 0) and np.allclose(K.sum(axis=1), 1.0) and np.allclose(P @ K, sol.target, atol=1e-7)
