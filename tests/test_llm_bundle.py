@@ -319,3 +319,37 @@ def test_hand_built_bundles_keep_each_groups_map_and_probe_column_through_save_a
         with pytest.raises(ValueError, match=match):
             SteeringBundle({1: {"a": Ta, "b": Tb}}, ("a", "b"), metadata=meta).save(tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s.update(version=1, groups=list(reversed(s["groups"]))), "groups are not those"),
+        (lambda s: s.update(layers=s["layers"][:1]), "does not account for tensors"),
+        (lambda s: s.update(probe_layers=[]), "does not account for tensors"),
+    ],
+    ids=["version-1-swapped-groups", "layers-cut", "probes-cut"],
+)
+def test_an_edited_sidecar_is_refused(tmp_path, edit, message) -> None:  # type: ignore[no-untyped-def]
+    """A sidecar edited to claim version 1 skipped every integrity check (swapped groups loaded with each other's
+    maps), and one whose layer lists were cut dropped those tensors silently; both are refused, naming the file."""
+    import json
+
+    from steerfair import AffineMap
+    from steerfair.llm import LinearProbe
+
+    rng = np.random.default_rng(0)
+    maps = {
+        layer: {g: AffineMap(np.eye(4) + 0.1 * rng.normal(size=(4, 4)), rng.normal(size=4)) for g in ("a", "b")}
+        for layer in (0, 1)
+    }
+    probes = {layer: LinearProbe(rng.normal(size=(4, 2)), np.zeros(2), ("a", "b")) for layer in (0, 1)}
+    path = tmp_path / "b.safetensors"
+    SteeringBundle(maps, ("a", "b"), probes).save(path)
+    SteeringBundle.load(path)  # as saved: loads
+    side_path = tmp_path / "b.safetensors.json"
+    side = json.loads(side_path.read_text())
+    edit(side)
+    side_path.write_text(json.dumps(side))
+    with pytest.raises(ValueError, match=message):
+        SteeringBundle.load(path)

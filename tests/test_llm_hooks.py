@@ -564,3 +564,33 @@ def test_numpy_indices_and_numbers_are_taken_and_mismatched_probes_refused() -> 
     with pytest.raises(ValueError, match=r"no map for layer\(s\) \[1\]: maps are given for layers \[0\]"):
         attach(model, {0: {"a": T, "b": random_map(1)}}, layers=[1])
     assert n_hooks(model) == 0
+
+
+def test_strength_zero_is_the_identity_in_float64_too() -> None:
+    """Per-group maps at strength 0 leave a float64 model's outputs bit for bit (the mixture was taken in float32:
+    7.8e-9 off), and a float64 steered state is its map's image to float64 precision."""
+    model = tiny("gpt2").double()
+    x = ids(4)
+    maps = {1: {"a": random_map(1), "b": random_map(2)}}
+    ref = logits(model, x)
+    with steer(model, maps, groups=["a", "b"], strength=0.0):
+        assert torch.equal(logits(model, x), ref)
+    plain = capture(model, 1, x)
+    with steer(model, maps, groups=["a", "a"]):
+        steered = capture(model, 1, x)
+    want = torch.from_numpy(maps[1]["a"](plain.numpy().reshape(-1, plain.shape[-1])).reshape(plain.shape))
+    assert torch.allclose(steered, want, rtol=0, atol=1e-12)
+
+
+def test_uncached_generation_warns_for_the_last_position_too() -> None:
+    """With ``positions="last"`` a cache keeps every generated token steered; without one each step recomputes the
+    earlier tokens unsteered and the greedy output differs, which now warns like "prompt" / "generated"."""
+    model = tiny("gpt2")
+    x = ids(3, b=1, t=5)
+    with steer(model, {1: random_map(1)}, positions="last"):
+        cached = _generate(model, x)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            uncached = _generate(model, x, use_cache=False)
+    assert any("without a KV cache" in str(w.message) and "newest token" in str(w.message) for w in record)
+    assert uncached.shape == cached.shape

@@ -263,22 +263,29 @@ class SteeringBundle:
             layers = [int(layer) for layer in side["layers"]]
             probe_layers = [int(layer) for layer in side["probe_layers"]]
             noise_layers = [int(layer) for layer in side.get("noise_layers", [])]  # absent before version 3
-            if version != 1:
-                if side.get("sha256") != sha256(data):
-                    raise ValueError(
-                        "the tensor file's SHA-256 differs from the one its sidecar recorded: the two files come "
-                        "from different saves"
-                    )
-                if "groups" in stored and tuple(decode_label(g) for g in json.loads(stored["groups"])) != groups:
-                    raise ValueError("its groups are not those (or not in the order) the tensors were saved for")
+            # checked whatever version the sidecar claims (a sidecar edited to version 1 skipped them)
+            if (version != 1 or "sha256" in side) and side.get("sha256") != sha256(data):
+                raise ValueError(
+                    "the tensor file's SHA-256 differs from the one its sidecar recorded: the two files come "
+                    "from different saves"
+                )
+            if "groups" in stored and tuple(decode_label(g) for g in json.loads(stored["groups"])) != groups:
+                raise ValueError("its groups are not those (or not in the order) the tensors were saved for")
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{where}.json does not match the bundle {where!r}: {exc}; {advice}") from None
         try:
             tensors = load(data)
         except (SafetensorError, ValueError, TypeError) as exc:
             raise ValueError(f"{where!r} is not a readable safetensors file ({exc}); {advice}") from None
-        if version != 1 and sorted(tensors) != side.get("tensors"):
+        if (version != 1 or "tensors" in side) and sorted(tensors) != side.get("tensors"):
             raise ValueError(f"{where}.json lists other tensors than {where!r} holds; {advice}")
+        prefixes = tuple(
+            [f"layer{layer}." for layer in layers] + [f"probe{layer}." for layer in probe_layers]
+            + [f"noise{layer}." for layer in noise_layers]
+        )  # fmt: skip
+        unused = sorted(name for name in tensors if not name.startswith(prefixes))
+        if unused:  # a sidecar whose layer lists were cut would drop these silently
+            raise ValueError(f"{where}.json does not account for tensors {unused[:5]} of {where!r}; {advice}")
         try:
             maps = {
                 layer: {

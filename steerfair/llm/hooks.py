@@ -264,18 +264,21 @@ class SteeringHandle:
         self._ctx = {"past": past, "mask": mask}
 
     def _check_uncached_decoding(self, ids: Any) -> None:
-        """Warn once when ``"prompt"`` / ``"generated"`` meet decoding without a KV cache: a fresh forward that
-        extends the previous fresh forward's ids by one token is ``generate(use_cache=False)``, where every step
-        counts as a new prompt (``"generated"`` steers nothing, ``"prompt"`` every token)."""
+        """Warn once when ``"prompt"`` / ``"generated"`` / ``"last"`` meet decoding without a KV cache: a fresh
+        forward that extends the previous fresh forward's ids by one token is ``generate(use_cache=False)``, where
+        every step counts as a new prompt (``"generated"`` steers nothing, ``"prompt"`` every token, ``"last"`` only
+        the newest token: the earlier generated tokens, steered when a cache keeps them, are recomputed unsteered)."""
         if not isinstance(ids, torch.Tensor) or ids.ndim != 2:
             self._last_fresh = None
             return
         prev, self._last_fresh = self._last_fresh, ids
-        if self.positions not in ("prompt", "generated") or self._warned_uncached or prev is None:
+        if self.positions not in ("prompt", "generated", "last") or self._warned_uncached or prev is None:
             return
         if prev.shape[0] == ids.shape[0] and ids.shape[1] == prev.shape[1] + 1 and torch.equal(ids[:, :-1], prev):
             self._warned_uncached = True
-            effect = "nothing is steered" if self.positions == "generated" else "every token is steered"
+            effect = {"generated": "nothing is steered", "prompt": "every token is steered"}.get(
+                str(self.positions), "only the newest token is steered (a cache keeps every generated token steered)"
+            )
             warnings.warn(
                 f'positions="{self.positions}" during decoding without a KV cache (generate(use_cache=False)): every '
                 f"step starts without a cache and counts as a new prompt, so {effect}. Generate with use_cache=True "
@@ -407,10 +410,11 @@ class SteeringHandle:
         kernels = self._kernels(layer, h)
         if isinstance(self.maps[layer], AffineMap):
             return kernels[0](h)
-        P = self._weights(layer, h).to(torch.float32)
+        compute = torch.promote_types(h.dtype, torch.float32)  # float64 states are mixed in float64
+        P = self._weights(layer, h).to(compute)
         out = None
         for j, f in enumerate(kernels):
-            term = f(h).to(torch.float32) * P[..., j : j + 1]
+            term = f(h).to(compute) * P[..., j : j + 1]
             out = term if out is None else out + term
         assert out is not None  # a mixture has at least one kernel
         return out.to(h.dtype)
@@ -493,7 +497,8 @@ def attach(
         groups: one group per batch row (see :meth:`SteeringHandle.set_groups`).
         group_proba: ``batch x k`` group weights per row (see :meth:`SteeringHandle.set_groups`).
         probe: a :class:`LinearProbe` (or one per layer) giving ``P(group | h)`` when the groups are unknown.
-        strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map).
+        strength: move ``h`` only part of the way, ``h + strength * (T(h) - h)`` (1: the full map; 0: the identity,
+            bit for bit with hard groups, to the dtype's rounding for a soft mixture of groups).
         probe_mode: with a probe, ``"soft"`` mixes the group maps with ``P(a | h)``; ``"hard"`` applies the
             most probable group's map.
         noise: for a bundle of garblings (``fit_bundle(..., target="shared")``): add each group's noise, drawn per
