@@ -310,3 +310,15 @@ def test_a_number_and_its_string_are_two_groups() -> None:
     """np.asarray([1, "1"]) makes both the string "1": a list mixing them became one group, with a gap of 0."""
     y, p = [1, 0, 1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 0, 0, 0, 0]
     assert M.demographic_parity_gap(y, p, groups=[1, 1, 1, 1, "1", "1", "1", "1"]) == pytest.approx(1.0)
+
+
+def test_group_leakage_takes_a_generator_and_names_a_bad_random_state() -> None:
+    rng = np.random.default_rng(0)
+    X, y, g = rng.normal(size=(300, 3)), rng.integers(0, 2, 300), rng.integers(0, 2, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = M.group_leakage(X, y, g, random_state=np.random.default_rng(5))
+        b = M.group_leakage(X, y, g, random_state=np.random.default_rng(5))
+    assert {c: v.auc for c, v in a.items()} == {c: v.auc for c, v in b.items()}
+    with pytest.raises(ValueError, match="random_state"):
+        M.group_leakage(X, y, g, random_state="a")

@@ -96,7 +96,7 @@ def group_leakage(
     estimator: Any = None,
     cv: int = 5,
     permutations: int = 20,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     skip_small: bool = False,
 ) -> dict[Hashable, ClassLeakage]:
     """Per class, how well the group can be predicted from ``X`` among that class's rows (out of fold).
@@ -109,7 +109,7 @@ def group_leakage(
             ``HistGradientBoostingClassifier(random_state=random_state)``, which reads interactions and atoms.
         cv: Stratified folds per class (each group needs at least ``cv`` rows in every class).
         permutations: Random group reassignments behind :attr:`ClassLeakage.floor`.
-        random_state: Seed of the folds, the reassignments and the default estimator.
+        random_state: Seed (or numpy ``Generator``) of the folds, the reassignments and the default estimator.
         skip_small: Leave out, with a warning that names them, the classes with rows of one group only or a group
             with fewer than ``cv`` rows (many small classes, as in Bios), instead of raising.
 
@@ -136,12 +136,21 @@ def group_leakage(
         raise ValueError(f"cv must be an integer >= 2 (folds per class); got {cv!r}")
     if isinstance(permutations, bool) or not isinstance(permutations, (int, np.integer)) or permutations < 1:
         raise ValueError(f"permutations must be a positive integer; got {permutations!r}")
+    from ..random_state import as_generator, is_seed
+
+    rng = as_generator(random_state)  # names a bad random_state; a Generator is used as is
+    seed = (
+        int(random_state)
+        if is_seed(random_state)
+        else int(rng.integers(2**31 - 1))
+        if random_state is not None
+        else None
+    )
     if estimator is None:
-        estimator = HistGradientBoostingClassifier(random_state=random_state)
+        estimator = HistGradientBoostingClassifier(random_state=seed)
     elif not hasattr(estimator, "predict_proba"):
         name = type(estimator).__name__
         raise ValueError(f"estimator must have predict_proba (a probabilistic classifier); got {name}")
-    rng = np.random.default_rng(random_state)
     out: dict[Hashable, ClassLeakage] = {}
     skipped: list[str] = []
     try:
@@ -168,7 +177,7 @@ def group_leakage(
                 f"group {small!r} has {int(counts.min())} row(s) of class {label!r}, fewer than cv={cv}; "
                 "lower cv or pass more rows"
             )
-        folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=random_state)
+        folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
         proba = cross_val_predict(clone(estimator), Xa[rows], g, cv=folds, method="predict_proba")
         if levels.size == 2:
             auc = float(roc_auc_score(g == levels[1], proba[:, 1]))
