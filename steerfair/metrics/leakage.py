@@ -139,13 +139,11 @@ def group_leakage(
     from ..random_state import as_generator, is_seed
 
     rng = as_generator(random_state)  # names a bad random_state; a Generator is used as is
-    seed = (
-        int(random_state)
-        if is_seed(random_state)
-        else int(rng.integers(2**31 - 1))
-        if random_state is not None
-        else None
-    )
+    seed: int | None = None  # the seed the folds and the default estimator take
+    if isinstance(random_state, (int, np.integer)) and is_seed(random_state):
+        seed = int(random_state)
+    elif random_state is not None:
+        seed = int(rng.integers(2**31 - 1))
     if estimator is None:
         estimator = HistGradientBoostingClassifier(random_state=seed)
     elif not hasattr(estimator, "predict_proba"):
