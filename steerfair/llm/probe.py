@@ -28,6 +28,9 @@ class LinearProbe:
     c: np.ndarray  # (k,)
     groups: tuple[Any, ...]
 
+    def __repr__(self) -> str:  # the arrays would fill a screen (a bundle prints one probe per layer)
+        return f"LinearProbe(d={self.W.shape[0]}, groups={self.groups!r})"
+
     @classmethod
     def from_moments(
         cls, groups: Sequence[Any], counts: Any, means: Any, covs: Any, *, reg: float = 1e-6

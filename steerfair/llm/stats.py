@@ -413,7 +413,11 @@ class ActivationStats:
             ValueError: without at least 2 labels and 2 groups, or for an empty cell.
         """
         if self.labels is None or len(self.labels) < 2:
-            raise ValueError("to_model needs labelled statistics with at least 2 labels (classes)")
+            raise ValueError(
+                "to_model needs labelled statistics with at least 2 labels (classes): collect(..., labels=...) with "
+                "the class of every text (what the ideal keeps predictable, e.g. its occupation); the groups alone "
+                "define no ideal"
+            )
         cells = self.cell_statistics(layer)
         if np.any(cells.counts <= 0):
             a, i = (int(v) for v in np.argwhere(cells.counts <= 0)[0])
