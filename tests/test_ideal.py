@@ -424,3 +424,15 @@ def test_asymmetry_is_judged_per_entry_in_correlation_units() -> None:
 def test_ideality_violations_names_its_argument() -> None:
     with pytest.raises(TypeError, match="GroupConditionalModel"):
         ideality_violations("m")  # type: ignore[arg-type]
+
+
+def test_tuple_group_labels_solve_and_name_a_reference() -> None:
+    """A tuple label is one label: the all-subgroup solve (which now also solves affirmative action with every group
+    kept) and an explicit ``reference=("b", 2)`` both work (np.asarray turned the tuple into a 2-D array)."""
+    rng = np.random.default_rng(0)
+    n = 300
+    g = [("a", 1) if v else ("b", 2) for v in rng.integers(0, 2, n)]
+    y = rng.integers(0, 2, n)
+    model = GroupConditionalModel.fit(rng.normal(size=(n, 2)) + y[:, None], y, g)
+    assert is_ideal(solve_nearest_ideal(model).ideal)
+    assert solve_nearest_ideal(model, intervention="affirmative", reference=("b", 2)).reference == 1

@@ -157,7 +157,9 @@ def _resolve_reference(model: GroupConditionalModel, reference: object, interven
         return choose_reference(model)
     if isinstance(reference, (bool, np.bool_)):
         raise ValueError(f"reference must be a group label, not a boolean; got {reference!r}")
-    return int(model.group_index(np.asarray([reference]), "reference")[0])
+    one = np.empty(1, dtype=object)  # a tuple label stays one label (np.asarray([("a", 1)]) would be 2-D)
+    one[0] = reference
+    return int(model.group_index(one, "reference")[0])
 
 
 def _moved(c: Gaussian, t: np.ndarray) -> Gaussian:
