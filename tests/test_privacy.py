@@ -623,7 +623,7 @@ def test_report_shares_maximise_the_report_likelihood_on_the_simplex(seed: int, 
     concave in the shares); where the de-biased shares are all positive they are that point."""
     rng = np.random.default_rng(seed)
     codes = rng.integers(0, k, n)
-    pi = P.report_shares(codes, eps, k)
+    pi = P.report_shares(codes, eps, n_categories=k)
     assert np.all(pi >= 0) and abs(pi.sum() - 1.0) < 1e-12
     C = P.rr_channel(eps, k)
 
@@ -648,6 +648,7 @@ def test_default_posterior_reads_each_report_alone() -> None:
     assert np.allclose(alone[0], [p, 1 - p]) and np.allclose(batch[0], alone[0])
     shares = P.posterior_group_proba(["F", "M", "M", "M"], 1.0, prior="reports", categories=["F", "M"])
     assert np.all(shares >= 0) and np.allclose(shares.sum(axis=1), 1.0)
+    assert np.allclose(P.report_shares(["F", "M", "M", "M"], 1.0, categories=["F", "M"]), [0.0, 1.0])  # the boundary
     scaled = P.posterior_group_proba(["F", "M"], 1.0, prior=np.array([[2.0, 0.5], [0.5, 0.5]]), categories=["F", "M"])
     assert np.allclose(scaled, P.posterior_group_proba(["F", "M"], 1.0, prior=np.array([[0.8, 0.2], [0.5, 0.5]]),
                                                        categories=["F", "M"]))  # fmt: skip

@@ -56,7 +56,7 @@ def posterior_group_proba(
     elif isinstance(prior, str):
         if prior != "reports":
             raise ValueError(f"prior must be None, 'reports', a (k,) vector or (n, k) probabilities; got {prior!r}")
-        P0 = np.broadcast_to(report_shares(codes, eps, k), (n, k))
+        P0 = np.broadcast_to(report_shares(codes, eps, n_categories=k), (n, k))
     else:
         P0 = np.asarray(as_float_array(prior, "prior", finite=False))
         if P0.shape == (k,):
@@ -76,7 +76,13 @@ def posterior_group_proba(
 
 
 def report_shares(
-    codes: np.ndarray, epsilon: float, k: int, *, tol: float = 1e-12, max_iter: int = 10_000
+    reports: Any,
+    epsilon: float,
+    *,
+    categories: Sequence[Any] | np.ndarray | None = None,
+    n_categories: int | None = None,
+    tol: float = 1e-12,
+    max_iter: int = 10_000,
 ) -> np.ndarray:
     """The maximum-likelihood group shares ``pi`` of randomised reports: ``argmax sum_j log (pi^T C)[r_j]`` over
     the simplex.
@@ -88,12 +94,18 @@ def report_shares(
     uniform shares; ``epsilon = inf`` the report frequencies (the reports are the groups).
 
     Args:
-        codes: report codes ``0..k-1``.
+        reports: the privatised group of each row (labels, or codes with ``n_categories``).
         epsilon: the privacy level of the reports.
-        k: the number of groups.
+        categories, n_categories: the domain, in column order (see :func:`encode_categories`).
         tol: stop when no share moves by more than this.
         max_iter: EM iterations at most (the likelihood is concave in ``pi``; EM is slow only on the boundary).
+
+    Returns:
+        ``(k,)`` shares in the domain's order.
     """
+    epsilon = check_epsilon(epsilon)
+    codes, cats = encode_categories(reports, categories, n_categories, name="reports")
+    k = len(cats)
     counts = np.bincount(codes, minlength=k).astype(np.float64)
     n = counts.sum()
     if n == 0:
