@@ -206,6 +206,7 @@ class CellStatistics:
                 p = c / total
                 Xs = X[rows]
                 mean = p @ Xs
+                mean = mean + p @ (Xs - mean)  # a correction pass keeps the digits a far offset costs the plain sum
                 Xc = Xs - mean
                 means[a, i], covs[a, i] = mean, symmetrize((Xc * p[:, None]).T @ Xc)
         return cls(groups.labels, classes.labels, counts, sq, means, covs, signed, sizes)

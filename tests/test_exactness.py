@@ -228,3 +228,25 @@ def test_nearly_equal_class_variances_give_the_rates_of_the_limit(eps: float, d:
         return np.concatenate([cert.tpr[0], cert.fpr[0]])
 
     np.testing.assert_allclose(rates(eps), rates(0.0), atol=1e-7 + 30 * eps)
+
+
+def test_the_per_cell_eo_bound_holds_where_the_papers_does_not() -> None:
+    """The changed positive cell is rare (probability 0.02): the joint KL is 0.0225 and the paper's sqrt(8 KL) = 0.424
+    lies below the measured gap 0.546; the per-cell Pinsker bound, sqrt(1.125 / 2) = 0.75, holds."""
+    from steerfair import Gaussian
+
+    def G(m: float) -> Gaussian:
+        return Gaussian([m], [[1.0]])
+
+    def model(cells: tuple) -> GroupConditionalModel:
+        return GroupConditionalModel(np.arange(2), np.arange(2), [0.96, 0.04], [[0.5, 0.5], [0.5, 0.5]], cells)
+
+    ideal = model(((G(0.0), G(2.0)), (G(0.0), G(2.0))))
+    original = model(((G(0.0), G(2.0)), (G(0.0), G(0.5))))
+    tb = transfer_bounds(ideal, original, n_costs=21)
+    assert tb["paper_eo_gap_bound"] < tb["eo_gap_on_original"] <= tb["eo_gap_bound"]
+    assert tb["eo_gap_bound"] == pytest.approx(np.sqrt(1.125 / 2))
+    with pytest.warns(UserWarning, match="is not ideal"):
+        transfer_bounds(original, ideal, n_costs=5)
+    with pytest.raises(TypeError, match="original must be"):
+        transfer_bounds(ideal, None, n_costs=5)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from steerfair import (
     mean_shift_map,
     solve_nearest_ideal,
 )
+from steerfair.ideal.exactness import cell_eo_gap_bound
 from steerfair.steering import mixture_moments
 
 from .arguments import parse_checked
@@ -289,7 +290,7 @@ def evaluate(setting: Setting) -> dict:
                     "eo_gap_on_original": orig["eo_gap"],
                     "error_shift": abs(orig["error"] - own["error"]),
                     "bound_error_shift": float(np.sqrt(2 * kl)),
-                    "bound_eo_gap": float(np.sqrt(8 * kl)),
+                    "bound_eo_gap": cell_eo_gap_bound(m, model),
                 }
             )
         else:  # analytic rates from the certificate (generalized chi-square laws of the log-odds)
@@ -304,7 +305,7 @@ def evaluate(setting: Setting) -> dict:
                     "error_on_original": bayes_error(m, data=model),
                     "eo_gap_on_original": on_orig.gap,
                     "bound_error_shift": float(np.sqrt(2 * kl)),
-                    "bound_eo_gap": float(np.sqrt(8 * kl)),
+                    "bound_eo_gap": cell_eo_gap_bound(m, model),
                 }
             )
             row["error_shift"] = abs(row["error_on_original"] - row["bayes_error"])

@@ -162,6 +162,10 @@ def _resolve_reference(model: GroupConditionalModel, reference: object, interven
     return int(model.group_index(one, "reference")[0])
 
 
+#: a common class prior below this in the affine family's solution means the joint optimum dropped the class
+COLLAPSED_PRIOR = 1e-9
+
+
 def _moved(c: Gaussian, t: np.ndarray) -> Gaussian:
     """``c`` with its mean moved by ``t`` (its covariance and validated factor shared, not re-factorised)."""
     return Gaussian.from_cholesky(c.mean + t, c.cov, c.chol, copy=False)
@@ -284,7 +288,19 @@ def solve_nearest_ideal(
                 stacklevel=user_stacklevel(),
             )
         with _precision_context(centred):
-            return _translated_solution(solve_affine(iso, bool(progress)), model, shift)
+            sol = solve_affine(iso, bool(progress))
+        dropped = np.flatnonzero(np.asarray(sol.class_priors) < COLLAPSED_PRIOR)
+        if dropped.size:  # a one-class "ideal" is trivially fair: the joint prior ran to the simplex's boundary
+            warnings.warn(
+                f"the affine family's joint optimum drops class(es) {[model.classes[i] for i in dropped]} (common "
+                f"class prior {np.asarray(sol.class_priors)[dropped]}): an ideal without them is fair trivially and "
+                f"steers their rows nowhere in particular. Returned the isotropic solution instead (KL {iso.kl:.6g} "
+                f"against {sol.kl:.6g}); the affine search with the class prior held fixed is not built",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return _translated_solution(iso, model, shift)
+        return _translated_solution(sol, model, shift)
     if not isinstance(model, GroupConditionalModel):
         raise TypeError(f"expected a GroupConditionalModel; got {type(model).__name__}")
     # about the pooled mean too: the scale family's offsets are solved from the cells' means, which far from the
