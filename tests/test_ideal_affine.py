@@ -316,3 +316,30 @@ def test_classes_sharing_a_covariance_are_solved(seed: int, d: int, k: int, m: i
     ideal = ideal.with_components([[Gaussian(c.mean, row[0].cov) for c in row] for row in ideal.components])
     assert is_ideal(ideal)
     assert solve_nearest_ideal(ideal, intervention="all", family="affine").kl <= 1e-8
+
+
+def test_a_joint_optimum_that_drops_a_class_falls_back_to_the_isotropic_solution() -> None:
+    """A three-group table whose affine all-subgroup optimum runs the common class prior to (1, 1e-18): an ideal
+    without class 1 (KL 0.633, the prior part alone) is fair trivially and steers class 1 nowhere in particular. The
+    solve warns and returns the isotropic solution, whose classes are both there."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    n, d, k = 3000, 3, 3
+    g = rng.integers(0, k, n)
+    y = (rng.random(n) < 0.35 + 0.1 * g).astype(int)
+    mus = rng.normal(0, 1.5, (k, 2, d))
+    Ls = [[np.tril(rng.normal(0, 0.4, (d, d))) + np.diag(rng.uniform(0.5, 1.5, d)) for _ in range(2)] for _ in range(k)]
+    X = np.empty((n, d))
+    for a in range(k):
+        for i in range(2):
+            s = (g == a) & (y == i)
+            X[s] = mus[a, i] + rng.standard_normal((s.sum(), d)) @ Ls[a][i].T
+    model = GroupConditionalModel.fit(X, y, g)
+    with pytest.warns(RuntimeWarning, match="drops class"):
+        sol = solve_nearest_ideal(model, family="affine")
+    iso = solve_nearest_ideal(model)
+    assert np.all(sol.class_priors > 0.1) and sol.kl == pytest.approx(iso.kl, rel=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        solve_nearest_ideal(model, family="affine", intervention="affirmative")  # the reference's prior: no collapse
