@@ -611,3 +611,16 @@ def test_protocol_configuration_and_text_subsets_are_checked(tmp_path: Path) -> 
         ds.subset(np.array([True, False]))
     with pytest.raises(ValueError, match="integer indices or a boolean mask"):
         ds.subset(np.array([0.5]))
+
+
+def test_the_table_shows_a_spread_only_when_there_are_seeds_to_spread() -> None:
+    """One seed has no spread: its table printed "± 0.0000" as if one had been measured."""
+    from steerfair.evaluation.bios_report import markdown
+
+    row = {"accuracy": 0.3, "accuracy_std": 0.0, "rms_tpr_gap": 0.16, "rms_tpr_gap_std": 0.0, "noise_floor_rms": 0.12,
+           "excess_rms_tpr_gap": 0.1, "excess_rms_tpr_gap_std": 0.0, "gap_share_corr": None,
+           "gender_probe_accuracy": 0.9}  # fmt: skip
+    results = {"methods": {"none": row}, "methods_predicted_gender": {"none": row}}
+    one = markdown({**results, "config": {"seeds": 1}})
+    assert "±" not in one and "0.3000" in one and "| - |" in one
+    assert "0.3000 ± 0.0000" in markdown({**results, "config": {"seeds": 3}})

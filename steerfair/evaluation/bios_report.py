@@ -24,18 +24,20 @@ _LABELS = {
 }
 
 
-def _pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
-    """``mean ± std`` of a summarised metric (``-`` where it is undefined: NaN, or None from JSON)."""
+def _pm(s: dict[str, Any], key: str, digits: int = 3, spread: bool = True) -> str:
+    """``mean ± std`` of a summarised metric (``-`` where it is undefined: NaN, or None from JSON); the mean alone
+    without ``spread`` (one seed has no spread to show)."""
     value = s.get(key)
     if value is None or not np.isfinite(value):
         return "-"
-    return f"{value:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}"
+    return f"{value:.{digits}f} ± {s.get(key + '_std', 0.0):.{digits}f}" if spread else f"{value:.{digits}f}"
 
 
 def markdown(results: dict[str, Any]) -> str:
     """A markdown table: test accuracy, RMS TPR gap (gold and predicted gender), noise floor, excess RMS over the
     floor, correlation of the
-    gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds).
+    gaps with the share of women, and the gender-probe accuracy after steering (mean ± std over seeds; the mean alone
+    for one seed).
 
     Args:
         results: The output of :func:`~steerfair.evaluation.bios_protocol.run_protocol`.
@@ -45,6 +47,11 @@ def markdown(results: dict[str, Any]) -> str:
     """
     gold, pred = results["methods"], results["methods_predicted_gender"]
     base = gold.get("none")
+    many = results.get("config", {}).get("seeds", 2) != 1
+
+    def pm(s: dict[str, Any], key: str, digits: int = 3) -> str:
+        return _pm(s, key, digits, many)
+
     lines = [
         "| method | accuracy | RMS TPR gap | vs none | noise floor | excess RMS | corr(gap, % women) | gender probe | "
         "accuracy (pred. gender) | RMS (pred. gender) | excess RMS (pred. gender) |",
@@ -54,10 +61,10 @@ def markdown(results: dict[str, Any]) -> str:
         ratio = f"{s['rms_tpr_gap'] / base['rms_tpr_gap']:.2f}x" if base else "-"
         p = pred[name]
         lines.append(
-            f"| {_LABELS.get(name, name)} | {_pm(s, 'accuracy', 4)} | {_pm(s, 'rms_tpr_gap')} | {ratio} | "
-            f"{s['noise_floor_rms']:.3f} | {_pm(s, 'excess_rms_tpr_gap')} | {_pm(s, 'gap_share_corr', 2)} | "
-            f"{s['gender_probe_accuracy']:.3f} | {_pm(p, 'accuracy', 4)} | {_pm(p, 'rms_tpr_gap')} | "
-            f"{_pm(p, 'excess_rms_tpr_gap')} |"
+            f"| {_LABELS.get(name, name)} | {pm(s, 'accuracy', 4)} | {pm(s, 'rms_tpr_gap')} | {ratio} | "
+            f"{s['noise_floor_rms']:.3f} | {pm(s, 'excess_rms_tpr_gap')} | {pm(s, 'gap_share_corr', 2)} | "
+            f"{s['gender_probe_accuracy']:.3f} | {pm(p, 'accuracy', 4)} | {pm(p, 'rms_tpr_gap')} | "
+            f"{pm(p, 'excess_rms_tpr_gap')} |"
         )
     return "\n".join(lines)
 
