@@ -573,6 +573,22 @@ def test_update_from_cuda_rows_matches_cpu() -> None:
         torch.testing.assert_close(getattr(gpu, name), getattr(cpu, name), rtol=1e-12, atol=1e-12)
 
 
+def _saved_small_stats(tmp_path: Path, dim: int) -> tuple[Path, dict[str, np.ndarray], dict[str, str]]:
+    """Statistics of 20 random rows saved to ``tmp_path / "s.safetensors"``: the path, its tensors (copies, to
+    damage) and its metadata."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    rng = np.random.default_rng(0)
+    stats = ActivationStats([0], ["a", "b"], [0, 1], dim)
+    stats.update(0, rng.normal(size=(20, dim)), rng.choice(["a", "b"], 20), rng.integers(0, 2, 20))
+    path = tmp_path / "s.safetensors"
+    stats.save(path)
+    with safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata())
+    return path, {k: v.copy() for k, v in load_file(str(path)).items()}, meta
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -587,17 +603,9 @@ def test_update_from_cuda_rows_matches_cpu() -> None:
 def test_load_refuses_a_damaged_file_that_still_parses(tmp_path: Path, damage: Any, message: str) -> None:
     """A file whose arrays were changed (a negative count or variance, an asymmetric covariance, a fractional
     'signed', an undeclared layer) loaded silently; it is refused, naming the path."""
-    from safetensors import safe_open
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import save_file
 
-    rng = np.random.default_rng(0)
-    stats = ActivationStats([0], ["a", "b"], [0, 1], 2)
-    stats.update(0, rng.normal(size=(20, 2)), rng.choice(["a", "b"], 20), rng.integers(0, 2, 20))
-    path = tmp_path / "s.safetensors"
-    stats.save(path)
-    with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata()
-    tensors = {k: v.copy() for k, v in load_file(str(path)).items()}
+    path, tensors, meta = _saved_small_stats(tmp_path, 2)
     damage(tensors)
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(ValueError, match=message):
@@ -610,20 +618,13 @@ def test_load_names_the_file_for_bad_declared_metadata(tmp_path: Path, field: st
     constructor's message named neither the file nor what to do)."""
     import json
 
-    from safetensors import safe_open
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import save_file
 
-    rng = np.random.default_rng(0)
-    stats = ActivationStats([0], ["a", "b"], [0, 1], 4)
-    stats.update(0, rng.normal(size=(20, 4)), rng.choice(["a", "b"], 20), rng.integers(0, 2, 20))
-    path = tmp_path / "s.safetensors"
-    stats.save(path)
-    with safe_open(str(path), framework="numpy") as f:
-        meta = dict(f.metadata())
+    path, tensors, meta = _saved_small_stats(tmp_path, 4)
     key = next(k for k, v in meta.items() if field in v)
     record = json.loads(meta[key])
     record[field] = value
     meta[key] = json.dumps(record)
-    save_file(load_file(str(path)), str(path), metadata=meta)
+    save_file(tensors, str(path), metadata=meta)
     with pytest.raises(ValueError, match=r"s\.safetensors"):
         ActivationStats.load(path)
