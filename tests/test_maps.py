@@ -278,3 +278,39 @@ def test_bad_ot_inputs_and_nearly_singular_low_rank_inverses_are_refused(tmp_pat
     fine.save(path)
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # written through a temporary file, renamed
     np.testing.assert_array_equal(AffineMap.load(path)(x), fine(x))
+
+
+@given(seed=seeds, d=st.integers(3, 12), decades=st.floats(2.0, 8.0), c=st.floats(0.25, 4.0))
+@settings(max_examples=40, deadline=None)
+def test_ot_map_of_graded_units_is_exact_where_the_symmetric_root_fails(
+    seed: int, d: int, decades: float, c: float
+) -> None:
+    """Standard deviations spanning up to 16 decades: ``S2 = c^2 S1`` has the closed form ``A = c I``, and a
+    general pair is pushed to rounding in correlation units. The symmetric root of ``L^T S2 L`` alone returned a
+    singular ``A`` for ``S2 = 4 S1`` at standard deviations 1e-4, 1, 1e4 (``A_00 = 4e-9``), and missed random
+    pairs by up to 50 in correlation units."""
+    rng = np.random.default_rng(seed)
+    S1, S2, _ = _scaled_pair(rng, d, decades)
+    np.testing.assert_allclose(ot_map_matrix(S1, c**2 * S1), c * np.eye(d), rtol=0, atol=1e-12 * c)
+    A = ot_map_matrix(S1, S2)
+    sd = np.sqrt(np.diag(S2))
+    np.testing.assert_allclose((A @ S1 @ A) / np.outer(sd, sd), S2 / np.outer(sd, sd), rtol=0, atol=1e-10)
+    root = np.sqrt(np.diag(A))  # positive definite, judged on A's own correlation matrix (graded A is not
+    assert np.linalg.eigvalsh(A / np.outer(root, root)).min() > 0  # resolved by eigvalsh in any fixed units)
+
+
+def test_ot_map_at_opposite_extreme_scales_and_indefinite_covariances_refused() -> None:
+    """Each covariance is brought to unit scale on its own (one common scale left 1e-170 I subnormal beside
+    1e170 I: A was 0); indefinite and negative-variance inputs are refused (they returned A = diag(1, 0))."""
+    np.testing.assert_allclose(ot_map_matrix(1e-170 * np.eye(2), 1e170 * np.eye(2)), 1e170 * np.eye(2), rtol=1e-14)
+    np.testing.assert_allclose(ot_map_matrix(1e170 * np.eye(2), 1e-170 * np.eye(2)), 1e-170 * np.eye(2), rtol=1e-14)
+    indefinite = np.array([[1.0, 2.0], [2.0, 1.0]])
+    for S1, S2, match in ((np.diag([1.0, -1.0]), np.eye(2), "S1 has a negative variance"),
+                          (np.eye(2), -np.eye(2), "S2 has a negative variance"),
+                          (indefinite, np.eye(2), "S1 is not positive semi-definite"),
+                          (np.eye(2), indefinite, "S2 is not positive semi-definite")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            ot_map_matrix(S1, S2)
+    # positive semi-definite target: the map is singular and still pushes exactly
+    A = ot_map_matrix(np.eye(2), np.diag([1.0, 0.0]))
+    np.testing.assert_allclose(A @ A, np.diag([1.0, 0.0]), atol=1e-15)
