@@ -50,7 +50,7 @@ def toy_task(monkeypatch: pytest.MonkeyPatch) -> tb.Task:
 
 
 def test_new_methods_and_mlp_run_end_to_end(toy_task: tb.Task, tmp_path: Path) -> None:
-    methods = ["raw", "steerfair", *NEW, "reweighing", "mimic", "leace"]
+    methods = ["raw", "steerfair", *NEW, "reweighing", "mimic", "leace", "mimic (all columns)", "leace (all columns)"]
     res = tb.run(tmp_path, [toy_task], seeds=[0], models=["lr", "mlp"], methods=methods, show_progress=False)
     task = res["tasks"]["toy/g"]
     assert set(task["summary"]) == {"lr", "mlp"}
@@ -180,6 +180,42 @@ def test_verdict_is_computed_from_the_results_and_flips_with_them() -> None:
     assert not lr["required"] and not lr["above_spread"] and lr["meets"]
     table = tabular_report.verdict_markdown([lr])
     assert "met on 0 of 0" in table and "(yes; not required: raw gap within its seed spread)" in table
+
+
+def test_a_variant_with_an_undefined_gap_is_not_ranked_and_ties_go_to_the_more_accurate() -> None:
+    """A NaN mean compares False, so it won or lost by its place in the dict (the best variant read 'nan (nanx)')."""
+    for first in (True, False):
+        res = constructed(steer_eo=0.30, steer_acc=0.70, shared_acc=0.79, to_eo=0.05)
+        by = res["tasks"]["t/a"]["summary"]["lr"]
+        undefined = {"accuracy": stat(0.79), "eo_gap": stat(float("nan")), "dp_gap": stat(0.1),
+                     "eodds_gap": stat(float("nan"))}  # fmt: skip
+        order = ["steerfair (gaussian)", *by] if first else [*by, "steerfair (gaussian)"]
+        res["tasks"]["t/a"]["summary"]["lr"] = {m: undefined if m == "steerfair (gaussian)" else by[m] for m in order}
+        lr = tabular_report.verdict(res)[0]
+        assert lr["best"] == "steerfair (shared)" and lr["best_eo"] == pytest.approx(0.15)
+    tie = constructed(steer_eo=0.15, steer_acc=0.785, shared_acc=0.79, to_eo=0.05)
+    assert tabular_report.verdict(tie)[0]["best"] == "steerfair (shared)"  # same gap, more accurate
+
+
+def test_seed_spread_is_the_sample_standard_deviation(toy_task: tb.Task, tmp_path: Path) -> None:
+    res = tb.run(tmp_path, [toy_task], seeds=[0, 1, 2], models=["lr"], methods=["raw"], show_progress=False)
+    task = res["tasks"]["toy/g"]
+    gaps = [s["eo_gap"] for s in task["per_seed"]["lr"]["raw"]]
+    assert task["summary"]["lr"]["raw"]["eo_gap"]["std"] == pytest.approx(np.std(gaps, ddof=1), rel=1e-12)
+
+
+def test_all_column_baselines_match_the_groups_on_every_column() -> None:
+    """``mimic (all columns)`` / ``leace (all columns)`` move the one-hot columns too (the plain rows only the
+    continuous ones), so the group means agree on every column of the training rows."""
+    data = toy(n=600)
+    fold = tabular_methods.Fold(data, data, seed=0)
+    for method in ("mimic (all columns)", "leace (all columns)"):
+        Xtr, _, _ = tabular_methods.prepare(method, fold)
+        means = [Xtr[data.groups == g].mean(axis=0) for g in ("A", "B")]
+        np.testing.assert_allclose(means[0], means[1], atol=1e-10)
+        Xtr, _, _ = tabular_methods.prepare(method.split(" (")[0], fold)
+        means = [Xtr[data.groups == g].mean(axis=0) for g in ("A", "B")]
+        assert np.max(np.abs(means[0][3:] - means[1][3:])) > 0.01  # the continuous-column rows leave one-hots
 
 
 def test_pareto_plot_is_written_with_every_method_in_its_legend(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ method is fitted on the training part with the groups known, and a downstream mo
 standardised features; ``gbm``: histogram gradient boosting; ``mlp``: one hidden layer of 32, early stopping,
 standardised features) is trained on it. The groups are known at test time but never a feature of the downstream
 model. Reported on the test part: accuracy, demographic-parity gap, equal-opportunity (TPR) gap and equalized-odds
-gap, mean and standard deviation over seeds, the EO gap's noise floor (:func:`eo_noise_floor`, from the raw model),
-a verdict per task and model, and a Pareto plot (accuracy against EO gap).
+gap, mean and sample standard deviation (``ddof=1``) over seeds, the EO gap's noise floor (:func:`eo_noise_floor`,
+from the raw model), a verdict per task and model, and a Pareto plot (accuracy against EO gap).
 
 Methods (:mod:`steerfair.evaluation.tabular_methods`):
 
@@ -239,7 +239,7 @@ def run_task(
             method: {
                 k: {
                     "mean": float(np.mean([s[k] for s in rows])),
-                    "std": float(np.std([s[k] for s in rows])),
+                    "std": float(np.std([s[k] for s in rows], ddof=1)) if len(rows) > 1 else 0.0,
                 }
                 for k in METRICS
             }

@@ -68,6 +68,8 @@ PREPROCESSING: tuple[str, ...] = (
     "mean_matching",
     "mimic",
     "leace",
+    "mimic (all columns)",
+    "leace (all columns)",
 )
 #: Methods fitted once per downstream model.
 MODEL_DEPENDENT: tuple[str, ...] = (
@@ -183,6 +185,12 @@ def _steer_numeric(tr: TabularDataset, te: TabularDataset, make: Callable[[], An
     return Xtr, Xte
 
 
+def _steer_all(tr: TabularDataset, te: TabularDataset, make: Callable[[], Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a group-matching baseline to every column (one-hot ones too), as the shared steerfair targets do."""
+    method = make()
+    return method.fit_transform(tr.to_numpy(), tr.groups), method.transform(te.to_numpy(), te.groups)
+
+
 def _steered(fs: Any, fold: Fold) -> tuple[np.ndarray, np.ndarray]:
     """Training and test features moved by a fitted steerer (label-free maps for both parts)."""
     tr, te = fold.train, fold.test
@@ -244,6 +252,10 @@ def prepare(method: str, fold: Fold) -> Prepared:
         return (*_steer_numeric(tr, te, GaussianOTMatching), None)
     if method == "leace":
         return (*_steer_numeric(tr, te, LeaceMatching), None)
+    if method == "mimic (all columns)":
+        return (*_steer_all(tr, te, GaussianOTMatching), None)
+    if method == "leace (all columns)":
+        return (*_steer_all(tr, te, LeaceMatching), None)
     raise ValueError(f"unknown method {method!r}; use one of {PREPROCESSING + MODEL_DEPENDENT}")
 
 

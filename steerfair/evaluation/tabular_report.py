@@ -5,14 +5,16 @@ Everything here is computed from a results dict of :func:`steerfair.evaluation.t
 
 The verdict (:func:`verdict`), per task and downstream model:
 
-* the raw model's EO gap and its seed-to-seed spread (std, min and max over seeds);
+* the raw model's EO gap and its seed-to-seed spread (the sample standard deviation, ``ddof=1``, min and max over
+  seeds);
 * the EO gap's noise floor (``eo_floor`` of the raw model's seeds,
   :func:`~steerfair.evaluation.tabular_benchmark.eo_noise_floor`), and whether the target lies below it;
 * the best steerfair variant (every method whose name starts with ``steerfair``): among the variants that meet the
   target (:data:`TARGET`: EO gap at most 0.5x raw with accuracy at least raw - 1.5 points, required for LR and GBM
   where the raw EO gap stands out of its seed-to-seed spread, i.e. its mean exceeds its standard deviation),
   the one with the smallest EO gap; if none meets it, the smallest EO gap among those within the accuracy
-  tolerance; if none is, the smallest EO gap;
+  tolerance; if none is, the smallest EO gap (ties: the more accurate, then the name; a variant whose mean is
+  undefined, NaN, is not ranked);
 * the steerfair defaults (:data:`DEFAULTS`) that lose more than :data:`DEFAULT_LOSS_PT` points of accuracy;
 * whether that variant is within :data:`NEAR_CONSTANT_PT` points of the majority-class accuracy (then its small gap
   may only mean that it predicts one class for almost every row);
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -86,14 +90,20 @@ def verdict(results: dict[str, Any]) -> list[dict[str, Any]]:
             def meets(s: dict[str, Any], raw_eo: float = raw_eo) -> bool:
                 return within(s) and _mean(s, "eo_gap") <= TARGET["eo_ratio"] * raw_eo + _EPS
 
-            variants = {m: s for m, s in by.items() if m.startswith("steerfair")}
+            # a variant with an undefined mean (a group without positives in some test split) is not ranked: NaN
+            # compares False, so it could win or lose by its place in the dict
+            variants = {
+                m: s for m, s in by.items()
+                if m.startswith("steerfair") and np.isfinite(_mean(s, "eo_gap")) and np.isfinite(_mean(s, "accuracy"))
+            }  # fmt: skip
             pool = (
                 {m: s for m, s in variants.items() if meets(s)}
                 or {m: s for m, s in variants.items() if within(s)}
                 or variants
             )
             if pool:
-                best = min(pool, key=lambda m: _mean(pool[m], "eo_gap"))
+                # ties: the more accurate, then the name
+                best = min(pool, key=lambda m: (_mean(pool[m], "eo_gap"), -_mean(pool[m], "accuracy"), m))
                 b = variants[best]
                 row.update(
                     best=best, best_eo=_mean(b, "eo_gap"), best_accuracy=_mean(b, "accuracy"),
