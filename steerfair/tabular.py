@@ -61,8 +61,9 @@ from .shared_positive import fit_label_free
 from .shared_target import Marginals, Target, check_target_options
 from .steering import Coordinates, Mode, SteeringTransform
 from .table_columns import (
-    atom_columns,
+    auto_marginals,
     check_steered_finite,
+    chosen_columns,
     column_index,
     column_values,
     numeric_dtype,
@@ -135,10 +136,11 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             through the copula instead, which keeps trees accurate with labelled maps (measured in docs/tabular.md).
         target: ({"ideal", "shared", "shared_positive"}) ``"ideal"``: the nearest ideal (above). ``"shared"``: every
             group is garbled, label-free, onto one common law per class (docs/shared_target.md), for train and test
-            rows alike, so any downstream model that does not read the group has equal TPR and FPR across groups.
-            ``"shared_positive"`` (two classes): every group's positive class is carried by an invertible label-free
-            map onto one common law (:mod:`steerfair.shared_positive`): equal TPR (equal opportunity) for any such
-            model, without levelling any group's information down; FPRs are not equalised.
+            rows alike, so any downstream model that does not read the group has equal TPR and FPR across groups
+            where the (copula) cells are Gaussian with one covariance per group, else means and pooled covariances
+            only (the fit warns). ``"shared_positive"`` (two classes): an invertible label-free map per group carries
+            its positive class onto one common law (:mod:`steerfair.shared_positive`): equal TPR for any such model
+            (two moments of the positive cell), no information levelled down; FPRs not equalised.
         strength: (float in [0, 1]) Shared targets only: each row is steered with probability ``t``, so every rate
             gap between groups that the target closes shrinks by ``1 - t`` for a fixed classifier (TPR and FPR for
             ``"shared"``, TPR for ``"shared_positive"``; not the DP gap, which mixes the groups' base rates); 0
@@ -272,10 +274,8 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             if not idx:
                 raise ValueError("no continuous column to steer; pass columns= explicitly")
             return np.asarray(idx, dtype=int)
-        idx = [column_index(c, names, n_features) for c in self.columns]
-        bad = [self._name(j) for j in idx if j in self._nonnumeric]
-        if bad:
-            raise ValueError(f"columns {bad} are not numeric and cannot be steered")
+        idx = chosen_columns(self.columns, names, n_features, self._name, lambda j: j not in self._nonnumeric and (
+            not _is_frame(X) or numeric_dtype(X.iloc[:, j])))  # fmt: skip
         if len(set(idx)) != len(idx) or not idx:
             raise ValueError("columns must be a non-empty list without repeats")
         return np.asarray(idx, dtype=int)
@@ -300,7 +300,7 @@ class FairSteerer(TransformerMixin, BaseEstimator):
         """
         for name, allowed in (("criterion", CRITERIA), ("train_maps", ("labeled", "unlabeled")), ("test_mode",
                 _TEST_MODES), ("group_probe", ("logistic", None)), ("derived", ("rederive", "keep")), ("family",
-                FAMILIES)):  # fmt: skip
+                FAMILIES), ("marginals", ("auto", "gaussian", "copula"))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; use one of {allowed}")
         if self.marginals == "auto" and self.discrete == "copula":
@@ -332,9 +332,10 @@ class FairSteerer(TransformerMixin, BaseEstimator):
             if two_valued_columns(arr, self._nonnumeric):  # the guarantee covers the flags a model reads: the copula
                 marginals = self.discrete_mode_ = "copula"
         cols = self._resolve_columns(X, arr)
-        if marginals == "auto":  # the copula when a steered column has an atom (and no log-normal column is asked)
+        if marginals == "auto":  # the copula for atoms (or, shared targets, skewed cells) unless log-normals are asked
             logs = len(self._resolve_lognormal(arr[:, cols], cols)) > 0  # "auto" that picks none leaves the choice
-            marginals = "copula" if not logs and atom_columns(arr[:, cols]) else "gaussian"
+            cells = (y_arr, np.argmax(membership.weights, axis=1)) if self.target != "ideal" else None
+            marginals = auto_marginals(arr[:, cols], cells, logs)
         self.marginals_ = marginals
         Z = arr[:, cols]
         check_steered_finite(Z, cols, self._name)
