@@ -58,6 +58,7 @@ __all__ = [
     "Target",
     "check_target_options",
     "class_experiment",
+    "unequal_class_laws",
     "experiment_meet",
     "pick_strength",
     "solve_shared_target",
@@ -165,6 +166,50 @@ def experiment_meet(Q1: np.ndarray, Q2: np.ndarray) -> np.ndarray:
         return other
     B = L @ V
     return symmetrize((B * np.minimum(lam, 1.0)) @ B.T)
+
+
+def _plain(label: Any) -> Any:
+    """A numpy scalar label as its Python value (messages read ``1``, not ``np.int64(1)``)."""
+    return label.item() if isinstance(label, np.generic) else label
+
+
+#: :func:`unequal_class_laws` reports a class whose garbled laws differ between groups by more than this KL (nats)
+#: plus four times its sampling noise
+UNEQUAL_LAW_KL = 0.01
+
+
+def unequal_class_laws(model: GroupConditionalModel, target: SharedTarget) -> tuple[int, float, float] | None:
+    """The class whose garbled Gaussian laws differ most between two groups beyond sampling noise, as ``(class
+    index, KL, noise)``; ``None`` when none does (or ``model.counts`` is unknown).
+
+    The shared target makes every class mean and each group's pooled within-class covariance equal, not the
+    classes' own covariances (heteroscedastic cells, docs/shared_target.md section 4). Per class and pair of groups:
+    the larger of the two KLs between the garbled laws ``K_a(N(mu_ay, S_ay))``, against the mean KL between two
+    estimates of one Gaussian from ``n_a`` and ``n_b`` rows, ``(d (d + 1) / 4 + d / 2) (1 / n_a + 1 / n_b)`` (cells
+    with at most ``2 d`` rows are too noisy to judge); reported above ``UNEQUAL_LAW_KL + 4 noise``.
+    """
+    if model.counts is None:
+        return None
+    from .families.gaussian import Gaussian
+
+    k, m, d = model.n_groups, model.n_classes, model.dim
+    worst: tuple[int, float, float] | None = None
+    for i in range(m):
+        try:
+            pushed = [Gaussian(*target.garblings[a].push(model.components[a][i].mean, model.components[a][i].cov))
+                      for a in range(k)]  # fmt: skip
+        except ValueError:  # a garbled law too close to singular to compare: no verdict
+            continue
+        for a in range(k):
+            for b in range(a + 1, k):
+                n_a, n_b = float(model.counts[a, i]), float(model.counts[b, i])
+                if min(n_a, n_b) <= 2 * d:
+                    continue
+                kl = max(pushed[a].kl(pushed[b]), pushed[b].kl(pushed[a]))
+                noise = (d * (d + 1) / 4 + d / 2) * (1 / n_a + 1 / n_b)
+                if kl > UNEQUAL_LAW_KL + 4 * noise and (worst is None or kl - noise > worst[1] - worst[2]):
+                    worst = (i, kl, noise)
+    return worst
 
 
 def _logdet_pseudo(Q: np.ndarray) -> float:
@@ -364,7 +409,21 @@ class SharedTargetSteering:
         means, covs = within_group_laws(model)
         if shrink_means:
             means = shrink_group_deviations(means, covs, model.counts)
-        return cls(solve_shared_target(means, covs, reference=reference), coordinates or Coordinates())
+        target = solve_shared_target(means, covs, reference=reference)
+        left = unequal_class_laws(model, target)
+        if left is not None:
+            i, kl, noise = left
+            warnings.warn(
+                f"the shared target equalises every class mean and each group's pooled within-class covariance, not "
+                f"each class's own covariance: after steering, class {_plain(model.classes[i])!r} still differs "
+                f"between groups by KL {kl:.3g} (sampling noise about {noise:.2g}), so TPR / FPR can still differ for "
+                "a model "
+                "trained afterwards (docs/shared_target.md, section 4); for two classes SharedScore equalises the "
+                "whole law",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+        return cls(target, coordinates or Coordinates())
 
     @staticmethod
     def draw(membership: Membership, rng: np.random.Generator, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
