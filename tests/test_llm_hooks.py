@@ -209,6 +209,24 @@ def test_a_direct_call_of_the_inner_model_sees_the_padding(kind: str, positions:
     assert moved[0].any() and not moved[1, 2:].any()  # steering acted, and never on the second row's padding
 
 
+@pytest.mark.parametrize("positions", ["tokens", "last"])
+def test_an_attention_mask_passed_positionally_is_read(positions: str) -> None:
+    """``model(ids, mask)``: the mask was read from keywords only, so "tokens" steered the pad positions (real-token
+    logits 0.55 off) and "last" refused the call as unmasked. Positional and keyword calls steer alike."""
+    model = tiny("llama")
+    x = ids(5, b=2, t=6)
+    mask = torch.ones_like(x)
+    mask[1, :3] = 0  # left padding in the second row
+    with torch.no_grad(), steer(model, {0: random_map(2)}, positions=positions):
+        by_name = model(input_ids=x, attention_mask=mask).logits
+        by_place = model(x, mask).logits
+    real = mask.bool()
+    assert torch.equal(by_name[real], by_place[real])
+    with torch.no_grad():
+        plain = model(input_ids=x, attention_mask=mask).logits
+    assert not torch.equal(plain[real], by_place[real])  # steering acted
+
+
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_tokens_positions_steer_every_real_token_but_the_first(side: str) -> None:
     """``positions="tokens"`` moves exactly the states of ``tokens_mask`` (the rows of ``pooling="tokens"``): the same

@@ -7,12 +7,34 @@ Every transformers version passes the cache differently: ``cache_position`` (4.x
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["cache_length", "padding_present", "past_length"]
+__all__ = ["cache_length", "call_arguments", "padding_present", "past_length"]
+
+
+def call_arguments(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A forward call's arguments by name, positional ones included: ``model(ids, mask)`` passes the attention mask
+    second (read from keywords only, it was missed: ``positions="tokens"`` then steered the pad positions, and
+    ``"last"`` refused a call that had a mask). Bound to ``module.forward``'s signature; where that fails, the first
+    positional argument is taken for ``input_ids`` (the tokens of every decoder's forward)."""
+    if not args:
+        return dict(kwargs)
+    try:
+        bound = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return {"input_ids": args[0], **kwargs}
+    named: dict[str, Any] = {}
+    params = inspect.signature(module.forward).parameters
+    for name, value in bound.items():
+        if params[name].kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        elif params[name].kind is not inspect.Parameter.VAR_POSITIONAL:
+            named[name] = value
+    return named
 
 
 def padding_present(model: nn.Module, ids: Any) -> bool | None:

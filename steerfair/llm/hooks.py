@@ -55,7 +55,7 @@ from ..membership import Membership
 from ..random_state import as_generator
 from ..warning_location import user_stacklevel
 from .block_steering import BlockSteering
-from .call_context import padding_present, past_length
+from .call_context import call_arguments, padding_present, past_length
 from .capture import hidden_of
 from .layers import find_layer_list, resolve_layers
 from .map_kernels import LayerMaps, LayerNoise, interpolate, layer_noise, map_kernel, normalise_maps
@@ -235,10 +235,9 @@ class SteeringHandle:
     def _read_call(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], decoder: bool) -> None:
         """Record the call's cache length and attention mask for the block hooks. ``decoder``: the call of an
         encoder-decoder model, whose steered blocks are the decoder's: its ids and mask are ``decoder_*``."""
-        past = past_length(args, kwargs)
-        prefix = "decoder_" if decoder else ""
-        ids = kwargs.get(f"{prefix}input_ids", None if decoder else (args[0] if args else None))
-        embeds = kwargs.get(f"{prefix}inputs_embeds")
+        kwargs = call_arguments(module, args, kwargs)  # positional arguments by name (model(ids, mask))
+        past, prefix = past_length((), kwargs), "decoder_" if decoder else ""
+        ids, embeds = kwargs.get(f"{prefix}input_ids"), kwargs.get(f"{prefix}inputs_embeds")
         ref = ids if isinstance(ids, torch.Tensor) else embeds
         t = int(ref.shape[1]) if isinstance(ref, torch.Tensor) and ref.ndim >= 2 else None
         if past == 0 and t is not None:
@@ -331,7 +330,7 @@ class SteeringHandle:
             if pos.shape[0] != b:
                 raise ValueError(
                     f"the positions mask has {pos.shape[0]} rows but the batch has {b} (with num_return_sequences / "
-                    "beams, repeat the mask's rows to the expanded batch)"
+                    "beams, repeat each row consecutively, as generate expands the batch: mask.repeat_interleave(n, 0))"
                 )
             sel = torch.zeros(b, t, dtype=torch.bool, device=h.device)
             width = pos.shape[1]
@@ -365,7 +364,8 @@ class SteeringHandle:
             if self._proba.shape[0] != h.shape[0]:
                 raise ValueError(
                     f"groups were given for {self._proba.shape[0]} rows but the batch has {h.shape[0]} "
-                    "(with num_return_sequences / beams, repeat the groups to the expanded batch)"
+                    "(with num_return_sequences / beams, repeat each row's group consecutively, as generate expands "
+                    "the batch: np.repeat(groups, n), not groups * n)"
                 )
             return self._proba.to(h.device)[:, None, :]
         probe = self._probe.get(layer) if isinstance(self._probe, Mapping) else self._probe
