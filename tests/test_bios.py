@@ -624,3 +624,41 @@ def test_the_table_shows_a_spread_only_when_there_are_seeds_to_spread() -> None:
     one = markdown({**results, "config": {"seeds": 1}})
     assert "±" not in one and "0.3000" in one and "| - |" in one
     assert "0.3000 ± 0.0000" in markdown({**results, "config": {"seeds": 3}})
+
+
+@pytest.mark.parametrize("sign", ["signed", "absolute"])
+def test_the_gap_share_correlation_is_that_of_the_reported_gaps(sign: str) -> None:
+    """``--sign absolute`` reported absolute gaps but correlated the signed ones (1.0 where the reported gaps give
+    0.0): the correlation is now of the gaps the run writes."""
+    import warnings as _warnings
+
+    from steerfair.evaluation.bios_protocol import ProtocolConfig, _evaluate
+    from steerfair.metrics import gap_share_correlation
+
+    tpr = {"female": [0.9, 0.3, 0.6, 0.5, 0.8, 0.2], "male": [0.3, 0.9, 0.6, 0.5, 0.2, 0.8]}
+    ys, ps, gs = [], [], []
+    for c in range(6):
+        for gender, rates in tpr.items():
+            k = int(round(rates[c] * 100))
+            ys.append(np.full(100, f"o{c}"))
+            gs.append(np.full(100, gender))
+            ps.append(np.array([f"o{c}"] * k + [f"o{(c + 1) % 6}"] * (100 - k)))
+    y, p, g = map(np.concatenate, (ys, ps, gs))
+    share = {f"o{c}": s for c, s in enumerate([0.9, 0.1, 0.5, 0.5, 0.9, 0.1])}
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")
+        out = _evaluate(y, p, g, share, ProtocolConfig(methods=("none",), sign=sign))
+    assert all(v >= 0 for v in out["tpr_gaps"].values()) == (sign == "absolute")
+    assert out["gap_share_corr"] == pytest.approx(gap_share_correlation(out["tpr_gaps"], share))
+    assert out["gap_share_corr"] == pytest.approx(1.0 if sign == "signed" else 0.0, abs=1e-9)
+
+
+def test_summarised_gaps_cover_every_occupation_of_any_seed() -> None:
+    """Seed 0's occupations decided the list: one missing there dropped out of the averaged gaps."""
+    from steerfair.evaluation.bios_protocol import summarise
+
+    def rec(gaps: dict[str, float]) -> dict:
+        return {"none": {"test_gold": {"accuracy": 0.8, "rms_tpr_gap": 0.1, "tpr_gaps": gaps}}}
+
+    out = summarise([rec({"a": 0.1}), rec({"a": 0.3, "b": 0.2}), rec({"a": 0.2, "b": 0.4})], ["none"], "test_gold")
+    assert out["none"]["tpr_gaps"] == pytest.approx({"a": 0.2, "b": 0.3})

@@ -170,8 +170,9 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
         gaps = tpr_gaps_per_class(y, pred, g, group_a=cfg.group_a, group_b=cfg.group_b, exclude=list(cfg.exclude))
         vals = np.array([v for v in gaps.values() if np.isfinite(v)])
         signed = {c: v for c, v in gaps.items() if np.isfinite(v)}
-        try:
-            corr = gap_share_correlation(signed, share)
+        out_gaps = {c: (abs(v) if cfg.sign == "absolute" else v) for c, v in signed.items()}
+        try:  # the gaps the run reports: signed, or absolute under sign="absolute" (it correlated the signed ones)
+            corr = gap_share_correlation(out_gaps, share)
         except ValueError:
             corr = math.nan
     missing = sorted(str(c) for c, v in gaps.items() if not np.isfinite(v))
@@ -182,7 +183,6 @@ def _evaluate(y: np.ndarray, pred: np.ndarray, g: np.ndarray, share: dict[Any, f
             UserWarning,
             stacklevel=2,
         )
-    out_gaps = {c: (abs(v) if cfg.sign == "absolute" else v) for c, v in signed.items()}
     rms, floor = float(np.sqrt(np.mean(vals**2))), noise_floor_rms(y, pred, g, cfg)
     return {
         "accuracy": float(np.mean(y == pred)),
@@ -323,8 +323,11 @@ def summarise(per_seed: list[dict[str, Any]], methods: Sequence[str], key: str) 
         summary: dict[str, Any] = {}
         for metric in rows[0]:
             if metric == "tpr_gaps":
-                classes = rows[0]["tpr_gaps"].keys()
-                summary["tpr_gaps"] = {c: float(np.mean([r["tpr_gaps"].get(c, np.nan) for r in rows])) for c in classes}
+                # every occupation of any seed (seed 0's list dropped one missing there), mean over seeds having it
+                classes = list(dict.fromkeys(c for r in rows for c in r["tpr_gaps"]))
+                summary["tpr_gaps"] = {
+                    c: float(np.mean([r["tpr_gaps"][c] for r in rows if c in r["tpr_gaps"]])) for c in classes
+                }
                 continue
             vals = np.array([r[metric] for r in rows], dtype=np.float64)
             summary[metric] = float(np.mean(vals))
