@@ -205,3 +205,50 @@ def test_weighted_means_keep_their_digits_far_from_the_origin() -> None:
     mean, cov = weighted_moments(Z + offset, np.full(n, 1.0 / n))
     assert np.abs(mean - offset - Z.mean(axis=0)).max() < 5e-7
     assert np.allclose(cov, np.cov(Z.T, bias=True), atol=1e-9)
+
+
+@given(seed=st.integers(0, 10_000), d=st.integers(1, 5), log_delta=st.floats(-12.0, -1.0), shift=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_kl_of_nearly_equal_gaussians_keeps_its_digits(seed: int, d: int, log_delta: float, shift: bool) -> None:
+    """Summed as non-negative terms the KL keeps the relative precision the inputs allow; the textbook
+    ``tr - d + logdet`` lost all of it for KLs near 1e-16 (it returned 0 for 2.5e-16) and 4e-4 of a mean shift."""
+    import mpmath as mp
+
+    from steerfair.families.gaussian import gaussian_kl
+
+    mp.mp.dps = 40
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((d, d))
+    S0 = G @ G.T / d + 0.5 * np.eye(d)
+    delta = 10.0**log_delta
+    if shift:  # equal covariances: the KL is half the Mahalanobis distance exactly
+        S1, m1 = S0, delta * rng.normal(size=d)
+    else:
+        E = rng.standard_normal((d, d))
+        S1, m1 = S0 + delta * (E @ E.T) / d, np.zeros(d)
+    A0, A1 = mp.matrix(S0.tolist()), mp.matrix(S1.tolist())
+    dm = mp.matrix(m1.tolist())
+    inv = A1**-1
+    exact = 0.5 * (sum((inv * A0)[i, i] for i in range(d)) + (dm.T * inv * dm)[0] - d + mp.log(mp.det(A1) / mp.det(A0)))
+    got = gaussian_kl(np.zeros(d), S0, m1, S1)
+    # the covariances' own rounding (eps relative) moves a KL of size r^2, r = |S1 - S0| / |S0|, by about
+    # eps r d: relative eps d / r (and the solve's rounding leaves about d^2 eps^2 where the covariances are equal)
+    r = np.linalg.norm(S1 - S0) / np.linalg.norm(S0)
+    tol = 1e-13 if shift else 1e-13 + 100 * d * 2.2e-16 / r
+    assert abs(got - float(exact)) <= tol * float(exact) + 10 * d * d * 2.2e-16**2
+
+
+@given(st.floats(-0.99, 100.0))
+@settings(max_examples=60, deadline=None)
+def test_u_minus_log1p_has_full_relative_precision(u: float) -> None:
+    import mpmath as mp
+
+    from steerfair.families.gaussian import _u_minus_log1p
+
+    mp.mp.dps = 40 + (int(-np.log10(abs(u))) if 0 < abs(u) < 1 else 0)  # enough digits for the cancellation
+    exact = mp.mpf(u) - mp.log1p(mp.mpf(u))
+    got = float(_u_minus_log1p(np.array([u]))[0])
+    if exact < mp.mpf(1e-290):  # u^2 / 2 below float64's normal range: it underflows to (nearly) 0
+        assert 0.0 <= got <= 1e-290
+        return
+    assert got >= 0.0 and abs(mp.mpf(got) - exact) <= 3e-15 * exact
