@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .families import Gaussian
+from .families.lognormal import to_log
 from .ideal.solve import Criterion, Family, IdealSolution, Intervention, solve_nearest_ideal
 from .linalg import eigh_sym
 from .maps import AffineMap, gaussian_ot_map
@@ -81,6 +82,26 @@ class Coordinates:
     center: np.ndarray | None = None
     basis: np.ndarray | None = None
     scale: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        """Check the fields' shapes and that ``basis`` is orthonormal (``lift`` inverts ``to_working`` only then: a
+        basis ``2 [e1, e2]`` of the right subspace left the steered rows 0.25 from ideal, silently)."""
+        c = None if self.center is None else np.asarray(self.center, dtype=np.float64)
+        d = None if c is None else c.shape
+        if c is not None and (c.ndim != 1 or not np.all(np.isfinite(c))):
+            raise ValueError(f"center must be a finite (d,) vector; got shape {d}")
+        r = None
+        if self.basis is not None:
+            B = np.asarray(self.basis, dtype=np.float64)
+            if B.ndim != 2 or (d is not None and B.shape[0] != d[0]) or not np.all(np.isfinite(B)):
+                raise ValueError(f"basis must be a finite (d, r) matrix with d = len(center); got shape {B.shape}")
+            if not np.allclose(B.T @ B, np.eye(B.shape[1]), rtol=0.0, atol=1e-8):
+                raise ValueError("basis must have orthonormal columns (e.g. from np.linalg.qr or eigh)")
+            r = B.shape[1]
+        if self.scale is not None:
+            sc = np.asarray(self.scale, dtype=np.float64)
+            if sc.ndim != 1 or (r is not None and sc.size != r) or not np.all(np.isfinite(sc) & (sc > 0)):
+                raise ValueError(f"scale must hold one positive finite number per working coordinate; got {sc}")
 
     @classmethod
     def principal(cls, cov: Any, rank: int | None, center: Any = None) -> Coordinates:
@@ -288,7 +309,8 @@ class SteeringTransform:
         return self.cell_maps[a][i]
 
     def full_group_maps(self) -> dict[Any, AffineMap]:
-        """``{group label: map of the input space}`` (identity plus low rank when steering a subspace)."""
+        """``{group label: map of the input space}`` (identity plus low rank when steering a subspace); for a
+        log-normal model the maps act on ``log X`` (``transform(mode="group")`` is ``exp(map(log X))``)."""
         labels = self.original.groups.tolist()
         return {g: self.coordinates.lift_map(T) for g, T in zip(labels, self.group_maps, strict=True)}
 
@@ -349,7 +371,10 @@ class SteeringTransform:
         if len(np.shape(X)) == 2 and np.shape(X)[0] == 0:  # an empty batch (a stream's last) steers to itself
             as_matrix(X, "X", min_rows=0, dim=dim_in)
             return np.empty((0, dim_in))
-        Xw = orig.features(X) if self.coordinates.basis is None else as_matrix(X, "X", dim=dim_in)
+        if self.coordinates.basis is None:
+            Xw = orig.features(X)
+        else:  # log X for a log-normal model here too (it steered raw X and exponentiated: a 2.9x median move)
+            Xw = to_log(X, "X", dim=dim_in) if orig.family == "lognormal" else as_matrix(X, "X", dim=dim_in)
         Z = self.coordinates.to_working(Xw)
         n = Z.shape[0]
         if mode == "auto":

@@ -260,3 +260,44 @@ def test_standardised_coordinates_make_steered_rows_equivariant_to_units(seed: i
         return SteeringTransform.fit(c.model(model), coordinates=c).transform(Z, g)
 
     assert np.allclose((steered(X * D + b) - b) / D, steered(X), atol=1e-7)
+
+
+@given(seed=st.integers(0, 10_000))
+@settings(max_examples=15, deadline=None)
+def test_a_log_normal_model_steers_log_x_in_a_subspace_too(seed: int) -> None:
+    """With a basis, ``transform`` skipped the log of X but exponentiated the result (a whole-space basis moved rows
+    by 44 where no basis moved them by 0.29). A whole-space orthonormal basis steers as no basis does; a subspace
+    leaves the log-space complement untouched."""
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    n, d = 400, 3
+    g, y = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    X = np.exp(rng.normal(size=(n, d)) * 0.3 + g[:, None] * [0.5, 0, 0.2] + y[:, None] * [0, 0.6, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        M = GroupConditionalModel.fit(X, y, g, family="lognormal")
+        Q = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        whole = Coordinates(basis=Q)
+        plain = SteeringTransform.fit(M).transform(X, g, y)
+        rotated = SteeringTransform.fit(whole.model(M), coordinates=whole).transform(X, g, y)
+        np.testing.assert_allclose(rotated, plain, rtol=1e-9)
+        sub = Coordinates(basis=Q[:, :2])
+        steered = SteeringTransform.fit(sub.model(M), coordinates=sub).transform(X, g, y)
+    np.testing.assert_allclose(np.log(steered) @ Q[:, 2], np.log(X) @ Q[:, 2], atol=1e-12)
+    assert np.max(np.abs(np.log(steered) - np.log(X))) > 1e-3  # steering acted
+
+
+def test_coordinates_refuse_a_basis_that_is_not_orthonormal_and_bad_scales() -> None:
+    """``lift`` inverts ``to_working`` only for orthonormal columns: ``2 [e1, e2]`` spans the right subspace but left
+    the steered rows 0.25 from ideal, silently."""
+    with pytest.raises(ValueError, match="orthonormal columns"):
+        Coordinates(basis=2.0 * np.eye(3)[:, :2])
+    with pytest.raises(ValueError, match="basis must be a finite"):
+        Coordinates(center=np.zeros(4), basis=np.eye(3)[:, :2])
+    for scale in (np.zeros(2), -np.ones(2), np.ones(3)):
+        with pytest.raises(ValueError, match="scale must hold one positive"):
+            Coordinates(basis=np.eye(3)[:, :2], scale=scale)
+    with pytest.raises(ValueError, match="center must be a finite"):
+        Coordinates(center=np.array([0.0, np.nan]))
+    Coordinates(center=np.zeros(3), basis=np.linalg.qr(np.ones((3, 2)) + np.eye(3)[:, :2])[0], scale=np.ones(2))
