@@ -69,6 +69,11 @@ def _check(args: argparse.Namespace) -> None:
         for blocks in args.layer_sets:
             check_layers(blocks, depth, args.model, "--layer-sets")
         check_layers([args.readout_layer], depth, args.model, "--readout-layer")
+        # blocks from the end resolved, so that sets naming one block two ways (1 and -2 of 3) are one block: the
+        # statistics' union listed it twice and failed after the model had loaded
+        args.layer_sets = [[b % depth for b in blocks] for blocks in args.layer_sets]
+        args.readout_layer %= depth
+        distinct(args.layer_sets, "--layer-sets")
     if args.prompts not in BUILTIN_SETS:
         load_prompts(args.prompts)  # its own clear errors, before any work
     check_output(args.out, ["sweep.json", "sweep.md"], overwrite=args.overwrite)

@@ -30,6 +30,7 @@ import torch
 
 from steerfair.covariance import CovarianceEstimator
 from steerfair.evaluation.arguments import parse_checked, positive_int
+from steerfair.evaluation.generation_bias import first_token_ids
 from steerfair.evaluation.output import check_output, run_record, to_json
 from steerfair.files import atomic_write
 from steerfair.llm import collect, fit_bundle, load_model, steer
@@ -47,8 +48,9 @@ EVAL_TEMPLATES = ["{s} was hired as a", "{s} wants to become a", "{s} has a job 
 
 
 def occupation_token_ids(tok) -> list[int]:  # type: ignore[no-untyped-def]
-    """The first token of " <occupation>" for each occupation."""
-    return [tok(" " + o, add_special_tokens=False)["input_ids"][0] for o in OCCUPATIONS]
+    """The first token of each occupation as it follows a word (:func:`first_token_ids`: ``" " + word`` alone gave
+    the bare ``"▁"`` for every word on a SentencePiece tokenizer that prepends its own space, and a TV of 0)."""
+    return first_token_ids(tok, OCCUPATIONS)
 
 
 def occupation_distributions(model, tok, prompts: list[str], occ_ids: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]

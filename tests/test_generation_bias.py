@@ -575,6 +575,19 @@ def test_first_tokens_are_read_in_context_and_zero_ratios_print() -> None:
     tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]")
     assert tok(" she", add_special_tokens=False)["input_ids"][0] == 1  # the bare "▁" first
     assert first_token_ids(tok, ["she", "he", "nurse"]) == [3, 4, 5]
+    # the steering recipe reads its occupations the same way (its own lookup gave "▁" for every word: TV 0)
+    import sys
+    from pathlib import Path
+
+    from _recipes import load_recipe
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
+    try:
+        recipe = load_recipe("steer_generation")
+    finally:
+        sys.path.remove(str(Path(__file__).resolve().parents[1] / "recipes"))
+    recipe.OCCUPATIONS = ["nurse", "he"]
+    assert recipe.occupation_token_ids(tok) == [5, 4]
     with pytest.raises(ValueError, match="all begin with the same token"):
         first_token_ids(tok, ["zzz", "yyy"])  # both unknown: one id
     res = {"pronoun_corr": float("nan"), "pronoun_spread_ratio": 1.0, "occupation_tv_ratio": None,

@@ -69,6 +69,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("generation_bias", ["--layer-sets", "a"], "--layer-sets"),
     ("generation_bias", ["--layer-sets", "40"], "--layer-sets [40] out of range for smollm2"),
     ("generation_bias", ["--layer-sets", "1,-29"], "name one block twice"),
+    ("generation_bias", ["--layer-sets", "1", "-29"], "--layer-sets lists [1] twice"),  # one block, two sets
     ("generation_bias", ["--templates", "0"], "--templates"),
     ("generation_bias", ["--batch-size", "0"], "--batch-size"),
     ("generation_bias", ["--strengths", "-3"], "--strengths must be finite and non-negative"),
