@@ -595,3 +595,16 @@ def test_first_tokens_are_read_in_context_and_zero_ratios_print() -> None:
     assert "TV x-" in progress_line("mean_diff", 1.0, res) and "corr -" in progress_line("mean_diff", 1.0, res)
     assert np.isnan(pearson([1.0, 1.0 + 1e-12, 1.0 - 1e-12], [0.0, 1.0, 2.0]))  # a spread of rounding noise
     assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(0.9933, abs=1e-4)
+
+
+def test_the_tv_prompts_subjects_are_held_out_from_the_fitted_corpus() -> None:
+    """The occupation-TV prompts' subjects were exactly the contrast corpus's templated subjects, so the TV ratio
+    measured the fitted subjects (0.18x against 0.31x on unseen ones): no word of a TV subject may be a word of the
+    fitted subjects, nor a pronoun."""
+    from steerfair.evaluation.generation_bias import FEMALE_PRONOUNS, GENDERED_SUBJECTS, MALE_PRONOUNS
+    from steerfair.evaluation.generation_methods import _SUBJECTS
+
+    fitted = {w.lower() for pair in _SUBJECTS for s in pair for w in s.split()} - {"the", "my", "his", "her"}
+    pronouns = {p.strip() for p in (*FEMALE_PRONOUNS, *MALE_PRONOUNS)}
+    held_out = {w.lower() for pair in GENDERED_SUBJECTS for s in pair for w in s.split()} - {"the", "my"}
+    assert held_out and not held_out & fitted and not held_out & pronouns

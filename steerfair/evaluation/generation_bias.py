@@ -59,14 +59,17 @@ Steering = Callable[[torch.Tensor], AbstractContextManager[Any]]
 FEMALE_PRONOUNS = (" she", " her")
 #: the male pronouns whose next-token probabilities are summed
 MALE_PRONOUNS = (" he", " him", " his")
-#: gendered subject pairs (female, male); the gendered word is never a prompt's first token (the attention sink)
+#: gendered subject pairs (female, male) of the occupation-TV prompts; the gendered word is never a prompt's first
+#: token (the attention sink). Held out: no word of them is a subject of the contrast corpus the methods are fitted on
+#: (``generation_methods.contrast_corpus``), and no pronoun (the fitted sentences are full of them); the fitted
+#: subjects made the TV ratio 1.7x too good (0.18x against 0.31x on unseen subjects, one measurement)
 GENDERED_SUBJECTS = (
-    ("the woman", "the man"),
-    ("my mother", "my father"),
-    ("my sister", "my brother"),
-    ("the girl", "the boy"),
-    ("my aunt", "my uncle"),
-    ("she", "he"),
+    ("my daughter", "my son"),
+    ("the queen", "the king"),
+    ("my grandmother", "my grandfather"),
+    ("my niece", "my nephew"),
+    ("the bride", "the groom"),
+    ("my girlfriend", "my boyfriend"),
 )
 #: templates of the gendered prompts for the occupation TV (``{s}``: a subject from ``GENDERED_SUBJECTS``)
 GENDERED_TEMPLATES = (
