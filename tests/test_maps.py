@@ -100,6 +100,16 @@ def test_save_load_round_trip_is_bit_identical(
     assert np.array_equal(g.A, f.A) and np.array_equal(g.b, f.b)
 
 
+def test_map_metadata_round_trips_numpy_values_and_refuses_others(tmp_path) -> None:  # noqa: ANN001
+    """Metadata was written with ``default=str``: ``np.int64(3)`` came back as ``"3"``, silently."""
+    f = AffineMap(np.eye(2), meta={"n": np.int64(3), "w": np.array([0.5, 1.5]), "t": (1, 2), "x": np.float32(0.25)})
+    f.save(tmp_path / "m.safetensors")
+    assert AffineMap.load(tmp_path / "m.safetensors").meta == {"n": 3, "w": [0.5, 1.5], "t": [1, 2], "x": 0.25}
+    with pytest.raises(TypeError, match="AffineMap.meta must hold JSON values"):
+        AffineMap(np.eye(2), meta={"when": object()}).save(tmp_path / "other.safetensors")
+    assert not (tmp_path / "other.safetensors").exists()
+
+
 def test_load_rejects_foreign_file(tmp_path) -> None:
     from safetensors.numpy import save_file
 

@@ -320,13 +320,15 @@ class AffineMap:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write to ``path`` in safetensors format (float64, bit-exact) with JSON metadata, atomically (through
-        :func:`steerfair.files.atomic_write`: a failed write leaves an earlier file whole)."""
+        :func:`steerfair.files.atomic_write`: a failed write leaves an earlier file whole). ``meta`` must hold JSON
+        values (numpy scalars and arrays are written as numbers and lists; tuples come back as lists); anything else
+        is refused (it was written as its ``str``: ``np.int64(3)`` came back as ``"3"``)."""
         from safetensors.numpy import save
 
         from ..files import atomic_write
 
         meta = {"format": _FORMAT, "version": _VERSION, "kind": "low_rank" if self.is_low_rank else "dense"}
-        meta["meta"] = json.dumps(self.meta, sort_keys=True, default=str)
+        meta["meta"] = json.dumps(self.meta, sort_keys=True, default=_json_value)
         data = save({k: np.ascontiguousarray(v) for k, v in self.state_dict().items()}, metadata=meta)
         atomic_write({os.fspath(path): data})  # the earlier file stays whole if the write fails
 
@@ -382,3 +384,12 @@ def _check_invertible(A: np.ndarray) -> None:
         raise ValueError(
             f"the map is singular (condition number {cond:.3g} after scaling its rows and columns) and has no inverse"
         )
+
+
+def _json_value(value: Any) -> Any:
+    """``json.dumps``'s fallback for :meth:`AffineMap.save`'s metadata: numpy scalars and arrays as Python values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(
+        f"AffineMap.meta must hold JSON values (str, numbers, bools, None, lists, dicts); got a {type(value).__name__}"
+    )
