@@ -338,6 +338,9 @@ class SteeringTransform:
 
         orig = self.original
         yi = orig.class_index(np.asarray(y))
+        rows = groups.n if isinstance(groups, Membership) else (np.shape(groups) or (None,))[0]
+        if rows is not None and rows != len(yi):  # the membership's own message speaks of X, not taken here
+            raise ValueError(f"y has {len(yi)} labels but groups has {rows} entries; pass one of each per row")
         P = self.membership(groups, len(yi)).weights
         W = cell_weights(orig, self.solution.class_priors)  # (k, m)
         return np.sum(P * W[:, yi].T, axis=1)

@@ -301,3 +301,12 @@ def test_coordinates_refuse_a_basis_that_is_not_orthonormal_and_bad_scales() -> 
     with pytest.raises(ValueError, match="center must be a finite"):
         Coordinates(center=np.array([0.0, np.nan]))
     Coordinates(center=np.zeros(3), basis=np.linalg.qr(np.ones((3, 2)) + np.eye(3)[:, :2])[0], scale=np.ones(2))
+
+
+def test_sample_weights_name_y_when_lengths_differ() -> None:
+    rng = np.random.default_rng(0)
+    X, y, g = rng.normal(size=(200, 2)), rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    T = SteeringTransform.fit(GroupConditionalModel.fit(X, y, g))
+    with pytest.raises(ValueError, match="y has 199 labels but groups has 200 entries"):
+        T.sample_weights(y[:-1], g)
+    assert T.sample_weights(y, g).shape == (200,)
