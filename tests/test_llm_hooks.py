@@ -227,6 +227,22 @@ def test_an_attention_mask_passed_positionally_is_read(positions: str) -> None:
     assert not torch.equal(plain[real], by_place[real])  # steering acted
 
 
+def test_call_arguments_name_positional_arguments_whatever_the_signature() -> None:
+    from steerfair.llm.call_context import call_arguments
+
+    class Wrapped(torch.nn.Module):  # an accelerate-style wrapper: forward(*args, **kwargs)
+        def forward(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    class Plain(torch.nn.Module):
+        def forward(self, input_ids: object = None, attention_mask: object = None, **kwargs: object) -> None:
+            return None
+
+    assert call_arguments(Plain(), (1, 2), {"cache": 5}) == {"input_ids": 1, "attention_mask": 2, "cache": 5}
+    assert call_arguments(Wrapped(), (1,), {"attention_mask": 3}) == {"attention_mask": 3, "input_ids": 1}
+    assert call_arguments(Plain(), (), {"input_ids": 1}) == {"input_ids": 1}
+
+
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_tokens_positions_steer_every_real_token_but_the_first(side: str) -> None:
     """``positions="tokens"`` moves exactly the states of ``tokens_mask`` (the rows of ``pooling="tokens"``): the same

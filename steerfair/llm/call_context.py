@@ -34,6 +34,8 @@ def call_arguments(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, A
             named.update(value)
         elif params[name].kind is not inspect.Parameter.VAR_POSITIONAL:
             named[name] = value
+    if "input_ids" not in named and "inputs_embeds" not in named:  # a wrapper's forward(*args, **kwargs)
+        named["input_ids"] = args[0]
     return named
 
 

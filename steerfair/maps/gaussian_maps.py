@@ -55,11 +55,10 @@ def ot_map_matrix(S1: np.ndarray, S2: np.ndarray) -> np.ndarray:
 
     Computed as ``A = L^-T (L^T S2 L)^1/2 L^-1`` from the Cholesky factor ``S1 = L L^T`` of the coordinates ordered
     by decreasing variance (the same matrix: ``B = L^T A L`` is the symmetric root of ``L^T S2 L``). When the push
-    residual ``A S1 A - S2`` exceeds ``d`` times :data:`OT_RESIDUAL_ULPS` float64 epsilons in
-    correlation units, as it does once the
-    coordinates' scales differ by about 1e4 or more (``L^T S2 L`` is then graded beyond what a symmetric
-    eigensolver resolves: at standard deviations 1e-4, 1 and 1e4 and ``S2 = 4 S1`` it returned a singular ``A``
-    instead of ``2 I``), the root is taken from the SVD ``L^T F2 = U s V^T`` (``S2 = F2 F2^T``) by LAPACK's
+    residual ``A S1 A - S2`` exceeds ``d`` times :data:`OT_RESIDUAL_ULPS` float64 epsilons in correlation units, as
+    it does once the coordinates' scales differ by about 1e4 or more (``L^T S2 L`` is then graded beyond what a
+    symmetric eigensolver resolves: at standard deviations 1e-4, 1 and 1e4 and ``S2 = 4 S1`` it returned a singular
+    ``A`` instead of ``2 I``), the root is taken from the SVD ``L^T F2 = U s V^T`` (``S2 = F2 F2^T``) by LAPACK's
     preconditioned Jacobi SVD (``dgejsv``, accurate for such graded products), as ``A = G G^T`` with
     ``G = L^-T U s^1/2``: about five times the cost, and about 1e-15 in correlation units where the exact map
     rounded to float64 leaves about 1e-16. ``A`` scales as ``sqrt(b / a)`` for ``(a S1, b S2)``, so each matrix is
