@@ -41,7 +41,7 @@ from .model import GroupConditionalModel
 from .shared_target_estimation import shrink_group_deviations
 from .steering import Coordinates
 from .strength_choice import StrengthChoice, pick_strength, strength_folds  # re-exported: their home is strength_choice
-from .validation import as_int, as_unit_weight, symmetrize
+from .validation import as_int, as_unit_weight, label_repr, symmetrize
 from .warning_location import user_stacklevel
 
 if TYPE_CHECKING:
@@ -166,11 +166,6 @@ def experiment_meet(Q1: np.ndarray, Q2: np.ndarray) -> np.ndarray:
         return other
     B = L @ V
     return symmetrize((B * np.minimum(lam, 1.0)) @ B.T)
-
-
-def _plain(label: Any) -> Any:
-    """A numpy scalar label as its Python value (messages read ``1``, not ``np.int64(1)``)."""
-    return label.item() if isinstance(label, np.generic) else label
 
 
 #: :func:`unequal_class_laws` reports a class whose garbled laws differ between groups by more than this KL (nats)
@@ -415,7 +410,7 @@ class SharedTargetSteering:
             i, kl, noise = left
             warnings.warn(
                 f"the shared target equalises every class mean and each group's pooled within-class covariance, not "
-                f"each class's own covariance: after steering, class {_plain(model.classes[i])!r} still differs "
+                f"each class's own covariance: after steering, class {label_repr(model.classes[i])} still differs "
                 f"between groups by KL {kl:.3g} (sampling noise about {noise:.2g}), so TPR / FPR can still differ for "
                 "a model "
                 "trained afterwards (docs/shared_target.md, section 4); for two classes SharedScore equalises the "

@@ -24,11 +24,11 @@ def call_arguments(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, A
     if not args:
         return dict(kwargs)
     try:
-        bound = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments
+        signature = inspect.signature(module.forward)  # once per call: the hook runs on every forward
+        params, bound = signature.parameters, signature.bind_partial(*args, **kwargs).arguments
     except (TypeError, ValueError):
         return {"input_ids": args[0], **kwargs}
     named: dict[str, Any] = {}
-    params = inspect.signature(module.forward).parameters
     for name, value in bound.items():
         if params[name].kind is inspect.Parameter.VAR_KEYWORD:
             named.update(value)
