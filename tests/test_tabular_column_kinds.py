@@ -109,6 +109,17 @@ def test_auto_takes_the_copula_for_skewed_cells_with_a_shared_target_only() -> N
         assert FairSteerer(target="shared", random_state=0).fit(X, y, groups=g).marginals_ == "copula"
         assert FairSteerer(random_state=0).fit(X, y, groups=g).marginals_ == "gaussian"
         assert FairSteerer(target="shared", random_state=0).fit(np.log(X), y, groups=g).marginals_ == "gaussian"
+        steered = {m: FairSteerer(target="shared", marginals=m, random_state=0).fit_transform(X, y, groups=g)
+                   for m in ("auto", "gaussian")}  # fmt: skip
+    # and it is what equalises the class-conditional laws between the groups (largest two-sample KS distance over
+    # classes and columns; raw about 0.29, Gaussian marginals about 0.13, the copula about 0.04)
+    from scipy.stats import ks_2samp
+
+    def ks(Z: np.ndarray) -> float:
+        return max(ks_2samp(Z[(y == c) & (g == 0), j], Z[(y == c) & (g == 1), j]).statistic
+                   for c in (0, 1) for j in (0, 1))  # fmt: skip
+
+    assert ks(steered["auto"]) < 0.08 < ks(steered["gaussian"]) < ks(X)
 
 
 def _cells(n: int, hetero: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
